@@ -1,0 +1,166 @@
+//! Configuration from environment variables, with defaults that work on a developer's machine
+//! (PostgreSQL and RabbitMQ on loopback).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// Everything a dialer process reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`
+    pub database_url: String,
+    /// `DIALER_DB_POOL_SIZE`
+    pub db_pool_size: usize,
+    /// `DIALER_DB_STATEMENT_TIMEOUT_MS`: applied to every pooled connection.
+    pub db_statement_timeout: Duration,
+    /// `AMQP_URL`
+    pub amqp_url: String,
+    /// `DIALER_QUEUE_PREFIX`: prefix of every exchange and queue name (tests use their own).
+    pub queue_prefix: String,
+    /// `DIALER_API_ADDR`: where `dialer-api` listens (port 0 picks a free port).
+    pub api_addr: SocketAddr,
+    /// `DIALER_MAX_BODY_BYTES`: largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// `DIALER_MAX_ROWS_PER_REQUEST`: platform ceiling of rows in one insert request; an account
+    /// may have a lower one.
+    pub max_rows_per_request: usize,
+    /// `DIALER_MAX_CUSTOM_DATA_BYTES`: largest `custom_data` of one row.
+    pub max_custom_data_bytes: usize,
+    /// `DIALER_OUTBOX_INTERVAL_SECS`: how often the dial outbox is swept for jobs never
+    /// confirmed by RabbitMQ (after a crash or a broker outage).
+    pub outbox_interval: Duration,
+    /// `DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`: allow `http://` callback URLs on loopback (demos, tests).
+    pub allow_http_loopback_callbacks: bool,
+}
+
+impl std::fmt::Debug for Config {
+    // URLs may carry passwords: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("queue_prefix", &self.queue_prefix)
+            .field("api_addr", &self.api_addr)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_rows_per_request", &self.max_rows_per_request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:pass@host/db` -> `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the config from any key lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        fn num<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &'static str,
+            default: T,
+        ) -> Result<T, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                    name,
+                    reason: format!("`{v}` is not a valid number"),
+                }),
+            }
+        }
+        let api_addr_text = text("DIALER_API_ADDR", "127.0.0.1:8080");
+        let api_addr = api_addr_text.parse().map_err(|_| ConfigError {
+            name: "DIALER_API_ADDR",
+            reason: format!("`{api_addr_text}` is not host:port"),
+        })?;
+        let allow_http = text("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", "false");
+        let allow_http_loopback_callbacks = match allow_http.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            other => {
+                return Err(ConfigError {
+                    name: "DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS",
+                    reason: format!("`{other}` is not true/false"),
+                });
+            }
+        };
+        let queue_prefix = text("DIALER_QUEUE_PREFIX", "dialer");
+        if queue_prefix.is_empty() || !queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(ConfigError {
+                name: "DIALER_QUEUE_PREFIX",
+                reason: "must be non-empty letters, digits, `-`, `_` or `.`".into(),
+            });
+        }
+        let config = Config {
+            database_url: text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
+            db_pool_size: num(&get, "DIALER_DB_POOL_SIZE", 10)?,
+            db_statement_timeout: Duration::from_millis(num(&get, "DIALER_DB_STATEMENT_TIMEOUT_MS", 60_000)?),
+            amqp_url: text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queue_prefix,
+            api_addr,
+            max_body_bytes: num(&get, "DIALER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            max_rows_per_request: num(&get, "DIALER_MAX_ROWS_PER_REQUEST", 50_000)?,
+            max_custom_data_bytes: num(&get, "DIALER_MAX_CUSTOM_DATA_BYTES", 4096)?,
+            outbox_interval: Duration::from_secs(num(&get, "DIALER_OUTBOX_INTERVAL_SECS", 5)?),
+            allow_http_loopback_callbacks,
+        };
+        if config.db_pool_size == 0 {
+            return Err(ConfigError { name: "DIALER_DB_POOL_SIZE", reason: "must be at least 1".into() });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_are_loopback() {
+        let c = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(c.database_url, "postgres://postgres@127.0.0.1:5432/dialer");
+        assert_eq!(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert!(c.api_addr.ip().is_loopback());
+        assert!(!c.allow_http_loopback_callbacks);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let env: HashMap<&str, &str> = [("DIALER_DB_POOL_SIZE", "ten")].into();
+        let err = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).err();
+        assert_eq!(err.map(|e| e.name), Some("DIALER_DB_POOL_SIZE"));
+        let env: HashMap<&str, &str> = [("DIALER_QUEUE_PREFIX", "a b")].into();
+        assert!(Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let c = Config::from_lookup(|_| None).expect("defaults");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("guest:***@"));
+        assert!(!shown.contains("guest:guest"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The state of one call (the `calls.status` column, the `call_status` of callbacks and of the
+//! batch-status counts) and how each state counts into the batch totals.
+
+crate::text_enum! {
+    /// Lifecycle of a call. The in-progress states and the final ones of the contract's event
+    /// table, plus the platform's own waiting states (`queued`, `scheduled`, `dialing`, `retry_wait`).
+    pub enum CallStatus("call status") {
+        /// Accepted, not dispatched yet.
+        Queued = "queued",
+        /// Dispatched: a dial job exists; waiting for capacity, calling hours or its due time.
+        Scheduled = "scheduled",
+        /// Originate sent, no channel yet.
+        Dialing = "dialing",
+        /// The attempt's channel exists (`call_started`).
+        Started = "started",
+        /// The callee answered (`call_answered`).
+        Answered = "answered",
+        /// An attempt ended without an answer and another one is scheduled.
+        RetryWait = "retry_wait",
+        Completed = "completed",
+        Busy = "busy",
+        NoAnswer = "no_answer",
+        Failed = "failed",
+        Timeout = "timeout",
+        Cancelled = "cancelled",
+        Skipped = "skipped",
+        Expired = "expired",
+    }
+}
+
+/// Where a call counts in `completed_calls` / `failed_calls` / `pending_calls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Completed,
+    Failed,
+    Pending,
+}
+
+impl CallStatus {
+    /// A final state: nothing more happens to the call.
+    pub const fn is_final(self) -> bool {
+        !matches!(self.bucket(), Bucket::Pending)
+    }
+
+    /// The contract: completed = final outcome answered; failed = ended without an answer after
+    /// the last attempt (busy, no answer, failed, timeout, cancelled, skipped, expired); pending =
+    /// everything else. Every state falls in exactly one bucket, so the three always add up.
+    pub const fn bucket(self) -> Bucket {
+        match self {
+            CallStatus::Completed => Bucket::Completed,
+            CallStatus::Busy
+            | CallStatus::NoAnswer
+            | CallStatus::Failed
+            | CallStatus::Timeout
+            | CallStatus::Cancelled
+            | CallStatus::Skipped
+            | CallStatus::Expired => Bucket::Failed,
+            CallStatus::Queued
+            | CallStatus::Scheduled
+            | CallStatus::Dialing
+            | CallStatus::Started
+            | CallStatus::Answered
+            | CallStatus::RetryWait => Bucket::Pending,
+        }
+    }
+
+    /// Never dialed yet in this batch's life: what `cancel` ends with `call_cancelled`.
+    pub const fn is_undialed(self) -> bool {
+        matches!(self, CallStatus::Queued | CallStatus::Scheduled | CallStatus::RetryWait)
+    }
+
+    /// SQL list literal of the names of the states for which `pred` holds, for queries that
+    /// must agree with this module (e.g. `status IN ('queued','scheduled')`).
+    pub fn sql_list(pred: impl Fn(CallStatus) -> bool) -> String {
+        let names: Vec<String> = CallStatus::ALL
+            .iter()
+            .filter(|s| pred(**s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        names.join(",")
+    }
+}
+
+/// Totals of a batch, computed from per-state counts with the one bucket mapping above.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub total_calls: i64,
+    pub completed_calls: i64,
+    pub failed_calls: i64,
+    pub pending_calls: i64,
+}
+
+impl Totals {
+    pub fn from_counts(counts: impl IntoIterator<Item = (CallStatus, i64)>) -> Totals {
+        let mut t = Totals::default();
+        for (status, n) in counts {
+            t.total_calls += n;
+            match status.bucket() {
+                Bucket::Completed => t.completed_calls += n,
+                Bucket::Failed => t.failed_calls += n,
+                Bucket::Pending => t.pending_calls += n,
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in CallStatus::ALL {
+            assert_eq!(s.as_str().parse::<CallStatus>(), Ok(*s));
+            assert!(seen.insert(s.as_str()));
+        }
+        assert!("dialling".parse::<CallStatus>().is_err());
+    }
+
+    #[test]
+    fn final_states_are_the_contracts() {
+        let finals: Vec<&str> = CallStatus::ALL
+            .iter()
+            .filter(|s| s.is_final())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            finals,
+            ["completed", "busy", "no_answer", "failed", "timeout", "cancelled", "skipped", "expired"]
+        );
+    }
+
+    #[test]
+    fn totals_add_up() {
+        let counts = CallStatus::ALL.iter().enumerate().map(|(i, s)| (*s, i as i64 + 1));
+        let t = Totals::from_counts(counts);
+        assert_eq!(t.completed_calls, 7);
+        assert_eq!(t.total_calls, t.completed_calls + t.failed_calls + t.pending_calls);
+        assert_eq!(t.total_calls, (1..=CallStatus::ALL.len() as i64).sum::<i64>());
+    }
+
+    #[test]
+    fn serde_uses_the_contract_names() {
+        assert_eq!(serde_json::to_string(&CallStatus::NoAnswer).ok().as_deref(), Some("\"no_answer\""));
+        assert!(serde_json::from_str::<CallStatus>("\"NoAnswer\"").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Domain vocabulary of the contract: each enum maps to and from its text in one place.
+
+mod batch_status;
+mod call_status;
+mod disposition;
+mod event_type;
+
+pub use batch_status::BatchStatus;
+pub use call_status::{Bucket, CallStatus, Totals};
+pub use disposition::Disposition;
+pub use event_type::EventType;

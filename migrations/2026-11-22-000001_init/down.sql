@@ -1,0 +1,10 @@
+DROP TABLE dial_jobs;
+DROP TABLE dnc_numbers;
+DROP TABLE callback_deliveries;
+DROP TABLE call_events;
+DROP TABLE call_attempts;
+DROP TABLE calls;
+DROP TABLE batches;
+DROP TABLE asterisk_servers;
+DROP TABLE api_keys;
+DROP TABLE accounts;
