@@ -127,7 +127,11 @@ impl Action {
 }
 
 fn check_key(key: &str) -> Result<(), ActionError> {
-    if key.is_empty() || key.bytes().any(|b| b == b':' || b.is_ascii_whitespace() || b == 0) {
+    if key.is_empty()
+        || key
+            .bytes()
+            .any(|b| b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
         return Err(ActionError::BadKey { key: key.into() });
     }
     Ok(())

@@ -299,7 +299,9 @@ mod tests {
         assert_eq!(errors, 1);
         // The oversized message ends at the next blank line; the next message follows it.
         d.extend(b"\r\n\r\nEvent: After\r\n\r\n");
-        assert!(matches!(d.next_frame(), Some(Ok(Frame::Message(m))) if m.event_name() == Some("After")));
+        assert!(
+            matches!(d.next_frame(), Some(Ok(Frame::Message(m))) if m.event_name() == Some("After"))
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl ChannelEvent {
     }
     /// VarSet: the variable's name and value.
     pub fn variable(&self) -> Option<(&str, &str)> {
-        Some((self.msg.get("Variable")?, self.msg.get("Value").unwrap_or("")))
+        Some((
+            self.msg.get("Variable")?,
+            self.msg.get("Value").unwrap_or(""),
+        ))
     }
     /// DTMFEnd: the digit.
     pub fn digit(&self) -> Option<&str> {

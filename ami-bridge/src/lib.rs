@@ -8,11 +8,16 @@
 //! - [`client`]: the connection: login, correlated actions, lists, keepalive, reconnect.
 
 pub mod action;
+mod backoff;
+pub mod client;
 pub mod codec;
 pub mod event;
 pub mod message;
 
 pub use action::{Action, ActionError, Originate};
+pub use client::{
+    AmiClient, AmiError, ClientConfig, ClientEvent, ConnectionState, DisconnectReason, Response,
+};
 pub use codec::{DecodeError, Decoder, Frame};
 pub use event::{
     ChannelEvent, ChannelState, DialEvent, DialStatus, Event, Hangup, OriginateReason,

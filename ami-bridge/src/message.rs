@@ -229,7 +229,10 @@ mod tests {
             ("Value", "  spaced"),
         ]);
         assert_eq!(m.kind(), MessageKind::Event);
-        assert_eq!(m.get_all("ChanVariable").collect::<Vec<_>>(), ["A=1", "B=2"]);
+        assert_eq!(
+            m.get_all("ChanVariable").collect::<Vec<_>>(),
+            ["A=1", "B=2"]
+        );
         assert_eq!(m.chan_variable("b"), Some("2"));
         assert_eq!(m.get("VALUE"), Some("  spaced"));
     }
@@ -238,7 +241,10 @@ mod tests {
     fn originate_response_chan_variable_names_the_channel() {
         let m = Message::from_pairs(&[
             ("Event", "OriginateResponse"),
-            ("ChanVariable(SIP/trunk-00000000)", "DIALER_CALL_ID=call-0001"),
+            (
+                "ChanVariable(SIP/trunk-00000000)",
+                "DIALER_CALL_ID=call-0001",
+            ),
         ]);
         assert_eq!(m.chan_variable("DIALER_CALL_ID"), Some("call-0001"));
         assert_eq!(m.chan_variable_with_prefix("Dest", "DIALER_CALL_ID"), None);
