@@ -258,7 +258,9 @@ impl AmiClient {
             shutdown,
             state,
         });
-        let task = tokio::spawn(supervise(shared.clone(), conn, event_tx));
+        // The writer is in place before `connect` returns, so the first action cannot race it.
+        let wrx = shared.install_writer();
+        let task = tokio::spawn(supervise(shared.clone(), conn, wrx, event_tx));
         Ok((
             AmiClient {
                 _guard: Arc::new(DropGuard(shared.clone())),
@@ -395,6 +397,14 @@ impl Shared {
                 })
             }
         }
+    }
+
+    fn install_writer(&self) -> mpsc::Receiver<Vec<u8>> {
+        let (wtx, wrx) = mpsc::channel::<Vec<u8>>(4096);
+        if let Ok(mut w) = self.writer.lock() {
+            *w = Some(wtx);
+        }
+        wrx
     }
 
     fn forget(&self, id: &str) {
@@ -565,17 +575,22 @@ async fn login(mut stream: TcpStream, config: &ClientConfig) -> Result<Conn, Ami
     }
 }
 
-async fn supervise(shared: Arc<Shared>, first: Conn, events: mpsc::Sender<ClientEvent>) {
-    let mut conn = Some(first);
+async fn supervise(
+    shared: Arc<Shared>,
+    first: Conn,
+    first_writer: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<ClientEvent>,
+) {
+    let mut conn = Some((first, first_writer));
     let mut reconnected = false;
     let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
     let mut shutdown = shared.shutdown.subscribe();
     loop {
-        if let Some(c) = conn.take() {
+        if let Some((c, wrx)) = conn.take() {
             backoff.reset();
             shared.state.send_replace(ConnectionState::Connected);
             let _ = events.send(ClientEvent::Connected { reconnected }).await;
-            let reason = serve(&shared, c, &events).await;
+            let reason = serve(&shared, c, wrx, &events).await;
             if let Ok(mut w) = shared.writer.lock() {
                 w.take();
             }
@@ -595,7 +610,7 @@ async fn supervise(shared: Arc<Shared>, first: Conn, events: mpsc::Sender<Client
         match establish(&shared.config).await {
             Ok(c) => {
                 reconnected = true;
-                conn = Some(c);
+                conn = Some((c, shared.install_writer()));
             }
             Err(e) => warn!(addr = %shared.config.addr, error = %e, "AMI reconnect failed"),
         }
@@ -607,14 +622,11 @@ async fn supervise(shared: Arc<Shared>, first: Conn, events: mpsc::Sender<Client
 async fn serve(
     shared: &Arc<Shared>,
     conn: Conn,
+    wrx: mpsc::Receiver<Vec<u8>>,
     events: &mpsc::Sender<ClientEvent>,
 ) -> DisconnectReason {
     let Conn { stream, decoder } = conn;
     let (rd, wr) = stream.into_split();
-    let (wtx, wrx) = mpsc::channel::<Vec<u8>>(4096);
-    if let Ok(mut w) = shared.writer.lock() {
-        *w = Some(wtx);
-    }
     let mut shutdown = shared.shutdown.subscribe();
     let idle = shared.config.ping_interval + shared.config.ping_timeout;
     tokio::select! {
