@@ -76,7 +76,8 @@ impl Config {
 
     /// Builds the config from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let text =
+            |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
         fn num<T: std::str::FromStr>(
             get: &impl Fn(&str) -> Option<String>,
             name: &'static str,
@@ -107,7 +108,11 @@ impl Config {
             }
         };
         let queue_prefix = text("DIALER_QUEUE_PREFIX", "dialer");
-        if queue_prefix.is_empty() || !queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if queue_prefix.is_empty()
+            || !queue_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             return Err(ConfigError {
                 name: "DIALER_QUEUE_PREFIX",
                 reason: "must be non-empty letters, digits, `-`, `_` or `.`".into(),
@@ -116,7 +121,11 @@ impl Config {
         let config = Config {
             database_url: text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
             db_pool_size: num(&get, "DIALER_DB_POOL_SIZE", 10)?,
-            db_statement_timeout: Duration::from_millis(num(&get, "DIALER_DB_STATEMENT_TIMEOUT_MS", 60_000)?),
+            db_statement_timeout: Duration::from_millis(num(
+                &get,
+                "DIALER_DB_STATEMENT_TIMEOUT_MS",
+                60_000,
+            )?),
             amqp_url: text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue_prefix,
             api_addr,
@@ -127,7 +136,10 @@ impl Config {
             allow_http_loopback_callbacks,
         };
         if config.db_pool_size == 0 {
-            return Err(ConfigError { name: "DIALER_DB_POOL_SIZE", reason: "must be at least 1".into() });
+            return Err(ConfigError {
+                name: "DIALER_DB_POOL_SIZE",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(config)
     }

@@ -1,0 +1,19 @@
+//! Shared core of the dialer services: configuration, the contract's domain vocabulary, the
+//! database (schema, models, migrations, pool), and the RabbitMQ topology and outbox.
+
+pub mod config;
+pub mod credentials;
+pub mod db;
+pub mod dial_outbox;
+pub mod domain;
+pub mod migrations;
+pub mod models;
+pub mod phone;
+pub mod schema;
+pub mod text_enum;
+pub mod topology;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use config::Config;

@@ -48,8 +48,8 @@ impl E164 {
         } else {
             trimmed
         };
-        let parsed = phonenumber::parse(Some(default_country), input)
-            .map_err(|_| PhoneError::NotANumber)?;
+        let parsed =
+            phonenumber::parse(Some(default_country), input).map_err(|_| PhoneError::NotANumber)?;
         if !parsed.is_valid() {
             return Err(PhoneError::Invalid);
         }
@@ -144,7 +144,10 @@ mod tests {
         assert!(E164::parse("", india()).is_err());
         assert!(E164::parse("12", india()).is_err());
         assert!(E164::parse(&"9".repeat(100), india()).is_err());
-        assert_eq!(parse_country("XX"), Err(PhoneError::UnknownCountry("XX".into())));
+        assert_eq!(
+            parse_country("XX"),
+            Err(PhoneError::UnknownCountry("XX".into()))
+        );
     }
 
     #[test]

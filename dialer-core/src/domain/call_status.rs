@@ -66,7 +66,10 @@ impl CallStatus {
 
     /// Never dialed yet in this batch's life: what `cancel` ends with `call_cancelled`.
     pub const fn is_undialed(self) -> bool {
-        matches!(self, CallStatus::Queued | CallStatus::Scheduled | CallStatus::RetryWait)
+        matches!(
+            self,
+            CallStatus::Queued | CallStatus::Scheduled | CallStatus::RetryWait
+        )
     }
 
     /// SQL list literal of the names of the states for which `pred` holds, for queries that
@@ -128,22 +131,43 @@ mod tests {
             .collect();
         assert_eq!(
             finals,
-            ["completed", "busy", "no_answer", "failed", "timeout", "cancelled", "skipped", "expired"]
+            [
+                "completed",
+                "busy",
+                "no_answer",
+                "failed",
+                "timeout",
+                "cancelled",
+                "skipped",
+                "expired"
+            ]
         );
     }
 
     #[test]
     fn totals_add_up() {
-        let counts = CallStatus::ALL.iter().enumerate().map(|(i, s)| (*s, i as i64 + 1));
+        let counts = CallStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, i as i64 + 1));
         let t = Totals::from_counts(counts);
         assert_eq!(t.completed_calls, 7);
-        assert_eq!(t.total_calls, t.completed_calls + t.failed_calls + t.pending_calls);
-        assert_eq!(t.total_calls, (1..=CallStatus::ALL.len() as i64).sum::<i64>());
+        assert_eq!(
+            t.total_calls,
+            t.completed_calls + t.failed_calls + t.pending_calls
+        );
+        assert_eq!(
+            t.total_calls,
+            (1..=CallStatus::ALL.len() as i64).sum::<i64>()
+        );
     }
 
     #[test]
     fn serde_uses_the_contract_names() {
-        assert_eq!(serde_json::to_string(&CallStatus::NoAnswer).ok().as_deref(), Some("\"no_answer\""));
+        assert_eq!(
+            serde_json::to_string(&CallStatus::NoAnswer).ok().as_deref(),
+            Some("\"no_answer\"")
+        );
         assert!(serde_json::from_str::<CallStatus>("\"NoAnswer\"").is_err());
     }
 }

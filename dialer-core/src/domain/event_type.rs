@@ -68,14 +68,29 @@ mod tests {
 
     #[test]
     fn contract_table() {
-        assert_eq!(EventType::CallNoAnswer.call_status(), Some(CallStatus::NoAnswer));
-        assert_eq!(EventType::CallCancelled.call_status(), Some(CallStatus::Cancelled));
+        assert_eq!(
+            EventType::CallNoAnswer.call_status(),
+            Some(CallStatus::NoAnswer)
+        );
+        assert_eq!(
+            EventType::CallCancelled.call_status(),
+            Some(CallStatus::Cancelled)
+        );
         assert_eq!(EventType::BatchCompleted.call_status(), None);
         assert!(!EventType::CallStarted.is_terminal());
         assert!(EventType::CallCancelled.is_terminal());
-        assert_eq!(EventType::for_outcome(Disposition::Rejected, false), EventType::CallFailed);
-        assert_eq!(EventType::for_outcome(Disposition::Answered, true), EventType::CallTimeout);
-        assert_eq!(EventType::for_outcome(Disposition::Unknown, false), EventType::CallTimeout);
+        assert_eq!(
+            EventType::for_outcome(Disposition::Rejected, false),
+            EventType::CallFailed
+        );
+        assert_eq!(
+            EventType::for_outcome(Disposition::Answered, true),
+            EventType::CallTimeout
+        );
+        assert_eq!(
+            EventType::for_outcome(Disposition::Unknown, false),
+            EventType::CallTimeout
+        );
         // every terminal call event's status is a final state; the in-progress ones are not
         for e in EventType::ALL {
             if let Some(s) = e.call_status() {

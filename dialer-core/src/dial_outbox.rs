@@ -1,0 +1,146 @@
+//! The dial outbox: `dial_jobs` rows are written in the same transaction that schedules their
+//! calls, then handed to RabbitMQ with publisher confirms and marked `published_at`. A crash
+//! between commit and publish leaves rows unpublished, and the next sweep publishes them, so no
+//! call is lost. A crash after the confirm but before marking republishes a job: the dispatcher
+//! claims each (call, attempt) with a conditional update, so a duplicate job never dials twice.
+
+use diesel::sql_types::{Array, BigInt, Integer, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DbError, DbPool};
+use crate::topology::{self, BrokerError, Topology};
+
+/// The message of a dial job on the dial queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
+pub struct DialJob {
+    #[diesel(sql_type = BigInt)]
+    pub job_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub call_pk: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub call_id: uuid::Uuid,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub batch_pk: i64,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+}
+
+impl DialJob {
+    /// Stable per (call, attempt), so consumers and operators can spot a republished job.
+    pub fn message_id(&self) -> String {
+        format!("dial-{}-{}", self.call_pk, self.attempt)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<diesel::result::Error> for OutboxError {
+    fn from(e: diesel::result::Error) -> Self {
+        OutboxError::Db(DbError::Query(e))
+    }
+}
+
+/// Which unpublished jobs a sweep takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every unpublished job older than the given seconds (the background sweep: younger ones
+    /// are still being published by the request that wrote them).
+    OlderThan(i64),
+    /// Only these calls' jobs (a dispatch request publishing what it just committed).
+    Calls(&'a [i64]),
+}
+
+const CHUNK: i64 = 500;
+
+/// Publishes unpublished dial jobs in chunks; returns how many were published. Rows are locked
+/// with `SKIP LOCKED` while their chunk is in flight, so concurrent sweeps never publish the same
+/// job twice.
+pub async fn publish_pending(
+    pool: &DbPool,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    let mut total = 0;
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    loop {
+        let n = publish_chunk(&mut conn, channel, topology, scope).await?;
+        total += n;
+        if (n as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+async fn publish_chunk(
+    conn: &mut AsyncPgConnection,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    conn.transaction::<usize, OutboxError, _>(async |conn| {
+        let select = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, j.attempt \
+             FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+             WHERE j.published_at IS NULL";
+        let jobs: Vec<DialJob> = match scope {
+            Scope::OlderThan(secs) => {
+                diesel::sql_query(format!(
+                    "{select} AND j.created_at < now() - make_interval(secs => $1) \
+                     ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+                ))
+                .bind::<diesel::sql_types::Double, _>(secs as f64)
+                .bind::<BigInt, _>(CHUNK)
+                .load(conn)
+                .await?
+            }
+            Scope::Calls(calls) => {
+                diesel::sql_query(format!(
+                    "{select} AND j.call_pk = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+                ))
+                .bind::<Array<BigInt>, _>(calls)
+                .bind::<BigInt, _>(CHUNK)
+                .load(conn)
+                .await?
+            }
+        };
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        // Pipeline the chunk, then wait for every confirm before marking anything published.
+        let mut pending = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let payload =
+                serde_json::to_vec(job).map_err(|e| BrokerError::Encode(e.to_string()))?;
+            pending.push(
+                topology::start_publish(
+                    channel,
+                    &topology.dial_exchange,
+                    topology::DIAL_ROUTING_KEY,
+                    &job.message_id(),
+                    &payload,
+                )
+                .await?,
+            );
+        }
+        for confirm in pending {
+            let confirmation = confirm.await.map_err(BrokerError::from)?;
+            topology::check_confirmation(&topology.dial_exchange, confirmation)?;
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
+        diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
+            .bind::<Array<BigInt>, _>(&ids)
+            .execute(conn)
+            .await?;
+        Ok(jobs.len())
+    })
+    .await
+}

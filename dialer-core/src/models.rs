@@ -1,0 +1,210 @@
+//! Rows of the tables that more than one service reads as a whole.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::{Insertable, Queryable, Selectable};
+use serde::Serialize;
+
+use crate::domain::BatchStatus;
+use crate::schema::{accounts, asterisk_servers, batches};
+
+/// An account with every setting. Its `Debug` leaves the secrets out.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = accounts, check_for_backend(diesel::pg::Pg))]
+pub struct Account {
+    pub id: i64,
+    pub accountcode: String,
+    pub name: String,
+    pub status: String,
+    pub default_country: String,
+    pub timezone: String,
+    pub calling_hours: Option<serde_json::Value>,
+    pub caller_id: Option<String>,
+    pub dial_context: String,
+    pub dial_exten: String,
+    pub ring_timeout_seconds: i32,
+    pub max_attempts: i32,
+    pub retry_delay_seconds: i32,
+    pub retry_on: Vec<String>,
+    pub max_call_seconds: i32,
+    pub allowed_countries: Vec<String>,
+    pub allowed_prefixes: Vec<String>,
+    pub redial_window_hours: i32,
+    pub max_rows_per_request: i32,
+    pub max_queued_calls: i64,
+    pub max_calls_per_day: i64,
+    pub calls_per_second: i32,
+    pub max_concurrent_calls: i32,
+    pub api_requests_per_second: i32,
+    pub callback_url: Option<String>,
+    pub callback_secret: String,
+    pub callback_secret_previous: Option<String>,
+    pub callback_secret_previous_until: Option<DateTime<Utc>>,
+    pub callback_batch_events: bool,
+    pub callback_ca_cert: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("accountcode", &self.accountcode)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings an account shows to its own key (`GET /account`) and to operators: never its
+/// secrets.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSettings {
+    pub accountcode: String,
+    pub name: String,
+    pub account_status: String,
+    pub default_country: String,
+    pub timezone: String,
+    pub calling_hours: Option<serde_json::Value>,
+    pub caller_id: Option<String>,
+    pub dial_context: String,
+    pub dial_exten: String,
+    pub ring_timeout_seconds: i32,
+    pub max_attempts: i32,
+    pub retry_delay_seconds: i32,
+    pub retry_on: Vec<String>,
+    pub max_call_seconds: i32,
+    pub allowed_countries: Vec<String>,
+    pub allowed_prefixes: Vec<String>,
+    pub redial_window_hours: i32,
+    pub limits: AccountLimits,
+    pub callback_url: Option<String>,
+    pub callback_batch_events: bool,
+    pub callback_secret_rotating_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountLimits {
+    pub max_rows_per_request: i32,
+    pub max_queued_calls: i64,
+    pub max_calls_per_day: i64,
+    pub calls_per_second: i32,
+    pub max_concurrent_calls: i32,
+    pub api_requests_per_second: i32,
+}
+
+impl Account {
+    pub fn settings(&self) -> AccountSettings {
+        AccountSettings {
+            accountcode: self.accountcode.clone(),
+            name: self.name.clone(),
+            account_status: self.status.clone(),
+            default_country: self.default_country.clone(),
+            timezone: self.timezone.clone(),
+            calling_hours: self.calling_hours.clone(),
+            caller_id: self.caller_id.clone(),
+            dial_context: self.dial_context.clone(),
+            dial_exten: self.dial_exten.clone(),
+            ring_timeout_seconds: self.ring_timeout_seconds,
+            max_attempts: self.max_attempts,
+            retry_delay_seconds: self.retry_delay_seconds,
+            retry_on: self.retry_on.clone(),
+            max_call_seconds: self.max_call_seconds,
+            allowed_countries: self.allowed_countries.clone(),
+            allowed_prefixes: self.allowed_prefixes.clone(),
+            redial_window_hours: self.redial_window_hours,
+            limits: AccountLimits {
+                max_rows_per_request: self.max_rows_per_request,
+                max_queued_calls: self.max_queued_calls,
+                max_calls_per_day: self.max_calls_per_day,
+                calls_per_second: self.calls_per_second,
+                max_concurrent_calls: self.max_concurrent_calls,
+                api_requests_per_second: self.api_requests_per_second,
+            },
+            callback_url: self.callback_url.clone(),
+            callback_batch_events: self.callback_batch_events,
+            callback_secret_rotating_until: self
+                .callback_secret_previous_until
+                .filter(|until| *until > Utc::now()),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = accounts)]
+pub struct NewAccount {
+    pub accountcode: String,
+    pub name: String,
+    pub default_country: String,
+    pub timezone: String,
+    pub callback_url: Option<String>,
+    pub callback_secret: String,
+    pub caller_id: Option<String>,
+}
+
+#[derive(Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = asterisk_servers, check_for_backend(diesel::pg::Pg))]
+pub struct AsteriskServer {
+    pub id: i64,
+    pub code: String,
+    pub host: String,
+    pub port: i32,
+    pub username: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub max_channels: i32,
+    pub max_cps: i32,
+    pub channel_template: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for AsteriskServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsteriskServer")
+            .field("code", &self.code)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = asterisk_servers)]
+pub struct NewAsteriskServer {
+    pub code: String,
+    pub host: String,
+    pub port: i32,
+    pub username: String,
+    pub secret: String,
+    pub max_channels: i32,
+    pub max_cps: i32,
+    pub channel_template: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = batches, check_for_backend(diesel::pg::Pg))]
+pub struct Batch {
+    pub id: i64,
+    pub account_id: i64,
+    pub batch_id: i64,
+    pub name: Option<String>,
+    pub caller_id: Option<String>,
+    pub max_attempts: Option<i32>,
+    pub retry_delay_seconds: Option<i32>,
+    pub retry_on: Option<Vec<String>>,
+    pub calling_hours: Option<serde_json::Value>,
+    pub priority: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub auto_dispatch: bool,
+    pub status: BatchStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,115 @@
+//! For integration tests: a throwaway migrated database and a private RabbitMQ name prefix per
+//! test, so tests run in parallel against the real services and clean up after themselves
+//! (also when they panic).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::config::Config;
+use crate::topology::{self, Topology};
+
+/// A test's own database and queue prefix; dropped at the end of the test.
+pub struct TestEnv {
+    pub config: Config,
+    db_name: String,
+    admin_url: String,
+}
+
+/// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`)
+fn split_db_url(url: &str) -> (&str, &str) {
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    match base[after_scheme..].rfind('/') {
+        Some(slash) => (&base[..after_scheme + slash + 1], query),
+        None => (base, query),
+    }
+}
+
+impl TestEnv {
+    /// Creates `dialer_test_<uuid>` (migrated) beside the database of `DATABASE_URL` and a
+    /// unique queue prefix; everything else from the environment's defaults.
+    pub async fn new() -> TestEnv {
+        let base = Config::from_env().expect("test config from environment");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let db_name = format!("dialer_test_{id}");
+        let (server, query) = split_db_url(&base.database_url);
+        let (server, query) = (server.to_owned(), query.to_owned());
+        let admin_url = format!("{server}postgres{query}");
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("connect to the `postgres` database (is PostgreSQL running?)");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create the test database");
+        let mut config = base;
+        config.database_url = format!("{server}{db_name}{query}");
+        config.queue_prefix = format!("t{}", &id[..16]);
+        config.api_addr = "127.0.0.1:0".parse().expect("loopback address");
+        config.db_pool_size = 4;
+        let env = TestEnv {
+            config,
+            db_name,
+            admin_url,
+        };
+        crate::migrations::run_pending(&env.config.database_url)
+            .await
+            .expect("migrate the test database");
+        env
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.config.queue_prefix)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Drop cannot await; do the cleanup on a thread with its own runtime and wait for it.
+        let admin_url = self.admin_url.clone();
+        let db_name = self.db_name.clone();
+        let amqp_url = self.config.amqp_url.clone();
+        let topology = self.topology();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                        .await;
+                }
+                if let Ok(conn) = topology::connect(&amqp_url, "test-cleanup").await {
+                    if let Ok(channel) = conn.create_channel().await {
+                        let _ = topology.delete(&channel).await;
+                    }
+                    let _ = conn.close(200, "cleanup".into()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_db_url;
+
+    #[test]
+    fn splits_database_from_server() {
+        assert_eq!(
+            split_db_url("postgres://u@h:5432/dialer"),
+            ("postgres://u@h:5432/", "")
+        );
+        assert_eq!(
+            split_db_url("postgres://u@h/dialer?sslmode=disable"),
+            ("postgres://u@h/", "?sslmode=disable")
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! RabbitMQ: names of exchanges and queues, their declaration, and confirmed publishing.
+//!
+//! All queues are durable quorum queues, messages are persistent, and a publish counts only when
+//! the broker confirms it. A message a consumer rejects too often (quorum queues' delivery
+//! limit) goes to the dead-letter queue instead of looping.
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("RabbitMQ refused the message (nack)")]
+    Nacked,
+    #[error("RabbitMQ could not route the message to any queue (exchange `{0}`)")]
+    Unroutable(String),
+    #[error("cannot encode the message: {0}")]
+    Encode(String),
+    #[error("publisher confirms are not enabled on this channel")]
+    NoConfirms,
+}
+
+/// Routing key of dial jobs on the dial exchange.
+pub const DIAL_ROUTING_KEY: &str = "dial";
+/// Routing key of call events on the events exchange.
+pub const EVENT_ROUTING_KEY: &str = "event";
+
+/// The names of one deployment's (or one test's) exchanges and queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Direct exchange of dial jobs (for the dispatcher).
+    pub dial_exchange: String,
+    /// Quorum queue the dispatchers consume.
+    pub dial_queue: String,
+    /// Direct exchange of call events (for the callback worker).
+    pub events_exchange: String,
+    /// Quorum queue the callback workers consume.
+    pub events_queue: String,
+    /// Fanout exchange and queue of dead-lettered messages, kept for operators.
+    pub dead_exchange: String,
+    pub dead_queue: String,
+}
+
+impl Topology {
+    pub fn new(prefix: &str) -> Topology {
+        Topology {
+            dial_exchange: format!("{prefix}.dial"),
+            dial_queue: format!("{prefix}.dial.jobs"),
+            events_exchange: format!("{prefix}.events"),
+            events_queue: format!("{prefix}.callback.events"),
+            dead_exchange: format!("{prefix}.dead"),
+            dead_queue: format!("{prefix}.dead"),
+        }
+    }
+
+    /// Declares everything (idempotent: same arguments every time).
+    pub async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.dead_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.dial_exchange.as_str().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.events_exchange.as_str().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+
+        self.declare_quorum_queue(channel, &self.dead_queue, None)
+            .await?;
+        self.declare_quorum_queue(channel, &self.dial_queue, Some(&self.dead_exchange))
+            .await?;
+        self.declare_quorum_queue(channel, &self.events_queue, Some(&self.dead_exchange))
+            .await?;
+
+        let bind = |queue: &str, exchange: &str, key: &str| {
+            channel.queue_bind(
+                queue.into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+        };
+        bind(&self.dead_queue, &self.dead_exchange, "").await?;
+        bind(&self.dial_queue, &self.dial_exchange, DIAL_ROUTING_KEY).await?;
+        bind(&self.events_queue, &self.events_exchange, EVENT_ROUTING_KEY).await?;
+        Ok(())
+    }
+
+    async fn declare_quorum_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        dead_letter_exchange: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+        if let Some(dlx) = dead_letter_exchange {
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from(dlx)),
+            );
+            // Same limit RabbitMQ 4 applies by default; set explicitly so 3.x behaves the same.
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(20));
+        }
+        channel
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                args,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every exchange and queue (tests clean up their own prefix with it).
+    pub async fn delete(&self, channel: &Channel) -> Result<(), BrokerError> {
+        for q in [&self.dial_queue, &self.events_queue, &self.dead_queue] {
+            channel
+                .queue_delete(q.as_str().into(), Default::default())
+                .await?;
+        }
+        for e in [
+            &self.dial_exchange,
+            &self.events_exchange,
+            &self.dead_exchange,
+        ] {
+            channel
+                .exchange_delete(e.as_str().into(), Default::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Connects with automatic recovery (lapin restores topology and consumers after a reconnect).
+pub async fn connect(
+    amqp_url: &str,
+    connection_name: &str,
+) -> Result<lapin::Connection, BrokerError> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(LongString::from(connection_name))
+        .enable_auto_recover();
+    Ok(lapin::Connection::connect(amqp_url, props).await?)
+}
+
+/// A channel in confirm mode, for publishing.
+pub async fn confirm_channel(conn: &lapin::Connection) -> Result<Channel, BrokerError> {
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Publishes one persistent JSON message and waits for the broker's confirm. Unroutable
+/// messages (no bound queue) are an error, not a silent drop.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    payload: &[u8],
+) -> Result<(), BrokerError> {
+    let confirm = start_publish(channel, exchange, routing_key, message_id, payload).await?;
+    check_confirmation(exchange, confirm.await?)
+}
+
+/// Starts a publish without waiting for its confirm (to pipeline many, then await each).
+pub async fn start_publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    payload: &[u8],
+) -> Result<lapin::PublisherConfirm, BrokerError> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_content_type(ShortString::from("application/json"))
+        .with_message_id(ShortString::from(message_id));
+    Ok(channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            payload,
+            props,
+        )
+        .await?)
+}
+
+/// Turns a broker confirmation into success only for an ack of a routed message.
+pub fn check_confirmation(
+    exchange: &str,
+    confirmation: lapin::Confirmation,
+) -> Result<(), BrokerError> {
+    use lapin::Confirmation;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable(exchange.to_owned())),
+        Confirmation::Nack(_) => Err(BrokerError::Nacked),
+        Confirmation::NotRequested => Err(BrokerError::NoConfirms),
+    }
+}

@@ -1,0 +1,183 @@
+//! dialer-core against the real PostgreSQL and RabbitMQ.
+
+use dialer_core::dial_outbox::{self, DialJob, Scope};
+use dialer_core::migrations::{self, SchemaError};
+use dialer_core::schema;
+use dialer_core::test_support::TestEnv;
+use dialer_core::{db, topology};
+use diesel::QueryDsl;
+use diesel::pg::Pg;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+
+async fn connect(env: &TestEnv) -> AsyncPgConnection {
+    AsyncPgConnection::establish(&env.config.database_url)
+        .await
+        .expect("connect")
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+macro_rules! check_table {
+    ($conn:expr, $table:ident) => {{
+        let query = schema::$table::table.select(schema::$table::all_columns).limit(0);
+        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
+        let sql = sql.split(" -- binds").next().unwrap_or(&sql).replace("$1", "0");
+        $conn.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{}: {e}", stringify!($table)));
+        let in_db: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{}'",
+            stringify!($table)
+        ))
+        .get_result(&mut $conn)
+        .await
+        .expect("count columns");
+        let in_schema = <schema::$table::table as diesel::Table>::all_columns();
+        let n_schema = diesel::debug_query::<Pg, _>(&schema::$table::table.select(in_schema))
+            .to_string()
+            .matches(", ")
+            .count() as i64
+            + 1;
+        assert_eq!(in_db.n, n_schema, "column count of {}", stringify!($table));
+    }};
+}
+
+#[tokio::test]
+async fn schema_rs_matches_the_migrated_database() {
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    migrations::check_schema(&mut conn)
+        .await
+        .expect("schema is current");
+    check_table!(conn, accounts);
+    check_table!(conn, api_keys);
+    check_table!(conn, asterisk_servers);
+    check_table!(conn, batches);
+    check_table!(conn, calls);
+    check_table!(conn, call_attempts);
+    check_table!(conn, call_events);
+    check_table!(conn, callback_deliveries);
+    check_table!(conn, dnc_numbers);
+    check_table!(conn, dial_jobs);
+}
+
+#[tokio::test]
+async fn schema_check_refuses_newer_and_unmigrated_databases() {
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    conn.batch_execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('99990101000000')",
+    )
+    .await
+    .expect("fake a newer migration");
+    let err = migrations::check_schema(&mut conn)
+        .await
+        .expect_err("newer schema refused");
+    assert!(matches!(err, SchemaError::Newer { .. }), "{err}");
+    assert!(err.to_string().contains("99990101000000"));
+    conn.batch_execute("DROP TABLE __diesel_schema_migrations")
+        .await
+        .expect("drop");
+    let err = migrations::check_schema(&mut conn)
+        .await
+        .expect_err("unmigrated refused");
+    assert!(err.to_string().contains("dialerctl migrate"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_twice_applies_nothing_the_second_time() {
+    let env = TestEnv::new().await;
+    let applied = migrations::run_pending(&env.config.database_url)
+        .await
+        .expect("migrate");
+    assert!(applied.is_empty());
+}
+
+#[tokio::test]
+async fn database_enforces_one_call_per_number_and_batch_ownership() {
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    conn.batch_execute(
+        "INSERT INTO accounts (id, accountcode, callback_secret) VALUES (1, 'A', 'whsec_x'), (2, 'B', 'whsec_y');
+         INSERT INTO batches (id, account_id, batch_id) VALUES (10, 1, 5), (20, 2, 5);
+         INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '1', '+919876543210');",
+    )
+    .await
+    .expect("seed");
+    let dup = conn
+        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '2', '+919876543210')")
+        .await;
+    assert!(dup.is_err(), "same number twice in a batch");
+    let foreign = conn
+        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 20, '3', '+919876543211')")
+        .await;
+    assert!(foreign.is_err(), "a call in another account's batch");
+    let dup_batch = conn
+        .batch_execute("INSERT INTO batches (account_id, batch_id) VALUES (1, 5)")
+        .await;
+    assert!(dup_batch.is_err(), "same batch_id twice for an account");
+    let bad_status = conn
+        .batch_execute("UPDATE calls SET status = 'dialling'")
+        .await;
+    assert!(bad_status.is_err(), "unknown status");
+}
+
+#[tokio::test]
+async fn outbox_publishes_each_job_once_with_confirms() {
+    let env = TestEnv::new().await;
+    let pool = db::build_pool(&env.config, "test").expect("pool");
+    let mut conn = pool.get().await.expect("conn");
+    conn.batch_execute(
+        "INSERT INTO accounts (id, accountcode, callback_secret) VALUES (1, 'A', 'whsec_x');
+         INSERT INTO batches (id, account_id, batch_id) VALUES (10, 1, 5);
+         INSERT INTO calls (id, account_id, batch_pk, phone_raw, phone_e164) VALUES
+           (100, 1, 10, '1', '+919876543210'), (101, 1, 10, '2', '+919876543211');
+         INSERT INTO dial_jobs (call_pk, attempt, created_at) VALUES (100, 1, now() - interval '1 hour'), (101, 1, now());",
+    )
+    .await
+    .expect("seed");
+    drop(conn);
+
+    let amqp = topology::connect(&env.config.amqp_url, "test")
+        .await
+        .expect("amqp");
+    let channel = topology::confirm_channel(&amqp).await.expect("channel");
+    let topo = env.topology();
+    topo.declare(&channel).await.expect("declare");
+    topo.declare(&channel)
+        .await
+        .expect("declaring twice is fine");
+
+    // The sweep takes only old rows; the request path takes its own calls.
+    let swept = dial_outbox::publish_pending(&pool, &channel, &topo, Scope::OlderThan(60))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1);
+    let own = dial_outbox::publish_pending(&pool, &channel, &topo, Scope::Calls(&[100, 101]))
+        .await
+        .expect("own");
+    assert_eq!(own, 1);
+    let again = dial_outbox::publish_pending(&pool, &channel, &topo, Scope::OlderThan(0))
+        .await
+        .expect("again");
+    assert_eq!(again, 0);
+
+    let mut got = Vec::new();
+    while let Some(msg) = channel
+        .basic_get(topo.dial_queue.as_str().into(), BasicGetOptions::default())
+        .await
+        .expect("get")
+    {
+        let job: DialJob = serde_json::from_slice(&msg.delivery.data).expect("job json");
+        msg.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+        got.push(job.call_pk);
+    }
+    got.sort();
+    assert_eq!(got, vec![100, 101]);
+}
