@@ -1,1 +1,38 @@
-//! placeholder
+//! `ami-sim`: a PBX simulator that speaks AMI like Asterisk 20.20.1, byte for byte as recorded in
+//! `shared/ami-transcripts/`, for every test of the dialer platform.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ami_sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() }).await?;
+//! println!("AMI on {}", sim.addr());
+//! sim.drop_connections();
+//! let stats = sim.stats();
+//! assert_eq!(stats.originates_total, 0);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`];
+//! inside: `pbx` (channels, event stream), `call` (event sequences), `session` (AMI),
+//! `channel_events` (wire form), `faults`, `control` (control port), `cli_output`.
+
+mod call;
+pub mod channel_events;
+mod cli_output;
+pub mod config;
+pub mod control;
+pub mod dial_string;
+mod faults;
+pub mod outcome;
+mod pbx;
+mod session;
+mod simulator;
+pub mod stats;
+mod wall_clock;
+
+pub use config::{ConfigError, SimConfig};
+pub use outcome::{MixEntry, OutcomeKind, Rule};
+pub use session::{BANNER, GARBAGE};
+pub use simulator::{SimError, SimHandle, Simulator};
+pub use stats::StatsSnapshot;

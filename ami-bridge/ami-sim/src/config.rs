@@ -1,0 +1,161 @@
+//! What one simulated Asterisk is: address, credentials, `channelvars`, capacity, outcome rules,
+//! and the knobs tests turn (login failure delay, shutdown timing). Read from TOML or built in code.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::outcome::{MixEntry, Rule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The simulator's configuration. Every field has a default, so tests write
+/// `SimConfig { listen: "127.0.0.1:0".parse()?, ..Default::default() }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// AMI listen address; port 0 picks a free port (see `Simulator::addr`).
+    pub listen: SocketAddr,
+    /// Optional control port (line protocol, see README).
+    pub control: Option<SocketAddr>,
+    pub username: String,
+    pub secret: String,
+    /// manager.conf `channelvars`: variables shown as `ChanVariable` on channel events.
+    pub channelvars: Vec<String>,
+    /// Most channels alive at once (a Local call holds two). Beyond it Originate fails like a
+    /// full trunk: an immediate `OriginateResponse` Failure, Reason 0.
+    pub max_channels: usize,
+    /// Asterisk sleeps 1 s before answering a failed Login.
+    pub login_failure_delay_ms: u64,
+    /// Time between the last hangup of a restart and `Event: Shutdown` (about 1.1 s recorded).
+    pub shutdown_event_delay_ms: u64,
+    /// After a restart closes every session, how long new connections are closed at once.
+    pub restart_downtime_ms: u64,
+    /// Start with logins refused (the `refuse_logins` fault).
+    pub refuse_logins: bool,
+    /// Every call answers at once and hangs up at once (ring 0, talk 0): for benchmarks.
+    pub instant_answer: bool,
+    /// Seed of the weighted mix, so a load run is repeatable.
+    pub seed: u64,
+    /// Number pattern -> outcome, first match wins.
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
+    /// Weighted random outcomes for numbers no rule matches. Empty: the last-digit default.
+    #[serde(rename = "mix")]
+    pub mix: Vec<MixEntry>,
+    /// `Context` of a new outbound channel before it is answered (`from-trunk` recorded).
+    pub trunk_context: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5038)),
+            control: None,
+            username: "dialer".into(),
+            secret: "dialer".into(),
+            channelvars: vec!["DIALER_CALL_ID".into()],
+            max_channels: 10_000,
+            login_failure_delay_ms: 1000,
+            shutdown_event_delay_ms: 1100,
+            restart_downtime_ms: 200,
+            refuse_logins: false,
+            instant_answer: false,
+            seed: 1,
+            rules: Vec::new(),
+            mix: Vec::new(),
+            trunk_context: "from-trunk".into(),
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<SimConfig, ConfigError> {
+        let cfg: SimConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            source: Box::new(e),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> Result<SimConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        SimConfig::from_toml_str(&text, &path.display().to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mix.iter().any(|m| m.weight == 0) {
+            return Err(ConfigError::Invalid("a mix entry has weight 0".into()));
+        }
+        if self.rules.iter().any(|r| r.pattern.is_empty()) {
+            return Err(ConfigError::Invalid("a rule has an empty pattern".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn login_failure_delay(&self) -> Duration {
+        Duration::from_millis(self.login_failure_delay_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::OutcomeKind;
+
+    #[test]
+    fn toml_with_rules_and_mix() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            listen = "127.0.0.1:0"
+            channelvars = []
+            max_channels = 3
+            [[rule]]
+            pattern = "1002"
+            outcome = "busy"
+            ring_ms = 500
+            [[mix]]
+            outcome = "answered"
+            weight = 3
+            talk_ms = 5000
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        assert_eq!(cfg.max_channels, 3);
+        assert!(cfg.channelvars.is_empty());
+        assert_eq!(cfg.rules[0].outcome, OutcomeKind::Busy);
+        assert_eq!(cfg.rules[0].ring_ms, Some(500));
+        assert_eq!(cfg.mix[0].talk_ms, Some(5000));
+        assert_eq!(cfg.username, "dialer");
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_weights_are_refused() {
+        assert!(SimConfig::from_toml_str("lisen = \"x\"", "inline").is_err());
+        assert!(
+            SimConfig::from_toml_str("[[mix]]\noutcome = \"busy\"\nweight = 0\n", "inline")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Which outcome a dialed number gets: config rules (glob patterns), then a seeded weighted mix,
+//! then the built-in last-digit default.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+
+use crate::config::SimConfig;
+
+/// What the far end does, one per recorded transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// 180 then 200 OK; the dialplan hangs up after the talk time (answered.ami).
+    Answered,
+    /// Answered, then the callee sends BYE after the talk time (answered_remote_bye.ami).
+    RemoteHangup,
+    /// 486 Busy Here.
+    Busy,
+    /// 603 Decline: Reason 5, DialStatus BUSY, cause 21.
+    Decline,
+    /// Rings until the Originate `Timeout`; no DialEnd, cause 19, Reason 3.
+    NoAnswer,
+    /// 503: Reason 8, DialStatus CONGESTION, cause 34.
+    Congestion,
+    /// 404: Reason 0, DialStatus NOANSWER, cause 1.
+    NotFound,
+    /// Peer unreachable: no channel, an immediate failed OriginateResponse.
+    Unreachable,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Answered => "answered",
+            OutcomeKind::RemoteHangup => "remote_hangup",
+            OutcomeKind::Busy => "busy",
+            OutcomeKind::Decline => "decline",
+            OutcomeKind::NoAnswer => "no_answer",
+            OutcomeKind::Congestion => "congestion",
+            OutcomeKind::NotFound => "not_found",
+            OutcomeKind::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// An outcome with its timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub ring: Duration,
+    pub talk: Duration,
+}
+
+const DEFAULT_RING_MS: u64 = 200;
+const DEFAULT_TALK_MS: u64 = 1000;
+
+impl Outcome {
+    fn new(kind: OutcomeKind, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Outcome {
+        Outcome {
+            kind,
+            ring: Duration::from_millis(ring_ms.unwrap_or(DEFAULT_RING_MS)),
+            talk: Duration::from_millis(talk_ms.unwrap_or(DEFAULT_TALK_MS)),
+        }
+    }
+}
+
+/// `pattern` -> outcome. Patterns are globs over the dialed number (the dial string's user
+/// part): `*` any run of characters, `?` any one character, `#` any one digit, anything else
+/// itself. `1555*` is a prefix rule, `*7` a suffix rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub pattern: String,
+    pub outcome: OutcomeKind,
+    pub ring_ms: Option<u64>,
+    pub talk_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    pub outcome: OutcomeKind,
+    pub weight: u32,
+    pub ring_ms: Option<u64>,
+    pub talk_ms: Option<u64>,
+}
+
+/// Decides outcomes; owns the seeded generator of the mix.
+#[derive(Debug)]
+pub struct OutcomePicker {
+    rules: Vec<Rule>,
+    mix: Vec<MixEntry>,
+    mix_total: u64,
+    instant: bool,
+    rng: SmallRng,
+}
+
+impl OutcomePicker {
+    pub fn new(cfg: &SimConfig) -> OutcomePicker {
+        OutcomePicker {
+            rules: cfg.rules.clone(),
+            mix_total: cfg.mix.iter().map(|m| u64::from(m.weight)).sum(),
+            mix: cfg.mix.clone(),
+            instant: cfg.instant_answer,
+            rng: SmallRng::seed_from_u64(cfg.seed),
+        }
+    }
+
+    pub fn pick(&mut self, number: &str) -> Outcome {
+        if self.instant {
+            return Outcome {
+                kind: OutcomeKind::Answered,
+                ring: Duration::ZERO,
+                talk: Duration::ZERO,
+            };
+        }
+        if let Some(rule) = self.rules.iter().find(|r| glob_match(&r.pattern, number)) {
+            return Outcome::new(rule.outcome, rule.ring_ms, rule.talk_ms);
+        }
+        if self.mix_total > 0 {
+            let mut roll = self.rng.random_range(0..self.mix_total);
+            for entry in &self.mix {
+                let w = u64::from(entry.weight);
+                if roll < w {
+                    return Outcome::new(entry.outcome, entry.ring_ms, entry.talk_ms);
+                }
+                roll -= w;
+            }
+        }
+        Outcome::new(last_digit_default(number), None, None)
+    }
+}
+
+/// The built-in plan: 0-5 answered, 6 busy, 7 no answer, 8 congestion, 9 not found; a number
+/// that does not end in a digit is answered.
+pub fn last_digit_default(number: &str) -> OutcomeKind {
+    match number.chars().last() {
+        Some('6') => OutcomeKind::Busy,
+        Some('7') => OutcomeKind::NoAnswer,
+        Some('8') => OutcomeKind::Congestion,
+        Some('9') => OutcomeKind::NotFound,
+        _ => OutcomeKind::Answered,
+    }
+}
+
+/// Glob match without recursion blow-up: the classic two-pointer walk with one backtrack point.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len()
+            && (p[pi] == '?' || (p[pi] == '#' && t[ti].is_ascii_digit()) || p[pi] == t[ti])
+        {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("1001", "1001"));
+        assert!(!glob_match("1001", "10011"));
+        assert!(glob_match("+1555*", "+15550100"));
+        assert!(glob_match("*7", "5550107"));
+        assert!(!glob_match("*7", "5550108"));
+        assert!(glob_match("555###", "555123"));
+        assert!(!glob_match("555###", "55512a"));
+        assert!(glob_match("b?sy", "busy"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("?", ""));
+    }
+
+    #[test]
+    fn default_plan_by_last_digit() {
+        let mut p = OutcomePicker::new(&SimConfig::default());
+        let kinds: Vec<_> = (0..10).map(|d| p.pick(&format!("55501{d}")).kind).collect();
+        use OutcomeKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Answered, Answered, Answered, Answered, Answered, Answered, Busy, NoAnswer,
+                Congestion, NotFound
+            ]
+        );
+        let o = p.pick("5550100");
+        assert_eq!(o.ring, Duration::from_millis(200));
+        assert_eq!(o.talk, Duration::from_millis(1000));
+        assert_eq!(p.pick("answer").kind, Answered);
+    }
+
+    #[test]
+    fn rules_win_and_instant_overrides() {
+        let cfg = SimConfig {
+            rules: vec![Rule {
+                pattern: "*0".into(),
+                outcome: OutcomeKind::Busy,
+                ring_ms: Some(5),
+                talk_ms: None,
+            }],
+            ..Default::default()
+        };
+        let mut p = OutcomePicker::new(&cfg);
+        assert_eq!(p.pick("100").kind, OutcomeKind::Busy);
+        assert_eq!(p.pick("100").ring, Duration::from_millis(5));
+        let mut p = OutcomePicker::new(&SimConfig {
+            instant_answer: true,
+            ..cfg
+        });
+        let o = p.pick("100");
+        assert_eq!(
+            (o.kind, o.ring, o.talk),
+            (OutcomeKind::Answered, Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn mix_is_weighted_and_repeatable() {
+        let cfg = SimConfig {
+            mix: vec![
+                MixEntry {
+                    outcome: OutcomeKind::Answered,
+                    weight: 3,
+                    ring_ms: None,
+                    talk_ms: None,
+                },
+                MixEntry {
+                    outcome: OutcomeKind::Busy,
+                    weight: 1,
+                    ring_ms: None,
+                    talk_ms: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let run = || {
+            let mut p = OutcomePicker::new(&cfg);
+            (0..4000).map(|_| p.pick("1").kind).collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run(), "same seed, same sequence");
+        let busy = a.iter().filter(|k| **k == OutcomeKind::Busy).count();
+        assert!(
+            (800..1200).contains(&busy),
+            "busy {busy} of 4000, expected about 1000"
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! The simulated Asterisk core: live channels, id and name counters, the event stream every
+//! session reads, capacity, and the Originate entry point.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::call::{Call, CallCmd};
+use crate::channel_events::{ChanState, EventBuf, Snapshot, UNKNOWN};
+use crate::config::SimConfig;
+use crate::dial_string::DialString;
+use crate::outcome::{OutcomeKind, OutcomePicker};
+use crate::stats::Stats;
+use crate::wall_clock;
+
+/// What sessions receive from the core, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// Events for logged-in sessions.
+    Events(Bytes),
+    /// Write this (`Event: Shutdown`) and close.
+    Shutdown(Bytes),
+}
+
+/// Faults aimed at the sessions open right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Drop,
+    Stall,
+    Resume,
+    Garbage,
+}
+
+/// An Originate action, validated and parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct OriginateRequest {
+    pub action_id: Option<String>,
+    /// The `Channel:` header as sent (failed OriginateResponses echo it).
+    pub channel: String,
+    pub dial: DialString,
+    pub context: String,
+    pub exten: String,
+    pub priority: u32,
+    /// `Application`/`Data` instead of a dialplan target.
+    pub application: Option<(String, String)>,
+    pub timeout: Duration,
+    pub cid_num: Option<String>,
+    pub cid_name: Option<String>,
+    pub variables: Vec<(String, String)>,
+    pub channel_id: Option<String>,
+    pub other_channel_id: Option<String>,
+    pub account: String,
+    pub sync: bool,
+}
+
+/// How an Originate started.
+pub(crate) enum Started {
+    /// Failed at once (no channel): an async Originate already got its OriginateResponse.
+    Failed,
+    /// A call runs; a sync Originate learns its result (answered or not) here.
+    Running(Option<oneshot::Receiver<bool>>),
+}
+
+/// Why an Originate got no channel.
+#[derive(Debug, Clone, Copy)]
+enum NoChannel {
+    UnknownTech,
+    Unreachable,
+    Capacity,
+    ChannelIdInUse,
+    ShuttingDown,
+}
+
+impl NoChannel {
+    fn stat(self) -> &'static str {
+        match self {
+            NoChannel::UnknownTech => "unknown_tech",
+            NoChannel::Unreachable => "unreachable",
+            NoChannel::Capacity => "capacity",
+            NoChannel::ChannelIdInUse => "channel_id_in_use",
+            NoChannel::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// A live channel as CoreShowChannels and Hangup see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelView {
+    pub snapshot: Snapshot,
+    pub app: String,
+    pub app_data: String,
+    pub created: Instant,
+}
+
+#[derive(Debug)]
+struct Entry {
+    view: ChannelView,
+    /// Which leg of its call (0, or 1 for a Local `;2`).
+    leg: u8,
+    cmd: mpsc::Sender<CallCmd>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Key: channel name, lower-cased (Asterisk looks names up case-insensitively).
+    by_name: HashMap<String, Entry>,
+    /// Uniqueid -> key in `by_name`; ordered for Asterisk's prefix lookup of `ChannelId`.
+    by_uniqueid: BTreeMap<String, String>,
+    /// Per-technology channel name counters (`SIP/trunk-0000000b`).
+    name_seq: HashMap<String, u32>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pbx {
+    pub cfg: SimConfig,
+    pub stats: Stats,
+    events: broadcast::Sender<Outbound>,
+    pub faults: broadcast::Sender<Fault>,
+    registry: Mutex<Registry>,
+    picker: Mutex<OutcomePicker>,
+    uniqueid_seq: AtomicU64,
+    pub refuse_logins: AtomicBool,
+    /// Set while a restart is under way: new connections are closed at once.
+    pub down: AtomicBool,
+    pub sessions: AtomicUsize,
+    pub started: Mutex<Instant>,
+}
+
+/// Bursts buffered for a session that is behind. A session further behind is closed, as
+/// Asterisk drops a client that does not read.
+const EVENT_QUEUE: usize = 1 << 16;
+
+impl Pbx {
+    pub(crate) fn new(cfg: SimConfig) -> Arc<Pbx> {
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let (faults, _) = broadcast::channel(64);
+        Arc::new(Pbx {
+            stats: Stats::new(),
+            events,
+            faults,
+            registry: Mutex::new(Registry::default()),
+            picker: Mutex::new(OutcomePicker::new(&cfg)),
+            uniqueid_seq: AtomicU64::new(0),
+            refuse_logins: AtomicBool::new(cfg.refuse_logins),
+            down: AtomicBool::new(false),
+            sessions: AtomicUsize::new(0),
+            started: Mutex::new(Instant::now()),
+            cfg,
+        })
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Outbound> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn uptime_secs(&self) -> u64 {
+        let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
+        started.elapsed().as_secs()
+    }
+
+    /// Sends a burst to every session.
+    pub(crate) fn publish(&self, out: &mut EventBuf) {
+        if out.is_empty() {
+            return;
+        }
+        let (bytes, n) = out.take();
+        self.stats.events(n);
+        // No receiver (nobody connected) is fine: events are simply not seen.
+        let _ = self.events.send(Outbound::Events(bytes));
+    }
+
+    pub(crate) fn publish_shutdown(&self, bytes: Bytes) {
+        let _ = self.events.send(Outbound::Shutdown(bytes));
+    }
+
+    pub(crate) fn channel_count(&self) -> usize {
+        self.registry().by_name.len()
+    }
+
+    /// Starts an Originate. An async one gets its failed OriginateResponse here when no channel
+    /// can be made; the caller has already written `Originate successfully queued`.
+    pub(crate) fn originate(self: &Arc<Self>, req: OriginateRequest) -> Started {
+        self.stats
+            .originate(&req.dial.number, req.channel_id.as_deref());
+        if self.down.load(Ordering::SeqCst) {
+            return self.fail_now(&req, NoChannel::ShuttingDown);
+        }
+        if !req.dial.known {
+            return self.fail_now(&req, NoChannel::UnknownTech);
+        }
+        let outcome = self
+            .picker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pick(&req.dial.number);
+        if outcome.kind == OutcomeKind::Unreachable {
+            return self.fail_now(&req, NoChannel::Unreachable);
+        }
+        let (one, two, cmd_rx) = match self.create_channels(&req) {
+            Ok(created) => created,
+            Err(why) => return self.fail_now(&req, why),
+        };
+        let effective = if outcome.ring >= req.timeout {
+            OutcomeKind::NoAnswer
+        } else {
+            outcome.kind
+        };
+        self.stats.outcome(effective.as_str());
+        let (done_tx, done_rx) = if req.sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let call = Call::new(self.clone(), req, outcome, one, two, cmd_rx, done_tx);
+        tokio::spawn(call.run());
+        Started::Running(done_rx)
+    }
+
+    fn fail_now(&self, req: &OriginateRequest, why: NoChannel) -> Started {
+        self.stats.outcome(why.stat());
+        if !req.sync {
+            let mut out = EventBuf::new();
+            originate_response(&mut out, req, None, 0, &self.cfg.channelvars);
+            self.publish(&mut out);
+        }
+        Started::Failed
+    }
+
+    fn next_uniqueid(&self) -> String {
+        let seq = self.uniqueid_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{}", wall_clock::epoch_secs(), seq)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn create_channels(
+        &self,
+        req: &OriginateRequest,
+    ) -> Result<(Snapshot, Option<Snapshot>, mpsc::Receiver<CallCmd>), NoChannel> {
+        let needed = if req.dial.local { 2 } else { 1 };
+        let mut reg = self.registry();
+        if reg.by_name.len() + needed > self.cfg.max_channels {
+            return Err(NoChannel::Capacity);
+        }
+        for id in [&req.channel_id, &req.other_channel_id]
+            .into_iter()
+            .flatten()
+        {
+            // Asterisk compares only strlen(id) characters: an id that is a prefix of a live
+            // Uniqueid is "already in use" (see the transcripts' README).
+            let taken = reg
+                .by_uniqueid
+                .range(id.clone()..)
+                .next()
+                .is_some_and(|(live, _)| live.starts_with(id.as_str()));
+            if taken {
+                return Err(NoChannel::ChannelIdInUse);
+            }
+        }
+        let base = req.dial.channel_base();
+        let seq_key = if req.dial.local {
+            "Local".to_string()
+        } else {
+            req.dial.tech.clone()
+        };
+        let seq = {
+            let slot = reg.name_seq.entry(seq_key).or_insert(0);
+            let v = *slot;
+            *slot = slot.wrapping_add(1);
+            v
+        };
+        let now = Instant::now();
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let fresh = |name: String,
+                     uniqueid: String,
+                     linkedid: String,
+                     state,
+                     context: &str,
+                     exten: &str| Snapshot {
+            name,
+            state,
+            cid_num: UNKNOWN.into(),
+            cid_name: UNKNOWN.into(),
+            conn_num: UNKNOWN.into(),
+            conn_name: UNKNOWN.into(),
+            account: req.account.clone(),
+            context: context.to_string(),
+            exten: exten.to_string(),
+            priority: 1,
+            uniqueid,
+            linkedid,
+            vars: Vec::new(),
+        };
+        let uid_one = req
+            .channel_id
+            .clone()
+            .unwrap_or_else(|| self.next_uniqueid());
+        let (one, two) = if req.dial.local {
+            let uid_two = req
+                .other_channel_id
+                .clone()
+                .unwrap_or_else(|| self.next_uniqueid());
+            let one = fresh(
+                format!("{base}-{seq:08x};1"),
+                uid_one.clone(),
+                uid_one.clone(),
+                ChanState::Down,
+                &req.dial.peer,
+                &req.dial.number,
+            );
+            let two = fresh(
+                format!("{base}-{seq:08x};2"),
+                uid_two,
+                uid_one,
+                ChanState::Ring,
+                &req.dial.peer,
+                &req.dial.number,
+            );
+            (one, Some(two))
+        } else {
+            let one = fresh(
+                format!("{base}-{seq:08x}"),
+                uid_one.clone(),
+                uid_one,
+                ChanState::Down,
+                &self.cfg.trunk_context,
+                "s",
+            );
+            (one, None)
+        };
+        for (leg, snap) in std::iter::once(&one).chain(two.as_ref()).enumerate() {
+            let key = snap.name.to_ascii_lowercase();
+            reg.by_uniqueid.insert(snap.uniqueid.clone(), key.clone());
+            reg.by_name.insert(
+                key,
+                Entry {
+                    view: ChannelView {
+                        snapshot: snap.clone(),
+                        app: "AppDial2".into(),
+                        app_data: "(Outgoing Line)".into(),
+                        created: now,
+                    },
+                    leg: leg as u8,
+                    cmd: cmd_tx.clone(),
+                },
+            );
+        }
+        let count = reg.by_name.len() as u64;
+        drop(reg);
+        self.stats.channels_changed(count);
+        Ok((one, two, cmd_rx))
+    }
+
+    /// Keeps what CoreShowChannels shows current.
+    pub(crate) fn update_view(&self, snap: &Snapshot, app: &str, app_data: &str) {
+        let mut reg = self.registry();
+        if let Some(e) = reg.by_name.get_mut(&snap.name.to_ascii_lowercase()) {
+            e.view.snapshot = snap.clone();
+            e.view.app = app.to_string();
+            e.view.app_data = app_data.to_string();
+        }
+    }
+
+    /// The channels are gone (their Hangup is about to be published).
+    pub(crate) fn remove_channels(&self, snaps: &[&Snapshot]) {
+        let mut reg = self.registry();
+        for s in snaps {
+            if reg.by_name.remove(&s.name.to_ascii_lowercase()).is_some() {
+                reg.by_uniqueid.remove(&s.uniqueid);
+            }
+        }
+        let count = reg.by_name.len() as u64;
+        drop(reg);
+        self.stats.channels_changed(count);
+    }
+
+    pub(crate) fn channel_views(&self) -> Vec<ChannelView> {
+        let mut v: Vec<ChannelView> = self
+            .registry()
+            .by_name
+            .values()
+            .map(|e| e.view.clone())
+            .collect();
+        v.sort_by(|a, b| {
+            a.created
+                .cmp(&b.created)
+                .then_with(|| a.snapshot.name.cmp(&b.snapshot.name))
+        });
+        v
+    }
+
+    /// Hangup action: by channel name or Uniqueid. `false` when there is no such channel.
+    pub(crate) fn hangup(&self, channel: &str, cause: u32) -> bool {
+        let target = {
+            let reg = self.registry();
+            let key = channel.to_ascii_lowercase();
+            let key = if reg.by_name.contains_key(&key) {
+                Some(key)
+            } else {
+                reg.by_uniqueid.get(channel).cloned()
+            };
+            key.and_then(|k| reg.by_name.get(&k).map(|e| (e.leg, e.cmd.clone())))
+        };
+        match target {
+            Some((leg, cmd)) => {
+                // A call already ending has stopped listening; it hangs up anyway.
+                let _ = cmd.try_send(CallCmd::Hangup { cause, leg });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells every call to hang up for shutdown; returns how many were told.
+    pub(crate) fn shutdown_calls(&self) -> usize {
+        let cmds: Vec<mpsc::Sender<CallCmd>> = self
+            .registry()
+            .by_name
+            .values()
+            .filter(|e| e.leg == 0)
+            .map(|e| e.cmd.clone())
+            .collect();
+        for c in &cmds {
+            let _ = c.try_send(CallCmd::Shutdown);
+        }
+        cmds.len()
+    }
+}
+
+/// `Event: OriginateResponse`. `answered` is the channel on success (Reason 4), `None` on
+/// failure: then `Channel` is the dial string and `Uniqueid` the ChannelId or `<unknown>`.
+pub(crate) fn originate_response(
+    out: &mut EventBuf,
+    req: &OriginateRequest,
+    answered: Option<&Snapshot>,
+    reason: u32,
+    channelvars: &[String],
+) {
+    out.begin_event("OriginateResponse", Some(crate::channel_events::PRIV_CALL));
+    if let Some(id) = &req.action_id {
+        out.header("ActionID", id);
+    }
+    out.header(
+        "Response",
+        if answered.is_some() {
+            "Success"
+        } else {
+            "Failure"
+        },
+    );
+    let (context, exten) = if req.application.is_some() {
+        ("", "")
+    } else {
+        (req.context.as_str(), req.exten.as_str())
+    };
+    match answered {
+        Some(s) => out.header("Channel", &s.name),
+        None => out.header("Channel", &req.channel),
+    }
+    out.header("Context", context);
+    out.header("Exten", exten);
+    out.header("Reason", &reason.to_string());
+    let uid = match answered {
+        Some(s) => s.uniqueid.as_str(),
+        None => req.channel_id.as_deref().unwrap_or(UNKNOWN),
+    };
+    out.header("Uniqueid", uid);
+    out.header("CallerIDNum", req.cid_num.as_deref().unwrap_or(UNKNOWN));
+    out.header("CallerIDName", req.cid_name.as_deref().unwrap_or(UNKNOWN));
+    if let Some(s) = answered {
+        for name in channelvars {
+            let key = format!("ChanVariable({})", s.name);
+            out.header(&key, &format!("{name}={}", s.var(name)));
+        }
+    }
+    out.end();
+}

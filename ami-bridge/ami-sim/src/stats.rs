@@ -1,0 +1,227 @@
+//! What the simulator counts for other tests: originates (total, per number, per ChannelId,
+//! with the time of each so any sliding window can be checked), channels now and at peak,
+//! outcomes, sessions, events. Times are tokio `Instant`s, so paused-time tests work.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct Stats {
+    inner: Mutex<Counts>,
+    /// Hot counter kept outside the lock.
+    events: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Counts {
+    since: Instant,
+    originates: u64,
+    by_number: BTreeMap<String, u64>,
+    by_channel_id: BTreeMap<String, u64>,
+    /// Offsets from `since` of every Originate, in arrival order (so sorted).
+    times: Vec<Duration>,
+    outcomes: BTreeMap<String, u64>,
+    current_channels: u64,
+    max_channels: u64,
+    connections: u64,
+    logins_ok: u64,
+    logins_failed: u64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Every Originate action accepted for processing (failures included).
+    pub originates_total: u64,
+    pub originates_by_number: BTreeMap<String, u64>,
+    /// Only Originates that carried a `ChannelId`.
+    pub originates_by_channel_id: BTreeMap<String, u64>,
+    /// Originates in each whole second since the counters started (index = second).
+    pub originates_per_second: Vec<u64>,
+    /// The most Originates inside any sliding 1 s window.
+    pub max_originates_in_1s: u64,
+    /// Outcome name (`answered`, `busy`, ..., `unknown_tech`, `capacity`, `channel_id_in_use`)
+    /// -> count.
+    pub outcomes: BTreeMap<String, u64>,
+    pub current_channels: u64,
+    pub max_concurrent_channels: u64,
+    pub connections_total: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    pub events_emitted: u64,
+}
+
+impl Stats {
+    pub(crate) fn new() -> Stats {
+        Stats {
+            inner: Mutex::new(Counts::new(0)),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Counts) -> R) -> R {
+        // A panic elsewhere must not turn every later count into a panic.
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    pub(crate) fn originate(&self, number: &str, channel_id: Option<&str>) {
+        let at = Instant::now();
+        self.with(|c| {
+            c.originates += 1;
+            let t = at.saturating_duration_since(c.since);
+            c.times.push(t);
+            *c.by_number.entry(number.to_string()).or_default() += 1;
+            if let Some(id) = channel_id {
+                *c.by_channel_id.entry(id.to_string()).or_default() += 1;
+            }
+        });
+    }
+
+    pub(crate) fn outcome(&self, name: &str) {
+        self.with(|c| *c.outcomes.entry(name.to_string()).or_default() += 1);
+    }
+
+    pub(crate) fn channels_changed(&self, current: u64) {
+        self.with(|c| {
+            c.current_channels = current;
+            c.max_channels = c.max_channels.max(current);
+        });
+    }
+
+    pub(crate) fn connection(&self) {
+        self.with(|c| c.connections += 1);
+    }
+
+    pub(crate) fn login(&self, ok: bool) {
+        self.with(|c| {
+            if ok {
+                c.logins_ok += 1
+            } else {
+                c.logins_failed += 1
+            }
+        });
+    }
+
+    pub(crate) fn events(&self, n: u64) {
+        self.events.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Clears every counter; the peak restarts from the channels up now.
+    pub(crate) fn reset(&self) {
+        self.events.store(0, Ordering::Relaxed);
+        self.with(|c| *c = Counts::new(c.current_channels));
+    }
+
+    pub(crate) fn originate_times(&self) -> Vec<Duration> {
+        self.with(|c| c.times.clone())
+    }
+
+    pub(crate) fn max_in_window(&self, window: Duration) -> u64 {
+        self.with(|c| max_in_window(&c.times, window))
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let events = self.events.load(Ordering::Relaxed);
+        self.with(|c| {
+            let mut per_second = Vec::new();
+            for t in &c.times {
+                let s = t.as_secs() as usize;
+                if per_second.len() <= s {
+                    per_second.resize(s + 1, 0);
+                }
+                per_second[s] += 1;
+            }
+            StatsSnapshot {
+                originates_total: c.originates,
+                originates_by_number: c.by_number.clone(),
+                originates_by_channel_id: c.by_channel_id.clone(),
+                originates_per_second: per_second,
+                max_originates_in_1s: max_in_window(&c.times, Duration::from_secs(1)),
+                outcomes: c.outcomes.clone(),
+                current_channels: c.current_channels,
+                max_concurrent_channels: c.max_channels,
+                connections_total: c.connections,
+                logins_ok: c.logins_ok,
+                logins_failed: c.logins_failed,
+                events_emitted: events,
+            }
+        })
+    }
+}
+
+impl Counts {
+    fn new(current_channels: u64) -> Counts {
+        Counts {
+            since: Instant::now(),
+            originates: 0,
+            by_number: BTreeMap::new(),
+            by_channel_id: BTreeMap::new(),
+            times: Vec::new(),
+            outcomes: BTreeMap::new(),
+            current_channels,
+            max_channels: current_channels,
+            connections: 0,
+            logins_ok: 0,
+            logins_failed: 0,
+        }
+    }
+}
+
+/// Most entries of sorted `times` inside any half-open window `[t, t + window)`.
+pub fn max_in_window(times: &[Duration], window: Duration) -> u64 {
+    let mut best = 0usize;
+    let mut start = 0usize;
+    for (end, t) in times.iter().enumerate() {
+        while *t >= times[start] + window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn sliding_window_finds_bursts_across_second_boundaries() {
+        let w = Duration::from_secs(1);
+        assert_eq!(max_in_window(&[], w), 0);
+        // 2 in second 0 and 2 in second 1, but all 4 within 0.9..1.8 s.
+        assert_eq!(max_in_window(&ms(&[100, 900, 950, 1100, 1800]), w), 4);
+        // Exactly 1 s apart are in different windows.
+        assert_eq!(max_in_window(&ms(&[0, 1000, 2000]), w), 1);
+    }
+
+    #[test]
+    fn snapshot_counts_and_reset() {
+        let s = Stats::new();
+        s.originate("100", Some("id-1"));
+        s.originate("100", None);
+        s.originate("200", Some("id-2"));
+        s.channels_changed(3);
+        s.channels_changed(1);
+        let snap = s.snapshot();
+        assert_eq!(snap.originates_total, 3);
+        assert_eq!(snap.originates_by_number.get("100"), Some(&2));
+        assert_eq!(snap.originates_by_channel_id.len(), 2);
+        assert_eq!(snap.max_concurrent_channels, 3);
+        assert_eq!(snap.current_channels, 1);
+        assert_eq!(snap.originates_per_second, vec![3]);
+        s.reset();
+        let snap = s.snapshot();
+        assert_eq!(snap.originates_total, 0);
+        assert_eq!(snap.max_concurrent_channels, 1);
+    }
+}
