@@ -178,6 +178,11 @@ impl Pbx {
         let _ = self.events.send(Outbound::Events(bytes));
     }
 
+    pub(crate) fn publish_bytes(&self, bytes: Bytes, n: u64) {
+        self.stats.events(n);
+        let _ = self.events.send(Outbound::Events(bytes));
+    }
+
     pub(crate) fn publish_shutdown(&self, bytes: Bytes) {
         let _ = self.events.send(Outbound::Shutdown(bytes));
     }

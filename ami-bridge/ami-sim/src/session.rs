@@ -343,8 +343,6 @@ impl Session {
         self.send_events = m
             .get("Events")
             .is_none_or(|v| !v.eq_ignore_ascii_case("off"));
-        // Events from before the login are not this session's (Asterisk skips them).
-        self.events = self.events.resubscribe();
         self.response("Success", action_id.as_deref(), "Authentication accepted");
         if self.send_events {
             let up = self.pbx.uptime_secs().to_string();
@@ -374,7 +372,15 @@ impl Session {
             ev.header(k, v);
         }
         ev.end();
-        self.pbx.publish(&mut ev);
+        let (bytes, n) = ev.take();
+        // Other sessions get it from the event stream; this one right after FullyBooted, before
+        // anything else. Resubscribing after publishing also skips every event from before the
+        // login, which Asterisk does not send to a session either.
+        self.pbx.publish_bytes(bytes.clone(), n);
+        self.events = self.events.resubscribe();
+        if self.send_events {
+            self.out.put_slice(&bytes);
+        }
     }
 
     /// What other logged-in sessions see when a login fails (login_failed_observer).

@@ -1,0 +1,285 @@
+//! Each recording's own actions, replayed against the simulator, give the recorded stream:
+//! the same messages in the same order, the same header names in the same order, and the same
+//! relations between ids (times and generated ids aside).
+
+mod common;
+
+use std::time::Duration;
+
+use ami_sim::SimConfig;
+use common::*;
+
+/// How a recording's OriginateResponse position is judged.
+#[derive(Clone, Copy, PartialEq)]
+enum OrrPlace {
+    /// Where the recording has it (the run the simulator's order was taken from).
+    Exact,
+    /// Real Asterisk placed it differently in this run; compare the rest and the ORR alone.
+    Anywhere,
+}
+
+struct Replay {
+    name: &'static str,
+    orr: OrrPlace,
+    channelvars: bool,
+    /// Shorter Originate `Timeout` for no-answer scenarios (the recordings wait 8 s).
+    timeout_ms: Option<u64>,
+}
+
+async fn replay(r: Replay) {
+    let (banner, recorded) = recorded(r.name);
+    let recorded = without_unrelated(recorded);
+    let actions = sent_actions(r.name);
+    let before = messages_before_actions(r.name);
+    assert_eq!(
+        actions.len(),
+        before.len(),
+        "{}: timeline has every action",
+        r.name
+    );
+
+    let mut cfg = replay_config();
+    if !r.channelvars {
+        cfg.channelvars.clear();
+    }
+    let sim = start(cfg).await;
+    let mut c = Conn::connect(sim.addr()).await;
+    for (action, need) in actions.iter().zip(&before) {
+        // Send each action when as many messages have come as had in the recording.
+        c.wait_count(*need, Duration::from_secs(15)).await;
+        let map = channel_map(&recorded, &c.got);
+        c.send(&rewrite_action(action, &map, r.timeout_ms)).await;
+    }
+    assert!(
+        c.wait_closed(Duration::from_secs(15)).await,
+        "{}: the simulator closes after Logoff; got {:?}",
+        r.name,
+        labels(&c.got)
+    );
+    assert_eq!(c.banner.as_deref(), Some(banner.as_str()));
+
+    let (exp_rest, exp_orr) = split_orr(&recorded);
+    let (got_rest, got_orr) = split_orr(&c.got);
+    assert_same_stream(r.name, &exp_rest, &got_rest);
+    // OriginateResponses by themselves: same headers, values and relations to the channel
+    // ids seen before them (so canonicalise them in stream order).
+    assert_eq!(
+        exp_orr.len(),
+        got_orr.len(),
+        "{}: OriginateResponse count",
+        r.name
+    );
+    match r.orr {
+        OrrPlace::Exact => assert_same_stream(r.name, &recorded, &c.got),
+        OrrPlace::Anywhere => {
+            let mut ce = Canon::default();
+            let mut cg = Canon::default();
+            for m in &recorded {
+                ce.message(m);
+            }
+            for m in &c.got {
+                cg.message(m);
+            }
+            for (e, g) in exp_orr.iter().zip(&got_orr) {
+                assert_eq!(
+                    ce.message(e),
+                    cg.message(g),
+                    "{}: OriginateResponse",
+                    r.name
+                );
+            }
+        }
+    }
+    sim.shutdown().await;
+}
+
+macro_rules! replay_test {
+    ($test:ident, $name:literal, $orr:expr, $vars:expr, $timeout:expr) => {
+        #[tokio::test]
+        async fn $test() {
+            replay(Replay {
+                name: $name,
+                orr: $orr,
+                channelvars: $vars,
+                timeout_ms: $timeout,
+            })
+            .await;
+        }
+    };
+}
+
+use OrrPlace::{Anywhere, Exact};
+
+replay_test!(answered, "answered", Exact, true, None);
+replay_test!(answered_channelid, "answered_channelid", Exact, true, None);
+replay_test!(
+    answered_no_channelvars,
+    "answered_no_channelvars",
+    Anywhere,
+    false,
+    None
+);
+replay_test!(
+    answered_remote_bye,
+    "answered_remote_bye",
+    Exact,
+    true,
+    None
+);
+replay_test!(busy, "busy", Exact, true, None);
+replay_test!(busy_channelid, "busy_channelid", Anywhere, true, None);
+replay_test!(
+    busy_no_channelvars,
+    "busy_no_channelvars",
+    Anywhere,
+    false,
+    None
+);
+replay_test!(busy_sync, "busy_sync", Exact, true, None);
+replay_test!(congestion, "congestion", Exact, true, None);
+replay_test!(decline, "decline", Exact, true, None);
+replay_test!(not_found, "not_found", Exact, true, None);
+replay_test!(no_answer, "no_answer", Exact, true, Some(1000));
+replay_test!(
+    originate_unknown_tech,
+    "originate_unknown_tech",
+    Exact,
+    true,
+    None
+);
+replay_test!(
+    originate_unreachable,
+    "originate_unreachable",
+    Exact,
+    true,
+    None
+);
+replay_test!(hangup_action, "hangup_action", Anywhere, true, None);
+replay_test!(coreshowchannels, "coreshowchannels", Exact, true, None);
+replay_test!(command, "command", Exact, true, None);
+replay_test!(ping, "ping", Exact, true, None);
+replay_test!(local_answered, "local_answered", Exact, true, None);
+replay_test!(local_busy, "local_busy", Exact, true, None);
+replay_test!(local_congestion, "local_congestion", Exact, true, None);
+replay_test!(local_no_answer, "local_no_answer", Exact, true, Some(1000));
+
+/// Two calls on one connection: each call's own messages match the recording's, in order.
+#[tokio::test]
+async fn concurrent() {
+    let (_, recorded) = recorded("concurrent");
+    let sim = start(replay_config()).await;
+    let mut c = Conn::connect(sim.addr()).await;
+    for a in sent_actions("concurrent") {
+        let is_logoff = a.get("Action") == Some("Logoff");
+        if is_logoff {
+            c.wait_count(recorded.len() - 1, Duration::from_secs(15))
+                .await;
+        }
+        c.send(&rewrite_action(&a, &Default::default(), None)).await;
+    }
+    assert!(c.wait_closed(Duration::from_secs(15)).await);
+    let of_call = |ms: &[ami_bridge::Message], call: &str| -> Vec<ami_bridge::Message> {
+        ms.iter()
+            .filter(|m| {
+                m.chan_variable("DIALER_CALL_ID") == Some(call)
+                    || m.chan_variable_with_prefix("Dest", "DIALER_CALL_ID") == Some(call)
+                    || m.action_id() == Some(&format!("concurrent-orig-{}", &call[5..]))
+            })
+            .cloned()
+            .collect()
+    };
+    for call in ["call-A", "call-B"] {
+        let (e, _) = split_orr(&of_call(&recorded, call));
+        let (g, _) = split_orr(&of_call(&c.got, call));
+        assert!(e.len() > 5, "recording has events of {call}");
+        assert_same_stream(call, &e, &g);
+    }
+    assert_eq!(
+        labels(&c.got[..5]),
+        labels(&recorded[..5]),
+        "responses come first"
+    );
+    sim.shutdown().await;
+}
+
+/// `core stop now` with a call up: the restart fault gives core_stop_midcall's stream.
+#[tokio::test]
+async fn core_stop_midcall() {
+    let (_, recorded) = recorded("core_stop_midcall");
+    let sim = start(replay_config()).await;
+    let mut c = Conn::connect(sim.addr()).await;
+    for a in sent_actions("core_stop_midcall") {
+        c.send(&rewrite_action(&a, &Default::default(), None)).await;
+    }
+    let orr = c
+        .wait_for(Duration::from_secs(10), |m| {
+            m.event_name() == Some("OriginateResponse")
+        })
+        .await;
+    assert!(orr.is_some(), "call answered: {:?}", labels(&c.got));
+    let handle = sim.handle();
+    let restart = tokio::spawn(async move { handle.restart().await });
+    assert!(
+        c.wait_closed(Duration::from_secs(15)).await,
+        "closed by the shutdown"
+    );
+    assert_same_stream("core_stop_midcall", &recorded, &c.got);
+    restart.await.expect("restart completes");
+    // Up again: a new connection logs in and sees no channel.
+    let mut c2 = Conn::login(sim.addr()).await;
+    c2.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", "c")])
+        .await;
+    let done = c2
+        .wait_for(Duration::from_secs(5), |m| {
+            m.event_name() == Some("CoreShowChannelsComplete")
+        })
+        .await
+        .expect("list completes");
+    assert_eq!(c2.got[done].get("ListItems"), Some("0"));
+    sim.shutdown().await;
+}
+
+/// Wrong secret: banner, ~delay, `Authentication failed`, close; nothing else.
+#[tokio::test]
+async fn login_failed() {
+    let (banner, recorded) = recorded("login_failed");
+    let sim = start(SimConfig {
+        login_failure_delay_ms: 300,
+        ..replay_config()
+    })
+    .await;
+    let mut observer = Conn::login(sim.addr()).await;
+    let mut c = Conn::connect(sim.addr()).await;
+    let started = tokio::time::Instant::now();
+    for a in sent_actions("login_failed") {
+        // The recording's own wrong secret, not replaced.
+        c.send(&a).await;
+    }
+    assert!(c.wait_closed(Duration::from_secs(10)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "failure came after {took:?}"
+    );
+    assert_eq!(c.banner.as_deref(), Some(banner.as_str()));
+    assert_same_stream("login_failed", &recorded, &c.got);
+    // login_failed_observer: the other session hears of it.
+    let (_, observed) = common::recorded("login_failed_observer");
+    let inv = observer
+        .wait_for(Duration::from_secs(5), |m| {
+            m.event_name() == Some("InvalidPassword")
+        })
+        .await
+        .expect("InvalidPassword to the observer");
+    let exp = observed
+        .iter()
+        .find(|m| m.event_name() == Some("InvalidPassword"))
+        .expect("recorded InvalidPassword");
+    assert_same_stream(
+        "InvalidPassword",
+        std::slice::from_ref(exp),
+        &observer.got[inv..=inv],
+    );
+    assert_eq!(sim.stats().logins_failed, 1);
+    sim.shutdown().await;
+}
