@@ -536,3 +536,29 @@ async fn originate_validation_errors() {
     );
     sim.shutdown().await;
 }
+
+/// Call timing runs on tokio's clock: with paused time an hour-long call ends at once.
+#[tokio::test(start_paused = true)]
+async fn call_timing_follows_tokio_paused_time() {
+    let sim = start(SimConfig {
+        rules: vec![rule("*", OutcomeKind::Answered, 30_000, 3_600_000)],
+        ..replay_config()
+    })
+    .await;
+    let wall = std::time::Instant::now();
+    let mut c = Conn::login(sim.addr()).await;
+    c.send_pairs(&originate("x", "SIP/1@trunk", &[("Timeout", "60000")]))
+        .await;
+    let hangup = c
+        .wait_for(Duration::from_secs(7200), |m| {
+            m.event_name() == Some("Hangup")
+        })
+        .await;
+    assert!(hangup.is_some(), "{:?}", labels(&c.got));
+    assert!(
+        wall.elapsed() < Duration::from_secs(20),
+        "virtual hour took {:?}",
+        wall.elapsed()
+    );
+    sim.shutdown().await;
+}
