@@ -41,6 +41,9 @@ pub struct Decoder {
     discarding: bool,
     /// Inside a `Response: Follows` body: blank lines belong to it until `--END COMMAND--`.
     follows: Follows,
+    /// Only Asterisk sends `Follows` bodies; on the server side such a line is just a header,
+    /// or a client could make the server swallow its later actions.
+    follows_bodies: bool,
     max_message_bytes: usize,
 }
 
@@ -62,6 +65,7 @@ impl Decoder {
         Decoder::new(false, DEFAULT_MAX_MESSAGE_BYTES)
     }
 
+    /// `expect_banner` is the client side: it reads a banner first and old `Follows` bodies.
     pub fn new(expect_banner: bool, max_message_bytes: usize) -> Decoder {
         Decoder {
             buf: BytesMut::with_capacity(16 * 1024),
@@ -70,6 +74,7 @@ impl Decoder {
             expect_banner,
             discarding: false,
             follows: Follows::No,
+            follows_bodies: expect_banner,
             max_message_bytes: max_message_bytes.max(64),
         }
     }
@@ -133,7 +138,7 @@ impl Decoder {
             if self.follows == Follows::Body && line == END_COMMAND {
                 self.follows = Follows::Ended;
             }
-            if self.lines.is_empty() && is_response_follows(line) {
+            if self.follows_bodies && self.lines.is_empty() && is_response_follows(line) {
                 self.follows = Follows::Body;
             }
             self.lines.push((line_start as u32, content_end as u32));
@@ -268,6 +273,15 @@ mod tests {
         assert_eq!(body, ["line one", "", "--END COMMAND--"]);
         assert_eq!(m.get("Name"), Some("value"));
         assert!(matches!(&frames[2], Ok(Frame::Message(e)) if e.event_name() == Some("X")));
+    }
+
+    #[test]
+    fn server_side_does_not_read_follows_bodies() {
+        let mut d = Decoder::server();
+        d.extend(b"Response: Follows\r\n\r\nAction: Ping\r\nActionID: 2\r\n\r\n");
+        let frames = all(&mut d);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert!(matches!(&frames[1], Ok(Frame::Message(m)) if m.get("ActionID") == Some("2")));
     }
 
     #[test]
