@@ -1,0 +1,18 @@
+//! The client REST API of the contract (actix-web) and the operations dialerctl shares with it.
+
+pub mod accounts;
+pub mod api_error;
+pub mod auth;
+pub mod batches;
+pub mod broker;
+pub mod call_listing;
+pub mod dispatch;
+pub mod error_json;
+pub mod ingest;
+pub mod json_body;
+pub mod outbox_sweeper;
+mod routes;
+pub mod servers;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -36,6 +36,11 @@ pub struct Config {
     /// `DIALER_OUTBOX_INTERVAL_SECS`: how often the dial outbox is swept for jobs never
     /// confirmed by RabbitMQ (after a crash or a broker outage).
     pub outbox_interval: Duration,
+    /// `DIALER_OUTBOX_GRACE_SECS`: a sweep takes only rows older than this, leaving younger ones
+    /// to the request that wrote them and is publishing them.
+    pub outbox_grace: Duration,
+    /// `DIALER_API_WORKERS`: HTTP worker threads (0: one per core).
+    pub api_workers: usize,
     /// `DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`: allow `http://` callback URLs on loopback (demos, tests).
     pub allow_http_loopback_callbacks: bool,
 }
@@ -133,6 +138,8 @@ impl Config {
             max_rows_per_request: num(&get, "DIALER_MAX_ROWS_PER_REQUEST", 50_000)?,
             max_custom_data_bytes: num(&get, "DIALER_MAX_CUSTOM_DATA_BYTES", 4096)?,
             outbox_interval: Duration::from_secs(num(&get, "DIALER_OUTBOX_INTERVAL_SECS", 5)?),
+            outbox_grace: Duration::from_secs(num(&get, "DIALER_OUTBOX_GRACE_SECS", 30)?),
+            api_workers: num(&get, "DIALER_API_WORKERS", 0)?,
             allow_http_loopback_callbacks,
         };
         if config.db_pool_size == 0 {

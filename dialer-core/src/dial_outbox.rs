@@ -55,8 +55,10 @@ pub enum Scope<'a> {
     /// Every unpublished job older than the given seconds (the background sweep: younger ones
     /// are still being published by the request that wrote them).
     OlderThan(i64),
-    /// Only these calls' jobs (a dispatch request publishing what it just committed).
+    /// Only these calls' jobs.
     Calls(&'a [i64]),
+    /// Only these batches' jobs (a dispatch request publishing what it just committed).
+    Batches(&'a [i64]),
 }
 
 const CHUNK: i64 = 500;
@@ -107,6 +109,15 @@ async fn publish_chunk(
                     "{select} AND j.call_pk = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
                 ))
                 .bind::<Array<BigInt>, _>(calls)
+                .bind::<BigInt, _>(CHUNK)
+                .load(conn)
+                .await?
+            }
+            Scope::Batches(batches) => {
+                diesel::sql_query(format!(
+                    "{select} AND c.batch_pk = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+                ))
+                .bind::<Array<BigInt>, _>(batches)
                 .bind::<BigInt, _>(CHUNK)
                 .load(conn)
                 .await?

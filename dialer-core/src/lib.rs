@@ -1,11 +1,14 @@
 //! Shared core of the dialer services: configuration, the contract's domain vocabulary, the
 //! database (schema, models, migrations, pool), and the RabbitMQ topology and outbox.
 
+pub mod calling_hours;
 pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod dial_outbox;
 pub mod domain;
+pub mod event_body;
+pub mod event_outbox;
 pub mod migrations;
 pub mod models;
 pub mod phone;

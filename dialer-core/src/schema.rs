@@ -129,6 +129,8 @@ diesel::table! {
         disposition -> Nullable<Text>,
         hangup_cause -> Nullable<Int4>,
         error_message -> Nullable<Text>,
+        account_id -> Nullable<Int8>,
+        dispatcher_id -> Nullable<Text>,
     }
 }
 
@@ -186,6 +188,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dispatchers (id) {
+        id -> Text,
+        hostname -> Text,
+        started_at -> Timestamptz,
+        heartbeat_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    server_leases (server_id) {
+        server_id -> Int8,
+        holder -> Text,
+        expires_at -> Timestamptz,
+        acquired_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pacing (scope) {
+        scope -> Text,
+        tat -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
 diesel::joinable!(batches -> accounts (account_id));
 diesel::joinable!(calls -> accounts (account_id));
@@ -195,6 +222,7 @@ diesel::joinable!(call_attempts -> asterisk_servers (server_id));
 diesel::joinable!(call_events -> calls (call_pk));
 diesel::joinable!(callback_deliveries -> call_events (event_pk));
 diesel::joinable!(dial_jobs -> calls (call_pk));
+diesel::joinable!(server_leases -> asterisk_servers (server_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -207,4 +235,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     callback_deliveries,
     dnc_numbers,
     dial_jobs,
+    dispatchers,
+    server_leases,
+    pacing,
 );

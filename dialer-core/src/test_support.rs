@@ -12,6 +12,9 @@ pub struct TestEnv {
     pub config: Config,
     db_name: String,
     admin_url: String,
+    /// The broker to clean up, as it was before a test changed `config.amqp_url`.
+    cleanup_amqp_url: String,
+    cleanup_topology: Topology,
 }
 
 /// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`)
@@ -49,7 +52,10 @@ impl TestEnv {
         config.queue_prefix = format!("t{}", &id[..16]);
         config.api_addr = "127.0.0.1:0".parse().expect("loopback address");
         config.db_pool_size = 4;
+        config.api_workers = 1;
         let env = TestEnv {
+            cleanup_amqp_url: config.amqp_url.clone(),
+            cleanup_topology: Topology::new(&config.queue_prefix),
             config,
             db_name,
             admin_url,
@@ -70,8 +76,8 @@ impl Drop for TestEnv {
         // Drop cannot await; do the cleanup on a thread with its own runtime and wait for it.
         let admin_url = self.admin_url.clone();
         let db_name = self.db_name.clone();
-        let amqp_url = self.config.amqp_url.clone();
-        let topology = self.topology();
+        let amqp_url = self.cleanup_amqp_url.clone();
+        let topology = self.cleanup_topology.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -85,7 +91,9 @@ impl Drop for TestEnv {
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
                         .await;
                 }
-                if let Ok(conn) = topology::connect(&amqp_url, "test-cleanup").await {
+                let connect = topology::connect(&amqp_url, "test-cleanup");
+                let timeout = std::time::Duration::from_secs(5);
+                if let Ok(Ok(conn)) = tokio::time::timeout(timeout, connect).await {
                     if let Ok(channel) = conn.create_channel().await {
                         let _ = topology.delete(&channel).await;
                     }

@@ -62,6 +62,9 @@ async fn schema_rs_matches_the_migrated_database() {
     check_table!(conn, callback_deliveries);
     check_table!(conn, dnc_numbers);
     check_table!(conn, dial_jobs);
+    check_table!(conn, dispatchers);
+    check_table!(conn, server_leases);
+    check_table!(conn, pacing);
 }
 
 #[tokio::test]
@@ -180,4 +183,68 @@ async fn outbox_publishes_each_job_once_with_confirms() {
     }
     got.sort();
     assert_eq!(got, vec![100, 101]);
+}
+
+#[tokio::test]
+async fn sql_built_event_body_matches_the_rust_one() {
+    use dialer_core::domain::{CallStatus, EventType};
+    use dialer_core::event_body::{CallEventBody, never_dialed_body_sql};
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        body: String,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        call_id: uuid::Uuid,
+    }
+
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    // custom_data with odd spacing and unicode: must come back byte for byte
+    let custom = r#"{"customer_id": "CUST001",  "n":[1, 2],"name":"Zoë \"Q\""}"#;
+    conn.batch_execute(&format!(
+        "INSERT INTO accounts (id, accountcode, callback_secret) VALUES (1, 'ACME', 'whsec_x');
+         INSERT INTO batches (id, account_id, batch_id) VALUES (10, 1, 12345);
+         INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164, custom_data, attempts, event_seq)
+           VALUES (1, 10, '98765 43210', '+919876543210', '{}', 0, 1);",
+        custom.replace('\'', "''")
+    ))
+    .await
+    .expect("seed");
+    let expr = never_dialed_body_sql(EventType::CallCancelled, None, "$1", "$2");
+    let row: Row = diesel::sql_query(format!(
+        "SELECT {expr} AS body, call_id FROM (SELECT 'evt_0123' AS event_id, * FROM calls) c"
+    ))
+    .bind::<diesel::sql_types::Text, _>("ACME")
+    .bind::<diesel::sql_types::BigInt, _>(12345_i64)
+    .get_result(&mut conn)
+    .await
+    .expect("build body");
+    let parsed: CallEventBody = serde_json::from_str(&row.body).expect("body parses");
+    assert_eq!(parsed.call_status, CallStatus::Cancelled);
+    assert_eq!(parsed.custom_data.as_ref().map(|c| c.get()), Some(custom));
+    let rust = CallEventBody {
+        event_id: "evt_0123".into(),
+        event_type: EventType::CallCancelled,
+        accountcode: "ACME".into(),
+        batch_id: 12345,
+        call_id: row.call_id,
+        phone_number: "98765 43210".into(),
+        phone_number_e164: "+919876543210".into(),
+        call_status: CallStatus::Cancelled,
+        disposition: None,
+        duration: 0,
+        start_time: None,
+        answer_time: None,
+        end_time: None,
+        recording_url: None,
+        custom_data: Some(serde_json::value::RawValue::from_string(custom.into()).expect("raw")),
+        server_code: None,
+        error_message: None,
+        attempt: 0,
+        will_retry: false,
+        sequence: 1,
+        occurred_at: parsed.occurred_at.clone(),
+    };
+    assert_eq!(serde_json::to_string(&rust).expect("serialize"), row.body);
 }

@@ -1,0 +1,132 @@
+//! Batch submission (`insertdataincallqueue`): parse, check each row, store the accepted rows
+//! together.
+
+pub mod rows;
+pub mod settings;
+pub mod store;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use dialer_core::models::Account;
+use dialer_core::phone::parse_country;
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::json_body::{self, TopLevel};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct RejectedRow {
+    pub index: usize,
+    pub phone_number: Option<Box<RawValue>>,
+    pub reason: rows::RejectReason,
+}
+
+#[derive(Serialize)]
+pub struct SubmitResponse {
+    pub status: &'static str,
+    pub batch_id: i64,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<RejectedRow>,
+    pub total_calls: i64,
+    /// Present when the batch dispatches on submission (`"dispatch": true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatched: Option<i64>,
+}
+
+struct Parsed {
+    batch_id: i64,
+    settings: settings::BatchSettings,
+    checked: rows::Checked,
+}
+
+/// Parses and checks a body (no I/O): CPU-bound for large batches, so it runs off the worker.
+fn parse_and_check(
+    body: &[u8],
+    account: &Account,
+    max_rows: usize,
+    max_custom_data_bytes: usize,
+) -> ApiResult<Parsed> {
+    let top: TopLevel<'_> = json_body::parse_object(body)?;
+    let batch_id = json_body::batch_id_field(&top)?
+        .ok_or_else(|| ApiError::invalid_request("`batch_id` is required (a positive integer)"))?;
+    let data: Vec<&RawValue> = match top.raw("data") {
+        None => {
+            return Err(ApiError::invalid_request(
+                "`data` is required (a list of rows)",
+            ));
+        }
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|_| ApiError::invalid_request("`data` must be a list of rows"))?,
+    };
+    let settings = settings::parse(&top)?;
+    let limit = max_rows.min(account.max_rows_per_request.max(0) as usize);
+    if data.len() > limit {
+        return Err(ApiError::payload_too_large(format!(
+            "`data` has {} rows; the limit is {limit} per request",
+            data.len()
+        )));
+    }
+    let country = parse_country(&account.default_country).map_err(ApiError::internal)?;
+    let rules = rows::Rules {
+        country,
+        allowed_countries: &account.allowed_countries,
+        allowed_prefixes: &account.allowed_prefixes,
+        max_custom_data_bytes,
+    };
+    Ok(Parsed {
+        batch_id,
+        settings,
+        checked: rows::check(&data, &rules),
+    })
+}
+
+pub async fn submit(
+    state: &AppState,
+    account: &Account,
+    body: bytes::Bytes,
+) -> ApiResult<SubmitResponse> {
+    let (max_rows, max_custom) = (
+        state.config.max_rows_per_request,
+        state.config.max_custom_data_bytes,
+    );
+    let acc = account.clone();
+    let Parsed {
+        batch_id,
+        settings,
+        checked,
+    } = actix_web::web::block(move || parse_and_check(&body, &acc, max_rows, max_custom))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut conn = state.pool.get().await?;
+    let stored = store::store(&mut conn, account, batch_id, &settings, checked).await?;
+    drop(conn);
+    if let Some(d) = &stored.dispatched {
+        crate::dispatch::publish_committed(&state.pool, &state.broker, &d.batch_pks).await;
+    }
+    tracing::info!(
+        batch_id,
+        accepted = stored.accepted,
+        duplicates = stored.duplicates,
+        rejected = stored.rejected.len(),
+        "batch submission stored"
+    );
+    Ok(SubmitResponse {
+        status: "success",
+        batch_id,
+        accepted: stored.accepted,
+        duplicates: stored.duplicates,
+        rejected: stored
+            .rejected
+            .into_iter()
+            .map(|r| RejectedRow {
+                index: r.index,
+                phone_number: r.phone_number,
+                reason: r.reason,
+            })
+            .collect(),
+        total_calls: stored.total_calls,
+        dispatched: stored.dispatched.map(|d| d.dispatched),
+    })
+}

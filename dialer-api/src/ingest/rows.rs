@@ -1,0 +1,226 @@
+//! Per-row checks of a submission that need no database: the number (E.164 with the account's
+//! country), the destination rules, and `custom_data`. Rows that pass are candidates; the
+//! database checks (do-not-call, re-dial window, duplicates) come after.
+
+use std::collections::HashSet;
+
+use dialer_core::phone::E164;
+use phonenumber::country;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+dialer_core::text_enum! {
+    /// Why a row was not added (the contract's reasons).
+    pub enum RejectReason("rejection reason") {
+        InvalidPhoneNumber = "invalid_phone_number",
+        DoNotCall = "do_not_call",
+        DestinationNotAllowed = "destination_not_allowed",
+        RecentlyCalled = "recently_called",
+        CustomDataNotObject = "custom_data_not_object",
+        CustomDataTooLarge = "custom_data_too_large",
+    }
+}
+
+pub struct Rules<'a> {
+    pub country: country::Id,
+    pub allowed_countries: &'a [String],
+    pub allowed_prefixes: &'a [String],
+    pub max_custom_data_bytes: usize,
+}
+
+/// A row that may be stored.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub index: usize,
+    /// As submitted (a JSON number's digits).
+    pub raw: String,
+    pub e164: String,
+    pub region: Option<String>,
+    /// The exact JSON text submitted.
+    pub custom_data: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub index: usize,
+    /// The row's `phone_number` JSON exactly as submitted (None when missing: shown as null).
+    pub phone_number: Option<Box<RawValue>>,
+    pub reason: RejectReason,
+}
+
+#[derive(Default)]
+pub struct Checked {
+    pub candidates: Vec<Candidate>,
+    pub rejected: Vec<Rejection>,
+    /// Rows repeating a number earlier in the same request.
+    pub duplicates: usize,
+}
+
+#[derive(Deserialize)]
+struct RowFields<'a> {
+    #[serde(borrow)]
+    phone_number: Option<&'a RawValue>,
+    #[serde(borrow)]
+    custom_data: Option<&'a RawValue>,
+}
+
+/// The number text of a `phone_number` value: a string's content or an integer's digits.
+fn phone_text(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        serde_json::from_str::<String>(text).ok()
+    } else if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        Some(text.to_owned())
+    } else {
+        None
+    }
+}
+
+fn destination_allowed(rules: &Rules<'_>, e164: &str, region: Option<&str>) -> bool {
+    if rules.allowed_countries.is_empty() && rules.allowed_prefixes.is_empty() {
+        return true;
+    }
+    let by_country = region.is_some_and(|r| {
+        rules
+            .allowed_countries
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(r))
+    });
+    let by_prefix = rules
+        .allowed_prefixes
+        .iter()
+        .any(|p| e164.starts_with(p.as_str()));
+    by_country || by_prefix
+}
+
+pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
+    let mut out = Checked::default();
+    let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        let fields = serde_json::from_str::<RowFields<'_>>(row.get()).ok();
+        let phone_raw = fields.as_ref().and_then(|f| f.phone_number);
+        let reject = |reason| Rejection {
+            index,
+            phone_number: phone_raw.map(|p| p.to_owned()),
+            reason,
+        };
+        let Some(text) = phone_raw.and_then(phone_text) else {
+            out.rejected.push(reject(RejectReason::InvalidPhoneNumber));
+            continue;
+        };
+        let Ok(number) = E164::parse(&text, rules.country) else {
+            out.rejected.push(reject(RejectReason::InvalidPhoneNumber));
+            continue;
+        };
+        let custom_data = match fields.as_ref().and_then(|f| f.custom_data) {
+            None => None,
+            Some(cd) if cd.get() == "null" => None,
+            Some(cd) if !cd.get().starts_with('{') => {
+                out.rejected.push(reject(RejectReason::CustomDataNotObject));
+                continue;
+            }
+            Some(cd) if cd.get().len() > rules.max_custom_data_bytes => {
+                out.rejected.push(reject(RejectReason::CustomDataTooLarge));
+                continue;
+            }
+            Some(cd) => Some(cd.get().to_owned()),
+        };
+        if !destination_allowed(rules, number.as_str(), number.region()) {
+            out.rejected
+                .push(reject(RejectReason::DestinationNotAllowed));
+            continue;
+        }
+        if !seen.insert(number.as_str().to_owned()) {
+            out.duplicates += 1;
+            continue;
+        }
+        out.candidates.push(Candidate {
+            index,
+            raw: text,
+            region: number.region().map(str::to_owned),
+            e164: number.into_string(),
+            custom_data,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(json: &str) -> Vec<Box<RawValue>> {
+        serde_json::from_str(json).expect("test rows")
+    }
+
+    fn run(json: &str, countries: &[&str], prefixes: &[&str]) -> Checked {
+        let countries: Vec<String> = countries.iter().map(|s| s.to_string()).collect();
+        let prefixes: Vec<String> = prefixes.iter().map(|s| s.to_string()).collect();
+        let rules = Rules {
+            country: dialer_core::phone::parse_country("IN").expect("IN"),
+            allowed_countries: &countries,
+            allowed_prefixes: &prefixes,
+            max_custom_data_bytes: 40,
+        };
+        let owned = rows(json);
+        let refs: Vec<&RawValue> = owned.iter().map(|r| r.as_ref()).collect();
+        check(&refs, &rules)
+    }
+
+    #[test]
+    fn reasons_per_row() {
+        let c = run(
+            r#"[{"phone_number": "9876543210", "custom_data": {"a": 1}},
+                {"phone_number": 9876543211},
+                {"phone_number": "98765x"},
+                {"custom_data": {}},
+                {"phone_number": "9876543212", "custom_data": [1]},
+                {"phone_number": "9876543213", "custom_data": {"long": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}},
+                {"phone_number": "+14155550123"},
+                {"phone_number": "+91 98765 43210"},
+                7,
+                {"phone_number": 98765.5}]"#,
+            &["IN"],
+            &[],
+        );
+        let reasons: Vec<(usize, &str)> = c
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (2, "invalid_phone_number"),
+                (3, "invalid_phone_number"),
+                (4, "custom_data_not_object"),
+                (5, "custom_data_too_large"),
+                (6, "destination_not_allowed"),
+                (8, "invalid_phone_number"),
+                (9, "invalid_phone_number"),
+            ]
+        );
+        assert_eq!(c.duplicates, 1);
+        assert_eq!(c.candidates.len(), 2);
+        assert_eq!(c.candidates[0].custom_data.as_deref(), Some(r#"{"a": 1}"#));
+        assert_eq!(c.candidates[1].raw, "9876543211");
+        assert_eq!(
+            c.rejected[0].phone_number.as_ref().map(|p| p.get()),
+            Some(r#""98765x""#)
+        );
+        assert!(c.rejected[1].phone_number.is_none());
+    }
+
+    #[test]
+    fn prefixes_allow_too() {
+        let c = run(
+            r#"[{"phone_number": "+14155550123"}, {"phone_number": "+442071838750"}]"#,
+            &["IN"],
+            &["+1415"],
+        );
+        assert_eq!(c.candidates.len(), 1);
+        assert_eq!(c.rejected.len(), 1);
+        let open = run(r#"[{"phone_number": "+442071838750"}]"#, &[], &[]);
+        assert_eq!(open.candidates.len(), 1);
+    }
+}

@@ -1,0 +1,228 @@
+//! Storing a submission: one transaction per request, serialised per account (quotas), with
+//! set-based statements (arrays bound once, `UNNEST`), never a statement per row.
+
+use std::collections::HashSet;
+
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::models::Account;
+
+use super::rows::{Candidate, Checked, RejectReason, Rejection};
+use super::settings::BatchSettings;
+use crate::api_error::{ApiError, ApiResult};
+use crate::batches::find_batch;
+use crate::dispatch::{DispatchOutcome, schedule_in_tx};
+
+pub struct Stored {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+    pub total_calls: i64,
+    pub dispatched: Option<DispatchOutcome>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Phone {
+    #[diesel(sql_type = Text)]
+    phone_e164: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Lock key space for per-account ingestion (first half of the two-key advisory lock).
+const INGEST_LOCK: i32 = 0x696e_6773; // "ings"
+
+pub async fn store(
+    conn: &mut AsyncPgConnection,
+    account: &Account,
+    batch_id: i64,
+    settings: &BatchSettings,
+    checked: Checked,
+) -> ApiResult<Stored> {
+    conn.transaction::<Stored, ApiError, _>(async |conn| {
+        // One submission per account at a time, so quota checks see each other's rows.
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<Integer, _>(INGEST_LOCK)
+            .bind::<Integer, _>(account.id as i32)
+            .execute(conn)
+            .await?;
+        let batch = upsert_batch(conn, account.id, batch_id, settings).await?;
+        if !batch.status.accepts_calls() {
+            return Err(ApiError::conflict("batch_closed", format!("batch {batch_id} is cancelled")));
+        }
+
+        let Checked { mut candidates, mut rejected, duplicates: in_request_duplicates } = checked;
+        let numbers: Vec<String> = candidates.iter().map(|c| c.e164.clone()).collect();
+        let dnc: HashSet<String> = diesel::sql_query(
+            "SELECT phone_e164 FROM dnc_numbers
+             WHERE phone_e164 = ANY($1) AND (account_id IS NULL OR account_id = $2)",
+        )
+        .bind::<Array<Text>, _>(&numbers)
+        .bind::<BigInt, _>(account.id)
+        .load::<Phone>(conn)
+        .await?
+        .into_iter()
+        .map(|p| p.phone_e164)
+        .collect();
+        let recent: HashSet<String> = if account.redial_window_hours > 0 {
+            diesel::sql_query(
+                "SELECT DISTINCT phone_e164 FROM calls
+                 WHERE account_id = $1 AND phone_e164 = ANY($2)
+                   AND last_dialed_at > now() - make_interval(hours => $3)",
+            )
+            .bind::<BigInt, _>(account.id)
+            .bind::<Array<Text>, _>(&numbers)
+            .bind::<Integer, _>(account.redial_window_hours)
+            .load::<Phone>(conn)
+            .await?
+            .into_iter()
+            .map(|p| p.phone_e164)
+            .collect()
+        } else {
+            HashSet::new()
+        };
+        candidates.retain(|c: &Candidate| {
+            let reason = if dnc.contains(&c.e164) {
+                RejectReason::DoNotCall
+            } else if recent.contains(&c.e164) {
+                RejectReason::RecentlyCalled
+            } else {
+                return true;
+            };
+            rejected.push(Rejection {
+                index: c.index,
+                phone_number: serde_json::value::to_raw_value(&c.raw).ok(),
+                reason,
+            });
+            false
+        });
+        rejected.sort_by_key(|r| r.index);
+
+        let accepted = insert_calls(conn, account.id, batch.id, &candidates).await?;
+        let duplicates = in_request_duplicates + (candidates.len() - accepted);
+
+        if accepted > 0 {
+            check_quotas(conn, account).await?;
+            if batch.status == BatchStatus::Completed {
+                // New calls reopen a finished batch.
+                let reopened = if batch.dispatched_at.is_some() { "dispatching" } else { "pending" };
+                diesel::sql_query("UPDATE batches SET status = $2, completed_at = NULL, updated_at = now() WHERE id = $1")
+                    .bind::<BigInt, _>(batch.id)
+                    .bind::<Text, _>(reopened)
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        let dispatched = if batch.auto_dispatch && batch.status != BatchStatus::Paused {
+            Some(schedule_in_tx(conn, account.id, Some(batch.id)).await?)
+        } else {
+            None
+        };
+        let total: Count = diesel::sql_query("SELECT count(*) AS n FROM calls WHERE batch_pk = $1")
+            .bind::<BigInt, _>(batch.id)
+            .get_result(conn)
+            .await?;
+        Ok(Stored { accepted, duplicates, rejected, total_calls: total.n, dispatched })
+    })
+    .await
+}
+
+async fn upsert_batch(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    batch_id: i64,
+    s: &BatchSettings,
+) -> ApiResult<dialer_core::models::Batch> {
+    // Settings are taken only when the batch is created; later posts leave them alone.
+    diesel::sql_query(
+        "INSERT INTO batches (account_id, batch_id, name, caller_id, max_attempts, retry_delay_seconds,
+                              retry_on, calling_hours, priority, expires_at, auto_dispatch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 0), $10, coalesce($11, false))
+         ON CONFLICT (account_id, batch_id) DO NOTHING",
+    )
+    .bind::<BigInt, _>(account_id)
+    .bind::<BigInt, _>(batch_id)
+    .bind::<Nullable<Text>, _>(&s.name)
+    .bind::<Nullable<Text>, _>(&s.caller_id)
+    .bind::<Nullable<Integer>, _>(s.max_attempts)
+    .bind::<Nullable<Integer>, _>(s.retry_delay_seconds)
+    .bind::<Nullable<Array<Text>>, _>(&s.retry_on)
+    .bind::<Nullable<Jsonb>, _>(&s.calling_hours)
+    .bind::<Nullable<Integer>, _>(s.priority)
+    .bind::<Nullable<Timestamptz>, _>(s.expires_at)
+    .bind::<Nullable<Bool>, _>(s.dispatch)
+    .execute(conn)
+    .await?;
+    find_batch(conn, account_id, batch_id).await
+}
+
+async fn insert_calls(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    batch_pk: i64,
+    candidates: &[Candidate],
+) -> ApiResult<usize> {
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let raw: Vec<&str> = candidates.iter().map(|c| c.raw.as_str()).collect();
+    let e164: Vec<&str> = candidates.iter().map(|c| c.e164.as_str()).collect();
+    let region: Vec<Option<&str>> = candidates.iter().map(|c| c.region.as_deref()).collect();
+    let custom: Vec<Option<&str>> = candidates
+        .iter()
+        .map(|c| c.custom_data.as_deref())
+        .collect();
+    let n = diesel::sql_query(
+        "INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, custom_data)
+         SELECT $1, $2, r.raw, r.e164, r.region, r.custom
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS r(raw, e164, region, custom)
+         ON CONFLICT (account_id, batch_pk, phone_e164) DO NOTHING",
+    )
+    .bind::<BigInt, _>(account_id)
+    .bind::<BigInt, _>(batch_pk)
+    .bind::<Array<Text>, _>(&raw)
+    .bind::<Array<Text>, _>(&e164)
+    .bind::<Array<Nullable<Text>>, _>(&region)
+    .bind::<Array<Nullable<Text>>, _>(&custom)
+    .execute(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Runs after the insert, inside the transaction: a breach rolls the whole request back.
+async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiResult<()> {
+    let pending = CallStatus::sql_list(|s| !s.is_final());
+    let queued: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM calls WHERE account_id = $1 AND status IN ({pending})"
+    ))
+    .bind::<BigInt, _>(account.id)
+    .get_result(conn)
+    .await?;
+    if queued.n > account.max_queued_calls {
+        return Err(ApiError::quota_exceeded(format!(
+            "this request would make {} calls waiting or in progress; the account's max_queued_calls is {}",
+            queued.n, account.max_queued_calls
+        )));
+    }
+    let today: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM calls
+         WHERE account_id = $1 AND created_at >= (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2)",
+    )
+    .bind::<BigInt, _>(account.id)
+    .bind::<Text, _>(&account.timezone)
+    .get_result(conn)
+    .await?;
+    if today.n > account.max_calls_per_day {
+        return Err(ApiError::quota_exceeded(format!(
+            "this request would make {} calls submitted today; the account's max_calls_per_day is {}",
+            today.n, account.max_calls_per_day
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Reading JSON request bodies with messages that name the offending field (serde's own errors
+//! do not always), and the content-type rule.
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::api_error::{ApiError, ApiResult};
+
+/// A body must be declared as JSON.
+pub fn require_json(req: &HttpRequest) -> ApiResult<()> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be application/json, not `{content_type}`"),
+        ))
+    }
+}
+
+/// The top-level object, each field kept as raw JSON for [`field`].
+pub struct TopLevel<'a>(HashMap<String, &'a RawValue>);
+
+pub fn parse_object(body: &[u8]) -> ApiResult<TopLevel<'_>> {
+    serde_json::from_slice::<HashMap<String, &RawValue>>(body)
+        .map(TopLevel)
+        .map_err(|e| {
+            if e.is_data() {
+                ApiError::invalid_request("the body must be a JSON object")
+            } else {
+                ApiError::invalid_request(format!("malformed JSON: {e}"))
+            }
+        })
+}
+
+impl<'a> TopLevel<'a> {
+    /// A field; `null` counts as absent. `expected` describes the type for the message.
+    pub fn get<T: DeserializeOwned>(&self, name: &str, expected: &str) -> ApiResult<Option<T>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(raw) if raw.get() == "null" => Ok(None),
+            Some(raw) => serde_json::from_str(raw.get())
+                .map(Some)
+                .map_err(|_| ApiError::invalid_request(format!("`{name}` must be {expected}"))),
+        }
+    }
+
+    pub fn require<T: DeserializeOwned>(&self, name: &str, expected: &str) -> ApiResult<T> {
+        self.get(name, expected)?
+            .ok_or_else(|| ApiError::invalid_request(format!("`{name}` is required ({expected})")))
+    }
+
+    pub fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.get(name).copied()
+    }
+}
+
+/// A `batch_id` as the contract defines it: a positive integer up to 2^63-1.
+pub fn parse_batch_id(raw: &str) -> ApiResult<i64> {
+    match raw.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ApiError::invalid_request(
+            "`batch_id` must be a positive integer up to 2^63-1",
+        )),
+    }
+}
+
+pub fn batch_id_field(top: &TopLevel<'_>) -> ApiResult<Option<i64>> {
+    match top.raw("batch_id") {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => parse_batch_id(raw.get()).map(Some),
+    }
+}

@@ -1,0 +1,47 @@
+//! Background task: publishes dial jobs and call events that were committed but never confirmed
+//! by RabbitMQ (process killed between commit and publish, broker down at the time).
+
+use std::time::Duration;
+
+use dialer_core::{dial_outbox, event_outbox};
+
+use crate::state::AppState;
+
+/// One sweep of both outboxes; returns (dial jobs, events) published.
+pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<(usize, usize), String> {
+    let grace = grace.as_secs() as i64;
+    let channel = state.broker.channel().await.map_err(|e| e.to_string())?;
+    let topology = &state.broker.topology;
+    let jobs = dial_outbox::publish_pending(
+        &state.pool,
+        &channel,
+        topology,
+        dial_outbox::Scope::OlderThan(grace),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let events = event_outbox::publish_pending(
+        &state.pool,
+        &channel,
+        topology,
+        event_outbox::Scope::OlderThan(grace),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((jobs, events))
+}
+
+pub async fn run(state: AppState) {
+    let interval = state.config.outbox_interval.max(Duration::from_millis(100));
+    let grace = state.config.outbox_grace;
+    loop {
+        match sweep_once(&state, grace).await {
+            Ok((0, 0)) => {}
+            Ok((jobs, events)) => {
+                tracing::warn!(jobs, events, "outbox sweep republished unconfirmed rows")
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed; will retry"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,48 @@
+//! The HTTP routes of the contract.
+
+mod account;
+mod batch_control;
+mod batch_status;
+mod calls;
+mod dispatch;
+mod health;
+mod insert;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(
+            web::scope("/api/v1")
+                .service(
+                    web::resource([
+                        "/queues/insertdataincallqueue",
+                        "/queues/insertdataincallqueue/",
+                    ])
+                    .route(web::post().to(insert::insert)),
+                )
+                .service(
+                    web::resource("/queues/batch-status/{batch_id}")
+                        .route(web::get().to(batch_status::batch_status)),
+                )
+                .service(
+                    web::resource("/controls/dispatch-calls")
+                        .route(web::post().to(dispatch::dispatch_calls)),
+                )
+                .service(
+                    web::resource("/batches/{batch_id}/pause")
+                        .route(web::post().to(batch_control::pause)),
+                )
+                .service(
+                    web::resource("/batches/{batch_id}/resume")
+                        .route(web::post().to(batch_control::resume)),
+                )
+                .service(
+                    web::resource("/batches/{batch_id}/cancel")
+                        .route(web::post().to(batch_control::cancel)),
+                )
+                .service(web::resource("/calls/{call_id}").route(web::get().to(calls::get_call)))
+                .service(web::resource("/account").route(web::get().to(account::get_account))),
+        );
+}

@@ -1,0 +1,45 @@
+//! Operator actions on Asterisk servers (dialerctl).
+
+use diesel::prelude::{QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use dialer_core::db::DbPool;
+use dialer_core::models::{AsteriskServer, NewAsteriskServer};
+use dialer_core::schema::asterisk_servers;
+
+use crate::api_error::{ApiError, ApiResult};
+
+pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> ApiResult<AsteriskServer> {
+    if !server.channel_template.contains("{number}") {
+        return Err(ApiError::invalid_request(
+            "channel template must contain {number}, e.g. PJSIP/{number}@trunk",
+        ));
+    }
+    let mut conn = pool.get().await?;
+    let code = server.code.clone();
+    diesel::insert_into(asterisk_servers::table)
+        .values(server)
+        .returning(AsteriskServer::as_returning())
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => ApiError::conflict("server_exists", format!("server `{code}` already exists")),
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::CheckViolation,
+                info,
+            ) => ApiError::invalid_request(format!("invalid server: {}", info.message())),
+            other => other.into(),
+        })
+}
+
+pub async fn list(pool: &DbPool) -> ApiResult<Vec<AsteriskServer>> {
+    let mut conn = pool.get().await?;
+    Ok(asterisk_servers::table
+        .order(asterisk_servers::code)
+        .select(AsteriskServer::as_select())
+        .load(&mut conn)
+        .await?)
+}

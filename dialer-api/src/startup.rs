@@ -1,0 +1,107 @@
+//! Building and running the API server (`Application::build` binds, possibly port 0, and
+//! reports the port, so tests start the real application).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use dialer_core::Config;
+use dialer_core::db::{self, DbError};
+use dialer_core::migrations::{self, SchemaError};
+use dialer_core::topology::Topology;
+
+use crate::broker::Broker;
+use crate::error_json::{json_errors, unknown_route};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let pool = db::build_pool(&config, "dialer-api")?;
+        {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            migrations::check_schema(&mut conn).await?;
+        }
+        let broker = Arc::new(Broker::new(
+            config.amqp_url.clone(),
+            Topology::new(&config.queue_prefix),
+        ));
+        if let Err(e) = broker.channel().await {
+            // Not fatal: dispatched calls wait in the outbox until the broker is back.
+            tracing::warn!(error = %e, "RabbitMQ not reachable at start");
+        }
+        let listener = TcpListener::bind(config.api_addr).map_err(|source| StartupError::Bind {
+            addr: config.api_addr,
+            source,
+        })?;
+        let addr = config.api_addr;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
+        let workers = match config.api_workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            pool,
+            broker,
+        };
+        let data = web::Data::new(state.clone());
+        let max_body = state.config.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(json_errors))
+                .configure(crate::routes::configure)
+                .default_service(web::to(unknown_route))
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr, source })?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM), sweeping the outboxes meanwhile.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(crate::outbox_sweeper::run(self.state.clone()));
+        let result = self.server.await;
+        sweeper.abort();
+        self.state.broker.close().await;
+        result
+    }
+}

@@ -1,0 +1,169 @@
+//! Authentication, the JSON shape of every error, health endpoints, the account endpoint.
+
+mod common;
+
+use common::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    let r = app.raw(app.http.get(format!("{}/healthz", app.base))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "success");
+    let r = app.raw(app.http.get(format!("{}/readyz", app.base))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn readyz_reports_an_unreachable_broker() {
+    let app =
+        TestApp::spawn_with(|c| c.amqp_url = "amqp://guest:guest@127.0.0.1:1/%2f".into()).await;
+    let r = app.raw(app.http.get(format!("{}/readyz", app.base))).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.error_code(), "not_ready");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_key_is_401_json() {
+    let app = TestApp::spawn().await;
+    let _acme = app.account("ACME").await;
+    let r = app
+        .raw(app.http.get(format!("{}/api/v1/account", app.base)))
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+    let r = app
+        .raw(
+            app.http
+                .get(format!("{}/api/v1/account", app.base))
+                .header("X-API-KEY", "dk_nope"),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn revoked_key_and_suspended_account_are_refused() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    assert_eq!(acme.get("/api/v1/account").await.status, 200);
+    app.sql("UPDATE accounts SET status = 'suspended'").await;
+    let r = acme.get("/api/v1/account").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "account_suspended");
+    app.sql("UPDATE accounts SET status = 'active'; UPDATE api_keys SET revoked_at = now()")
+        .await;
+    assert_eq!(acme.get("/api/v1/account").await.status, 401);
+}
+
+#[tokio::test]
+async fn account_shows_settings_but_never_secrets() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = acme.get("/api/v1/account").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["account"]["accountcode"], "ACME");
+    assert_eq!(v["account"]["default_country"], "IN");
+    assert_eq!(v["account"]["limits"]["max_rows_per_request"], 50000);
+    assert_eq!(v["usage"]["queued_calls"], 0);
+    assert!(!r.text.contains("whsec_"), "secret leaked: {}", r.text);
+    assert!(!r.text.contains(&acme.key));
+}
+
+#[tokio::test]
+async fn actix_errors_speak_the_contract() {
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 1024).await;
+    let acme = app.account("ACME").await;
+
+    let r = acme.get("/api/v1/nope").await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    let r = app
+        .raw(app.http.get(format!("{}/totally/unknown", app.base)))
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+
+    let r = acme.get("/api/v1/controls/dispatch-calls").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (405, "method_not_allowed")
+    );
+    let r = app
+        .raw(
+            app.http
+                .delete(format!("{}/api/v1/queues/insertdataincallqueue", app.base)),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (405, "method_not_allowed")
+    );
+
+    let r = acme
+        .post_raw(
+            "/api/v1/queues/insertdataincallqueue/",
+            Some("application/json"),
+            "{\"batch_id\": 1, ",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_request")
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("malformed JSON")
+    );
+
+    let r = acme
+        .post_raw(
+            "/api/v1/queues/insertdataincallqueue/",
+            Some("text/plain"),
+            "{}",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (415, "unsupported_media_type")
+    );
+
+    let big = format!(
+        "{{\"batch_id\": 1, \"data\": [{}]}}",
+        vec!["{\"phone_number\": \"9876543210\"}"; 100].join(",")
+    );
+    let r = acme
+        .post_raw(
+            "/api/v1/queues/insertdataincallqueue/",
+            Some("application/json"),
+            &big,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (413, "payload_too_large")
+    );
+
+    let r = acme.get("/api/v1/queues/batch-status/abc").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_request")
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("batch_id")
+    );
+    let r = acme.post_json("/api/v1/batches/-4/pause", &json!({})).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_request")
+    );
+    let r = acme.get("/api/v1/calls/not-a-uuid").await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+}

@@ -1,0 +1,197 @@
+//! The real application on port 0 against its own database and queue names.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use dialer_api::accounts::{self, CreateAccount};
+use dialer_api::startup::Application;
+use dialer_core::db::{self, DbPool};
+use dialer_core::test_support::TestEnv;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub env: TestEnv,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub pool: DbPool,
+}
+
+pub struct Client<'a> {
+    pub app: &'a TestApp,
+    pub key: String,
+    pub accountcode: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON; every answer of the API must be JSON unless asked for CSV.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts the contract's error shape and returns the code.
+    pub fn error_code(&self) -> String {
+        let v = self.json();
+        assert_eq!(v["status"], "error", "{}", self.text);
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.text
+        );
+        v["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut dialer_core::Config)) -> TestApp {
+        let mut env = TestEnv::new().await;
+        adjust(&mut env.config);
+        let app = Application::build(env.config.clone())
+            .await
+            .expect("application builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let pool = db::build_pool(&env.config, "test").expect("pool");
+        TestApp {
+            env,
+            base,
+            http: reqwest::Client::new(),
+            pool,
+        }
+    }
+
+    /// A new account (country IN unless said otherwise) and its API key.
+    pub async fn account(&self, code: &str) -> Client<'_> {
+        let created = accounts::create(
+            &self.pool,
+            CreateAccount {
+                accountcode: code.into(),
+                name: format!("{code} Ltd"),
+                default_country: "IN".into(),
+                timezone: "Asia/Kolkata".into(),
+                callback_url: None,
+                caller_id: None,
+            },
+            false,
+        )
+        .await
+        .expect("create account");
+        Client {
+            app: self,
+            key: created.api_key,
+            accountcode: code.into(),
+        }
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = self.pool.get().await.expect("conn");
+        conn.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+}
+
+impl Client<'_> {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.app.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.app
+            .raw(
+                self.app
+                    .http
+                    .get(self.url(path))
+                    .header("X-API-KEY", &self.key),
+            )
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.app
+            .raw(
+                self.app
+                    .http
+                    .post(self.url(path))
+                    .header("X-API-KEY", &self.key)
+                    .json(body),
+            )
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Reply {
+        let mut req = self
+            .app
+            .http
+            .post(self.url(path))
+            .header("X-API-KEY", &self.key)
+            .body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        self.app.raw(req).await
+    }
+
+    pub async fn insert(&self, body: &Value) -> Reply {
+        self.post_json("/api/v1/queues/insertdataincallqueue/", body)
+            .await
+    }
+
+    pub async fn dispatch(&self, body: Option<&Value>) -> Reply {
+        match body {
+            Some(b) => self.post_json("/api/v1/controls/dispatch-calls", b).await,
+            None => {
+                self.post_raw(
+                    "/api/v1/controls/dispatch-calls",
+                    Some("application/json"),
+                    "",
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Every message now on the test's dial queue (acked), as parsed jobs.
+pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::DialJob> {
+    use lapin::options::{BasicAckOptions, BasicGetOptions};
+    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "test-drain")
+        .await
+        .expect("amqp");
+    let channel = conn.create_channel().await.expect("channel");
+    let queue = app.env.topology().dial_queue;
+    let mut jobs = Vec::new();
+    while let Some(msg) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await
+        .expect("get")
+    {
+        jobs.push(serde_json::from_slice(&msg.delivery.data).expect("dial job JSON"));
+        msg.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+    }
+    let _ = conn.close(200, "done".into()).await;
+    jobs
+}

@@ -1,0 +1,84 @@
+//! The callback body of a call event (the contract's JSON), fixed when the event is written and
+//! stored as text in `call_events.body`, so every delivery sends the same bytes.
+//!
+//! Rust writers serialize [`CallEventBody`]; set-based SQL writers (cancelling a whole batch)
+//! use [`never_dialed_body_sql`], which produces the same compact text, key for key (a test
+//! checks both against each other).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::domain::{CallStatus, Disposition, EventType};
+
+/// RFC 3339 UTC with whole seconds (`2024-01-01T10:00:07Z`), the contract's time format.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A new event id: `evt_` and 32 hex digits.
+pub fn new_event_id() -> String {
+    format!("evt_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Fields in the contract's order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallEventBody {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub accountcode: String,
+    pub batch_id: i64,
+    pub call_id: uuid::Uuid,
+    /// Exactly as the client submitted it.
+    pub phone_number: String,
+    pub phone_number_e164: String,
+    pub call_status: CallStatus,
+    pub disposition: Option<Disposition>,
+    pub duration: i64,
+    pub start_time: Option<String>,
+    pub answer_time: Option<String>,
+    pub end_time: Option<String>,
+    pub recording_url: Option<String>,
+    /// The exact JSON text the client submitted.
+    pub custom_data: Option<Box<RawValue>>,
+    pub server_code: Option<String>,
+    pub error_message: Option<String>,
+    pub attempt: i32,
+    pub will_retry: bool,
+    pub sequence: i32,
+    pub occurred_at: String,
+}
+
+/// SQL expression building the body of an event for a call that was never dialed
+/// (`call_cancelled`, `call_skipped`, `call_expired`). Expects, in scope: `event_id`, `call_id`,
+/// `phone_raw`, `phone_e164`, `custom_data` (text), `attempts`, `event_seq` as columns, and the
+/// bind parameters named by `accountcode_param` (text) and `batch_id_param` (bigint).
+pub fn never_dialed_body_sql(
+    event_type: EventType,
+    disposition: Option<Disposition>,
+    accountcode_param: &str,
+    batch_id_param: &str,
+) -> String {
+    let status = event_type
+        .call_status()
+        .map(CallStatus::as_str)
+        .unwrap_or("");
+    let disposition = match disposition {
+        Some(d) => format!("\"{}\"", d.as_str()),
+        None => "null".to_owned(),
+    };
+    format!(
+        "'{{\"event_id\":' || to_json(event_id)::text \
+         || ',\"event_type\":\"{event_type}\",\"accountcode\":' || to_json({accountcode_param}::text)::text \
+         || ',\"batch_id\":' || ({batch_id_param}::bigint)::text \
+         || ',\"call_id\":\"' || call_id::text || '\"' \
+         || ',\"phone_number\":' || to_json(phone_raw)::text \
+         || ',\"phone_number_e164\":' || to_json(phone_e164)::text \
+         || ',\"call_status\":\"{status}\",\"disposition\":{disposition},\"duration\":0\
+,\"start_time\":null,\"answer_time\":null,\"end_time\":null,\"recording_url\":null,\"custom_data\":' \
+         || coalesce(custom_data, 'null') \
+         || ',\"server_code\":null,\"error_message\":null,\"attempt\":' || attempts::text \
+         || ',\"will_retry\":false,\"sequence\":' || event_seq::text \
+         || ',\"occurred_at\":\"' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '\"}}'"
+    )
+}

@@ -1,0 +1,117 @@
+//! The event outbox: `call_events` rows are written with the state change they describe (same
+//! transaction), then handed to RabbitMQ for the callback worker with publisher confirms and
+//! marked `published_at`. Unconfirmed rows are swept again, so a crash never loses an event; a
+//! republished event carries the same `event_id`, and delivery is at-least-once anyway.
+
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DbError, DbPool};
+use crate::dial_outbox::OutboxError;
+use crate::topology::{self, BrokerError, Topology};
+
+/// The message on the events queue: a pointer to the stored event (its body stays in
+/// PostgreSQL, so the bytes sent are the stored ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
+pub struct EventMessage {
+    #[diesel(sql_type = BigInt)]
+    pub event_pk: i64,
+    #[diesel(sql_type = Text)]
+    pub event_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub call_pk: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sequence: Option<i32>,
+}
+
+/// Which unpublished events a sweep takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Older than the given seconds (the background sweep).
+    OlderThan(i64),
+    /// Events of these batches (the request that just wrote them).
+    Batches(&'a [i64]),
+}
+
+const CHUNK: i64 = 500;
+
+pub async fn publish_pending(
+    pool: &DbPool,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    let mut total = 0;
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    loop {
+        let n = publish_chunk(&mut conn, channel, topology, scope).await?;
+        total += n;
+        if (n as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+async fn publish_chunk(
+    conn: &mut AsyncPgConnection,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    conn.transaction::<usize, OutboxError, _>(async |conn| {
+        let select = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
+                      FROM call_events WHERE published_at IS NULL";
+        let events: Vec<EventMessage> =
+            match scope {
+                Scope::OlderThan(secs) => {
+                    diesel::sql_query(format!(
+                        "{select} AND occurred_at < now() - make_interval(secs => $1) \
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                    ))
+                    .bind::<diesel::sql_types::Double, _>(secs as f64)
+                    .bind::<BigInt, _>(CHUNK)
+                    .load(conn)
+                    .await?
+                }
+                Scope::Batches(batches) => diesel::sql_query(format!(
+                    "{select} AND batch_pk = ANY($1) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                ))
+                .bind::<Array<BigInt>, _>(batches)
+                .bind::<BigInt, _>(CHUNK)
+                .load(conn)
+                .await?,
+            };
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut pending = Vec::with_capacity(events.len());
+        for event in &events {
+            let payload =
+                serde_json::to_vec(event).map_err(|e| BrokerError::Encode(e.to_string()))?;
+            pending.push(
+                topology::start_publish(
+                    channel,
+                    &topology.events_exchange,
+                    topology::EVENT_ROUTING_KEY,
+                    &event.event_id,
+                    &payload,
+                )
+                .await?,
+            );
+        }
+        for confirm in pending {
+            let confirmation = confirm.await.map_err(BrokerError::from)?;
+            topology::check_confirmation(&topology.events_exchange, confirmation)?;
+        }
+        let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
+        diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
+            .bind::<Array<BigInt>, _>(&ids)
+            .execute(conn)
+            .await?;
+        Ok(events.len())
+    })
+    .await
+}
