@@ -1,0 +1,429 @@
+//! dispatch-calls with RabbitMQ (each call published once), pause/resume/cancel, batch status
+//! (counts, filter, pagination, CSV), call detail, tenant isolation.
+
+mod common;
+
+use common::{TestApp, drain_dial_queue};
+use serde_json::{Value, json};
+
+fn rows(from: u64, n: u64) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| json!({"phone_number": format!("98765{:05}", i)}))
+        .collect()
+}
+
+#[tokio::test]
+async fn dispatch_twice_publishes_each_call_once() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
+        .await;
+    acme.insert(&json!({"batch_id": 2, "data": rows(100, 2)}))
+        .await;
+
+    // empty body with Content-Type: application/json is allowed
+    let r = acme.dispatch(None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        json!({"status": "success", "dispatched": 5, "batches": [1, 2]})
+    );
+    let r = acme.dispatch(None).await;
+    assert_eq!(
+        r.json(),
+        json!({"status": "success", "dispatched": 0, "batches": []})
+    );
+
+    let jobs = drain_dial_queue(&app).await;
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    let mut calls: Vec<i64> = jobs.iter().map(|j| j.call_pk).collect();
+    calls.sort();
+    calls.dedup();
+    assert_eq!(calls.len(), 5, "a call was published twice");
+    assert!(jobs.iter().all(|j| j.attempt == 1));
+
+    let s = acme.get("/api/v1/queues/batch-status/1").await.json();
+    assert_eq!(s["batch_status"], "dispatching");
+    assert_eq!(s["counts"]["scheduled"], 3);
+    assert_eq!(s["counts"]["queued"], 0);
+    assert_eq!(s["waiting_reason"], "no PBX connected");
+    app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
+             VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk')")
+        .await;
+    let s = acme.get("/api/v1/queues/batch-status/1").await.json();
+    assert_eq!(s["waiting_reason"], Value::Null);
+}
+
+#[tokio::test]
+async fn dispatch_one_batch_and_its_errors() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
+        .await;
+    acme.insert(&json!({"batch_id": 2, "data": rows(10, 1)}))
+        .await;
+    let r = acme.dispatch(Some(&json!({"batch_id": 2}))).await;
+    assert_eq!(
+        r.json(),
+        json!({"status": "success", "dispatched": 1, "batches": [2]})
+    );
+    assert_eq!(drain_dial_queue(&app).await.len(), 1);
+
+    let r = acme.dispatch(Some(&json!({"batch_id": 99}))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    let r = acme.dispatch(Some(&json!({"batch_id": "x"}))).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_request")
+    );
+    let r = acme
+        .post_raw(
+            "/api/v1/controls/dispatch-calls",
+            Some("application/json"),
+            "{oops",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_request")
+    );
+
+    acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_paused"));
+    // without a batch, paused batches are left out
+    let r = acme.dispatch(None).await;
+    assert_eq!(r.json()["dispatched"], 0);
+    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+}
+
+#[tokio::test]
+async fn auto_dispatch_batch_dials_without_a_dispatch_call() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = acme
+        .insert(&json!({"batch_id": 4, "dispatch": true, "data": rows(0, 2)}))
+        .await;
+    assert_eq!(r.json()["dispatched"], 2, "{}", r.text);
+    assert_eq!(drain_dial_queue(&app).await.len(), 2);
+}
+
+#[tokio::test]
+async fn pause_resume_cancel() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 4)}))
+        .await;
+    acme.dispatch(None).await;
+    assert_eq!(drain_dial_queue(&app).await.len(), 4);
+    // one call is in progress, one finished: cancel must leave both alone
+    app.sql("UPDATE calls SET status = 'answered', attempts = 1 WHERE id = (SELECT min(id) FROM calls);
+             UPDATE calls SET status = 'completed', attempts = 1 WHERE id = (SELECT min(id) + 1 FROM calls)")
+        .await;
+
+    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (v["status"].clone(), v["batch_status"].clone()),
+        (json!("success"), json!("paused"))
+    );
+    assert!(
+        v["waiting_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("paused")
+    );
+    assert_eq!(
+        acme.post_json("/api/v1/batches/1/pause", &json!({}))
+            .await
+            .json()["batch_status"],
+        "paused"
+    );
+
+    // resume re-arms the scheduled calls' jobs, so dialing continues without a dispatch
+    let v = acme
+        .post_json("/api/v1/batches/1/resume", &json!({}))
+        .await
+        .json();
+    assert_eq!(v["batch_status"], "dispatching");
+    assert_eq!(
+        drain_dial_queue(&app).await.len(),
+        2,
+        "the two undialed calls are republished"
+    );
+
+    let v = acme
+        .post_json("/api/v1/batches/1/cancel", &json!({}))
+        .await
+        .json();
+    assert_eq!(v["batch_status"], "cancelled");
+    assert_eq!(v["counts"]["cancelled"], 2);
+    assert_eq!(v["counts"]["answered"], 1);
+    assert_eq!(v["counts"]["completed"], 1);
+    assert_eq!(
+        (v["total_calls"].clone(), v["completed_calls"].clone()),
+        (json!(4), json!(1))
+    );
+    assert_eq!(
+        (v["failed_calls"].clone(), v["pending_calls"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // one call_cancelled event per undialed call, with the callback body
+    let s = acme
+        .get("/api/v1/queues/batch-status/1?status=cancelled")
+        .await
+        .json();
+    let calls = s["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 2);
+    for c in &calls {
+        assert_eq!(c["event_type"], "call_cancelled");
+        assert_eq!(c["call_status"], "cancelled");
+        assert_eq!(c["accountcode"], "ACME");
+        assert_eq!(c["batch_id"], 1);
+        assert_eq!(c["sequence"], 1);
+        assert!(c["event_id"].as_str().unwrap_or("").starts_with("evt_"));
+    }
+    // cancel is idempotent and writes no second event
+    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    let call_id = calls[0]["call_id"].as_str().unwrap_or_default().to_owned();
+    let detail = acme.get(&format!("/api/v1/calls/{call_id}")).await.json();
+    assert_eq!(detail["events"].as_array().map(Vec::len), Some(1));
+    // the events went to the callback worker's queue
+    let r = acme.post_json("/api/v1/batches/1/resume", &json!({})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    let r = acme.post_json("/api/v1/batches/77/pause", &json!({})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn cancel_events_reach_the_events_queue() {
+    use lapin::options::BasicGetOptions;
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
+        .await;
+    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "t")
+        .await
+        .expect("amqp");
+    let channel = conn.create_channel().await.expect("channel");
+    let queue = app.env.topology().events_queue;
+    let mut n = 0;
+    while let Some(msg) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await
+        .expect("get")
+    {
+        let m: dialer_core::event_outbox::EventMessage =
+            serde_json::from_slice(&msg.delivery.data).expect("json");
+        assert!(m.event_id.starts_with("evt_"));
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn batch_status_filters_and_paginates() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 5)}))
+        .await;
+    app.sql(
+        "UPDATE calls SET status = 'busy' WHERE id IN (SELECT id FROM calls ORDER BY id LIMIT 2)",
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/queues/batch-status/1?limit=2".to_owned(),
+            Some(c) => format!("/api/v1/queues/batch-status/1?limit=2&cursor={c}"),
+        };
+        let v = acme.get(&path).await.json();
+        for c in v["calls"].as_array().cloned().unwrap_or_default() {
+            seen.push(c["phone_number"].as_str().unwrap_or_default().to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("98765{i:05}")).collect::<Vec<_>>()
+    );
+
+    let v = acme
+        .get("/api/v1/queues/batch-status/1?status=busy")
+        .await
+        .json();
+    assert_eq!(v["calls"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        (v["failed_calls"].clone(), v["pending_calls"].clone()),
+        (json!(2), json!(3))
+    );
+    let v = acme
+        .get("/api/v1/queues/batch-status/1?status=queued,busy")
+        .await
+        .json();
+    assert_eq!(v["calls"].as_array().map(Vec::len), Some(5));
+
+    for bad in [
+        "status=ringing",
+        "limit=0",
+        "limit=5000",
+        "cursor=abc",
+        "format=xml",
+    ] {
+        let r = acme
+            .get(&format!("/api/v1/queues/batch-status/1?{bad}"))
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "invalid_request"),
+            "{bad}"
+        );
+    }
+    let r = acme.get("/api/v1/queues/batch-status/2").await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn batch_status_csv_streams_every_call() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let mut data = rows(0, 12_000);
+    data[0] = json!({"phone_number": "9876500000", "custom_data": {"note": "a,b \"quoted\""}});
+    let r = acme.insert(&json!({"batch_id": 1, "data": data})).await;
+    assert_eq!(
+        r.json()["accepted"],
+        12_000,
+        "{}",
+        &r.text[..r.text.len().min(300)]
+    );
+    let r = acme.get("/api/v1/queues/batch-status/1?format=csv").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .starts_with("text/csv")
+    );
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert_eq!(lines.len(), 12_001, "header + one line per call");
+    assert!(lines[0].starts_with("call_id,phone_number,"));
+    assert!(
+        lines[1].contains(",9876500000,+919876500000,queued,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].ends_with(r#""{""note"":""a,b \""quoted\""""}""#),
+        "{}",
+        lines[1]
+    );
+    let r = acme
+        .get("/api/v1/queues/batch-status/1?format=csv&status=busy")
+        .await;
+    assert_eq!(r.text.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn call_detail() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(
+        &json!({"batch_id": 1, "data": [{"phone_number": "9876543210", "custom_data": {"k": 1}}]}),
+    )
+    .await;
+    let s = acme.get("/api/v1/queues/batch-status/1").await.json();
+    let call_id = s["calls"][0]["call_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = acme.get(&format!("/api/v1/calls/{call_id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["call_id"], call_id.as_str());
+    assert_eq!(v["batch_id"], 1);
+    assert_eq!(v["call_status"], "queued");
+    assert_eq!(v["custom_data"], json!({"k": 1}));
+    assert_eq!(v["call_attempts"], json!([]));
+    assert_eq!(v["events"], json!([]));
+    let r = acme
+        .get(&format!("/api/v1/calls/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let beta = app.account("BETA").await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
+        .await;
+    beta.insert(&json!({"batch_id": 2, "data": rows(0, 1)}))
+        .await;
+    let acme_call = acme.get("/api/v1/queues/batch-status/1").await.json()["calls"][0]["call_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    for path in [
+        "/api/v1/queues/batch-status/1",
+        "/api/v1/queues/batch-status/1?format=csv",
+        &format!("/api/v1/calls/{acme_call}"),
+    ] {
+        let r = beta.get(path).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "not_found"),
+            "{path}"
+        );
+    }
+    for action in ["pause", "resume", "cancel"] {
+        let r = beta
+            .post_json(&format!("/api/v1/batches/1/{action}"), &json!({}))
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "not_found"),
+            "{action}"
+        );
+    }
+    let r = beta.dispatch(Some(&json!({"batch_id": 1}))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    // beta's dispatch-all touches only beta's batch
+    let r = beta.dispatch(None).await.json();
+    assert_eq!(
+        r,
+        json!({"status": "success", "dispatched": 1, "batches": [2]})
+    );
+    let a = acme.get("/api/v1/queues/batch-status/1").await.json();
+    assert_eq!(a["counts"]["queued"], 2);
+    // the same batch_id is independent per account
+    let r = beta
+        .insert(&json!({"batch_id": 1, "data": rows(50, 1)}))
+        .await
+        .json();
+    assert_eq!(r["total_calls"], 1);
+    let a = acme.get("/api/v1/queues/batch-status/1").await.json();
+    assert_eq!(a["total_calls"], 2);
+    assert_eq!(
+        beta.get("/api/v1/account").await.json()["account"]["accountcode"],
+        "BETA"
+    );
+    assert_eq!(
+        beta.get("/api/v1/account").await.json()["usage"]["queued_calls"],
+        1 + 1
+    );
+}

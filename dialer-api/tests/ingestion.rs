@@ -1,0 +1,334 @@
+//! insertdataincallqueue: accepted rows, every rejection reason, duplicates, idempotency,
+//! whole-request errors, quotas.
+
+mod common;
+
+use common::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn accepts_rows_and_echoes_numbers_exactly() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = acme
+        .insert(&json!({"batch_id": 12345, "data": [
+            {"phone_number": "9876543210", "custom_data": {"customer_id": "CUST001", "campaign_id": "CAMP001"}},
+            {"phone_number": 9876543211u64}
+        ]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["batch_id"], 12345);
+    assert_eq!(v["accepted"], 2);
+    assert_eq!(v["duplicates"], 0);
+    assert_eq!(v["rejected"], json!([]));
+    assert_eq!(v["total_calls"], 2);
+
+    let s = acme.get("/api/v1/queues/batch-status/12345").await.json();
+    let calls = s["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["phone_number"], "9876543210");
+    assert_eq!(calls[0]["phone_number_e164"], "+919876543210");
+    assert_eq!(calls[0]["call_status"], "queued");
+    assert_eq!(
+        calls[0]["custom_data"],
+        json!({"customer_id": "CUST001", "campaign_id": "CAMP001"})
+    );
+    assert_eq!(calls[1]["phone_number"], "9876543211");
+    assert_eq!(calls[1]["custom_data"], json!(null));
+}
+
+#[tokio::test]
+async fn custom_data_is_kept_byte_for_byte() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let body = r#"{"batch_id": 7, "data": [{"phone_number": "9876543210", "custom_data": {"b":  2, "a": [1,2], "z": "é\u00e9"}}]}"#;
+    let r = acme
+        .post_raw(
+            "/api/v1/queues/insertdataincallqueue",
+            Some("application/json"),
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let s = acme.get("/api/v1/queues/batch-status/7").await;
+    assert!(
+        s.text
+            .contains(r#""custom_data":{"b":  2, "a": [1,2], "z": "é\u00e9"}"#),
+        "{}",
+        s.text
+    );
+}
+
+#[tokio::test]
+async fn every_rejection_reason() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    app.sql(
+        "UPDATE accounts SET allowed_countries = '{IN}', redial_window_hours = 24;
+         INSERT INTO dnc_numbers (account_id, phone_e164) VALUES (NULL, '+919876500001');
+         INSERT INTO dnc_numbers (account_id, phone_e164)
+           SELECT id, '+919876500002' FROM accounts WHERE accountcode = 'ACME';",
+    )
+    .await;
+    // a number this account dialed an hour ago, in another batch
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": [{"phone_number": "9876500003"}]}))
+        .await;
+    assert_eq!(r.json()["accepted"], 1);
+    app.sql("UPDATE calls SET last_dialed_at = now() - interval '1 hour'")
+        .await;
+
+    let big = "x".repeat(5000);
+    let r = acme
+        .insert(&json!({"batch_id": 2, "data": [
+            {"phone_number": "9876543210"},
+            {"phone_number": "98765x"},
+            {"phone_number": "9876500001"},
+            {"phone_number": "09876500002"},
+            {"phone_number": "+14155550123"},
+            {"phone_number": "9876500003"},
+            {"phone_number": "9876543211", "custom_data": "not an object"},
+            {"phone_number": "9876543212", "custom_data": {"big": big}},
+            {"phone_number": "+91 98765 43210"},
+            {"custom_data": {}}
+        ]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(v["duplicates"], 1, "row 8 repeats row 0");
+    assert_eq!(
+        v["rejected"],
+        json!([
+            {"index": 1, "phone_number": "98765x", "reason": "invalid_phone_number"},
+            {"index": 2, "phone_number": "9876500001", "reason": "do_not_call"},
+            {"index": 3, "phone_number": "09876500002", "reason": "do_not_call"},
+            {"index": 4, "phone_number": "+14155550123", "reason": "destination_not_allowed"},
+            {"index": 5, "phone_number": "9876500003", "reason": "recently_called"},
+            {"index": 6, "phone_number": "9876543211", "reason": "custom_data_not_object"},
+            {"index": 7, "phone_number": "9876543212", "reason": "custom_data_too_large"},
+            {"index": 9, "phone_number": null, "reason": "invalid_phone_number"}
+        ])
+    );
+    assert_eq!(v["total_calls"], 1);
+}
+
+#[tokio::test]
+async fn another_accounts_dnc_list_does_not_apply() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let _other = app.account("OTHER").await;
+    app.sql(
+        "INSERT INTO dnc_numbers (account_id, phone_e164)
+         SELECT id, '+919876543210' FROM accounts WHERE accountcode = 'OTHER'",
+    )
+    .await;
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": [{"phone_number": "9876543210"}]}))
+        .await;
+    assert_eq!(r.json()["accepted"], 1, "{}", r.text);
+}
+
+#[tokio::test]
+async fn same_request_twice_adds_nothing() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let body = json!({"batch_id": 9, "data": [{"phone_number": "9876543210"}, {"phone_number": "9876543211"}]});
+    let first = acme.insert(&body).await.json();
+    assert_eq!(
+        (first["accepted"].clone(), first["duplicates"].clone()),
+        (json!(2), json!(0))
+    );
+    let second = acme.insert(&body).await.json();
+    assert_eq!(second["accepted"], 0);
+    assert_eq!(second["duplicates"], 2);
+    assert_eq!(second["total_calls"], 2);
+    // more numbers in the same batch are added
+    let third = acme
+        .insert(&json!({"batch_id": 9, "data": [{"phone_number": "+919876543210"}, {"phone_number": "9876543212"}]}))
+        .await
+        .json();
+    assert_eq!(
+        (third["accepted"].clone(), third["duplicates"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(third["total_calls"], 3);
+}
+
+#[tokio::test]
+async fn whole_request_errors_name_the_field() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let cases = [
+        (json!({"data": []}), "batch_id"),
+        (json!({"batch_id": "12", "data": []}), "batch_id"),
+        (json!({"batch_id": 0, "data": []}), "batch_id"),
+        (json!({"batch_id": -5, "data": []}), "batch_id"),
+        (json!({"batch_id": 1.5, "data": []}), "batch_id"),
+        (json!({"batch_id": 1}), "data"),
+        (
+            json!({"batch_id": 1, "data": {"phone_number": "1"}}),
+            "data",
+        ),
+        (
+            json!({"batch_id": 1, "data": [], "max_attempts": 0}),
+            "max_attempts",
+        ),
+        (
+            json!({"batch_id": 1, "data": [], "retry_on": ["answered"]}),
+            "retry_on",
+        ),
+        (
+            json!({"batch_id": 1, "data": [], "calling_hours": {"start": "9", "end": "21:00"}}),
+            "calling_hours.start",
+        ),
+        (
+            json!({"batch_id": 1, "data": [], "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (
+            json!({"batch_id": 1, "data": [], "dispatch": "yes"}),
+            "dispatch",
+        ),
+        (json!([1, 2]), "object"),
+    ];
+    for (body, field) in cases {
+        let r = acme.insert(&body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.error_code(), "invalid_request");
+        let message = r.json()["message"].as_str().unwrap_or("").to_owned();
+        assert!(
+            message.contains(field),
+            "{body}: message `{message}` should name {field}"
+        );
+    }
+    // 2^63-1 is a valid batch id
+    let r = acme
+        .insert(&json!({"batch_id": i64::MAX, "data": []}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = acme
+        .insert(&json!({"batch_id": 9223372036854775808u64, "data": []}))
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn row_limit_is_413_and_quotas_are_429() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    app.sql(
+        "UPDATE accounts SET max_rows_per_request = 2, max_queued_calls = 3, max_calls_per_day = 4",
+    )
+    .await;
+    let rows = |from: u64, n: u64| -> Vec<serde_json::Value> {
+        (from..from + n)
+            .map(|i| json!({"phone_number": format!("98765{:05}", i)}))
+            .collect()
+    };
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (413, "payload_too_large")
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("limit is 2")
+    );
+
+    assert_eq!(
+        acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
+            .await
+            .json()["accepted"],
+        2
+    );
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": rows(2, 2)}))
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (429, "quota_exceeded"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_queued_calls")
+    );
+    // all or nothing: the rejected request stored none of its rows
+    let s = acme.get("/api/v1/queues/batch-status/1").await.json();
+    assert_eq!(s["total_calls"], 2);
+
+    // finished calls no longer count as queued, but still count for the day
+    app.sql("UPDATE calls SET status = 'completed'").await;
+    assert_eq!(
+        acme.insert(&json!({"batch_id": 1, "data": rows(2, 2)}))
+            .await
+            .json()["accepted"],
+        2
+    );
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": rows(4, 1)}))
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (429, "quota_exceeded"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_calls_per_day")
+    );
+}
+
+#[tokio::test]
+async fn cancelled_batch_is_closed() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&json!({"batch_id": 5, "data": [{"phone_number": "9876543210"}]}))
+        .await;
+    assert_eq!(
+        acme.post_json("/api/v1/batches/5/cancel", &json!({}))
+            .await
+            .status,
+        200
+    );
+    let r = acme
+        .insert(&json!({"batch_id": 5, "data": [{"phone_number": "9876543211"}]}))
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+}
+
+#[tokio::test]
+async fn batch_settings_are_taken_on_creation_only() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = acme
+        .insert(
+            &json!({"batch_id": 3, "batch_name": "first", "max_attempts": 3, "retry_on": ["busy"],
+                        "calling_hours": {"start": "09:00", "end": "21:00", "days": ["mon", "tue"]},
+                        "priority": 5, "expires_at": "2030-01-01T00:00:00Z", "data": []}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    acme.insert(&json!({"batch_id": 3, "batch_name": "second", "max_attempts": 5, "data": []}))
+        .await;
+    let s = acme.get("/api/v1/queues/batch-status/3").await.json();
+    assert_eq!(s["batch_name"], "first");
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+        max_attempts: Option<i32>,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        priority: i32,
+    }
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.pool.get().await.expect("conn");
+    let row: Row =
+        diesel::sql_query("SELECT max_attempts, priority FROM batches WHERE batch_id = 3")
+            .get_result(&mut conn)
+            .await
+            .expect("batch row");
+    assert_eq!((row.max_attempts, row.priority), (Some(3), 5));
+}
