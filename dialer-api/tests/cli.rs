@@ -1,0 +1,272 @@
+//! dialerctl against the real database and broker, next to the running API.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Client, TestApp, drain_dial_queue};
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn ctl(app: &TestApp, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_dialerctl"))
+        .args(args)
+        .env("DATABASE_URL", &app.env.config.database_url)
+        .env("AMQP_URL", &app.env.config.amqp_url)
+        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
+        .env("DIALER_AMI_SECRET", "ami-secret-123")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run dialerctl");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn operator_workflow() {
+    let app = TestApp::spawn().await;
+    let r = ctl(&app, &["--json", "migrate"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["applied"], json!([]));
+
+    let r = ctl(
+        &app,
+        &[
+            "account",
+            "create",
+            "ACME",
+            "--country",
+            "IN",
+            "--timezone",
+            "Asia/Kolkata",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let created = r.json();
+    let key = created["api_key"].as_str().unwrap_or_default().to_owned();
+    let secret = created["callback_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.starts_with("dk_"));
+    use base64::Engine;
+    let raw = secret.strip_prefix("whsec_").expect("whsec_ prefix");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map(|b| b.len())
+            .ok(),
+        Some(32)
+    );
+    // shown once: list and show never print them
+    for args in [
+        &["--json", "account", "list"][..],
+        &["account", "show", "ACME"][..],
+        &["account", "list"][..],
+    ] {
+        let r = ctl(&app, args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("ACME"));
+        assert!(
+            !r.stdout.contains(&key) && !r.stdout.contains(&secret),
+            "{}",
+            r.stdout
+        );
+    }
+    let r = ctl(&app, &["account", "create", "ACME"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1);
+
+    // the printed key works against the API
+    let acme = Client {
+        app: &app,
+        key,
+        accountcode: "ACME".into(),
+    };
+    let r = acme.insert(&json!({"batch_id": 7, "data": [{"phone_number": "9876543210"}, {"phone_number": "9876543211"}]})).await;
+    assert_eq!(r.json()["accepted"], 2, "{}", r.text);
+
+    let r = ctl(
+        &app,
+        &[
+            "server",
+            "add",
+            "--code",
+            "ast1",
+            "--host",
+            "127.0.0.1",
+            "--username",
+            "dialer",
+            "--max-channels",
+            "30",
+            "--max-cps",
+            "10",
+            "--channel-template",
+            "PJSIP/{number}@trunk",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ctl(&app, &["server", "list", "--json"]);
+    assert_eq!(r.json()["servers"][0]["code"], "ast1");
+    assert!(
+        !r.stdout.contains("ami-secret-123"),
+        "AMI secret printed: {}",
+        r.stdout
+    );
+    let r = ctl(
+        &app,
+        &[
+            "server",
+            "add",
+            "--code",
+            "bad",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--max-channels",
+            "1",
+            "--max-cps",
+            "1",
+            "--channel-template",
+            "PJSIP/trunk",
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("{number}"), "{}", r.stderr);
+
+    let r = ctl(&app, &["--json", "dispatch", "--account", "ACME"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["dispatched"], 2);
+    assert_eq!(
+        ctl(
+            &app,
+            &["--json", "dispatch", "--account", "ACME", "--batch", "7"]
+        )
+        .json()["dispatched"],
+        0
+    );
+    assert_eq!(drain_dial_queue(&app).await.len(), 2);
+
+    let r = ctl(
+        &app,
+        &[
+            "--json",
+            "batch",
+            "status",
+            "--account",
+            "ACME",
+            "--batch",
+            "7",
+        ],
+    );
+    let v = r.json();
+    assert_eq!(
+        (v["batch_status"].clone(), v["total_calls"].clone()),
+        (json!("dispatching"), json!(2))
+    );
+    assert_eq!(
+        ctl(
+            &app,
+            &[
+                "--json",
+                "batch",
+                "pause",
+                "--account",
+                "ACME",
+                "--batch",
+                "7"
+            ]
+        )
+        .json()["batch_status"],
+        "paused"
+    );
+    assert_eq!(
+        ctl(
+            &app,
+            &[
+                "--json",
+                "batch",
+                "resume",
+                "--account",
+                "ACME",
+                "--batch",
+                "7"
+            ]
+        )
+        .json()["batch_status"],
+        "dispatching"
+    );
+    let v = ctl(
+        &app,
+        &[
+            "--json",
+            "batch",
+            "cancel",
+            "--account",
+            "ACME",
+            "--batch",
+            "7",
+        ],
+    )
+    .json();
+    assert_eq!(
+        (v["batch_status"].clone(), v["failed_calls"].clone()),
+        (json!("cancelled"), json!(2))
+    );
+    let r = ctl(
+        &app,
+        &["batch", "status", "--account", "ACME", "--batch", "7"],
+    );
+    assert!(
+        r.stdout.contains("batch 7 cancelled: 2 calls"),
+        "{}",
+        r.stdout
+    );
+
+    let r = ctl(
+        &app,
+        &["batch", "status", "--account", "ACME", "--batch", "8"],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("batch 8 not found"), "{}", r.stderr);
+    let r = ctl(&app, &["--json", "dispatch", "--account", "NOPE"]);
+    assert_ne!(r.code, 0);
+    assert_eq!(r.json()["status"], "error");
+}
+
+#[tokio::test]
+async fn refuses_an_unmigrated_database_until_migrate() {
+    let app = TestApp::spawn().await;
+    app.sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .await;
+    let r = ctl(&app, &["account", "list"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("dialerctl migrate"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    let r = ctl(&app, &["--json", "migrate"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let known = dialer_core::migrations::known_versions()
+        .expect("embedded")
+        .len();
+    assert_eq!(r.json()["applied"].as_array().map(Vec::len), Some(known));
+    assert_eq!(ctl(&app, &["account", "list"]).code, 0);
+}
