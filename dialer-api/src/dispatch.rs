@@ -129,6 +129,7 @@ pub async fn dispatch(
         })
         .await?;
     drop(conn);
+    dialer_core::failpoint::hit("dispatch-after-commit");
     publish_committed(pool, broker, &outcome.batch_pks).await;
     Ok(outcome)
 }

@@ -9,6 +9,7 @@ pub mod dial_outbox;
 pub mod domain;
 pub mod event_body;
 pub mod event_outbox;
+pub mod failpoint;
 pub mod migrations;
 pub mod models;
 pub mod phone;

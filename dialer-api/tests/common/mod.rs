@@ -53,6 +53,11 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut dialer_core::Config)) -> TestApp {
         let mut env = TestEnv::new().await;
         adjust(&mut env.config);
+        Self::spawn_on(env).await
+    }
+
+    /// The application on an existing test environment.
+    pub async fn spawn_on(env: TestEnv) -> TestApp {
         let app = Application::build(env.config.clone())
             .await
             .expect("application builds");
