@@ -1,0 +1,515 @@
+//! The delivery engine: a claimer takes due events from the database in batches, a dispatcher
+//! hands them to per-endpoint queues (a cap on concurrent requests and a circuit per endpoint,
+//! so one slow or dead endpoint never holds up another), request tasks send them, and a
+//! recorder writes the outcomes back in batches. Nothing waits in a consumer: a retry is a
+//! `next_attempt_at` in the database, which is the source of truth; RabbitMQ only prompts.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use dialer_core::db::DbPool;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::circuit::{Circuit, CircuitState};
+use crate::claim::{self, ClaimedEvent};
+use crate::config::WorkerConfig;
+use crate::delivery::{self, AttemptReport, HttpSettings};
+use crate::endpoints::{Endpoint, EndpointCache};
+use crate::record::{self, AttemptRecord, Outcome, Resolution};
+use crate::schedule::NextStep;
+use crate::url_policy::UrlPolicy;
+
+/// State shared by the engine's tasks and the RabbitMQ prompt consumer.
+#[derive(Default)]
+pub struct Shared {
+    /// Wakes the claimer (a prompt arrived, room was freed, an earlier event was settled).
+    pub wake: Notify,
+    /// Claim rounds started and finished (prompts are acked once a round that started after
+    /// them has finished: by then the database has been looked at for them).
+    pub rounds: RoundCounter,
+    /// Endpoints not to claim for: circuit open, or enough queued.
+    excluded: Mutex<Vec<i64>>,
+    /// Claimed events not yet recorded.
+    outstanding: AtomicUsize,
+    pub stats: Stats,
+}
+
+#[derive(Default)]
+pub struct RoundCounter {
+    pub started: AtomicU64,
+    pub finished: watch::Sender<u64>,
+}
+
+/// Counters for logs and the benchmark.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub claimed: AtomicU64,
+    pub attempts: AtomicU64,
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub record_statements: AtomicU64,
+    pub claim_statements: AtomicU64,
+}
+
+/// A claimed event and where it goes.
+struct Job {
+    event: ClaimedEvent,
+    endpoint: Arc<Endpoint>,
+}
+
+/// A request task's answer.
+struct Finished {
+    event: ClaimedEvent,
+    endpoint: Arc<Endpoint>,
+    attempted_at: DateTime<Utc>,
+    report: AttemptReport,
+}
+
+enum RecorderMsg {
+    Outcome(Outcome),
+    Defer {
+        account_id: i64,
+        until: DateTime<Utc>,
+    },
+}
+
+pub struct Engine {
+    config: WorkerConfig,
+    pool: DbPool,
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub fn new(config: WorkerConfig, pool: DbPool) -> Engine {
+        Engine {
+            config,
+            pool,
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Runs until `stop` turns true: then claims nothing more, gives back queued events, lets
+    /// requests in flight finish for up to the shutdown grace, and records their outcomes.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let (job_tx, job_rx) = mpsc::unbounded_channel::<Vec<Job>>();
+        let (rec_tx, rec_rx) = mpsc::unbounded_channel::<RecorderMsg>();
+        let recorder = tokio::spawn(recorder(self.pool.clone(), self.shared.clone(), rec_rx));
+        let claimer = tokio::spawn(claimer(
+            self.config.clone(),
+            self.pool.clone(),
+            self.shared.clone(),
+            job_tx,
+            stop.clone(),
+        ));
+        let dispatcher = tokio::spawn(dispatcher(
+            self.config.clone(),
+            self.shared.clone(),
+            job_rx,
+            rec_tx,
+            stop.clone(),
+        ));
+        let _ = stop.wait_for(|s| *s).await;
+        let _ = claimer.await;
+        // The dispatcher ends when its last request is done, or is cut off at the deadline
+        // (then those events come due again when their lease ends).
+        let grace = self.config.shutdown_grace;
+        let dispatcher_abort = dispatcher.abort_handle();
+        if tokio::time::timeout(grace, dispatcher).await.is_err() {
+            tracing::warn!(?grace, "requests still in flight at the shutdown deadline");
+            dispatcher_abort.abort();
+        }
+        let _ = recorder.await;
+    }
+}
+
+async fn claimer(
+    config: WorkerConfig,
+    pool: DbPool,
+    shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<Vec<Job>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = HttpSettings {
+        connect_timeout: config.connect_timeout,
+        request_timeout: config.request_timeout,
+        policy: UrlPolicy {
+            allow_loopback: config.core.allow_http_loopback_callbacks,
+        },
+    };
+    let mut cache = EndpointCache::new(http, config.account_cache);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        loop {
+            let room = config
+                .max_outstanding
+                .saturating_sub(shared.outstanding.load(Ordering::Acquire));
+            if room == 0 {
+                break;
+            }
+            let limit = room.min(config.claim_batch);
+            match claim_round(&config, &pool, &shared, &mut cache, limit).await {
+                Ok(batch) => {
+                    let n = batch.len();
+                    if n > 0 && jobs.send(batch).is_err() {
+                        return;
+                    }
+                    if n < limit {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming due callback events failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn claim_round(
+    config: &WorkerConfig,
+    pool: &DbPool,
+    shared: &Shared,
+    cache: &mut EndpointCache,
+    limit: usize,
+) -> Result<Vec<Job>, crate::WorkerError> {
+    let mut conn = pool.get().await?;
+    let excluded = shared
+        .excluded
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    let round = shared.rounds.started.fetch_add(1, Ordering::AcqRel) + 1;
+    let claimed = claim::claim_due(&mut conn, limit, &excluded, config.lease).await;
+    shared.rounds.finished.send_replace(round);
+    let claimed = claimed?;
+    shared
+        .stats
+        .claim_statements
+        .fetch_add(1, Ordering::Relaxed);
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    shared
+        .outstanding
+        .fetch_add(claimed.len(), Ordering::AcqRel);
+    shared
+        .stats
+        .claimed
+        .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+    let accounts: Vec<i64> = claimed.iter().map(|e| e.account_id).collect();
+    if let Err(e) = cache.refresh(&mut conn, &accounts).await {
+        // The claims stand: their leases run out and they are tried again.
+        tracing::warn!(error = %e, "reading callback settings failed");
+    }
+    Ok(claimed
+        .into_iter()
+        .filter_map(|event| {
+            let endpoint = cache.get(event.account_id)?;
+            Some(Job { event, endpoint })
+        })
+        .collect())
+}
+
+/// One endpoint's queue, requests in flight and circuit.
+struct EndpointState {
+    queue: VecDeque<Job>,
+    in_flight: usize,
+    circuit: Circuit,
+}
+
+async fn dispatcher(
+    config: WorkerConfig,
+    shared: Arc<Shared>,
+    mut jobs: mpsc::UnboundedReceiver<Vec<Job>>,
+    recorder: mpsc::UnboundedSender<RecorderMsg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+    let mut endpoints: HashMap<i64, EndpointState> = HashMap::new();
+    let mut excluded: HashSet<i64> = HashSet::new();
+    let seed = Utc::now().timestamp_subsec_nanos() as u64 ^ u64::from(std::process::id());
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = false;
+    let mut in_flight_total = 0usize;
+    // Queued work of a saturated endpoint is bounded by this; claims for it pause meanwhile.
+    let saturation = config.endpoint_concurrency * 4;
+    let send = |msg: RecorderMsg| {
+        let _ = recorder.send(msg);
+    };
+    loop {
+        let mut touched: Vec<i64> = Vec::new();
+        tokio::select! {
+            batch = jobs.recv(), if !stopping => {
+                let Some(batch) = batch else { stopping = true; continue };
+                for job in batch {
+                    if let Some(reason) = skip_reason(&job) {
+                        send(RecorderMsg::Outcome(Outcome {
+                            event_pk: job.event.id,
+                            lease_token: job.event.lease_token,
+                            resolution: Resolution::Skipped(reason),
+                            attempt: None,
+                        }));
+                        continue;
+                    }
+                    let account = job.event.account_id;
+                    endpoints
+                        .entry(account)
+                        .or_insert_with(|| EndpointState {
+                            queue: VecDeque::new(),
+                            in_flight: 0,
+                            circuit: Circuit::new(config.circuit),
+                        })
+                        .queue
+                        .push_back(job);
+                    touched.push(account);
+                }
+            }
+            Some(done) = done_rx.recv() => {
+                in_flight_total -= 1;
+                let account = done.event.account_id;
+                touched.push(account);
+                let now = Instant::now();
+                let delivered = done.report.delivered();
+                shared.stats.attempts.fetch_add(1, Ordering::Relaxed);
+                let mut opened_until = None;
+                if let Some(state) = endpoints.get_mut(&account) {
+                    state.in_flight -= 1;
+                    if delivered {
+                        state.circuit.on_success();
+                    } else if let Some(until) = state.circuit.on_failure(now) {
+                        opened_until = Some(until);
+                    }
+                }
+                let resolution = if delivered {
+                    shared.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    Resolution::Delivered
+                } else {
+                    match config.schedule.after_failure(done.event.tries_since_replay(), &mut rng) {
+                        NextStep::RetryAfter(d) => Resolution::RetryAt(done.attempted_at + d),
+                        NextStep::GiveUp => {
+                            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                            Resolution::Failed
+                        }
+                    }
+                };
+                send(RecorderMsg::Outcome(outcome_of(done, resolution)));
+                if let Some(until) = opened_until {
+                    let until_utc = Utc::now() + until.saturating_duration_since(now);
+                    tracing::warn!(account_id = account, ?until_utc, "callback endpoint circuit opened");
+                    if let Some(state) = endpoints.get_mut(&account) {
+                        release_all(&mut state.queue, until_utc, &send);
+                    }
+                    send(RecorderMsg::Defer { account_id: account, until: until_utc });
+                }
+            }
+            _ = tick.tick() => {
+                touched.extend(endpoints.keys().copied());
+            }
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+            }
+        }
+        if stopping {
+            // Queued events go back now, for this worker's successor or another worker.
+            let now = Utc::now();
+            for state in endpoints.values_mut() {
+                release_all(&mut state.queue, now, &send);
+            }
+            if in_flight_total == 0 {
+                return;
+            }
+            continue;
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let now = Instant::now();
+        let mut excluded_changed = false;
+        for account in touched {
+            let Some(state) = endpoints.get_mut(&account) else {
+                continue;
+            };
+            let allowance =
+                state
+                    .circuit
+                    .allowance(now, config.endpoint_concurrency, state.in_flight);
+            for _ in 0..allowance {
+                let Some(job) = state.queue.pop_front() else {
+                    break;
+                };
+                state.circuit.on_start();
+                state.in_flight += 1;
+                in_flight_total += 1;
+                tokio::spawn(attempt(job, done_tx.clone()));
+            }
+            let open = matches!(state.circuit.state(), CircuitState::Open { .. });
+            let exclude = open || state.queue.len() + state.in_flight >= saturation;
+            excluded_changed |= if exclude {
+                excluded.insert(account)
+            } else {
+                excluded.remove(&account)
+            };
+            if !exclude
+                && state.queue.is_empty()
+                && state.in_flight == 0
+                && state.circuit.is_pristine()
+            {
+                endpoints.remove(&account);
+            }
+        }
+        if excluded_changed {
+            if let Ok(mut shared_excluded) = shared.excluded.lock() {
+                *shared_excluded = excluded.iter().copied().collect();
+            }
+            shared.wake.notify_one();
+        }
+    }
+}
+
+fn skip_reason(job: &Job) -> Option<String> {
+    if job.event.event_type == "batch_completed" && !job.endpoint.batch_events {
+        return Some("the account does not subscribe to batch events".into());
+    }
+    if job.endpoint.url_text.is_none() {
+        return Some("the account has no callback URL".into());
+    }
+    None
+}
+
+fn release_all(queue: &mut VecDeque<Job>, at: DateTime<Utc>, send: &impl Fn(RecorderMsg)) {
+    for job in queue.drain(..) {
+        send(RecorderMsg::Outcome(Outcome {
+            event_pk: job.event.id,
+            lease_token: job.event.lease_token,
+            resolution: Resolution::Released(at),
+            attempt: None,
+        }));
+    }
+}
+
+fn outcome_of(done: Finished, resolution: Resolution) -> Outcome {
+    let report = done.report;
+    Outcome {
+        event_pk: done.event.id,
+        lease_token: done.event.lease_token,
+        resolution,
+        attempt: Some(AttemptRecord {
+            attempt: done.event.attempt_number(),
+            attempted_at: done.attempted_at,
+            url: done.endpoint.url_text.clone().unwrap_or_default(),
+            status_code: report.status_code.map(i32::from),
+            error: report.error,
+            latency_ms: report.latency.as_millis().min(i32::MAX as u128) as i32,
+            response_head: report.response_head,
+        }),
+    }
+}
+
+/// Signs afresh (this attempt's timestamp) and sends.
+async fn attempt(job: Job, done: mpsc::UnboundedSender<Finished>) {
+    let Job {
+        mut event,
+        endpoint,
+    } = job;
+    let attempted_at = Utc::now();
+    let report = match &endpoint.target {
+        Ok(target) => {
+            let signature = target
+                .keys
+                .sign(&event.event_id, event.body.as_bytes(), attempted_at);
+            // The body goes out as stored; the event keeps no copy (it is not needed again).
+            let body = Bytes::from(std::mem::take(&mut event.body));
+            delivery::post(&target.client, &target.url, &signature, body).await
+        }
+        Err(reason) => AttemptReport::refused(reason.clone()),
+    };
+    let _ = done.send(Finished {
+        event,
+        endpoint,
+        attempted_at,
+        report,
+    });
+}
+
+async fn recorder(
+    pool: DbPool,
+    shared: Arc<Shared>,
+    mut inbox: mpsc::UnboundedReceiver<RecorderMsg>,
+) {
+    const MAX_BATCH: usize = 2000;
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(MAX_BATCH);
+    let mut defers: Vec<(i64, DateTime<Utc>)> = Vec::new();
+    while let Some(first) = inbox.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                RecorderMsg::Outcome(o) => outcomes.push(o),
+                RecorderMsg::Defer { account_id, until } => defers.push((account_id, until)),
+            }
+            next = if outcomes.len() < MAX_BATCH {
+                inbox.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let mut failures = 0u32;
+        loop {
+            match write(&pool, &outcomes, &defers).await {
+                Ok(()) => break,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "recording callback outcomes failed; retrying");
+                    if failures >= 20 {
+                        // The claims' leases run out and those events are tried again.
+                        tracing::error!(events = outcomes.len(), "giving up recording outcomes");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(failures.min(8))))
+                        .await;
+                }
+            }
+        }
+        shared
+            .stats
+            .record_statements
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .outstanding
+            .fetch_sub(outcomes.len(), Ordering::AcqRel);
+        outcomes.clear();
+        defers.clear();
+        shared.wake.notify_one();
+    }
+}
+
+async fn write(
+    pool: &DbPool,
+    outcomes: &[Outcome],
+    defers: &[(i64, DateTime<Utc>)],
+) -> Result<(), crate::WorkerError> {
+    let mut conn = pool.get().await?;
+    record::record(&mut conn, outcomes).await?;
+    for (account_id, until) in defers {
+        claim::defer_account(&mut conn, *account_id, *until).await?;
+    }
+    Ok(())
+}

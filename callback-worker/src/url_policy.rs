@@ -1,0 +1,247 @@
+//! Which callback URLs may be called: `https` only, and never a private, loopback, link-local
+//! or otherwise internal address, unless the deployment allows plain `http` to loopback (demos,
+//! tests). Names are checked where they are resolved: the HTTP client resolves through
+//! [`PolicyResolver`], so the address checked is the address connected to (no DNS rebinding
+//! between a check and the connect).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlPolicyError {
+    #[error("the callback URL is not a valid URL")]
+    Invalid,
+    #[error("callback URLs must use https")]
+    NotHttps,
+    #[error("the callback URL has no host")]
+    NoHost,
+    #[error("callback URLs may not carry a user name or password")]
+    Credentials,
+    #[error("the callback URL points at a private, loopback or link-local address ({0})")]
+    ForbiddenAddress(IpAddr),
+    #[error("the callback host `{0}` resolves only to private, loopback or link-local addresses")]
+    ForbiddenName(String),
+}
+
+/// The policy of one deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlPolicy {
+    /// `DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`: http (and https) to loopback addresses.
+    pub allow_loopback: bool,
+}
+
+impl UrlPolicy {
+    /// Checks a URL as written (scheme, credentials, literal addresses). Names are checked
+    /// again by [`PolicyResolver`] on every connect.
+    pub fn check(&self, url: &str) -> Result<Url, UrlPolicyError> {
+        let parsed = Url::parse(url).map_err(|_| UrlPolicyError::Invalid)?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(UrlPolicyError::Credentials);
+        }
+        let host = parsed.host().ok_or(UrlPolicyError::NoHost)?;
+        let literal: Option<IpAddr> = match host {
+            url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
+            url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
+            url::Host::Domain(_) => None,
+        };
+        let loopback_host = match (literal, host) {
+            (Some(ip), _) => is_loopback(ip),
+            (None, url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            _ => false,
+        };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_loopback && loopback_host => {}
+            _ => return Err(UrlPolicyError::NotHttps),
+        }
+        if let Some(ip) = literal
+            && !self.address_allowed(ip)
+        {
+            return Err(UrlPolicyError::ForbiddenAddress(ip));
+        }
+        Ok(parsed)
+    }
+
+    pub fn address_allowed(&self, ip: IpAddr) -> bool {
+        if is_loopback(ip) {
+            return self.allow_loopback;
+        }
+        is_public(ip)
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback(),
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are judged as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Globally routable unicast: not private, loopback, link-local, shared (CGNAT), multicast,
+/// broadcast, documentation, benchmarking, reserved or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(a) => is_public_v4(a),
+        IpAddr::V6(a) => is_public_v6(a),
+    }
+}
+
+fn is_public_v4(a: Ipv4Addr) -> bool {
+    let [o0, o1, o2, _] = a.octets();
+    !(a.is_private()
+        || a.is_loopback()
+        || a.is_link_local()
+        || a.is_multicast()
+        || a.is_broadcast()
+        || a.is_documentation()
+        || a.is_unspecified()
+        || o0 == 0
+        || (o0 == 100 && (o1 & 0xc0) == 64) // 100.64.0.0/10 shared address space
+        || (o0 == 192 && o1 == 0 && o2 == 0) // 192.0.0.0/24 protocol assignments
+        || (o0 == 198 && (o1 & 0xfe) == 18) // 198.18.0.0/15 benchmarking
+        || o0 >= 240) // reserved
+}
+
+fn is_public_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    !(a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 can reach private IPv4
+        || a.to_ipv4().is_some_and(|v4| !is_public_v4(v4)) && s[0..6] == [0; 6])
+}
+
+/// The HTTP client's resolver: resolves with the system resolver and keeps only the addresses
+/// the policy allows, so a name that resolves (or re-resolves) to an internal address is never
+/// connected to.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver {
+    pub policy: UrlPolicy,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| policy.address_allowed(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(UrlPolicyError::ForbiddenName(host)) as _);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: UrlPolicy = UrlPolicy {
+        allow_loopback: false,
+    };
+    const TESTS: UrlPolicy = UrlPolicy {
+        allow_loopback: true,
+    };
+
+    #[test]
+    fn only_https_to_public_addresses_by_default() {
+        assert!(STRICT.check("https://hooks.example.com/cb").is_ok());
+        assert!(STRICT.check("https://93.184.216.34/cb").is_ok());
+        assert_eq!(
+            STRICT.check("http://hooks.example.com/cb").err(),
+            Some(UrlPolicyError::NotHttps)
+        );
+        assert_eq!(
+            STRICT.check("ftp://hooks.example.com/").err(),
+            Some(UrlPolicyError::NotHttps)
+        );
+        assert_eq!(
+            STRICT.check("https://u:p@hooks.example.com/").err(),
+            Some(UrlPolicyError::Credentials)
+        );
+        assert_eq!(
+            STRICT.check("not a url").err(),
+            Some(UrlPolicyError::Invalid)
+        );
+        for url in [
+            "https://127.0.0.1/",
+            "https://10.1.2.3/",
+            "https://172.16.0.1/",
+            "https://192.168.1.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::1]/",
+            "https://[fe80::1]/",
+            "https://[fd00::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(
+                matches!(STRICT.check(url), Err(UrlPolicyError::ForbiddenAddress(_))),
+                "{url} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_only_when_allowed_and_never_private() {
+        assert!(TESTS.check("http://127.0.0.1:8080/cb").is_ok());
+        assert!(TESTS.check("http://localhost:8080/cb").is_ok());
+        assert!(TESTS.check("https://127.0.0.1:8443/cb").is_ok());
+        assert_eq!(
+            TESTS.check("http://hooks.example.com/cb").err(),
+            Some(UrlPolicyError::NotHttps)
+        );
+        assert!(matches!(
+            TESTS.check("https://10.0.0.1/"),
+            Err(UrlPolicyError::ForbiddenAddress(_))
+        ));
+        assert!(matches!(
+            TESTS.check("http://10.0.0.1/"),
+            Err(UrlPolicyError::NotHttps)
+        ));
+        assert!(STRICT.check("http://127.0.0.1:8080/cb").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_internal_addresses() {
+        let strict = PolicyResolver { policy: STRICT };
+        let name: Name = "localhost".parse().expect("name");
+        let err = strict.resolve(name).await.err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "the callback host `localhost` resolves only to private, loopback or link-local addresses"
+            )
+        );
+        let tests = PolicyResolver { policy: TESTS };
+        let name: Name = "localhost".parse().expect("name");
+        let addrs: Vec<SocketAddr> = tests.resolve(name).await.expect("resolves").collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+}
