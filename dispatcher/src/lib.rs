@@ -1,10 +1,29 @@
 //! The dispatcher: dial jobs in, calls on Asterisk out, each followed to its outcome.
 //!
 //! - [`outcome`]: the one table from AMI signals to the contract's events and dispositions.
+//! - [`call_state`]: where a dialed call's state changes, with its event, in one transaction.
+//! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
+//! - [`scheduler`]: fair, paced Originates across accounts and servers.
+//! - [`registry`]: the attempts being followed and the routing of AMI events to them.
+//! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile.
+//! - [`leases`]: server leases and heartbeats shared by every dispatcher.
+//! - [`pacing`]: calls-per-second slots shared by every dispatcher; [`pacer`]: one process's.
 //! - [`calling_hours`]: when a call may go, in the callee's or the account's time zone.
-//! - [`pacer`]: even pacing for limits one process owns (a leased server's calls per second).
+//! - [`runtime`]: the running dispatcher and its tasks.
 
+pub mod call_state;
 pub mod calling_hours;
+pub mod claim;
+pub mod config;
 mod country_timezones;
+pub mod leases;
 pub mod outcome;
 pub mod pacer;
+pub mod pacing;
+pub mod registry;
+pub mod runtime;
+pub mod scheduler;
+pub mod server;
+
+pub use config::DispatcherConfig;
+pub use runtime::Dispatcher;

@@ -91,6 +91,20 @@ impl AttemptTracker {
         AttemptTracker::default()
     }
 
+    /// Follows a call found live on the PBX after the dispatcher that originated it died: its
+    /// OriginateResponse went to that dispatcher's session, so the channel's hangup alone ends it.
+    pub fn adopted(uniqueid: String, answered: bool) -> AttemptTracker {
+        AttemptTracker {
+            channels: vec![Channel {
+                uniqueid,
+                hung_up: false,
+            }],
+            answered,
+            response: Some(None),
+            ..AttemptTracker::default()
+        }
+    }
+
     pub fn is_ended(&self) -> bool {
         self.ended
     }

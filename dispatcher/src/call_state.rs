@@ -1,0 +1,550 @@
+//! Where a dialed call's state changes: `call_started`, `call_answered` and the attempt's end,
+//! each written with its callback event in one transaction, so the event outbox and the call
+//! never disagree. (Claims, which start an attempt, are in [`crate::claim`].)
+//!
+//! Every transition is conditional on the attempt's current state, so a repeated or late signal
+//! (a redelivered AMI event after a reconnect, a guard firing after the real end) changes
+//! nothing and writes no event.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use dialer_core::domain::{CallStatus, Disposition, EventType};
+use dialer_core::event_body::{CallEventBody, new_event_id, rfc3339};
+
+use crate::outcome::Outcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("event body: {0}")]
+    Body(#[from] serde_json::Error),
+}
+
+/// A change the AMI (or a guard) reported for an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    Started {
+        attempt: Uuid,
+        at: DateTime<Utc>,
+    },
+    Answered {
+        attempt: Uuid,
+        at: DateTime<Utc>,
+    },
+    Ended {
+        attempt: Uuid,
+        outcome: Outcome,
+        /// The platform hung up an answered call at its maximum length.
+        cut_by_platform: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Transition {
+    pub fn attempt(&self) -> Uuid {
+        match self {
+            Transition::Started { attempt, .. }
+            | Transition::Answered { attempt, .. }
+            | Transition::Ended { attempt, .. } => *attempt,
+        }
+    }
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub batch_pk: i64,
+    pub event_type: Option<EventType>,
+    /// The batch has no call left to finish (its `batch_completed` is written).
+    pub batch_completed: bool,
+}
+
+/// Everything an event body needs, read under lock with the attempt.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct CallRow {
+    #[diesel(sql_type = BigInt)]
+    pub call_pk: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub call_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = Text)]
+    pub accountcode: String,
+    #[diesel(sql_type = BigInt)]
+    pub batch_pk: i64,
+    #[diesel(sql_type = BigInt)]
+    pub batch_id: i64,
+    #[diesel(sql_type = Text)]
+    pub phone_raw: String,
+    #[diesel(sql_type = Text)]
+    pub phone_e164: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub custom_data: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub event_seq: i32,
+    #[diesel(sql_type = Integer)]
+    pub max_attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub retry_delay_seconds: i32,
+    #[diesel(sql_type = Array<Text>)]
+    pub retry_on: Vec<String>,
+    #[diesel(sql_type = Bool)]
+    pub batch_events: bool,
+}
+
+#[derive(Debug, QueryableByName)]
+struct AttemptRow {
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Timestamptz)]
+    originated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    answered_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    server_code: Option<String>,
+}
+
+const CALL_COLUMNS: &str = "c.id AS call_pk, c.call_id, c.account_id, a.accountcode, c.batch_pk, \
+     b.batch_id, c.phone_raw, c.phone_e164, c.custom_data, c.event_seq, \
+     COALESCE(b.max_attempts, a.max_attempts) AS max_attempts, \
+     COALESCE(b.retry_delay_seconds, a.retry_delay_seconds) AS retry_delay_seconds, \
+     COALESCE(b.retry_on, a.retry_on) AS retry_on, \
+     a.callback_batch_events AS batch_events";
+
+/// Applies one transition in its own transaction. `None` when it changed nothing (repeated or
+/// late signal, unknown attempt).
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    t: &Transition,
+) -> Result<Option<Applied>, StateError> {
+    conn.transaction::<_, StateError, _>(async |conn| apply_in(conn, t).await)
+        .await
+}
+
+async fn apply_in(
+    conn: &mut AsyncPgConnection,
+    t: &Transition,
+) -> Result<Option<Applied>, StateError> {
+    let attempt_id = t.attempt();
+    let rows: Vec<CallRow> = diesel::sql_query(format!(
+        "SELECT {CALL_COLUMNS} FROM call_attempts t \
+         JOIN calls c ON c.id = t.call_pk JOIN batches b ON b.id = c.batch_pk \
+         JOIN accounts a ON a.id = c.account_id WHERE t.id = $1 FOR UPDATE OF c"
+    ))
+    .bind::<SqlUuid, _>(attempt_id)
+    .load(conn)
+    .await?;
+    let Some(call) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let attempts: Vec<AttemptRow> = diesel::sql_query(
+        "SELECT t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
+         FROM call_attempts t LEFT JOIN asterisk_servers s ON s.id = t.server_id \
+         WHERE t.id = $1 FOR UPDATE OF t",
+    )
+    .bind::<SqlUuid, _>(attempt_id)
+    .load(conn)
+    .await?;
+    let Some(attempt) = attempts.into_iter().next() else {
+        return Ok(None);
+    };
+
+    match t {
+        Transition::Started { at, .. } => {
+            if attempt.state != "originating" {
+                return Ok(None);
+            }
+            set_attempt(conn, attempt_id, "started", "started_at", *at).await?;
+            let event = EventFacts::in_progress(EventType::CallStarted, &attempt, *at);
+            write_event(conn, &call, &event, CallStatus::Started, None).await?;
+            Ok(Some(applied(&call, EventType::CallStarted, false)))
+        }
+        Transition::Answered { at, .. } => {
+            if !matches!(attempt.state.as_str(), "originating" | "started") {
+                return Ok(None);
+            }
+            set_attempt(conn, attempt_id, "answered", "answered_at", *at).await?;
+            let mut event = EventFacts::in_progress(EventType::CallAnswered, &attempt, *at);
+            event.disposition = Some(Disposition::Answered);
+            event.answer_time = Some(*at);
+            write_event(conn, &call, &event, CallStatus::Answered, None).await?;
+            Ok(Some(applied(&call, EventType::CallAnswered, false)))
+        }
+        Transition::Ended {
+            outcome,
+            cut_by_platform,
+            at,
+            ..
+        } => {
+            if attempt.state == "ended" {
+                return Ok(None);
+            }
+            end_attempt(
+                conn,
+                &call,
+                attempt_id,
+                &attempt,
+                outcome,
+                *cut_by_platform,
+                *at,
+            )
+            .await
+        }
+    }
+}
+
+/// Ends a call that was never dialed (`call_skipped`, `call_expired`), inside the caller's
+/// transaction (the claim's).
+pub(crate) async fn end_undialed(
+    conn: &mut AsyncPgConnection,
+    call_pk: i64,
+    event_type: EventType,
+    disposition: Option<Disposition>,
+    at: DateTime<Utc>,
+) -> Result<Option<Applied>, StateError> {
+    let rows: Vec<CallRow> = diesel::sql_query(format!(
+        "SELECT {CALL_COLUMNS} FROM calls c JOIN batches b ON b.id = c.batch_pk \
+         JOIN accounts a ON a.id = c.account_id WHERE c.id = $1 FOR UPDATE OF c"
+    ))
+    .bind::<BigInt, _>(call_pk)
+    .load(conn)
+    .await?;
+    let Some(call) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let status = event_type.call_status().unwrap_or(CallStatus::Failed);
+    let attempts: Vec<AttemptCount> = diesel::sql_query("SELECT attempts FROM calls WHERE id = $1")
+        .bind::<BigInt, _>(call_pk)
+        .load(conn)
+        .await?;
+    let event = EventFacts {
+        event_type,
+        disposition,
+        attempt: attempts.into_iter().next().map_or(0, |a| a.attempts),
+        start_time: None,
+        answer_time: None,
+        end_time: None,
+        server_code: None,
+        error_message: None,
+        will_retry: false,
+        occurred_at: at,
+    };
+    write_event(conn, &call, &event, status, disposition.map(|d| (d, None))).await?;
+    let completed = complete_batch_if_done(conn, &call).await?;
+    Ok(Some(applied(&call, event_type, completed)))
+}
+
+#[derive(QueryableByName)]
+struct AttemptCount {
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+}
+
+fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Applied {
+    Applied {
+        batch_pk: call.batch_pk,
+        event_type: Some(event_type),
+        batch_completed,
+    }
+}
+
+async fn set_attempt(
+    conn: &mut AsyncPgConnection,
+    attempt: Uuid,
+    state: &str,
+    time_column: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StateError> {
+    // `time_column` is one of two literals above, never input.
+    diesel::sql_query(format!(
+        "UPDATE call_attempts SET state = $2, {time_column} = COALESCE({time_column}, $3) \
+         WHERE id = $1"
+    ))
+    .bind::<SqlUuid, _>(attempt)
+    .bind::<Text, _>(state)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn end_attempt(
+    conn: &mut AsyncPgConnection,
+    call: &CallRow,
+    attempt_id: Uuid,
+    attempt: &AttemptRow,
+    outcome: &Outcome,
+    cut_by_platform: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<Applied>, StateError> {
+    let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
+    let will_retry = outcome.disposition.is_retryable()
+        && call
+            .retry_on
+            .iter()
+            .any(|d| d == outcome.disposition.as_str())
+        && attempt.attempt < call.max_attempts;
+    diesel::sql_query(
+        "UPDATE call_attempts SET state = 'ended', ended_at = $2, disposition = $3, \
+         hangup_cause = $4, error_message = $5 WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(attempt_id)
+    .bind::<Timestamptz, _>(at)
+    .bind::<Text, _>(outcome.disposition.as_str())
+    .bind::<Nullable<Integer>, _>(outcome.cause.map(i32::from))
+    .bind::<Nullable<Text>, _>(outcome.error_message.as_deref())
+    .execute(conn)
+    .await?;
+
+    let final_status = event_type.call_status().unwrap_or(CallStatus::Failed);
+    let (status, next_due) = if will_retry {
+        (
+            CallStatus::RetryWait,
+            Some(at + ChronoDuration::seconds(i64::from(call.retry_delay_seconds.max(0)))),
+        )
+    } else {
+        (final_status, None)
+    };
+    let event = EventFacts {
+        event_type,
+        disposition: Some(outcome.disposition),
+        attempt: attempt.attempt,
+        start_time: Some(attempt.originated_at),
+        answer_time: attempt.answered_at,
+        end_time: Some(at),
+        server_code: attempt.server_code.clone(),
+        error_message: outcome.error_message.clone(),
+        will_retry,
+        occurred_at: at,
+    };
+    write_event(
+        conn,
+        call,
+        &event,
+        status,
+        Some((outcome.disposition, next_due)),
+    )
+    .await?;
+    let batch_completed = if will_retry {
+        false
+    } else {
+        complete_batch_if_done(conn, call).await?
+    };
+    Ok(Some(applied(call, event_type, batch_completed)))
+}
+
+/// The facts of one event beyond the call's own fields.
+struct EventFacts {
+    event_type: EventType,
+    disposition: Option<Disposition>,
+    attempt: i32,
+    start_time: Option<DateTime<Utc>>,
+    answer_time: Option<DateTime<Utc>>,
+    end_time: Option<DateTime<Utc>>,
+    server_code: Option<String>,
+    error_message: Option<String>,
+    will_retry: bool,
+    occurred_at: DateTime<Utc>,
+}
+
+impl EventFacts {
+    fn in_progress(event_type: EventType, attempt: &AttemptRow, at: DateTime<Utc>) -> EventFacts {
+        EventFacts {
+            event_type,
+            disposition: None,
+            attempt: attempt.attempt,
+            start_time: Some(attempt.originated_at),
+            answer_time: attempt.answered_at,
+            end_time: None,
+            server_code: attempt.server_code.clone(),
+            error_message: None,
+            will_retry: false,
+            occurred_at: at,
+        }
+    }
+}
+
+/// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
+/// due time), and writes the event with its body fixed now.
+async fn write_event(
+    conn: &mut AsyncPgConnection,
+    call: &CallRow,
+    e: &EventFacts,
+    status: CallStatus,
+    end: Option<(Disposition, Option<DateTime<Utc>>)>,
+) -> Result<(), StateError> {
+    let sequence = call.event_seq + 1;
+    let finished = status.is_final();
+    diesel::sql_query(
+        "UPDATE calls SET event_seq = $2, status = $3, \
+         disposition = COALESCE($4, disposition), next_due_at = $5, updated_at = now(), \
+         finished_at = CASE WHEN $6 THEN now() ELSE finished_at END WHERE id = $1",
+    )
+    .bind::<BigInt, _>(call.call_pk)
+    .bind::<Integer, _>(sequence)
+    .bind::<Text, _>(status.as_str())
+    .bind::<Nullable<Text>, _>(end.map(|(d, _)| d.as_str()))
+    .bind::<Nullable<Timestamptz>, _>(end.and_then(|(_, due)| due))
+    .bind::<Bool, _>(finished)
+    .execute(conn)
+    .await?;
+
+    let duration = match (e.answer_time, e.end_time) {
+        (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
+        _ => 0,
+    };
+    let custom_data = match &call.custom_data {
+        Some(text) => Some(RawValue::from_string(text.clone())?),
+        None => None,
+    };
+    let event_id = new_event_id();
+    let body = CallEventBody {
+        event_id: event_id.clone(),
+        event_type: e.event_type,
+        accountcode: call.accountcode.clone(),
+        batch_id: call.batch_id,
+        call_id: call.call_id,
+        phone_number: call.phone_raw.clone(),
+        phone_number_e164: call.phone_e164.clone(),
+        call_status: e.event_type.call_status().unwrap_or(status),
+        disposition: e.disposition,
+        duration,
+        start_time: e.start_time.map(rfc3339),
+        answer_time: e.answer_time.map(rfc3339),
+        end_time: e.end_time.map(rfc3339),
+        recording_url: None,
+        custom_data,
+        server_code: e.server_code.clone(),
+        error_message: e.error_message.clone(),
+        attempt: e.attempt,
+        will_retry: e.will_retry,
+        sequence,
+        occurred_at: rfc3339(e.occurred_at),
+    };
+    let body = serde_json::to_string(&body)?;
+    diesel::sql_query(
+        "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, \
+         body, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind::<Text, _>(&event_id)
+    .bind::<BigInt, _>(call.account_id)
+    .bind::<BigInt, _>(call.batch_pk)
+    .bind::<BigInt, _>(call.call_pk)
+    .bind::<Integer, _>(sequence)
+    .bind::<Text, _>(e.event_type.as_str())
+    .bind::<Text, _>(&body)
+    .bind::<Timestamptz, _>(e.occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Remaining {
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+}
+
+/// After a call's final outcome: when no call of the batch is left to finish, the batch is
+/// `completed` and (for accounts that subscribe) its `batch_completed` event is written. The
+/// batch row is locked first, so two calls ending at once cannot both (or neither) complete it.
+pub(crate) async fn complete_batch_if_done(
+    conn: &mut AsyncPgConnection,
+    call: &CallRow,
+) -> Result<bool, StateError> {
+    let locked: Vec<Remaining> = diesel::sql_query(
+        "SELECT 0::bigint AS pending FROM batches WHERE id = $1 \
+         AND status IN ('pending', 'dispatching', 'paused') FOR UPDATE",
+    )
+    .bind::<BigInt, _>(call.batch_pk)
+    .load(conn)
+    .await?;
+    if locked.is_empty() {
+        return Ok(false);
+    }
+    let pending_states = CallStatus::sql_list(|s| !s.is_final());
+    let remaining: Vec<Remaining> = diesel::sql_query(format!(
+        "SELECT count(*) AS pending FROM calls WHERE batch_pk = $1 AND status IN ({pending_states})"
+    ))
+    .bind::<BigInt, _>(call.batch_pk)
+    .load(conn)
+    .await?;
+    if remaining.into_iter().next().map_or(1, |r| r.pending) > 0 {
+        return Ok(false);
+    }
+    diesel::sql_query(
+        "UPDATE batches SET status = 'completed', completed_at = now(), updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(call.batch_pk)
+    .execute(conn)
+    .await?;
+    if call.batch_events {
+        write_batch_completed(conn, call).await?;
+    }
+    Ok(true)
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn write_batch_completed(
+    conn: &mut AsyncPgConnection,
+    call: &CallRow,
+) -> Result<(), StateError> {
+    let counts: Vec<StatusCount> = diesel::sql_query(
+        "SELECT status, count(*) AS n FROM calls WHERE batch_pk = $1 GROUP BY status",
+    )
+    .bind::<BigInt, _>(call.batch_pk)
+    .load(conn)
+    .await?;
+    let parsed = counts
+        .iter()
+        .filter_map(|c| c.status.parse::<CallStatus>().ok().map(|s| (s, c.n)));
+    let totals = dialer_core::domain::Totals::from_counts(parsed);
+    let count_map: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|c| (c.status.clone(), serde_json::Value::from(c.n)))
+        .collect();
+    let event_id = new_event_id();
+    let now = Utc::now();
+    let body = serde_json::json!({
+        "event_id": event_id,
+        "event_type": EventType::BatchCompleted.as_str(),
+        "accountcode": call.accountcode,
+        "batch_id": call.batch_id,
+        "total_calls": totals.total_calls,
+        "completed_calls": totals.completed_calls,
+        "failed_calls": totals.failed_calls,
+        "counts": count_map,
+        "occurred_at": rfc3339(now),
+    });
+    diesel::sql_query(
+        "INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body, occurred_at) \
+         VALUES ($1, $2, $3, 'batch_completed', $4, $5)",
+    )
+    .bind::<Text, _>(&event_id)
+    .bind::<BigInt, _>(call.account_id)
+    .bind::<BigInt, _>(call.batch_pk)
+    .bind::<Text, _>(body.to_string())
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Claiming dial jobs before any side effect: one transaction per account decides, for each job,
+//! whether its call is dialed now, waits (calling hours), is skipped (do-not-call, destination no
+//! longer allowed), expires, or is dropped (already claimed, batch paused or cancelled). Only a
+//! call still `scheduled` for exactly this attempt is claimed, and the claim writes the attempt
+//! row, so a redelivered or duplicated job never dials a number twice.
+//!
+//! Claims of one account are serialized across dispatchers by an advisory lock, so its channel
+//! limit holds in aggregate: the live attempts are counted under the lock.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use dialer_core::dial_outbox::DialJob;
+use dialer_core::domain::{Disposition, EventType};
+
+use crate::call_state::{self, Applied, StateError};
+use crate::calling_hours::{CallingHours, waiting_reason, zone_for};
+
+/// Namespace of the per-account claim lock (first key of `pg_advisory_xact_lock(int, int)`).
+const CLAIM_LOCK_SPACE: i32 = 0x4449_414c; // "DIAL"
+
+/// What became of one job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Claimed: originate it now.
+    Dial(Claimed),
+    /// Outside calling hours: parked in PostgreSQL until `until` (the job is done with).
+    Wait {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    /// Never dialed: ended with this event (`call_skipped`, `call_expired`).
+    Ended(Applied),
+    /// Nothing to do: claimed elsewhere, already past this attempt, batch paused or cancelled.
+    Drop,
+    /// The account's channel limit is reached: keep the job and try again later.
+    NoCapacity,
+}
+
+/// A claimed attempt, with what the Originate needs.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    pub attempt_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    pub call_pk: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub call_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = Text)]
+    pub accountcode: String,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+    #[diesel(sql_type = Text)]
+    pub phone_e164: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub caller_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub dial_context: String,
+    #[diesel(sql_type = Text)]
+    pub dial_exten: String,
+    #[diesel(sql_type = Integer)]
+    pub ring_timeout_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    pub max_call_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    pub calls_per_second: i32,
+    #[diesel(sql_type = BigInt)]
+    pub server_id: i64,
+}
+
+#[derive(Debug, QueryableByName)]
+struct JobState {
+    #[diesel(sql_type = BigInt)]
+    call_pk: i64,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Text)]
+    phone_e164: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    phone_region: Option<String>,
+    #[diesel(sql_type = Text)]
+    batch_status: String,
+    #[diesel(sql_type = Bool)]
+    expired: bool,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    calling_hours: Option<serde_json::Value>,
+    #[diesel(sql_type = Text)]
+    timezone: String,
+    #[diesel(sql_type = Array<Text>)]
+    allowed_countries: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    allowed_prefixes: Vec<String>,
+    #[diesel(sql_type = Bool)]
+    dnc: bool,
+    #[diesel(sql_type = Text)]
+    account_status: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Integer)]
+    max: i32,
+}
+
+/// Claims `jobs` (all of one account), placing dialed calls on `server_id`. The result is in
+/// the order of `jobs`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    jobs: &[DialJob],
+    server_id: i64,
+    dispatcher_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, StateError> {
+    conn.transaction::<_, StateError, _>(async |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2::int4)")
+            .bind::<Integer, _>(CLAIM_LOCK_SPACE)
+            .bind::<Integer, _>((account_id % i64::from(i32::MAX)) as i32)
+            .execute(conn)
+            .await?;
+        let call_pks: Vec<i64> = jobs.iter().map(|j| j.call_pk).collect();
+        let states: Vec<JobState> = diesel::sql_query(
+            "SELECT c.id AS call_pk, c.status, c.attempts, c.phone_e164, c.phone_region, \
+             b.status AS batch_status, (b.expires_at IS NOT NULL AND b.expires_at <= $2) AS expired, \
+             COALESCE(b.calling_hours, a.calling_hours) AS calling_hours, a.timezone, \
+             a.allowed_countries, a.allowed_prefixes, a.status AS account_status, \
+             EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = c.phone_e164 \
+                     AND (d.account_id IS NULL OR d.account_id = c.account_id)) AS dnc \
+             FROM calls c JOIN batches b ON b.id = c.batch_pk JOIN accounts a ON a.id = c.account_id \
+             WHERE c.id = ANY($1) FOR UPDATE OF c SKIP LOCKED",
+        )
+        .bind::<Array<BigInt>, _>(&call_pks)
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?;
+        let live: Vec<Count> = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM call_attempts WHERE account_id = $1 AND state <> 'ended') AS n, \
+             max_concurrent_calls AS max FROM accounts WHERE id = $1",
+        )
+        .bind::<BigInt, _>(account_id)
+        .load(conn)
+        .await?;
+        let mut headroom = live
+            .into_iter()
+            .next()
+            .map_or(0, |c| (i64::from(c.max) - c.n).max(0));
+
+        let mut decisions = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(state) = states.iter().find(|s| s.call_pk == job.call_pk) else {
+                // Locked by another claim right now, or gone.
+                decisions.push(Decision::Drop);
+                continue;
+            };
+            let decision = decide(state, job, now, &mut headroom);
+            let decision = match decision {
+                Pending::Dial => {
+                    let claimed =
+                        start_attempt(conn, job, server_id, dispatcher_id, now).await?;
+                    match claimed {
+                        Some(c) => Decision::Dial(c),
+                        None => Decision::Drop,
+                    }
+                }
+                Pending::Wait { until, reason } => {
+                    diesel::sql_query("UPDATE calls SET next_due_at = $2, updated_at = now() WHERE id = $1")
+                        .bind::<BigInt, _>(job.call_pk)
+                        .bind::<Timestamptz, _>(until)
+                        .execute(conn)
+                        .await?;
+                    Decision::Wait { until, reason }
+                }
+                Pending::End(event_type, disposition) => {
+                    match call_state::end_undialed(conn, job.call_pk, event_type, disposition, now)
+                        .await?
+                    {
+                        Some(applied) => Decision::Ended(applied),
+                        None => Decision::Drop,
+                    }
+                }
+                Pending::Drop => Decision::Drop,
+                Pending::NoCapacity => Decision::NoCapacity,
+            };
+            decisions.push(decision);
+        }
+        Ok(decisions)
+    })
+    .await
+}
+
+enum Pending {
+    Dial,
+    Wait {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    End(EventType, Option<Disposition>),
+    Drop,
+    NoCapacity,
+}
+
+/// The rules, in order: stale jobs and closed batches are dropped; expiry, do-not-call and
+/// destination rules end the call undialed; calling hours park it; then the channel limit.
+fn decide(state: &JobState, job: &DialJob, now: DateTime<Utc>, headroom: &mut i64) -> Pending {
+    if state.status != "scheduled" || state.attempts != job.attempt - 1 {
+        return Pending::Drop;
+    }
+    if state.batch_status != "dispatching" || state.account_status != "active" {
+        // Paused or cancelled (cancel already ended its undialed calls); resume republishes.
+        return Pending::Drop;
+    }
+    if state.expired {
+        return Pending::End(EventType::CallExpired, None);
+    }
+    if state.dnc {
+        return Pending::End(EventType::CallSkipped, Some(Disposition::DoNotCall));
+    }
+    if !destination_allowed(state) {
+        return Pending::End(
+            EventType::CallSkipped,
+            Some(Disposition::DestinationNotAllowed),
+        );
+    }
+    if let Some(hours) = state
+        .calling_hours
+        .as_ref()
+        .and_then(|v| CallingHours::parse(v).ok())
+    {
+        let tz = zone_for(state.phone_region.as_deref(), &state.timezone);
+        match hours.next_allowed(now, tz) {
+            Some(t) if t <= now => {}
+            Some(until) => {
+                return Pending::Wait {
+                    until,
+                    reason: waiting_reason(until, tz),
+                };
+            }
+            // No allowed day at all: look again tomorrow rather than dial or fail.
+            None => {
+                return Pending::Wait {
+                    until: now + chrono::Duration::days(1),
+                    reason: "calling hours allow no day".into(),
+                };
+            }
+        }
+    }
+    if *headroom <= 0 {
+        return Pending::NoCapacity;
+    }
+    *headroom -= 1;
+    Pending::Dial
+}
+
+/// Allowed countries and prefixes, when the account restricts them (checked again at dial time:
+/// the account's rules may have changed since submission).
+fn destination_allowed(state: &JobState) -> bool {
+    if state.allowed_countries.is_empty() && state.allowed_prefixes.is_empty() {
+        return true;
+    }
+    let country_ok = state
+        .phone_region
+        .as_deref()
+        .is_some_and(|r| state.allowed_countries.iter().any(|c| c == r));
+    let prefix_ok = state
+        .allowed_prefixes
+        .iter()
+        .any(|p| state.phone_e164.starts_with(p.as_str()));
+    country_ok || prefix_ok
+}
+
+/// The conditional update and the attempt row: the claim proper.
+async fn start_attempt(
+    conn: &mut AsyncPgConnection,
+    job: &DialJob,
+    server_id: i64,
+    dispatcher_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, StateError> {
+    let attempt_id = Uuid::new_v4();
+    let rows: Vec<Claimed> = diesel::sql_query(
+        "WITH upd AS ( \
+           UPDATE calls SET status = 'dialing', attempts = attempts + 1, last_dialed_at = $4, \
+                  next_due_at = NULL, updated_at = now() \
+           WHERE id = $1 AND status = 'scheduled' AND attempts = $2 - 1 \
+           RETURNING id, call_id, account_id, batch_pk, attempts, phone_e164), \
+         ins AS ( \
+           INSERT INTO call_attempts (id, call_pk, attempt, server_id, state, originated_at, \
+                                      account_id, dispatcher_id) \
+           SELECT $3, id, attempts, $5, 'originating', $4, account_id, $6 FROM upd RETURNING id) \
+         SELECT $3 AS attempt_id, upd.id AS call_pk, upd.call_id, upd.account_id, a.accountcode, \
+                upd.attempts AS attempt, upd.phone_e164, COALESCE(b.caller_id, a.caller_id) AS caller_id, \
+                a.dial_context, a.dial_exten, a.ring_timeout_seconds, a.max_call_seconds, \
+                a.calls_per_second, \
+                $5 AS server_id \
+         FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk",
+    )
+    .bind::<BigInt, _>(job.call_pk)
+    .bind::<Integer, _>(job.attempt)
+    .bind::<SqlUuid, _>(attempt_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<BigInt, _>(server_id)
+    .bind::<Text, _>(dispatcher_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next())
+}

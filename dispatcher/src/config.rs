@@ -1,0 +1,75 @@
+//! The dispatcher's settings: the shared config plus its own, from the environment.
+
+use std::time::Duration;
+
+use dialer_core::Config;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    pub core: Config,
+    /// `DIALER_DISPATCHER_ID`: unique per process (default: host, pid and a random suffix).
+    pub id: String,
+    /// `DIALER_GLOBAL_CPS`: calls per second across the platform; unset: no global limit.
+    pub global_cps: Option<f64>,
+    /// `DIALER_LEASE_TTL_SECS`: a server lease lapses this long after its holder's last renewal.
+    pub lease_ttl: Duration,
+    /// `DIALER_PREFETCH`: dial jobs held unacknowledged at most.
+    pub prefetch: u16,
+    /// `DIALER_SHUTDOWN_SECS`: on SIGTERM, how long calls in flight may still be followed.
+    pub shutdown_deadline: Duration,
+}
+
+impl DispatcherConfig {
+    pub fn from_env() -> Result<DispatcherConfig, anyhow::Error> {
+        let core = Config::from_env()?;
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let num = |k: &str, default: u64| -> Result<u64, anyhow::Error> {
+            match get(k) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{k}: `{v}` is not a whole number")),
+                None => Ok(default),
+            }
+        };
+        let global_cps = match get("DIALER_GLOBAL_CPS") {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| anyhow::anyhow!("DIALER_GLOBAL_CPS: `{v}` is not a number"))?,
+            ),
+            None => None,
+        };
+        Ok(DispatcherConfig {
+            id: get("DIALER_DISPATCHER_ID").unwrap_or_else(default_id),
+            global_cps,
+            lease_ttl: Duration::from_secs(num("DIALER_LEASE_TTL_SECS", 8)?),
+            prefetch: num("DIALER_PREFETCH", 500)?.clamp(1, u64::from(u16::MAX)) as u16,
+            shutdown_deadline: Duration::from_secs(num("DIALER_SHUTDOWN_SECS", 30)?),
+            core,
+        })
+    }
+
+    /// For tests: the given core config and defaults for the rest.
+    pub fn with_core(core: Config) -> DispatcherConfig {
+        DispatcherConfig {
+            core,
+            id: default_id(),
+            global_cps: None,
+            lease_ttl: Duration::from_secs(8),
+            prefetch: 500,
+            shutdown_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}

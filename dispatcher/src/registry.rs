@@ -1,0 +1,199 @@
+//! The attempts this dispatcher is following, and the routing of AMI events to them.
+//!
+//! Every attempt is originated with `ChannelId` = its id, so its channel's `Uniqueid` is the
+//! attempt id, and a `Local/` channel's second half carries it as `Linkedid`. A failed
+//! `OriginateResponse` carries it as `Uniqueid` too. Nothing else is needed to map an event to
+//! its call.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ami_bridge::Event;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::call_state::Transition;
+use crate::outcome::{AttemptTracker, Signal};
+
+/// Extra time past the ring timeout (or the maximum call length) before a call the PBX says
+/// nothing more about is ended as `unknown`.
+pub const GUARD: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct LiveAttempt {
+    pub call_pk: i64,
+    pub account_id: i64,
+    pub server_id: i64,
+    pub tracker: AttemptTracker,
+    pub originated: Instant,
+    pub ring_timeout: Duration,
+    pub max_call: Duration,
+    pub answered: Option<Instant>,
+    /// The platform asked the PBX to hang up (maximum call length).
+    pub hangup_requested: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    attempts: Mutex<HashMap<Uuid, LiveAttempt>>,
+}
+
+impl Registry {
+    pub fn insert(&self, id: Uuid, attempt: LiveAttempt) {
+        if let Ok(mut m) = self.attempts.lock() {
+            m.insert(id, attempt);
+        }
+    }
+
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.attempts.lock().is_ok_and(|m| m.contains_key(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.attempts.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Live attempts on a server (its channel count as far as we know).
+    pub fn on_server(&self, server_id: i64) -> usize {
+        self.attempts.lock().map_or(0, |m| {
+            m.values().filter(|a| a.server_id == server_id).count()
+        })
+    }
+
+    pub fn attempts_on_server(&self, server_id: i64) -> Vec<Uuid> {
+        self.attempts.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|(_, a)| a.server_id == server_id)
+                    .map(|(id, _)| *id)
+                    .collect()
+            },
+        )
+    }
+
+    /// The transition an AMI event gives, if it belongs to an attempt we follow.
+    pub fn on_event(&self, server_id: i64, event: &Event) -> Option<Transition> {
+        let id = route(event)?;
+        let mut map = self.attempts.lock().ok()?;
+        let attempt = map.get_mut(&id)?;
+        if attempt.server_id != server_id {
+            return None;
+        }
+        let signal = attempt.tracker.on_event(event)?;
+        let at = Utc::now();
+        Some(match signal {
+            Signal::Started => Transition::Started { attempt: id, at },
+            Signal::Answered => {
+                attempt.answered = Some(Instant::now());
+                Transition::Answered { attempt: id, at }
+            }
+            Signal::Ended(outcome) => {
+                let cut = attempt.hangup_requested && attempt.tracker.is_answered();
+                map.remove(&id);
+                Transition::Ended {
+                    attempt: id,
+                    outcome,
+                    cut_by_platform: cut,
+                    at,
+                }
+            }
+        })
+    }
+
+    /// Ends an attempt we can no longer follow (`unknown`).
+    pub fn lose(&self, id: &Uuid, why: &str) -> Option<Transition> {
+        let mut map = self.attempts.lock().ok()?;
+        let mut attempt = map.remove(id)?;
+        let Signal::Ended(outcome) = attempt.tracker.lost(why)? else {
+            return None;
+        };
+        Some(Transition::Ended {
+            attempt: *id,
+            outcome,
+            cut_by_platform: false,
+            at: Utc::now(),
+        })
+    }
+
+    /// After a reconnect: attempts on the server whose channel is gone ended unseen.
+    pub fn reconcile(&self, server_id: i64, live_channels: &HashSet<Uuid>) -> Vec<Transition> {
+        self.attempts_on_server(server_id)
+            .into_iter()
+            .filter(|id| !live_channels.contains(id))
+            .filter_map(|id| {
+                self.lose(
+                    &id,
+                    "the connection to the PBX was lost during the call; its outcome is unknown",
+                )
+            })
+            .collect()
+    }
+
+    /// Attempts the PBX said nothing conclusive about in time.
+    pub fn overdue(&self, now: Instant) -> Vec<Uuid> {
+        self.attempts.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|(_, a)| {
+                        let limit = match a.answered {
+                            Some(t) => t + a.max_call + GUARD,
+                            None => a.originated + a.ring_timeout + GUARD,
+                        };
+                        now > limit
+                    })
+                    .map(|(id, _)| *id)
+                    .collect()
+            },
+        )
+    }
+
+    /// Answered calls past their maximum length that have not been hung up yet; marks them.
+    pub fn take_too_long(&self, now: Instant) -> Vec<(Uuid, i64)> {
+        let Ok(mut m) = self.attempts.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (id, a) in m.iter_mut() {
+            if let Some(t) = a.answered
+                && !a.hangup_requested
+                && now > t + a.max_call
+            {
+                a.hangup_requested = true;
+                out.push((*id, a.server_id));
+            }
+        }
+        out
+    }
+
+    /// The end of an attempt whose Originate the PBX refused outright (no events will come).
+    pub fn refused(&self, id: &Uuid, why: String) -> Option<Transition> {
+        let mut map = self.attempts.lock().ok()?;
+        map.remove(id)?;
+        Some(Transition::Ended {
+            attempt: *id,
+            outcome: crate::outcome::Outcome {
+                disposition: dialer_core::domain::Disposition::Failed,
+                cause: None,
+                error_message: Some(why),
+            },
+            cut_by_platform: false,
+            at: Utc::now(),
+        })
+    }
+}
+
+/// The attempt an event is about: its Uniqueid (the attempt's ChannelId), else its Linkedid.
+fn route(event: &Event) -> Option<Uuid> {
+    let m = event.message();
+    [event.uniqueid(), m.get("Linkedid"), m.get("DestLinkedid")]
+        .into_iter()
+        .flatten()
+        .find_map(|v| Uuid::parse_str(v).ok())
+}

@@ -1,0 +1,590 @@
+//! A running dispatcher: its tasks and how they are wired.
+//!
+//! - leases: heartbeat, take/renew server leases, start and stop server connections;
+//! - consumer: dial jobs from RabbitMQ (manual acks, bounded prefetch) to the scheduler;
+//! - scheduler: fair claims and paced Originates ([`crate::scheduler`]);
+//! - writer: transitions from the AMI to PostgreSQL with their events, then published;
+//! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
+//!   hours), attempts left behind by a dispatcher that died, and the outboxes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use dialer_core::db::{self, DbPool};
+use dialer_core::dial_outbox::{self, DialJob};
+use dialer_core::event_outbox;
+use dialer_core::topology::{self, Topology};
+
+use crate::call_state::{self, Transition};
+use crate::config::DispatcherConfig;
+use crate::leases;
+use crate::outcome::{AttemptTracker, Outcome};
+use crate::registry::{LiveAttempt, Registry};
+use crate::scheduler::{Job, Scheduler};
+use crate::server::Server;
+
+type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
+
+pub struct Dispatcher {
+    config: DispatcherConfig,
+    pool: DbPool,
+    registry: Arc<Registry>,
+    servers: Servers,
+    stop_intake: watch::Sender<bool>,
+    stop_all: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _amqp: lapin::Connection,
+}
+
+impl Dispatcher {
+    /// Checks the schema, connects to PostgreSQL and RabbitMQ, and starts every task.
+    pub async fn start(config: DispatcherConfig) -> anyhow::Result<Dispatcher> {
+        let pool = db::build_pool(&config.core, "dispatcher")?;
+        {
+            let mut conn = pool.get().await.map_err(db::DbError::from)?;
+            dialer_core::migrations::check_schema(&mut conn).await?;
+        }
+        let topology = Topology::new(&config.core.queue_prefix);
+        let amqp = topology::connect(&config.core.amqp_url, &config.id).await?;
+        let publish = topology::confirm_channel(&amqp).await?;
+        topology.declare(&publish).await?;
+        let consume = amqp.create_channel().await?;
+        consume
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+
+        let registry = Arc::new(Registry::default());
+        let servers: Servers = Arc::new(Mutex::new(HashMap::new()));
+        let (transitions_tx, transitions_rx) = mpsc::channel::<Transition>(16_384);
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(usize::from(config.prefetch) + 16);
+        let (stop_intake, intake_rx) = watch::channel(false);
+        let (stop_all, all_rx) = watch::channel(false);
+
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(lease_loop(
+            pool.clone(),
+            config.clone(),
+            registry.clone(),
+            servers.clone(),
+            transitions_tx.clone(),
+            all_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(writer_loop(
+            pool.clone(),
+            publish.clone(),
+            topology.clone(),
+            transitions_rx,
+        )));
+        tasks.push(tokio::spawn(consume_loop(
+            consume,
+            topology.dial_queue.clone(),
+            config.id.clone(),
+            jobs_tx,
+            intake_rx.clone(),
+        )));
+        let scheduler = Scheduler {
+            pool: pool.clone(),
+            dispatcher_id: config.id.clone(),
+            registry: registry.clone(),
+            servers: servers.clone(),
+            transitions: transitions_tx.clone(),
+            global_cps: config.global_cps,
+        };
+        tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
+        tasks.push(tokio::spawn(sweep_loop(
+            pool.clone(),
+            publish,
+            topology,
+            config.clone(),
+            registry.clone(),
+            servers.clone(),
+            transitions_tx,
+            all_rx,
+        )));
+        info!(id = %config.id, "dispatcher started");
+        Ok(Dispatcher {
+            config,
+            pool,
+            registry,
+            servers,
+            stop_intake,
+            stop_all,
+            tasks,
+            _amqp: amqp,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Calls this dispatcher is following now.
+    pub fn live_calls(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Graceful stop: take no new jobs, follow calls in flight until they end or the deadline
+    /// passes, then give the servers back. Unacknowledged jobs return to the queue.
+    pub async fn shutdown(self) {
+        self.stop_intake.send_replace(true);
+        let deadline = Instant::now() + self.config.shutdown_deadline;
+        while !self.registry.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !self.registry.is_empty() {
+            warn!(
+                calls = self.registry.len(),
+                "shutdown deadline passed with calls in flight; another dispatcher reconciles them"
+            );
+        }
+        // Let the writer flush what the last calls reported.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.stop_all.send_replace(true);
+        let servers: Vec<Arc<Server>> = self
+            .servers
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        for s in servers {
+            s.stop().await;
+        }
+        if let Ok(mut conn) = self.pool.get().await
+            && let Err(e) = leases::release_all(&mut conn, &self.config.id).await
+        {
+            warn!(error = %e, "could not release leases; they will lapse");
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+        info!(id = %self.config.id, "dispatcher stopped");
+    }
+}
+
+async fn lease_loop(
+    pool: DbPool,
+    config: DispatcherConfig,
+    registry: Arc<Registry>,
+    servers: Servers,
+    transitions: mpsc::Sender<Transition>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = config.lease_ttl / 4;
+    loop {
+        match pool.get().await {
+            Ok(mut conn) => match leases::renew(&mut conn, &config.id, config.lease_ttl).await {
+                Ok(held) => {
+                    let held_ids: HashSet<i64> = held.iter().map(|s| s.id).collect();
+                    let mut lost = Vec::new();
+                    if let Ok(mut map) = servers.lock() {
+                        for spec in held {
+                            let replace = map.get(&spec.id).is_some_and(|s| s.spec != spec);
+                            if replace && let Some(old) = map.remove(&spec.id) {
+                                lost.push(old);
+                            }
+                            map.entry(spec.id).or_insert_with(|| {
+                                info!(server = %spec.code, "server lease taken");
+                                Server::start(spec, registry.clone(), transitions.clone())
+                            });
+                        }
+                        let gone: Vec<i64> = map
+                            .keys()
+                            .filter(|id| !held_ids.contains(id))
+                            .copied()
+                            .collect();
+                        for id in gone {
+                            if let Some(s) = map.remove(&id) {
+                                lost.push(s);
+                            }
+                        }
+                    }
+                    for s in lost {
+                        warn!(server = %s.spec.code, "server lease lost or server changed");
+                        s.stop().await;
+                    }
+                }
+                Err(e) => warn!(error = %e, "lease renewal failed"),
+            },
+            Err(e) => warn!(error = %e, "no database connection for leases"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn consume_loop(
+    channel: lapin::Channel,
+    queue: String,
+    tag: String,
+    jobs: mpsc::Sender<Job>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut consumer = match channel
+        .basic_consume(
+            queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot consume dial jobs");
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            d = consumer.next() => Some(d),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(delivery) = next else {
+            // Unacknowledged jobs go back to the queue when the channel closes.
+            let _ = channel.close(200, "dispatcher stopping".into()).await;
+            return;
+        };
+        let Some(delivery) = delivery else {
+            return;
+        };
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "dial job consumer error");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<DialJob>(&delivery.data) {
+            Ok(job) => {
+                if jobs
+                    .send(Job {
+                        job,
+                        acker: delivery.acker,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Not a dial job: to the dead-letter queue for an operator, never retried.
+                warn!(error = %e, "malformed dial job dead-lettered");
+                let _ = delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await;
+            }
+        }
+    }
+}
+
+/// Applies transitions in arrival order, then publishes the events they wrote.
+async fn writer_loop(
+    pool: DbPool,
+    channel: lapin::Channel,
+    topology: Topology,
+    mut rx: mpsc::Receiver<Transition>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(t) => batch.push(t),
+                Err(_) => break,
+            }
+        }
+        let mut conn = loop {
+            match pool.get().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    warn!(error = %e, "no database connection for call state; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let mut batches = Vec::new();
+        for t in &batch {
+            // A failed write is retried a few times; the guard time settles what still fails.
+            for attempt in 0..3 {
+                match call_state::apply(&mut conn, t).await {
+                    Ok(Some(applied)) => {
+                        if !batches.contains(&applied.batch_pk) {
+                            batches.push(applied.batch_pk);
+                        }
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, attempt, "call state write failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(conn);
+        if !batches.is_empty()
+            && let Err(e) = event_outbox::publish_pending(
+                &pool,
+                &channel,
+                &topology,
+                event_outbox::Scope::Batches(&batches),
+            )
+            .await
+        {
+            // The sweeper republishes what was not confirmed.
+            warn!(error = %e, "event publish failed");
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Orphan {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    server_id: i64,
+    #[diesel(sql_type = BigInt)]
+    call_pk: i64,
+    #[diesel(sql_type = BigInt)]
+    account_id: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    ring_timeout_seconds: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    max_call_seconds: i32,
+}
+
+#[derive(QueryableByName)]
+struct DueCall {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sweep_loop(
+    pool: DbPool,
+    channel: lapin::Channel,
+    topology: Topology,
+    config: DispatcherConfig,
+    registry: Arc<Registry>,
+    servers: Servers,
+    transitions: mpsc::Sender<Transition>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_slow = Instant::now() - Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = Instant::now();
+        for id in registry.overdue(now) {
+            if let Some(t) = registry.lose(&id, "the PBX gave no outcome in time") {
+                let _ = transitions.send(t).await;
+            }
+        }
+        for (id, server_id) in registry.take_too_long(now) {
+            let server = servers.lock().ok().and_then(|m| m.get(&server_id).cloned());
+            if let Some(server) = server
+                && let Err(e) = server.hangup(id).await
+            {
+                warn!(error = %e, "hangup at maximum call length failed; the guard will end it");
+            }
+        }
+        if now.duration_since(last_slow) < Duration::from_secs(2) {
+            continue;
+        }
+        last_slow = now;
+        if let Err(e) = release_due_calls(&pool, &channel, &topology).await {
+            warn!(error = %e, "due calls sweep failed");
+        }
+        adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
+        if let Err(e) = dial_outbox::publish_pending(
+            &pool,
+            &channel,
+            &topology,
+            dial_outbox::Scope::OlderThan(5),
+        )
+        .await
+        {
+            warn!(error = %e, "dial outbox sweep failed");
+        }
+        if let Err(e) = event_outbox::publish_pending(
+            &pool,
+            &channel,
+            &topology,
+            event_outbox::Scope::OlderThan(5),
+        )
+        .await
+        {
+            warn!(error = %e, "event outbox sweep failed");
+        }
+    }
+}
+
+/// Calls whose due time came: retries get the job of their next attempt; calls parked for
+/// calling hours get their job again. Each row is taken by one dispatcher only (the update's
+/// condition), and the jobs go out through the dial outbox.
+async fn release_due_calls(
+    pool: &DbPool,
+    channel: &lapin::Channel,
+    topology: &Topology,
+) -> anyhow::Result<()> {
+    let mut conn = pool.get().await.map_err(db::DbError::from)?;
+    let retries: Vec<DueCall> = diesel::sql_query(
+        "WITH due AS ( \
+           UPDATE calls SET status = 'scheduled', next_due_at = NULL, updated_at = now() \
+           WHERE id IN (SELECT id FROM calls WHERE status = 'retry_wait' AND next_due_at <= now() \
+                        ORDER BY next_due_at LIMIT 1000 FOR UPDATE SKIP LOCKED) \
+           RETURNING id, attempts) \
+         INSERT INTO dial_jobs (call_pk, attempt) SELECT id, attempts + 1 FROM due \
+         ON CONFLICT (call_pk, attempt) DO UPDATE SET published_at = NULL \
+         RETURNING call_pk AS id",
+    )
+    .load(&mut conn)
+    .await?;
+    let parked: Vec<DueCall> = diesel::sql_query(
+        "WITH due AS ( \
+           UPDATE calls SET next_due_at = NULL, updated_at = now() \
+           WHERE id IN (SELECT id FROM calls WHERE status = 'scheduled' AND next_due_at <= now() \
+                        ORDER BY next_due_at LIMIT 1000 FOR UPDATE SKIP LOCKED) \
+           RETURNING id, attempts) \
+         UPDATE dial_jobs j SET published_at = NULL FROM due \
+         WHERE j.call_pk = due.id AND j.attempt = due.attempts + 1 RETURNING j.call_pk AS id",
+    )
+    .load(&mut conn)
+    .await?;
+    drop(conn);
+    let ids: Vec<i64> = retries.iter().chain(&parked).map(|d| d.id).collect();
+    if !ids.is_empty() {
+        dial_outbox::publish_pending(pool, channel, topology, dial_outbox::Scope::Calls(&ids))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Attempts on servers we hold whose dispatcher is gone (crashed, killed): followed again when
+/// their channel is still up, else ended as `unknown` (the person may have been reached, so they
+/// are never retried on their own).
+async fn adopt_orphans(
+    pool: &DbPool,
+    config: &DispatcherConfig,
+    registry: &Registry,
+    servers: &Servers,
+    transitions: &mpsc::Sender<Transition>,
+) {
+    let held: Vec<i64> = servers
+        .lock()
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default();
+    if held.is_empty() {
+        return;
+    }
+    let Ok(mut conn) = pool.get().await else {
+        return;
+    };
+    let stale = config.lease_ttl.as_secs_f64().max(2.0);
+    let orphans: Vec<Orphan> = match diesel::sql_query(
+        "SELECT t.id, t.server_id, t.call_pk, c.account_id, t.state, a.ring_timeout_seconds, \
+                a.max_call_seconds \
+         FROM call_attempts t JOIN calls c ON c.id = t.call_pk JOIN accounts a ON a.id = c.account_id \
+         WHERE t.state <> 'ended' AND t.server_id = ANY($1) \
+           AND (t.dispatcher_id IS NULL OR t.dispatcher_id <> $2) \
+           AND NOT EXISTS (SELECT 1 FROM dispatchers d WHERE d.id = t.dispatcher_id \
+                           AND d.heartbeat_at > now() - make_interval(secs => $3)) \
+         LIMIT 1000",
+    )
+    .bind::<Array<BigInt>, _>(&held)
+    .bind::<Text, _>(&config.id)
+    .bind::<diesel::sql_types::Double, _>(stale)
+    .load(&mut conn)
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "orphan query failed");
+            return;
+        }
+    };
+    drop(conn);
+    for o in orphans {
+        if registry.contains(&o.id) {
+            continue;
+        }
+        let server = servers
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&o.server_id).cloned());
+        let Some(server) = server.filter(|s| s.is_connected()) else {
+            continue;
+        };
+        let live = server.live_channel(o.id).await;
+        let Ok(mut conn) = pool.get().await else {
+            return;
+        };
+        let _ = diesel::sql_query("UPDATE call_attempts SET dispatcher_id = $2 WHERE id = $1")
+            .bind::<SqlUuid, _>(o.id)
+            .bind::<Text, _>(&config.id)
+            .execute(&mut conn)
+            .await;
+        match live {
+            Some(answered) => {
+                info!(attempt = %o.id, "following a call left by a dispatcher that is gone");
+                registry.insert(
+                    o.id,
+                    LiveAttempt {
+                        call_pk: o.call_pk,
+                        account_id: o.account_id,
+                        server_id: o.server_id,
+                        tracker: AttemptTracker::adopted(o.id.to_string(), answered),
+                        originated: Instant::now(),
+                        ring_timeout: Duration::from_secs(o.ring_timeout_seconds.max(1) as u64),
+                        max_call: Duration::from_secs(o.max_call_seconds.max(1) as u64),
+                        answered: answered.then(Instant::now),
+                        hangup_requested: false,
+                    },
+                );
+                if answered && o.state != "answered" {
+                    let _ = transitions
+                        .send(Transition::Answered {
+                            attempt: o.id,
+                            at: chrono::Utc::now(),
+                        })
+                        .await;
+                }
+            }
+            None => {
+                let _ = transitions
+                    .send(Transition::Ended {
+                        attempt: o.id,
+                        outcome: Outcome {
+                            disposition: dialer_core::domain::Disposition::Unknown,
+                            cause: None,
+                            error_message: Some(
+                                "the dispatcher following this call stopped; its outcome is unknown"
+                                    .into(),
+                            ),
+                        },
+                        cut_by_platform: false,
+                        at: chrono::Utc::now(),
+                    })
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Turning dial jobs into Originates, fairly and within every limit.
+//!
+//! Jobs wait in one in-memory queue per account (bounded by the consumer's prefetch). Each round
+//! visits the accounts in turn and takes a few jobs of each, so a small batch of one account is
+//! not stuck behind another account's million. For the jobs taken: a server is chosen (connected,
+//! with free channels, least loaded relative to its capacity), the jobs are claimed in PostgreSQL
+//! ([`crate::claim`]), acknowledged, and each claimed call is originated at its pacing slot: the
+//! later of the account's shared slot, the platform's, and the server's own.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dialer_core::db::DbPool;
+use dialer_core::dial_outbox::DialJob;
+use lapin::Acker;
+use lapin::options::BasicAckOptions;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use ami_bridge::AmiError;
+
+use crate::call_state::Transition;
+use crate::claim::{self, Claimed, Decision};
+use crate::outcome::AttemptTracker;
+use crate::pacing;
+use crate::registry::{LiveAttempt, Registry};
+use crate::server::Server;
+
+/// Jobs of one account taken per round: small enough to interleave accounts.
+const PER_ROUND: usize = 20;
+/// How long an account at its channel limit is left alone before trying again.
+const BLOCKED_FOR: Duration = Duration::from_millis(200);
+
+/// A dial job and the means to acknowledge it.
+pub struct Job {
+    pub job: DialJob,
+    pub acker: Acker,
+}
+
+pub struct Scheduler {
+    pub pool: DbPool,
+    pub dispatcher_id: String,
+    pub registry: Arc<Registry>,
+    pub servers: Arc<std::sync::Mutex<HashMap<i64, Arc<Server>>>>,
+    pub transitions: mpsc::Sender<Transition>,
+    pub global_cps: Option<f64>,
+}
+
+impl Scheduler {
+    pub async fn run(self, mut jobs: mpsc::Receiver<Job>, mut stop: watch::Receiver<bool>) {
+        let mut queues: HashMap<i64, VecDeque<Job>> = HashMap::new();
+        let mut order: VecDeque<i64> = VecDeque::new();
+        let mut blocked: HashMap<i64, Instant> = HashMap::new();
+        loop {
+            let idle = queues.values().all(VecDeque::is_empty);
+            tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(j) => enqueue(&mut queues, &mut order, j),
+                    None => return,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(if idle { 200 } else { 10 })) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            while let Ok(j) = jobs.try_recv() {
+                enqueue(&mut queues, &mut order, j);
+            }
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            for _ in 0..order.len() {
+                let Some(account) = order.pop_front() else {
+                    break;
+                };
+                order.push_back(account);
+                if blocked.contains_key(&account) {
+                    continue;
+                }
+                let Some(queue) = queues.get_mut(&account).filter(|q| !q.is_empty()) else {
+                    continue;
+                };
+                let Some(server) = self.choose_server() else {
+                    break;
+                };
+                let n = queue
+                    .len()
+                    .min(PER_ROUND)
+                    .min(server.free_channels(&self.registry));
+                let taken: Vec<Job> = queue.drain(..n).collect();
+                server.reserve(taken.len());
+                let back = self.dispatch(account, taken, &server).await;
+                if !back.is_empty() {
+                    blocked.insert(account, Instant::now() + BLOCKED_FOR);
+                    let q = queues.entry(account).or_default();
+                    for j in back.into_iter().rev() {
+                        q.push_front(j);
+                    }
+                }
+            }
+            queues.retain(|_, q| !q.is_empty());
+            order.retain(|a| queues.contains_key(a));
+        }
+    }
+
+    fn choose_server(&self) -> Option<Arc<Server>> {
+        let servers = self.servers.lock().ok()?;
+        servers
+            .values()
+            .filter(|s| s.is_connected() && s.free_channels(&self.registry) > 0)
+            .min_by(|a, b| {
+                a.load(&self.registry)
+                    .total_cmp(&b.load(&self.registry))
+                    .then(a.spec.id.cmp(&b.spec.id))
+            })
+            .cloned()
+    }
+
+    /// Claims, acknowledges and originates `jobs` of one account on `server`. Returns the jobs
+    /// that must wait for the account's channel limit.
+    async fn dispatch(&self, account: i64, jobs: Vec<Job>, server: &Arc<Server>) -> Vec<Job> {
+        let reserved = jobs.len();
+        let dial_jobs: Vec<DialJob> = jobs.iter().map(|j| j.job.clone()).collect();
+        let mut conn = match self.pool.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "no database connection; jobs kept");
+                server.release(reserved);
+                return jobs;
+            }
+        };
+        let now = Utc::now();
+        let decisions = match claim::claim(
+            &mut conn,
+            account,
+            &dial_jobs,
+            server.spec.id,
+            &self.dispatcher_id,
+            now,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "claim failed; jobs kept");
+                server.release(reserved);
+                return jobs;
+            }
+        };
+        let mut back = Vec::new();
+        let mut claimed: Vec<Claimed> = Vec::new();
+        for (job, decision) in jobs.into_iter().zip(decisions) {
+            match decision {
+                Decision::NoCapacity => back.push(job),
+                Decision::Dial(c) => {
+                    claimed.push(c);
+                    ack(job).await;
+                }
+                Decision::Wait { reason, .. } => {
+                    debug!(call = job.job.call_pk, %reason, "call waits");
+                    ack(job).await;
+                }
+                Decision::Ended(_) | Decision::Drop => ack(job).await,
+            }
+        }
+        server.release(reserved - claimed.len());
+        if claimed.is_empty() {
+            return back;
+        }
+        // Slots: the account's (shared by every dispatcher), and the platform's if limited.
+        let rate = f64::from(claimed[0].calls_per_second);
+        let mut slots = pacing::reserve(
+            &mut conn,
+            &pacing::account_scope(account),
+            rate,
+            claimed.len(),
+            now,
+        )
+        .await
+        .unwrap_or_else(|_| vec![now; claimed.len()]);
+        if let Some(global) = self.global_cps
+            && let Ok(g) =
+                pacing::reserve(&mut conn, pacing::GLOBAL_SCOPE, global, claimed.len(), now).await
+        {
+            for (s, g) in slots.iter_mut().zip(g) {
+                *s = (*s).max(g);
+            }
+        }
+        drop(conn);
+        let server = server.clone();
+        let registry = self.registry.clone();
+        let transitions = self.transitions.clone();
+        tokio::spawn(async move {
+            for (c, slot) in claimed.into_iter().zip(slots) {
+                let wait = (slot - Utc::now()).to_std().unwrap_or_default();
+                let at = (Instant::now() + wait).max(server.pace());
+                tokio::time::sleep_until(at.into()).await;
+                originate(&server, &registry, &transitions, c).await;
+            }
+        });
+        back
+    }
+}
+
+fn enqueue(queues: &mut HashMap<i64, VecDeque<Job>>, order: &mut VecDeque<i64>, job: Job) {
+    let account = job.job.account_id;
+    let q = queues.entry(account).or_default();
+    if q.is_empty() && !order.contains(&account) {
+        order.push_back(account);
+    }
+    q.push_back(job);
+}
+
+async fn ack(job: Job) {
+    if let Err(e) = job.acker.ack(BasicAckOptions::default()).await {
+        // The broker will redeliver it; the claim makes that harmless.
+        warn!(error = %e, call = job.job.call_pk, "ack failed");
+    }
+}
+
+async fn originate(
+    server: &Server,
+    registry: &Registry,
+    transitions: &mpsc::Sender<Transition>,
+    c: Claimed,
+) {
+    // Registered before the Originate leaves: its first events can arrive before the response.
+    registry.insert(
+        c.attempt_id,
+        LiveAttempt {
+            call_pk: c.call_pk,
+            account_id: c.account_id,
+            server_id: server.spec.id,
+            tracker: AttemptTracker::new(),
+            originated: Instant::now(),
+            ring_timeout: Duration::from_secs(c.ring_timeout_seconds.max(1) as u64),
+            max_call: Duration::from_secs(c.max_call_seconds.max(1) as u64),
+            answered: None,
+            hangup_requested: false,
+        },
+    );
+    server.release(1);
+    match server.originate(&c).await {
+        Ok(()) => {}
+        Err(AmiError::ActionFailed { message, .. }) => {
+            if let Some(t) =
+                registry.refused(&c.attempt_id, format!("Originate refused: {message}"))
+            {
+                let _ = transitions.send(t).await;
+            }
+        }
+        Err(AmiError::NotConnected) | Err(AmiError::Closed) => {
+            // Never left this process: the PBX was not dialed.
+            if let Some(t) = registry.refused(
+                &c.attempt_id,
+                "the PBX connection was down; the call was not placed".into(),
+            ) {
+                let _ = transitions.send(t).await;
+            }
+        }
+        Err(e) => {
+            // Sent, but no answer: the PBX may be dialing. Its events, a reconcile after a
+            // reconnect, or the guard time will settle it.
+            warn!(error = %e, server = %server.spec.code, "Originate without a response");
+        }
+    }
+}

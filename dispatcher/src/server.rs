@@ -1,0 +1,270 @@
+//! One Asterisk server this dispatcher holds the lease of: its AMI connection, its event pump,
+//! its channel count and its own calls-per-second pacing.
+//!
+//! While the connection is down the server takes no new calls. When it comes back, the calls
+//! that were in flight on it are reconciled against `CoreShowChannels`: those whose channel is
+//! gone ended while we could not see them, and end as `unknown`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ami_bridge::{AmiClient, AmiError, ClientConfig, ClientEvent, Originate};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::call_state::Transition;
+use crate::claim::Claimed;
+use crate::pacer::Pacer;
+use crate::registry::Registry;
+
+/// A server row as the dispatcher needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: i64,
+    pub code: String,
+    pub host: String,
+    pub port: i32,
+    pub username: String,
+    pub secret: String,
+    pub max_channels: i32,
+    pub max_cps: i32,
+    pub channel_template: String,
+}
+
+pub struct Server {
+    pub spec: ServerSpec,
+    client: Mutex<Option<AmiClient>>,
+    connected: AtomicBool,
+    pacer: Mutex<Pacer>,
+    /// Channels promised to claims not yet registered.
+    reserved: Mutex<usize>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Starts connecting (with retries) and pumping events into `transitions`.
+    pub fn start(
+        spec: ServerSpec,
+        registry: Arc<Registry>,
+        transitions: mpsc::Sender<Transition>,
+    ) -> Arc<Server> {
+        let server = Arc::new(Server {
+            pacer: Mutex::new(Pacer::per_second(Some(f64::from(spec.max_cps)))),
+            spec,
+            client: Mutex::new(None),
+            connected: AtomicBool::new(false),
+            reserved: Mutex::new(0),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(run(server.clone(), registry, transitions));
+        if let Ok(mut t) = server.task.lock() {
+            *t = Some(task);
+        }
+        server
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Free channels, counting live attempts and reservations.
+    pub fn free_channels(&self, registry: &Registry) -> usize {
+        let reserved = self.reserved.lock().map_or(0, |r| *r);
+        let used = registry.on_server(self.spec.id) + reserved;
+        (self.spec.max_channels.max(0) as usize).saturating_sub(used)
+    }
+
+    /// Load relative to capacity, for choosing the least loaded server.
+    pub fn load(&self, registry: &Registry) -> f64 {
+        let max = f64::from(self.spec.max_channels.max(1));
+        let reserved = self.reserved.lock().map_or(0, |r| *r);
+        (registry.on_server(self.spec.id) + reserved) as f64 / max
+    }
+
+    pub fn reserve(&self, n: usize) {
+        if let Ok(mut r) = self.reserved.lock() {
+            *r += n;
+        }
+    }
+
+    pub fn release(&self, n: usize) {
+        if let Ok(mut r) = self.reserved.lock() {
+            *r = r.saturating_sub(n);
+        }
+    }
+
+    /// When this server's own pacing allows the next Originate.
+    pub fn pace(&self) -> Instant {
+        let now = Instant::now();
+        match self.pacer.lock() {
+            Ok(mut p) => {
+                let at = p.ready_at(now);
+                p.take(at);
+                at
+            }
+            Err(_) => now,
+        }
+    }
+
+    /// Sends the Originate of a claimed attempt.
+    pub async fn originate(&self, c: &Claimed) -> Result<(), AmiError> {
+        let client = self
+            .client
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or(AmiError::NotConnected)?;
+        let channel = channel_for(&self.spec.channel_template, &c.phone_e164);
+        let mut o = Originate::new(channel)
+            .extension(c.dial_context.clone(), c.dial_exten.clone(), 1)
+            .timeout(Duration::from_secs(c.ring_timeout_seconds.max(1) as u64))
+            .channel_id(c.attempt_id.to_string())
+            .account(c.accountcode.clone())
+            .variable("DIALER_CALL_ID", c.call_id.to_string())
+            .variable("DIALER_ATTEMPT", c.attempt.to_string());
+        if let Some(cid) = &c.caller_id {
+            o = o.caller_id(cid.clone());
+        }
+        client.originate(o).await.map(|_| ())
+    }
+
+    pub async fn hangup(&self, attempt: Uuid) -> Result<(), AmiError> {
+        let client = self
+            .client
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or(AmiError::NotConnected)?;
+        // Asterisk's Hangup takes a uniqueid as well as a channel name; ours is the attempt id.
+        // Cause 16: normal clearing.
+        client
+            .hangup(&attempt.to_string(), Some(16))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the attempt's channel is up on the PBX (`Some(answered)`), from `CoreShowChannels`.
+    pub async fn live_channel(&self, attempt: Uuid) -> Option<bool> {
+        let client = self.client.lock().ok().and_then(|c| c.clone())?;
+        let channels = client.core_show_channels().await.ok()?;
+        let id = attempt.to_string();
+        let mine: Vec<_> = channels
+            .iter()
+            .filter(|c| {
+                c.get("Uniqueid") == Some(id.as_str()) || c.get("Linkedid") == Some(id.as_str())
+            })
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        Some(mine.iter().any(|c| c.get("ChannelState") == Some("6")))
+    }
+
+    pub async fn stop(&self) {
+        let client = self.client.lock().ok().and_then(|mut c| c.take());
+        if let Some(client) = client {
+            let _ = client.logoff().await;
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            task.abort();
+        }
+        self.connected.store(false, Ordering::SeqCst);
+    }
+}
+
+/// `PJSIP/{number}@trunk` with the E.164 number; `{digits}` gives it without the `+`.
+pub fn channel_for(template: &str, e164: &str) -> String {
+    template
+        .replace("{number}", e164)
+        .replace("{digits}", e164.trim_start_matches('+'))
+}
+
+async fn run(server: Arc<Server>, registry: Arc<Registry>, transitions: mpsc::Sender<Transition>) {
+    let spec = server.spec.clone();
+    let mut config = ClientConfig::new(
+        format!("{}:{}", spec.host, spec.port),
+        spec.username.clone(),
+        spec.secret.clone(),
+    );
+    config.ping_interval = Duration::from_secs(3);
+    config.ping_timeout = Duration::from_secs(3);
+    let mut delay = Duration::from_millis(200);
+    let (client, mut events) = loop {
+        match AmiClient::connect(config.clone()).await {
+            Ok(pair) => break pair,
+            Err(e) => {
+                warn!(server = %spec.code, error = %e, "AMI connect failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    if let Ok(mut c) = server.client.lock() {
+        *c = Some(client.clone());
+    }
+    while let Some(event) = events.recv().await {
+        match event {
+            ClientEvent::Event(e) => {
+                if let Some(t) = registry.on_event(spec.id, &e) {
+                    let _ = transitions.send(t).await;
+                }
+            }
+            ClientEvent::Connected { reconnected } => {
+                info!(server = %spec.code, reconnected, "AMI connected");
+                if reconnected {
+                    reconcile(&server, &client, &registry, &transitions).await;
+                }
+                server.connected.store(true, Ordering::SeqCst);
+            }
+            ClientEvent::Disconnected { reason } => {
+                warn!(server = %spec.code, ?reason, "AMI connection lost; no new calls on it");
+                server.connected.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+    server.connected.store(false, Ordering::SeqCst);
+}
+
+async fn reconcile(
+    server: &Server,
+    client: &AmiClient,
+    registry: &Registry,
+    transitions: &mpsc::Sender<Transition>,
+) {
+    match client.core_show_channels().await {
+        Ok(channels) => {
+            let live: HashSet<Uuid> = channels
+                .iter()
+                .flat_map(|c| [c.get("Uniqueid"), c.get("Linkedid")])
+                .flatten()
+                .filter_map(|u| Uuid::parse_str(u).ok())
+                .collect();
+            for t in registry.reconcile(server.spec.id, &live) {
+                let _ = transitions.send(t).await;
+            }
+        }
+        Err(e) => warn!(server = %server.spec.code, error = %e, "CoreShowChannels failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        assert_eq!(
+            channel_for("PJSIP/{number}@trunk", "+919876543210"),
+            "PJSIP/+919876543210@trunk"
+        );
+        assert_eq!(
+            channel_for("Local/{digits}@dialer-out", "+15550100"),
+            "Local/15550100@dialer-out"
+        );
+    }
+}

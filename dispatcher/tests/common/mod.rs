@@ -1,0 +1,263 @@
+//! A world for dispatcher tests: a fresh database and queue prefix, simulated Asterisk servers
+//! registered as servers, accounts and batches written as the API writes them, and dial jobs
+//! published through the real outbox.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use ami_sim::{OutcomeKind, Rule, SimConfig, Simulator};
+use dialer_core::dial_outbox;
+use dialer_core::test_support::TestEnv;
+use dialer_core::topology;
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use dispatcher::DispatcherConfig;
+
+pub struct World {
+    pub env: TestEnv,
+    pub sims: Vec<Simulator>,
+    pub amqp: lapin::Connection,
+    pub channel: lapin::Channel,
+    pub pool: dialer_core::db::DbPool,
+}
+
+pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
+    Rule {
+        pattern: pattern.into(),
+        outcome,
+        ring_ms: Some(ring_ms),
+        talk_ms: Some(talk_ms),
+    }
+}
+
+impl World {
+    /// `servers` simulators with `rules`, each registered with `max_channels` and `max_cps`.
+    pub async fn new(servers: usize, rules: Vec<Rule>, max_channels: i32, max_cps: i32) -> World {
+        World::with_template(
+            servers,
+            rules,
+            max_channels,
+            max_cps,
+            "PJSIP/{number}@trunk",
+        )
+        .await
+    }
+
+    pub async fn with_template(
+        servers: usize,
+        rules: Vec<Rule>,
+        max_channels: i32,
+        max_cps: i32,
+        template: &str,
+    ) -> World {
+        let env = TestEnv::new().await;
+        let mut sims = Vec::new();
+        for _ in 0..servers {
+            sims.push(
+                Simulator::start(SimConfig {
+                    listen: "127.0.0.1:0".parse().expect("addr"),
+                    rules: rules.clone(),
+                    restart_downtime_ms: 100,
+                    shutdown_event_delay_ms: 50,
+                    ..SimConfig::default()
+                })
+                .await
+                .expect("simulator"),
+            );
+        }
+        let pool = dialer_core::db::build_pool(&env.config, "dispatcher-test").expect("pool");
+        let amqp = topology::connect(&env.config.amqp_url, "dispatcher-test")
+            .await
+            .expect("amqp");
+        let channel = topology::confirm_channel(&amqp).await.expect("channel");
+        env.topology().declare(&channel).await.expect("topology");
+        let world = World {
+            env,
+            sims,
+            amqp,
+            channel,
+            pool,
+        };
+        for (i, sim) in world.sims.iter().enumerate() {
+            world
+                .exec(&format!(
+                    "INSERT INTO asterisk_servers (code, host, port, username, secret, max_channels, \
+                     max_cps, channel_template) VALUES ('ast{}', '127.0.0.1', {}, 'dialer', 'dialer', \
+                     {max_channels}, {max_cps}, '{template}')",
+                    i + 1,
+                    sim.addr().port()
+                ))
+                .await;
+        }
+        world
+    }
+
+    pub async fn conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.env.config.database_url)
+            .await
+            .expect("connect")
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.conn()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn dispatcher_config(&self) -> DispatcherConfig {
+        let mut c = DispatcherConfig::with_core(self.env.config.clone());
+        c.lease_ttl = Duration::from_secs(4);
+        c.shutdown_deadline = Duration::from_secs(5);
+        c
+    }
+
+    /// An account with the given calls per second and channel limit; `extra` is SQL `SET`
+    /// assignments for other settings (e.g. `max_attempts = 2`).
+    pub async fn account(&self, code: &str, cps: i32, channels: i32, extra: &str) -> i64 {
+        let mut conn = self.conn().await;
+        let row: Id = diesel::sql_query(
+            "INSERT INTO accounts (accountcode, callback_secret, calls_per_second, \
+             max_concurrent_calls, ring_timeout_seconds, default_country, caller_id) \
+             VALUES ($1, 'whsec_dGVzdA==', $2, $3, 2, 'US', '\"Dialer\" <5550100>') RETURNING id",
+        )
+        .bind::<Text, _>(code)
+        .bind::<Integer, _>(cps)
+        .bind::<Integer, _>(channels)
+        .get_result(&mut conn)
+        .await
+        .expect("account");
+        if !extra.is_empty() {
+            self.exec(&format!(
+                "UPDATE accounts SET {extra} WHERE id = {}",
+                row.id
+            ))
+            .await;
+        }
+        row.id
+    }
+
+    /// A dispatched batch of `numbers` (E.164), with its dial jobs published.
+    pub async fn batch(&self, account: i64, batch_id: i64, numbers: &[String]) -> i64 {
+        let mut conn = self.conn().await;
+        let batch: Id = diesel::sql_query(
+            "INSERT INTO batches (account_id, batch_id, status, dispatched_at) \
+             VALUES ($1, $2, 'dispatching', now()) RETURNING id",
+        )
+        .bind::<BigInt, _>(account)
+        .bind::<BigInt, _>(batch_id)
+        .get_result(&mut conn)
+        .await
+        .expect("batch");
+        let phones: Vec<String> = numbers.to_vec();
+        diesel::sql_query(
+            "WITH c AS (INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, \
+               custom_data, status, dispatched_at) \
+               SELECT $1, $2, p, p, 'US', '{\"n\": ' || to_json(p)::text || '}', 'scheduled', now() \
+               FROM unnest($3::text[]) AS p RETURNING id) \
+             INSERT INTO dial_jobs (call_pk, attempt) SELECT id, 1 FROM c",
+        )
+        .bind::<BigInt, _>(account)
+        .bind::<BigInt, _>(batch.id)
+        .bind::<diesel::sql_types::Array<Text>, _>(&phones)
+        .execute(&mut conn)
+        .await
+        .expect("calls");
+        dial_outbox::publish_pending(
+            &self.pool,
+            &self.channel,
+            &self.env.topology(),
+            dial_outbox::Scope::Batches(&[batch.id]),
+        )
+        .await
+        .expect("publish jobs");
+        batch.id
+    }
+
+    /// Waits until every call of the batch is final; panics with the states after `timeout`.
+    pub async fn wait_final(&self, batch_pk: i64, timeout: Duration) -> Vec<CallRow> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.calls(batch_pk).await;
+            let pending = rows
+                .iter()
+                .filter(|r| {
+                    !matches!(
+                        r.status.as_str(),
+                        "completed"
+                            | "busy"
+                            | "no_answer"
+                            | "failed"
+                            | "timeout"
+                            | "cancelled"
+                            | "skipped"
+                            | "expired"
+                    )
+                })
+                .count();
+            if pending == 0 {
+                return rows;
+            }
+            if Instant::now() > deadline {
+                let states: Vec<_> = rows.iter().map(|r| (&r.phone_raw, &r.status)).collect();
+                panic!("{pending} calls not final after {timeout:?}: {states:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn calls(&self, batch_pk: i64) -> Vec<CallRow> {
+        let mut conn = self.conn().await;
+        diesel::sql_query(
+            "SELECT id, phone_raw, status, disposition, attempts FROM calls WHERE batch_pk = $1 ORDER BY id",
+        )
+        .bind::<BigInt, _>(batch_pk)
+        .load(&mut conn)
+        .await
+        .expect("calls")
+    }
+
+    /// `(event_type, sequence, body)` of a call's events in sequence order.
+    pub async fn events(&self, call_pk: i64) -> Vec<EventRow> {
+        let mut conn = self.conn().await;
+        diesel::sql_query(
+            "SELECT event_type, sequence, body FROM call_events WHERE call_pk = $1 ORDER BY sequence",
+        )
+        .bind::<BigInt, _>(call_pk)
+        .load(&mut conn)
+        .await
+        .expect("events")
+    }
+}
+
+#[derive(QueryableByName)]
+pub struct Id {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct CallRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub phone_raw: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub disposition: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct EventRow {
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sequence: Option<i32>,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+}
