@@ -38,11 +38,11 @@ impl FromRequest for ClientAccount {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let hash = hash_api_key(&key);
             let mut conn = state.pool.get().await?;
-            let account: Option<Account> = accounts::table
+            let found: Option<(i64, Account)> = accounts::table
                 .inner_join(api_keys::table)
                 .filter(api_keys::key_hash.eq(hash.as_slice()))
                 .filter(api_keys::revoked_at.is_null())
-                .select(Account::as_select())
+                .select((api_keys::id, Account::as_select()))
                 .first(&mut conn)
                 .await
                 .map(Some)
@@ -50,13 +50,17 @@ impl FromRequest for ClientAccount {
                     diesel::result::Error::NotFound => Ok(None),
                     other => Err(other),
                 })?;
-            let account = account.ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+            let (key_id, account) =
+                found.ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
             if account.status != "active" {
                 return Err(ApiError::forbidden(
                     "account_suspended",
                     "this account is suspended",
                 ));
             }
+            state
+                .limiters
+                .check(key_id, account.api_requests_per_second)?;
             Ok(ClientAccount(account))
         })
     }

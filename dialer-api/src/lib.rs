@@ -11,6 +11,8 @@ pub mod error_json;
 pub mod ingest;
 pub mod json_body;
 pub mod outbox_sweeper;
+pub mod rate_limit;
+pub mod request_log;
 mod routes;
 pub mod servers;
 pub mod startup;

@@ -70,6 +70,7 @@ impl Application {
             config: Arc::new(config),
             pool,
             broker,
+            limiters: Arc::default(),
         };
         let data = web::Data::new(state.clone());
         let max_body = state.config.max_body_bytes;
@@ -78,6 +79,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(from_fn(json_errors))
+                .wrap(from_fn(crate::request_log::request_log))
                 .configure(crate::routes::configure)
                 .default_service(web::to(unknown_route))
         })

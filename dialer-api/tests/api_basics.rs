@@ -167,3 +167,53 @@ async fn actix_errors_speak_the_contract() {
     let r = acme.get("/api/v1/calls/not-a-uuid").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
 }
+
+#[tokio::test]
+async fn rate_limited_per_key_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let beta = app.account("BETA").await;
+    app.sql("UPDATE accounts SET api_requests_per_second = 2 WHERE accountcode = 'ACME'")
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = acme.get("/api/v1/account").await;
+        if r.status == 429 {
+            assert_eq!(r.error_code(), "rate_limited");
+            let retry_after = r
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert!(
+                retry_after.parse::<u64>().is_ok_and(|s| s >= 1),
+                "Retry-After `{retry_after}`"
+            );
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200);
+    assert_eq!(
+        beta.get("/api/v1/account").await.status,
+        200,
+        "another key is not limited"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn().await;
+    let r = app.raw(app.http.get(format!("{}/nope", app.base))).await;
+    let id = r
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert_eq!(id.len(), 32, "{id}");
+    let r2 = app.raw(app.http.get(format!("{}/healthz", app.base))).await;
+    assert_ne!(
+        r2.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(id)
+    );
+}

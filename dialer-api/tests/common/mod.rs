@@ -88,6 +88,11 @@ impl TestApp {
         )
         .await
         .expect("create account");
+        // Tests fire requests faster than the default per-key rate; rate_limit tests lower it.
+        self.sql(&format!(
+            "UPDATE accounts SET api_requests_per_second = 10000 WHERE accountcode = '{code}'"
+        ))
+        .await;
         Client {
             app: self,
             key: created.api_key,
