@@ -177,11 +177,10 @@ impl Server {
     }
 }
 
-/// `PJSIP/{number}@trunk` with the E.164 number; `{digits}` gives it without the `+`.
+/// `PJSIP/{number}@trunk` with the E.164 number (`+` included; a trunk that wants it without
+/// strips it in its dialplan).
 pub fn channel_for(template: &str, e164: &str) -> String {
-    template
-        .replace("{number}", e164)
-        .replace("{digits}", e164.trim_start_matches('+'))
+    template.replace("{number}", e164)
 }
 
 async fn run(server: Arc<Server>, registry: Arc<Registry>, transitions: mpsc::Sender<Transition>) {
@@ -263,8 +262,8 @@ mod tests {
             "PJSIP/+919876543210@trunk"
         );
         assert_eq!(
-            channel_for("Local/{digits}@dialer-out", "+15550100"),
-            "Local/15550100@dialer-out"
+            channel_for("Local/{number}@dialer-out", "+15550100"),
+            "Local/+15550100@dialer-out"
         );
     }
 }
