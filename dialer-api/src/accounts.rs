@@ -154,3 +154,163 @@ mod tests {
         assert!(check_callback_url("ftp://x", true).is_err());
     }
 }
+
+/// Settings an operator may change; `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone, diesel::AsChangeset)]
+#[diesel(table_name = accounts)]
+pub struct AccountUpdate {
+    pub name: Option<String>,
+    pub default_country: Option<String>,
+    pub timezone: Option<String>,
+    pub calling_hours: Option<Option<serde_json::Value>>,
+    pub caller_id: Option<Option<String>>,
+    pub dial_context: Option<String>,
+    pub dial_exten: Option<String>,
+    pub ring_timeout_seconds: Option<i32>,
+    pub max_attempts: Option<i32>,
+    pub retry_delay_seconds: Option<i32>,
+    pub retry_on: Option<Vec<String>>,
+    pub max_call_seconds: Option<i32>,
+    pub allowed_countries: Option<Vec<String>>,
+    pub allowed_prefixes: Option<Vec<String>>,
+    pub redial_window_hours: Option<i32>,
+    pub max_rows_per_request: Option<i32>,
+    pub max_queued_calls: Option<i64>,
+    pub max_calls_per_day: Option<i64>,
+    pub calls_per_second: Option<i32>,
+    pub max_concurrent_calls: Option<i32>,
+    pub api_requests_per_second: Option<i32>,
+    pub callback_url: Option<Option<String>>,
+    pub callback_batch_events: Option<bool>,
+}
+
+fn map_update_error(code: &str, e: diesel::result::Error) -> ApiError {
+    match e {
+        diesel::result::Error::NotFound => {
+            ApiError::not_found(format!("account `{code}` not found"))
+        }
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::CheckViolation,
+            info,
+        ) => ApiError::invalid_request(format!("invalid setting: {}", info.message())),
+        other => other.into(),
+    }
+}
+
+/// Validates and applies an update; returns the account as it now is.
+pub async fn update(
+    pool: &DbPool,
+    code: &str,
+    mut change: AccountUpdate,
+    allow_http_loopback: bool,
+) -> ApiResult<Account> {
+    if let Some(country) = &change.default_country {
+        let upper = country.trim().to_ascii_uppercase();
+        parse_country(&upper).map_err(|e| ApiError::invalid_request(format!("country: {e}")))?;
+        change.default_country = Some(upper);
+    }
+    if let Some(Some(url)) = &change.callback_url {
+        check_callback_url(url, allow_http_loopback)?;
+    }
+    if let Some(Some(hours)) = &change.calling_hours {
+        dialer_core::calling_hours::CallingHours::from_json(hours)
+            .map_err(ApiError::invalid_request)?;
+    }
+    if let Some(list) = &change.retry_on {
+        for d in list {
+            if !d
+                .parse::<dialer_core::domain::Disposition>()
+                .is_ok_and(|d| d.is_retryable())
+            {
+                return Err(ApiError::invalid_request(format!(
+                    "retry_on: `{d}` is not a retryable disposition"
+                )));
+            }
+        }
+    }
+    if let Some(list) = &mut change.allowed_countries {
+        for c in list.iter_mut() {
+            *c = c.trim().to_ascii_uppercase();
+            parse_country(c)
+                .map_err(|e| ApiError::invalid_request(format!("allowed countries: {e}")))?;
+        }
+    }
+    let bad_prefix = |p: &&String| {
+        !(p.starts_with('+') && p.len() > 1 && p[1..].bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(bad) = change.allowed_prefixes.iter().flatten().find(bad_prefix) {
+        return Err(ApiError::invalid_request(format!(
+            "allowed prefix `{bad}` must be + and digits, e.g. +9198"
+        )));
+    }
+    let mut conn = pool.get().await?;
+    conn.transaction::<Account, ApiError, _>(async |conn| {
+        if let Some(tz) = &change.timezone {
+            diesel::sql_query("SELECT now() AT TIME ZONE $1")
+                .bind::<Text, _>(tz)
+                .execute(conn)
+                .await
+                .map_err(|_| ApiError::invalid_request(format!("unknown timezone `{tz}`")))?;
+        }
+        diesel::update(accounts::table.filter(accounts::accountcode.eq(code)))
+            .set((&change, accounts::updated_at.eq(diesel::dsl::now)))
+            .returning(Account::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(|e| map_update_error(code, e))
+    })
+    .await
+}
+
+/// `active` or `suspended` (a suspended account's keys get 403).
+pub async fn set_status(pool: &DbPool, code: &str, status: &str) -> ApiResult<Account> {
+    let mut conn = pool.get().await?;
+    diesel::update(accounts::table.filter(accounts::accountcode.eq(code)))
+        .set((
+            accounts::status.eq(status),
+            accounts::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Account::as_returning())
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| map_update_error(code, e))
+}
+
+/// Adds a new API key (printed once); with `revoke_previous`, every older key stops working.
+/// Without it both work, so clients switch without downtime and the old key is revoked later.
+pub async fn rotate_key(
+    pool: &DbPool,
+    code: &str,
+    revoke_previous: bool,
+) -> ApiResult<(String, i64)> {
+    let account = find(pool, code).await?;
+    let key = generate_api_key().map_err(ApiError::internal)?;
+    let mut conn = pool.get().await?;
+    let revoked = conn
+        .transaction::<i64, ApiError, _>(async |conn| {
+            let revoked = if revoke_previous {
+                diesel::update(
+                    api_keys::table
+                        .filter(api_keys::account_id.eq(account.id))
+                        .filter(api_keys::revoked_at.is_null()),
+                )
+                .set(api_keys::revoked_at.eq(diesel::dsl::now))
+                .execute(conn)
+                .await? as i64
+            } else {
+                0
+            };
+            diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::account_id.eq(account.id),
+                    api_keys::key_hash.eq(key.hash.as_slice()),
+                    api_keys::key_prefix.eq(&key.prefix),
+                    api_keys::label.eq("rotated"),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(revoked)
+        })
+        .await?;
+    Ok((key.key, revoked))
+}

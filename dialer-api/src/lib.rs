@@ -7,6 +7,7 @@ pub mod batches;
 pub mod broker;
 pub mod call_listing;
 pub mod dispatch;
+pub mod dnc;
 pub mod error_json;
 pub mod ingest;
 pub mod json_body;

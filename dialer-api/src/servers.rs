@@ -43,3 +43,46 @@ pub async fn list(pool: &DbPool) -> ApiResult<Vec<AsteriskServer>> {
         .load(&mut conn)
         .await?)
 }
+
+/// Changes an Asterisk server's settings; `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone, diesel::AsChangeset)]
+#[diesel(table_name = asterisk_servers)]
+pub struct ServerUpdate {
+    pub host: Option<String>,
+    pub port: Option<i32>,
+    pub username: Option<String>,
+    pub secret: Option<String>,
+    pub max_channels: Option<i32>,
+    pub max_cps: Option<i32>,
+    pub channel_template: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> ApiResult<AsteriskServer> {
+    use diesel::prelude::ExpressionMethods;
+    if change
+        .channel_template
+        .as_ref()
+        .is_some_and(|t| !t.contains("{number}"))
+    {
+        return Err(ApiError::invalid_request(
+            "channel template must contain {number}",
+        ));
+    }
+    let mut conn = pool.get().await?;
+    diesel::update(asterisk_servers::table.filter(asterisk_servers::code.eq(code)))
+        .set((&change, asterisk_servers::updated_at.eq(diesel::dsl::now)))
+        .returning(AsteriskServer::as_returning())
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::NotFound => {
+                ApiError::not_found(format!("server `{code}` not found"))
+            }
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::CheckViolation,
+                info,
+            ) => ApiError::invalid_request(format!("invalid server setting: {}", info.message())),
+            other => other.into(),
+        })
+}

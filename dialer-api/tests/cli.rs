@@ -270,3 +270,214 @@ async fn refuses_an_unmigrated_database_until_migrate() {
     assert_eq!(r.json()["applied"].as_array().map(Vec::len), Some(known));
     assert_eq!(ctl(&app, &["account", "list"]).code, 0);
 }
+
+#[tokio::test]
+async fn account_update_rotate_suspend_and_servers() {
+    let app = TestApp::spawn().await;
+    let r = ctl(&app, &["--json", "account", "create", "ACME"]);
+    let key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
+    let old = Client {
+        app: &app,
+        key,
+        accountcode: "ACME".into(),
+    };
+
+    let r = ctl(
+        &app,
+        &[
+            "--json",
+            "account",
+            "update",
+            "ACME",
+            "--allowed-countries",
+            "in,us",
+            "--max-queued-calls",
+            "5",
+            "--calling-hours",
+            r#"{"start":"09:00","end":"21:00","days":["mon"]}"#,
+            "--retry-on",
+            "busy,no_answer",
+            "--callback-url",
+            "https://example.com/hook",
+            "--batch-events",
+            "true",
+            "--timezone",
+            "Asia/Kolkata",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let a = r.json()["account"].clone();
+    assert_eq!(a["allowed_countries"], json!(["IN", "US"]));
+    assert_eq!(a["limits"]["max_queued_calls"], 5);
+    assert_eq!(a["callback_batch_events"], true);
+    for bad in [
+        &["account", "update", "ACME", "--timezone", "Mars/Olympus"][..],
+        &[
+            "account",
+            "update",
+            "ACME",
+            "--callback-url",
+            "http://example.com/x",
+        ][..],
+        &["account", "update", "ACME", "--retry-on", "answered"][..],
+        &["account", "update", "ACME", "--max-attempts", "0"][..],
+        &["account", "update", "ACME", "--allowed-prefixes", "91"][..],
+        &["account", "update", "NOPE", "--name", "x"][..],
+    ] {
+        let r = ctl(&app, bad);
+        assert_ne!(r.code, 0, "{bad:?} should fail");
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{bad:?}: {}", r.stderr);
+    }
+
+    // rotation without downtime: both keys work until the old ones are revoked
+    let r = ctl(&app, &["--json", "account", "rotate-key", "ACME"]);
+    let new_key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
+    let new = Client {
+        app: &app,
+        key: new_key,
+        accountcode: "ACME".into(),
+    };
+    assert_eq!(old.get("/api/v1/account").await.status, 200);
+    assert_eq!(new.get("/api/v1/account").await.status, 200);
+    let r = ctl(
+        &app,
+        &[
+            "--json",
+            "account",
+            "rotate-key",
+            "ACME",
+            "--revoke-previous",
+        ],
+    );
+    assert_eq!(r.json()["revoked"], 2);
+    assert_eq!(old.get("/api/v1/account").await.status, 401);
+    assert_eq!(new.get("/api/v1/account").await.status, 401);
+    let newest = Client {
+        app: &app,
+        key: r.json()["api_key"].as_str().unwrap_or_default().to_owned(),
+        accountcode: "ACME".into(),
+    };
+    assert_eq!(newest.get("/api/v1/account").await.status, 200);
+
+    assert_eq!(ctl(&app, &["account", "suspend", "ACME"]).code, 0);
+    assert_eq!(newest.get("/api/v1/account").await.status, 403);
+    assert_eq!(ctl(&app, &["account", "activate", "ACME"]).code, 0);
+    assert_eq!(newest.get("/api/v1/account").await.status, 200);
+
+    ctl(
+        &app,
+        &[
+            "server",
+            "add",
+            "--code",
+            "ast1",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--max-channels",
+            "2",
+            "--max-cps",
+            "1",
+            "--channel-template",
+            "Local/{number}@out",
+        ],
+    );
+    let r = ctl(
+        &app,
+        &[
+            "--json",
+            "server",
+            "update",
+            "ast1",
+            "--max-channels",
+            "40",
+            "--port",
+            "5039",
+        ],
+    );
+    assert_eq!(
+        (
+            r.json()["server"]["max_channels"].clone(),
+            r.json()["server"]["port"].clone()
+        ),
+        (json!(40), json!(5039))
+    );
+    let r = ctl(&app, &["--json", "server", "disable", "ast1"]);
+    assert_eq!(r.json()["server"]["enabled"], false);
+    assert_ne!(
+        ctl(&app, &["server", "update", "ast1", "--port", "70000"]).code,
+        0
+    );
+    assert_ne!(ctl(&app, &["server", "disable", "nope"]).code, 0);
+}
+
+#[tokio::test]
+async fn dnc_lists_block_submissions() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = ctl(
+        &app,
+        &["--json", "dnc", "add", "9876543210", "+919876543211"],
+    );
+    assert_eq!(r.json()["added"], 2, "{}", r.stderr);
+    let r = ctl(
+        &app,
+        &["--json", "dnc", "add", "9876543210", "--account", "ACME"],
+    );
+    assert_eq!(r.json()["added"], 1);
+    let r = ctl(&app, &["dnc", "add", "12x"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("nothing was added"), "{}", r.stderr);
+
+    let file = std::env::temp_dir().join(format!("dnc-{}.txt", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "# list\n9876543212\n\n+91 98765 43213\nnot-a-number\n9876543212\n",
+    )
+    .expect("write");
+    let r = ctl(
+        &app,
+        &[
+            "--json",
+            "dnc",
+            "import",
+            file.to_str().unwrap_or_default(),
+            "--account",
+            "ACME",
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    let v = r.json();
+    assert_eq!(
+        (v["added"].clone(), v["invalid"][0]["line"].clone()),
+        (json!(2), json!(5)),
+        "{v}"
+    );
+
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": [
+            {"phone_number": "9876543210"}, {"phone_number": "9876543211"}, {"phone_number": "9876543212"},
+            {"phone_number": "9876543213"}, {"phone_number": "9876543214"}]}))
+        .await
+        .json();
+    assert_eq!(r["accepted"], 1);
+    assert_eq!(
+        r["rejected"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["reason"] == "do_not_call").count()),
+        Some(4)
+    );
+
+    assert_eq!(ctl(&app, &["dnc", "remove", "9876543211"]).code, 0);
+    assert_ne!(
+        ctl(&app, &["dnc", "remove", "9876543211"]).code,
+        0,
+        "already removed"
+    );
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": [{"phone_number": "9876543211"}]}))
+        .await
+        .json();
+    assert_eq!(r["accepted"], 1);
+}

@@ -50,6 +50,43 @@ enum Command {
     /// Batch status and control.
     #[command(subcommand)]
     Batch(BatchCmd),
+    /// Do-not-call lists: global, or an account's with `--account`.
+    #[command(subcommand)]
+    Dnc(DncCmd),
+}
+
+#[derive(Args)]
+struct DncScope {
+    /// The account's list; without it, the global list.
+    #[arg(long)]
+    account: Option<String>,
+    /// Country for numbers written without `+`.
+    #[arg(long, default_value = "IN")]
+    country: String,
+}
+
+#[derive(Subcommand)]
+enum DncCmd {
+    Add {
+        numbers: Vec<String>,
+        #[command(flatten)]
+        scope: DncScope,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Remove {
+        number: String,
+        #[command(flatten)]
+        scope: DncScope,
+    },
+    /// One number per line (`#` comments and blank lines skipped).
+    Import {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        scope: DncScope,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +111,78 @@ enum AccountCmd {
     Show {
         code: String,
     },
+    /// Change settings, limits and quotas.
+    Update(Box<AccountUpdateArgs>),
+    /// Add a new API key (printed once); `--revoke-previous` stops the older keys now.
+    RotateKey {
+        code: String,
+        #[arg(long)]
+        revoke_previous: bool,
+    },
+    /// Refuse the account's requests (403) until `activate`.
+    Suspend {
+        code: String,
+    },
+    Activate {
+        code: String,
+    },
+}
+
+#[derive(Args)]
+struct AccountUpdateArgs {
+    code: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    country: Option<String>,
+    #[arg(long)]
+    timezone: Option<String>,
+    /// JSON such as {"start":"09:00","end":"21:00","days":["mon","tue"]}; `none` clears it.
+    #[arg(long)]
+    calling_hours: Option<String>,
+    /// `none` clears it.
+    #[arg(long)]
+    caller_id: Option<String>,
+    #[arg(long)]
+    dial_context: Option<String>,
+    #[arg(long)]
+    dial_exten: Option<String>,
+    #[arg(long)]
+    ring_timeout: Option<i32>,
+    #[arg(long)]
+    max_attempts: Option<i32>,
+    #[arg(long)]
+    retry_delay: Option<i32>,
+    /// Comma-separated dispositions, e.g. busy,no_answer.
+    #[arg(long)]
+    retry_on: Option<String>,
+    #[arg(long)]
+    max_call_seconds: Option<i32>,
+    /// Comma-separated ISO codes; empty string: every country.
+    #[arg(long)]
+    allowed_countries: Option<String>,
+    /// Comma-separated E.164 prefixes such as +9198; empty string: none.
+    #[arg(long)]
+    allowed_prefixes: Option<String>,
+    #[arg(long)]
+    redial_window_hours: Option<i32>,
+    #[arg(long)]
+    max_rows_per_request: Option<i32>,
+    #[arg(long)]
+    max_queued_calls: Option<i64>,
+    #[arg(long)]
+    max_calls_per_day: Option<i64>,
+    #[arg(long)]
+    calls_per_second: Option<i32>,
+    #[arg(long)]
+    max_concurrent_calls: Option<i32>,
+    #[arg(long)]
+    api_requests_per_second: Option<i32>,
+    /// `none` clears it.
+    #[arg(long)]
+    callback_url: Option<String>,
+    #[arg(long)]
+    batch_events: Option<bool>,
 }
 
 #[derive(Subcommand)]
@@ -81,6 +190,33 @@ enum ServerCmd {
     /// Register an Asterisk server (AMI).
     Add(ServerAdd),
     List,
+    /// Change a server's settings.
+    Update(ServerUpdateArgs),
+    /// Stop sending new calls to a server.
+    Disable {
+        code: String,
+    },
+}
+
+#[derive(Args)]
+struct ServerUpdateArgs {
+    code: String,
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<i32>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long, env = "DIALER_AMI_SECRET_NEW", hide_env_values = true)]
+    secret: Option<String>,
+    #[arg(long)]
+    max_channels: Option<i32>,
+    #[arg(long)]
+    max_cps: Option<i32>,
+    #[arg(long)]
+    channel_template: Option<String>,
+    #[arg(long)]
+    enabled: Option<bool>,
 }
 
 #[derive(Args)]
@@ -150,6 +286,39 @@ struct Output {
     text: String,
 }
 
+fn list_arg(v: Option<String>) -> Option<Vec<String>> {
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// `none` (or empty) clears an optional setting.
+fn clearable(v: Option<String>) -> Option<Option<String>> {
+    v.map(|s| {
+        if s.is_empty() || s == "none" {
+            None
+        } else {
+            Some(s)
+        }
+    })
+}
+
+async fn account_id(ctx: &Ctx, code: Option<&str>) -> anyhow::Result<Option<i64>> {
+    match code {
+        None => Ok(None),
+        Some(c) => Ok(Some(
+            accounts::find(&ctx.pool, c)
+                .await
+                .map_err(|e| anyhow!(e.message))?
+                .id,
+        )),
+    }
+}
+
 fn account_json(a: &dialer_core::models::Account) -> Value {
     serde_json::to_value(a.settings()).unwrap_or(Value::Null)
 }
@@ -175,6 +344,10 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         }
         Command::Account(cmd) => {
             let ctx = connect(config).await?;
+            let cmd_kind = match &cmd {
+                AccountCmd::Suspend { .. } => "suspend",
+                _ => "other",
+            };
             match cmd {
                 AccountCmd::Create {
                     code,
@@ -232,6 +405,85 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     let json = json!({"status": "success", "accounts": list.iter().map(account_json).collect::<Vec<_>>()});
                     Ok(Output { json, text })
                 }
+                AccountCmd::Update(u) => {
+                    let calling_hours = match u.calling_hours.as_deref() {
+                        None => None,
+                        Some("" | "none") => Some(None),
+                        Some(text) => Some(Some(
+                            serde_json::from_str::<Value>(text)
+                                .context("--calling-hours is not JSON")?,
+                        )),
+                    };
+                    let change = accounts::AccountUpdate {
+                        name: u.name,
+                        default_country: u.country,
+                        timezone: u.timezone,
+                        calling_hours,
+                        caller_id: clearable(u.caller_id),
+                        dial_context: u.dial_context,
+                        dial_exten: u.dial_exten,
+                        ring_timeout_seconds: u.ring_timeout,
+                        max_attempts: u.max_attempts,
+                        retry_delay_seconds: u.retry_delay,
+                        retry_on: list_arg(u.retry_on),
+                        max_call_seconds: u.max_call_seconds,
+                        allowed_countries: list_arg(u.allowed_countries),
+                        allowed_prefixes: list_arg(u.allowed_prefixes),
+                        redial_window_hours: u.redial_window_hours,
+                        max_rows_per_request: u.max_rows_per_request,
+                        max_queued_calls: u.max_queued_calls,
+                        max_calls_per_day: u.max_calls_per_day,
+                        calls_per_second: u.calls_per_second,
+                        max_concurrent_calls: u.max_concurrent_calls,
+                        api_requests_per_second: u.api_requests_per_second,
+                        callback_url: clearable(u.callback_url),
+                        callback_batch_events: u.batch_events,
+                    };
+                    let a = accounts::update(
+                        &ctx.pool,
+                        &u.code,
+                        change,
+                        ctx.config.allow_http_loopback_callbacks,
+                    )
+                    .await
+                    .map_err(|e| anyhow!(e.message))?;
+                    let settings = account_json(&a);
+                    let text = format!("account {} updated", a.accountcode);
+                    Ok(Output {
+                        json: json!({"status": "success", "account": settings}),
+                        text,
+                    })
+                }
+                AccountCmd::RotateKey {
+                    code,
+                    revoke_previous,
+                } => {
+                    let (key, revoked) = accounts::rotate_key(&ctx.pool, &code, revoke_previous)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    let text = format!(
+                        "new api key for {code}: {key}\n(shown once; {revoked} previous key(s) revoked)"
+                    );
+                    Ok(Output {
+                        json: json!({"status": "success", "api_key": key, "revoked": revoked}),
+                        text,
+                    })
+                }
+                AccountCmd::Suspend { code } | AccountCmd::Activate { code } => {
+                    let status = if matches!(cmd_kind, "suspend") {
+                        "suspended"
+                    } else {
+                        "active"
+                    };
+                    let a = accounts::set_status(&ctx.pool, &code, status)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    let text = format!("account {} is {}", a.accountcode, a.status);
+                    Ok(Output {
+                        json: json!({"status": "success", "account": account_json(&a)}),
+                        text,
+                    })
+                }
                 AccountCmd::Show { code } => {
                     let a = accounts::find(&ctx.pool, &code)
                         .await
@@ -269,6 +521,40 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         "server {} added ({}:{})",
                         server.code, server.host, server.port
                     );
+                    Ok(Output {
+                        json: json!({"status": "success", "server": server}),
+                        text,
+                    })
+                }
+                ServerCmd::Update(u) => {
+                    let change = servers::ServerUpdate {
+                        host: u.host,
+                        port: u.port,
+                        username: u.username,
+                        secret: u.secret,
+                        max_channels: u.max_channels,
+                        max_cps: u.max_cps,
+                        channel_template: u.channel_template,
+                        enabled: u.enabled,
+                    };
+                    let server = servers::update(&ctx.pool, &u.code, change)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    let text = format!("server {} updated", server.code);
+                    Ok(Output {
+                        json: json!({"status": "success", "server": server}),
+                        text,
+                    })
+                }
+                ServerCmd::Disable { code } => {
+                    let change = servers::ServerUpdate {
+                        enabled: Some(false),
+                        ..Default::default()
+                    };
+                    let server = servers::update(&ctx.pool, &code, change)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    let text = format!("server {} disabled", server.code);
                     Ok(Output {
                         json: json!({"status": "success", "server": server}),
                         text,
@@ -318,6 +604,83 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 json: json!({"status": "success", "dispatched": outcome.dispatched, "batches": outcome.batches}),
                 text,
             })
+        }
+        Command::Dnc(cmd) => {
+            let ctx = connect(config).await?;
+            match cmd {
+                DncCmd::Add {
+                    numbers,
+                    scope,
+                    reason,
+                } => {
+                    let id = account_id(&ctx, scope.account.as_deref()).await?;
+                    // All or nothing: check every number before adding any.
+                    let country = dialer_core::phone::parse_country(&scope.country)?;
+                    if let Some(bad) = numbers
+                        .iter()
+                        .find(|n| dialer_core::phone::E164::parse(n, country).is_err())
+                    {
+                        return Err(anyhow!("`{bad}` is not a phone number; nothing was added"));
+                    }
+                    let o =
+                        dialer_api::dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason)
+                            .await
+                            .map_err(|e| anyhow!(e.message))?;
+                    let text = format!("{} added, {} already listed", o.added, o.already_listed);
+                    Ok(Output {
+                        json: json!({"status": "success", "added": o.added, "already_listed": o.already_listed}),
+                        text,
+                    })
+                }
+                DncCmd::Import {
+                    file,
+                    scope,
+                    reason,
+                } => {
+                    let id = account_id(&ctx, scope.account.as_deref()).await?;
+                    let content = std::fs::read_to_string(&file)
+                        .with_context(|| format!("read {}", file.display()))?;
+                    let lines: Vec<String> = content.lines().map(str::to_owned).collect();
+                    let o =
+                        dialer_api::dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason)
+                            .await
+                            .map_err(|e| anyhow!(e.message))?;
+                    let invalid: Vec<Value> = o
+                        .invalid
+                        .iter()
+                        .map(|(line, text)| json!({"line": line, "text": text}))
+                        .collect();
+                    let mut text = format!(
+                        "{} added, {} already listed, {} invalid",
+                        o.added,
+                        o.already_listed,
+                        invalid.len()
+                    );
+                    for (line, bad) in o.invalid.iter().take(10) {
+                        text.push_str(&format!("\nline {line}: `{bad}` is not a phone number"));
+                    }
+                    Ok(Output {
+                        json: json!({"status": "success", "added": o.added, "already_listed": o.already_listed, "invalid": invalid}),
+                        text,
+                    })
+                }
+                DncCmd::Remove { number, scope } => {
+                    let id = account_id(&ctx, scope.account.as_deref()).await?;
+                    let removed = dialer_api::dnc::remove(&ctx.pool, id, &scope.country, &number)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    if !removed {
+                        return Err(anyhow!(
+                            "{} is not on that list",
+                            dialer_core::phone::mask(&number)
+                        ));
+                    }
+                    Ok(Output {
+                        json: json!({"status": "success", "removed": true}),
+                        text: "removed".into(),
+                    })
+                }
+            }
         }
         Command::Batch(cmd) => {
             let ctx = connect(config).await?;

@@ -1,0 +1,142 @@
+//! Ingestion benchmark: submits a 1,000,000-number batch in 20 requests of 50,000 rows to the
+//! real API (in this process, on port 0) and prints rows per second, beside a plain `COPY` of
+//! the same rows into the same table (through `psql \copy`).
+//!
+//! `cargo run --release -p dialer-api --example ingest_bench` (needs PostgreSQL, RabbitMQ and
+//! `psql`; makes and drops its own database). `BENCH_ROWS` and `BENCH_REQUESTS` change the size.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use dialer_api::accounts::{self, CreateAccount};
+use dialer_api::startup::Application;
+use dialer_core::db;
+use dialer_core::test_support::TestEnv;
+use diesel_async::SimpleAsyncConnection;
+
+fn number(i: usize) -> String {
+    format!("98{:08}", i)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let requests: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let per_request = rows.div_ceil(requests);
+    let mut env = TestEnv::new().await;
+    env.config.max_rows_per_request = per_request.max(50_000);
+    env.config.max_body_bytes = 256 * 1024 * 1024;
+    env.config.api_workers = 1;
+    let pool = db::build_pool(&env.config, "bench")?;
+    let created = accounts::create(
+        &pool,
+        CreateAccount {
+            accountcode: "BENCH".into(),
+            name: String::new(),
+            default_country: "IN".into(),
+            timezone: "UTC".into(),
+            callback_url: None,
+            caller_id: None,
+        },
+        false,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut conn = pool.get().await?;
+    conn.batch_execute(&format!(
+        "UPDATE accounts SET max_rows_per_request = {per_request}, max_queued_calls = {big}, max_calls_per_day = {big},
+                             api_requests_per_second = 1000;
+         INSERT INTO batches (account_id, batch_id) SELECT id, 999 FROM accounts;",
+        big = rows * 3
+    ))
+    .await?;
+    drop(conn);
+
+    // 1. plain COPY of the same rows into the same table (another batch)
+    let csv_path = std::env::temp_dir().join(format!("ingest-bench-{}.csv", std::process::id()));
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+        for i in 0..rows {
+            let n = number(i);
+            writeln!(f, "{n},+91{n},IN,{{\"row\": {i}}}")?;
+        }
+    }
+    let copy_sql = format!(
+        "\\copy calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, custom_data) FROM PROGRAM 'sed \"s/^/1,1,/\" {}' WITH (FORMAT csv, QUOTE '''')",
+        csv_path.display()
+    );
+    let started = Instant::now();
+    let out = std::process::Command::new("psql")
+        .arg(&env.config.database_url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &copy_sql])
+        .output()
+        .context("run psql")?;
+    let copy_secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&csv_path);
+    if !out.status.success() {
+        bail!("COPY failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    // 2. the API, 20 requests of 50,000 rows
+    let app = Application::build(env.config.clone()).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let bodies: Vec<String> = (0..requests)
+        .map(|r| {
+            let rows_json: Vec<String> = (r * per_request..((r + 1) * per_request).min(rows))
+                .map(|i| {
+                    format!(
+                        "{{\"phone_number\":\"{}\",\"custom_data\":{{\"row\": {i}}}}}",
+                        number(i)
+                    )
+                })
+                .collect();
+            format!("{{\"batch_id\":1,\"data\":[{}]}}", rows_json.join(","))
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut accepted = 0u64;
+    for body in bodies {
+        let res = http
+            .post(format!("{base}/api/v1/queues/insertdataincallqueue/"))
+            .header("X-API-KEY", &created.api_key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = res.status();
+        let v: serde_json::Value = res.json().await?;
+        if !status.is_success() {
+            bail!("request failed: {status} {v}");
+        }
+        accepted += v["accepted"].as_u64().unwrap_or(0);
+        if v["accepted"].as_u64() == Some(0) {
+            bail!(
+                "nothing accepted: duplicates {}, first rejection {}",
+                v["duplicates"],
+                v["rejected"][0]
+            );
+        }
+    }
+    let api_secs = started.elapsed().as_secs_f64();
+    if accepted != rows as u64 {
+        bail!("accepted {accepted} of {rows}");
+    }
+    let copy_rate = rows as f64 / copy_secs;
+    let api_rate = rows as f64 / api_secs;
+    println!("rows: {rows} in {requests} requests of {per_request}");
+    println!("COPY: {copy_secs:.2} s, {copy_rate:.0} rows/s");
+    println!(
+        "API:  {api_secs:.2} s, {api_rate:.0} rows/s (validation, E.164, DNC, duplicates, one transaction per request)"
+    );
+    println!("API / COPY: {:.2}", api_rate / copy_rate);
+    Ok(())
+}
