@@ -13,7 +13,8 @@ pub struct DispatcherConfig {
     pub global_cps: Option<f64>,
     /// `DIALER_LEASE_TTL_SECS`: a server lease lapses this long after its holder's last renewal.
     pub lease_ttl: Duration,
-    /// `DIALER_PREFETCH`: dial jobs held unacknowledged at most.
+    /// `DIALER_PREFETCH`: dial jobs held unacknowledged at most. Small enough that jobs stay in
+    /// the queue for other dispatchers rather than wait in this one's memory.
     pub prefetch: u16,
     /// `DIALER_SHUTDOWN_SECS`: on SIGTERM, how long calls in flight may still be followed.
     pub shutdown_deadline: Duration,
@@ -44,7 +45,7 @@ impl DispatcherConfig {
             id: get("DIALER_DISPATCHER_ID").unwrap_or_else(default_id),
             global_cps,
             lease_ttl: Duration::from_secs(num("DIALER_LEASE_TTL_SECS", 8)?),
-            prefetch: num("DIALER_PREFETCH", 500)?.clamp(1, u64::from(u16::MAX)) as u16,
+            prefetch: num("DIALER_PREFETCH", 200)?.clamp(1, u64::from(u16::MAX)) as u16,
             shutdown_deadline: Duration::from_secs(num("DIALER_SHUTDOWN_SECS", 30)?),
             core,
         })
@@ -57,7 +58,7 @@ impl DispatcherConfig {
             id: default_id(),
             global_cps: None,
             lease_ttl: Duration::from_secs(8),
-            prefetch: 500,
+            prefetch: 200,
             shutdown_deadline: Duration::from_secs(30),
         }
     }

@@ -184,34 +184,24 @@ async fn lease_loop(
     loop {
         match pool.get().await {
             Ok(mut conn) => match leases::renew(&mut conn, &config.id, config.lease_ttl).await {
-                Ok(held) => {
-                    let held_ids: HashSet<i64> = held.iter().map(|s| s.id).collect();
-                    let mut lost = Vec::new();
-                    if let Ok(mut map) = servers.lock() {
-                        for spec in held {
-                            let replace = map.get(&spec.id).is_some_and(|s| s.spec != spec);
-                            if replace && let Some(old) = map.remove(&spec.id) {
-                                lost.push(old);
-                            }
-                            map.entry(spec.id).or_insert_with(|| {
-                                info!(server = %spec.code, "server lease taken");
-                                Server::start(spec, registry.clone(), transitions.clone())
-                            });
-                        }
-                        let gone: Vec<i64> = map
-                            .keys()
-                            .filter(|id| !held_ids.contains(id))
-                            .copied()
-                            .collect();
-                        for id in gone {
-                            if let Some(s) = map.remove(&id) {
-                                lost.push(s);
-                            }
-                        }
-                    }
+                Ok(holding) => {
+                    let (lost, release) =
+                        apply_holding(&holding, &config, &registry, &servers, &transitions);
                     for s in lost {
                         warn!(server = %s.spec.code, "server lease lost or server changed");
                         s.stop().await;
+                    }
+                    for s in release {
+                        match leases::release(&mut conn, &config.id, s.spec.id).await {
+                            Ok(()) => {
+                                info!(server = %s.spec.code, "drained server handed over");
+                                if let Ok(mut map) = servers.lock() {
+                                    map.remove(&s.spec.id);
+                                }
+                                s.stop().await;
+                            }
+                            Err(e) => warn!(error = %e, "lease release failed"),
+                        }
                     }
                 }
                 Err(e) => warn!(error = %e, "lease renewal failed"),
@@ -223,6 +213,67 @@ async fn lease_loop(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Starts servers newly held, stops those lost, and balances: above its share, a dispatcher
+/// drains one server (no new calls) and returns the drained ones to be released.
+fn apply_holding(
+    holding: &leases::Holding,
+    config: &DispatcherConfig,
+    registry: &Arc<Registry>,
+    servers: &Servers,
+    transitions: &mpsc::Sender<Transition>,
+) -> (Vec<Arc<Server>>, Vec<Arc<Server>>) {
+    let mut lost = Vec::new();
+    let mut release = Vec::new();
+    let Ok(mut map) = servers.lock() else {
+        return (lost, release);
+    };
+    let held: HashSet<i64> = holding.servers.iter().map(|s| s.id).collect();
+    for spec in &holding.servers {
+        if map.get(&spec.id).is_some_and(|s| s.spec != *spec)
+            && let Some(old) = map.remove(&spec.id)
+        {
+            lost.push(old);
+        }
+        map.entry(spec.id).or_insert_with(|| {
+            info!(server = %spec.code, dispatcher = %config.id, "server lease taken");
+            Server::start(spec.clone(), registry.clone(), transitions.clone())
+        });
+    }
+    let gone: Vec<i64> = map
+        .keys()
+        .filter(|id| !held.contains(id))
+        .copied()
+        .collect();
+    for id in gone {
+        if let Some(s) = map.remove(&id) {
+            lost.push(s);
+        }
+    }
+    let active = map.values().filter(|s| !s.is_draining()).count();
+    if active > holding.quota {
+        // The least busy server goes first.
+        if let Some(s) = map
+            .values()
+            .filter(|s| !s.is_draining())
+            .min_by_key(|s| (registry.on_server(s.spec.id), std::cmp::Reverse(s.spec.id)))
+        {
+            info!(server = %s.spec.code, "above this dispatcher's share: draining");
+            s.set_draining(true);
+        }
+    } else if active < holding.quota {
+        // Another dispatcher left: keep what was being drained.
+        for s in map.values().filter(|s| s.is_draining()) {
+            s.set_draining(false);
+        }
+    }
+    for s in map.values() {
+        if s.is_draining() && s.is_idle(registry) {
+            release.push(s.clone());
+        }
+    }
+    (lost, release)
 }
 
 async fn consume_loop(

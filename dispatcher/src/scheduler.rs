@@ -106,7 +106,7 @@ impl Scheduler {
         let servers = self.servers.lock().ok()?;
         servers
             .values()
-            .filter(|s| s.is_connected() && s.free_channels(&self.registry) > 0)
+            .filter(|s| s.is_dialable() && s.free_channels(&self.registry) > 0)
             .min_by(|a, b| {
                 a.load(&self.registry)
                     .total_cmp(&b.load(&self.registry))
@@ -167,7 +167,10 @@ impl Scheduler {
             return back;
         }
         // Slots: the account's (shared by every dispatcher), and the platform's if limited.
+        // The clock is read afresh: the claim may have waited on another dispatcher's lock, and
+        // a slot dated before it would fire late, bunched against the next one.
         let rate = f64::from(claimed[0].calls_per_second);
+        let now = Utc::now();
         let mut slots = pacing::reserve(
             &mut conn,
             &pacing::account_scope(account),
@@ -194,7 +197,13 @@ impl Scheduler {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
                 let at = (Instant::now() + wait).max(server.pace());
                 tokio::time::sleep_until(at.into()).await;
-                originate(&server, &registry, &transitions, c).await;
+                // Each Originate leaves at its own slot: waiting for the previous response
+                // would make every later call late, and late calls bunch up.
+                let (server, registry, transitions) =
+                    (server.clone(), registry.clone(), transitions.clone());
+                tokio::spawn(async move {
+                    originate(&server, &registry, &transitions, c).await;
+                });
             }
         });
         back

@@ -39,6 +39,8 @@ pub struct Server {
     pub spec: ServerSpec,
     client: Mutex<Option<AmiClient>>,
     connected: AtomicBool,
+    /// Handing the server to another dispatcher: no new calls; released once empty.
+    draining: AtomicBool,
     pacer: Mutex<Pacer>,
     /// Channels promised to claims not yet registered.
     reserved: Mutex<usize>,
@@ -57,6 +59,7 @@ impl Server {
             spec,
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             reserved: Mutex::new(0),
             task: Mutex::new(None),
         });
@@ -69,6 +72,24 @@ impl Server {
 
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Connected and not being handed over: may take new calls.
+    pub fn is_dialable(&self) -> bool {
+        self.is_connected() && !self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::SeqCst);
+    }
+
+    /// No live call and no claim in progress on it.
+    pub fn is_idle(&self, registry: &Registry) -> bool {
+        registry.on_server(self.spec.id) == 0 && self.reserved.lock().is_ok_and(|r| *r == 0)
     }
 
     /// Free channels, counting live attempts and reservations.

@@ -111,6 +111,8 @@ impl World {
         let mut c = DispatcherConfig::with_core(self.env.config.clone());
         c.lease_ttl = Duration::from_secs(4);
         c.shutdown_deadline = Duration::from_secs(5);
+        // Jobs stay in the queue for a second dispatcher to take.
+        c.prefetch = 20;
         c
     }
 
