@@ -72,6 +72,7 @@ impl Application {
             broker,
             limiters: Arc::default(),
         };
+        crate::metrics::handle();
         let data = web::Data::new(state.clone());
         let max_body = state.config.max_body_bytes;
         let server = HttpServer::new(move || {
@@ -79,6 +80,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(from_fn(json_errors))
+                .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(crate::request_log::request_log))
                 .configure(crate::routes::configure)
                 .default_service(web::to(unknown_route))

@@ -217,3 +217,31 @@ async fn every_response_carries_a_request_id() {
         Some(id)
     );
 }
+
+#[tokio::test]
+async fn metrics_in_prometheus_format() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    acme.insert(&serde_json::json!({"batch_id": 1, "data": [{"phone_number": "9876543210"}, {"phone_number": "1"}]}))
+        .await;
+    acme.get("/api/v1/queues/batch-status/1").await;
+    let r = app.raw(app.http.get(format!("{}/metrics", app.base))).await;
+    assert_eq!(r.status, 200);
+    let t = &r.text;
+    assert!(
+        t.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains(r#"route="/api/v1/queues/batch-status/{batch_id}""#)
+            && l.contains(r#"status="200""#)),
+        "{t}"
+    );
+    assert!(t.contains("http_request_duration_seconds_bucket{"), "{t}");
+    assert!(
+        t.contains(r#"ingest_rows_total{outcome="accepted"} 1"#),
+        "{t}"
+    );
+    assert!(
+        t.contains(r#"ingest_rows_rejected_total{reason="invalid_phone_number"} 1"#),
+        "{t}"
+    );
+    assert!(!t.contains("9876543210"));
+}

@@ -105,6 +105,17 @@ pub async fn submit(
     if let Some(d) = &stored.dispatched {
         crate::dispatch::publish_committed(&state.pool, &state.broker, &d.batch_pks).await;
     }
+    let mut by_reason: Vec<(&'static str, usize)> = Vec::new();
+    for r in &stored.rejected {
+        match by_reason
+            .iter_mut()
+            .find(|(reason, _)| *reason == r.reason.as_str())
+        {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((r.reason.as_str(), 1)),
+        }
+    }
+    crate::metrics::rows(stored.accepted, stored.duplicates, &by_reason);
     tracing::info!(
         batch_id,
         accepted = stored.accepted,
