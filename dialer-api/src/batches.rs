@@ -242,10 +242,10 @@ pub async fn resume(
 pub async fn cancel(
     pool: &DbPool,
     broker: &Broker,
-    account_id: i64,
-    accountcode: &str,
+    account: &dialer_core::models::Account,
     batch_id: i64,
 ) -> ApiResult<BatchSummary> {
+    let (account_id, accountcode) = (account.id, account.accountcode.as_str());
     let mut conn = pool.get().await?;
     let (summary, batch_pk, cancelled) = conn
         .transaction::<(BatchSummary, i64, usize), ApiError, _>(async |conn| {
@@ -282,7 +282,13 @@ pub async fn cancel(
                 .await?;
             }
             let batch = find_batch(conn, account_id, batch_id).await?;
-            Ok((summary(conn, &batch).await?, batch.id, cancelled))
+            let summary = summary(conn, &batch).await?;
+            if cancelled > 0 && summary.totals.pending_calls == 0 && account.callback_batch_events {
+                // Nothing left in progress: the cancel itself finishes the batch.
+                write_batch_completed(conn, account, &batch, &summary).await?;
+                cancelled += 1;
+            }
+            Ok((summary, batch.id, cancelled))
         })
         .await?;
     drop(conn);
@@ -305,4 +311,44 @@ pub async fn cancel(
         }
     }
     Ok(summary)
+}
+
+/// The `batch_completed` event (for accounts that subscribe), same body as the dispatcher's.
+async fn write_batch_completed(
+    conn: &mut AsyncPgConnection,
+    account: &dialer_core::models::Account,
+    batch: &Batch,
+    summary: &BatchSummary,
+) -> ApiResult<()> {
+    let event_id = dialer_core::event_body::new_event_id();
+    let now = chrono::Utc::now();
+    let counts: serde_json::Map<String, serde_json::Value> = summary
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| ((*k).to_owned(), (*n).into()))
+        .collect();
+    let body = serde_json::json!({
+        "event_id": event_id,
+        "event_type": EventType::BatchCompleted.as_str(),
+        "accountcode": account.accountcode,
+        "batch_id": batch.batch_id,
+        "total_calls": summary.totals.total_calls,
+        "completed_calls": summary.totals.completed_calls,
+        "failed_calls": summary.totals.failed_calls,
+        "counts": counts,
+        "occurred_at": dialer_core::event_body::rfc3339(now),
+    });
+    diesel::sql_query(
+        "INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body, occurred_at)
+         VALUES ($1, $2, $3, 'batch_completed', $4, $5)",
+    )
+    .bind::<Text, _>(&event_id)
+    .bind::<BigInt, _>(account.id)
+    .bind::<BigInt, _>(batch.id)
+    .bind::<Text, _>(body.to_string())
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -427,3 +427,39 @@ async fn tenants_never_see_each_other() {
         1 + 1
     );
 }
+
+#[tokio::test]
+async fn cancel_of_an_idle_batch_completes_it_for_subscribers() {
+    #[derive(diesel::QueryableByName)]
+    struct Ev {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        body: String,
+    }
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let beta = app.account("BETA").await;
+    app.sql("UPDATE accounts SET callback_batch_events = true WHERE accountcode = 'ACME'")
+        .await;
+    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
+        .await;
+    beta.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
+        .await;
+    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    beta.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    let mut conn = app.pool.get().await.expect("conn");
+    let events: Vec<Ev> = diesel::sql_query(
+        "SELECT e.body FROM call_events e JOIN accounts a ON a.id = e.account_id WHERE e.event_type = 'batch_completed'",
+    )
+    .load(&mut conn)
+    .await
+    .expect("events");
+    assert_eq!(events.len(), 1, "only the subscribing account gets one");
+    let body: Value = serde_json::from_str(&events[0].body).expect("json");
+    assert_eq!(body["accountcode"], "ACME");
+    assert_eq!(
+        (body["total_calls"].clone(), body["failed_calls"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(body["counts"], json!({"cancelled": 2}));
+}

@@ -697,9 +697,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             let summary = match action {
                 "pause" => batches::pause(&ctx.pool, acc.id, r.batch).await,
                 "resume" => batches::resume(&ctx.pool, &broker, acc.id, r.batch).await,
-                "cancel" => {
-                    batches::cancel(&ctx.pool, &broker, acc.id, &acc.accountcode, r.batch).await
-                }
+                "cancel" => batches::cancel(&ctx.pool, &broker, &acc, r.batch).await,
                 _ => {
                     async {
                         let mut conn = ctx.pool.get().await?;

@@ -49,13 +49,6 @@ pub async fn cancel(
 ) -> ApiResult<HttpResponse> {
     let batch_id = parse_batch_id(&path)?;
     Ok(respond(
-        batches::cancel(
-            &state.pool,
-            &state.broker,
-            account.id,
-            &account.accountcode,
-            batch_id,
-        )
-        .await?,
+        batches::cancel(&state.pool, &state.broker, &account, batch_id).await?,
     ))
 }

@@ -189,18 +189,44 @@ pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::Di
         .await
         .expect("amqp");
     let channel = conn.create_channel().await.expect("channel");
-    let queue = app.env.topology().dial_queue;
-    let mut jobs = Vec::new();
-    while let Some(msg) = channel
-        .basic_get(queue.as_str().into(), BasicGetOptions::default())
-        .await
-        .expect("get")
-    {
-        jobs.push(serde_json::from_slice(&msg.delivery.data).expect("dial job JSON"));
-        msg.delivery
-            .ack(BasicAckOptions::default())
+    // One dial queue per account: drain each account's.
+    let account_ids: Vec<i64> = {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let mut db = AsyncPgConnection::establish(&app.env.config.database_url)
             .await
-            .expect("ack");
+            .expect("db");
+        diesel::sql_query("SELECT id FROM accounts ORDER BY id")
+            .load::<Id>(&mut db)
+            .await
+            .expect("account ids")
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let topology = app.env.topology();
+    let mut jobs = Vec::new();
+    for account in account_ids {
+        // Declared first: a get on a missing queue would close the channel.
+        let queue = topology
+            .declare_account_queue(&channel, account)
+            .await
+            .expect("declare account queue");
+        while let Some(msg) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .expect("get")
+        {
+            jobs.push(serde_json::from_slice(&msg.delivery.data).expect("dial job JSON"));
+            msg.delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+        }
     }
     let _ = conn.close(200, "done".into()).await;
     jobs
