@@ -254,7 +254,13 @@ struct BatchRef {
 
 #[derive(Subcommand)]
 enum BatchCmd {
-    Status(BatchRef),
+    /// Counts and totals; `--watch` follows them live until no call is pending.
+    Status {
+        #[command(flatten)]
+        batch: BatchRef,
+        #[arg(long)]
+        watch: bool,
+    },
     Pause(BatchRef),
     Resume(BatchRef),
     Cancel(BatchRef),
@@ -685,7 +691,16 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Batch(cmd) => {
             let ctx = connect(config).await?;
             let (action, r) = match &cmd {
-                BatchCmd::Status(r) => ("status", r),
+                BatchCmd::Status {
+                    batch: r,
+                    watch: true,
+                } => {
+                    let acc = accounts::find(&ctx.pool, &r.account)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    return watch(&ctx, acc.id, r.batch, cli.json).await;
+                }
+                BatchCmd::Status { batch: r, .. } => ("status", r),
                 BatchCmd::Pause(r) => ("pause", r),
                 BatchCmd::Resume(r) => ("resume", r),
                 BatchCmd::Cancel(r) => ("cancel", r),
@@ -740,6 +755,72 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
     }
 }
 
+async fn batch_summary(
+    ctx: &Ctx,
+    account_id: i64,
+    batch_id: i64,
+) -> anyhow::Result<batches::BatchSummary> {
+    let result = async {
+        let mut conn = ctx.pool.get().await?;
+        let b = batches::find_batch(&mut conn, account_id, batch_id).await?;
+        batches::summary(&mut conn, &b).await
+    }
+    .await;
+    result.map_err(|e| anyhow!(e.message))
+}
+
+/// Follows a batch until nothing is pending: a progress bar on a terminal, or one JSON line
+/// per second with `--json`.
+async fn watch(ctx: &Ctx, account_id: i64, batch_id: i64, as_json: bool) -> anyhow::Result<Output> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} done  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    loop {
+        let s = batch_summary(ctx, account_id, batch_id).await?;
+        let t = &s.totals;
+        let done = t.pending_calls == 0;
+        if as_json {
+            let mut line = serde_json::to_value(&s)?;
+            if let Value::Object(map) = &mut line {
+                map.insert("status".into(), "success".into());
+            }
+            println!("{line}");
+        } else {
+            bar.set_length(t.total_calls.max(0) as u64);
+            bar.set_position((t.completed_calls + t.failed_calls).max(0) as u64);
+            bar.set_message(format!(
+                "{}: {} completed, {} failed, {} pending{}",
+                s.batch_status,
+                t.completed_calls,
+                t.failed_calls,
+                t.pending_calls,
+                s.waiting_reason
+                    .as_deref()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if done {
+            bar.finish();
+            let text = format!("batch {} {}: nothing pending", s.batch_id, s.batch_status);
+            // With --json every state was already printed as it came.
+            return Ok(Output {
+                json: Value::Null,
+                text: if as_json { String::new() } else { text },
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                bar.abandon();
+                return Ok(Output { json: Value::Null, text: String::new() });
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -747,9 +828,9 @@ async fn main() -> ExitCode {
     let as_json = cli.json;
     match run(cli).await {
         Ok(out) => {
-            if as_json {
+            if as_json && !out.json.is_null() {
                 println!("{}", out.json);
-            } else {
+            } else if !as_json && !out.text.is_empty() {
                 println!("{}", out.text);
             }
             ExitCode::SUCCESS
