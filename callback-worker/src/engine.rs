@@ -330,8 +330,13 @@ async fn dispatcher(
             }
         }
         if stopping {
-            // Queued events go back now, for this worker's successor or another worker.
+            // Queued events go back now, for this worker's successor or another worker,
+            // and so do claims still on their way from the claimer.
             let now = Utc::now();
+            while let Ok(batch) = jobs.try_recv() {
+                let mut queue: VecDeque<Job> = batch.into();
+                release_all(&mut queue, now, &send);
+            }
             for state in endpoints.values_mut() {
                 release_all(&mut state.queue, now, &send);
             }
