@@ -3,6 +3,8 @@
 //! dispatches cannot schedule a call twice: the update takes only `queued` rows, and row locks
 //! make a second dispatch re-check them after the first commits.
 
+use std::sync::Arc;
+
 use diesel::sql_types::{BigInt, Nullable};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -94,12 +96,41 @@ pub async fn publish_committed(pool: &DbPool, broker: &Broker, batch_pks: &[i64]
     }
 }
 
+/// How a request hands its committed jobs to RabbitMQ.
+#[derive(Debug, Clone, Copy)]
+pub enum Handoff {
+    /// Publish before returning (the CLI, whose process ends right after).
+    Wait,
+    /// Publish before answering up to this many jobs; more are published by a background task,
+    /// so a million-call dispatch answers at once (the outbox keeps them safe meanwhile).
+    BackgroundAbove(i64),
+}
+
+/// The API's hand-off: small dispatches are on the queue when the response is sent.
+pub const API_HANDOFF: Handoff = Handoff::BackgroundAbove(10_000);
+
+pub async fn hand_off(
+    pool: &DbPool,
+    broker: &Arc<Broker>,
+    outcome: &DispatchOutcome,
+    how: Handoff,
+) {
+    match how {
+        Handoff::BackgroundAbove(limit) if outcome.dispatched > limit => {
+            let (pool, broker, pks) = (pool.clone(), broker.clone(), outcome.batch_pks.clone());
+            tokio::spawn(async move { publish_committed(&pool, &broker, &pks).await });
+        }
+        _ => publish_committed(pool, broker, &outcome.batch_pks).await,
+    }
+}
+
 /// The whole dispatch of the contract: `batch_id` limits it to one batch.
 pub async fn dispatch(
     pool: &DbPool,
-    broker: &Broker,
+    broker: &Arc<Broker>,
     account_id: i64,
     batch_id: Option<i64>,
+    how: Handoff,
 ) -> ApiResult<DispatchOutcome> {
     let mut conn = pool.get().await?;
     let outcome = conn
@@ -130,6 +161,6 @@ pub async fn dispatch(
         .await?;
     drop(conn);
     dialer_core::failpoint::hit("dispatch-after-commit");
-    publish_committed(pool, broker, &outcome.batch_pks).await;
+    hand_off(pool, broker, &outcome, how).await;
     Ok(outcome)
 }

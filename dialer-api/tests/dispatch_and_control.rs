@@ -463,3 +463,17 @@ async fn cancel_of_an_idle_batch_completes_it_for_subscribers() {
     );
     assert_eq!(body["counts"], json!({"cancelled": 2}));
 }
+
+#[tokio::test]
+async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": rows(0, 10_500)}))
+        .await;
+    assert_eq!(r.json()["accepted"], 10_500);
+    let r = acme.dispatch(None).await;
+    assert_eq!(r.json()["dispatched"], 10_500);
+    let n = common::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
+    assert_eq!(n, 10_500);
+}

@@ -88,7 +88,7 @@ async fn every_rejection_reason() {
             {"phone_number": "9876500001"},
             {"phone_number": "09876500002"},
             {"phone_number": "+14155550123"},
-            {"phone_number": "9876500003"},
+            {"phone_number": 9876500003u64},
             {"phone_number": "9876543211", "custom_data": "not an object"},
             {"phone_number": "9876543212", "custom_data": {"big": big}},
             {"phone_number": "+91 98765 43210"},
@@ -106,7 +106,7 @@ async fn every_rejection_reason() {
             {"index": 2, "phone_number": "9876500001", "reason": "do_not_call"},
             {"index": 3, "phone_number": "09876500002", "reason": "do_not_call"},
             {"index": 4, "phone_number": "+14155550123", "reason": "destination_not_allowed"},
-            {"index": 5, "phone_number": "9876500003", "reason": "recently_called"},
+            {"index": 5, "phone_number": 9876500003u64, "reason": "recently_called"},
             {"index": 6, "phone_number": "9876543211", "reason": "custom_data_not_object"},
             {"index": 7, "phone_number": "9876543212", "reason": "custom_data_too_large"},
             {"index": 9, "phone_number": null, "reason": "invalid_phone_number"}

@@ -126,6 +126,14 @@ async fn publish_chunk(
         if jobs.is_empty() {
             return Ok(0);
         }
+        // Each account's queue exists before its first job is routed to it (an unroutable job
+        // would come back as an error, not vanish).
+        let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for account in accounts {
+            topology.declare_account_queue(channel, account).await?;
+        }
         // Pipeline the chunk, then wait for every confirm before marking anything published.
         let mut pending = Vec::with_capacity(jobs.len());
         for job in &jobs {
@@ -135,7 +143,7 @@ async fn publish_chunk(
                 topology::start_publish(
                     channel,
                     &topology.dial_exchange,
-                    topology::DIAL_ROUTING_KEY,
+                    &Topology::account_routing_key(job.account_id),
                     &job.message_id(),
                     &payload,
                 )

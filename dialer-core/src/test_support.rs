@@ -78,6 +78,7 @@ impl Drop for TestEnv {
         let db_name = self.db_name.clone();
         let amqp_url = self.cleanup_amqp_url.clone();
         let topology = self.cleanup_topology.clone();
+        let test_url = self.config.database_url.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -86,6 +87,23 @@ impl Drop for TestEnv {
                 return;
             };
             rt.block_on(async move {
+                // The accounts' dial queues are named by id: read the ids before the database goes.
+                let account_ids: Vec<i64> = match AsyncPgConnection::establish(&test_url).await {
+                    Ok(mut conn) => {
+                        use diesel_async::RunQueryDsl;
+                        #[derive(diesel::QueryableByName)]
+                        struct Id {
+                            #[diesel(sql_type = diesel::sql_types::BigInt)]
+                            id: i64,
+                        }
+                        diesel::sql_query("SELECT id FROM accounts")
+                            .load::<Id>(&mut conn)
+                            .await
+                            .map(|rows| rows.into_iter().map(|r| r.id).collect())
+                            .unwrap_or_default()
+                    }
+                    Err(_) => Vec::new(),
+                };
                 if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
                     let _ = admin
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
@@ -95,6 +113,7 @@ impl Drop for TestEnv {
                 let timeout = std::time::Duration::from_secs(5);
                 if let Ok(Ok(conn)) = tokio::time::timeout(timeout, connect).await {
                     if let Ok(channel) = conn.create_channel().await {
+                        let _ = topology.delete_account_queues(&channel, &account_ids).await;
                         let _ = topology.delete(&channel).await;
                     }
                     let _ = conn.close(200, "cleanup".into()).await;

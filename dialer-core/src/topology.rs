@@ -25,18 +25,16 @@ pub enum BrokerError {
     NoConfirms,
 }
 
-/// Routing key of dial jobs on the dial exchange.
-pub const DIAL_ROUTING_KEY: &str = "dial";
 /// Routing key of call events on the events exchange.
 pub const EVENT_ROUTING_KEY: &str = "event";
 
 /// The names of one deployment's (or one test's) exchanges and queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
-    /// Direct exchange of dial jobs (for the dispatcher).
+    /// Direct exchange of dial jobs (for the dispatcher). Each account has its own dial queue
+    /// ([`Topology::account_dial_queue`]): with one queue for all, a small batch of one account
+    /// would wait behind another account's million jobs, and the dispatcher could not be fair.
     pub dial_exchange: String,
-    /// Quorum queue the dispatchers consume.
-    pub dial_queue: String,
     /// Direct exchange of call events (for the callback worker).
     pub events_exchange: String,
     /// Quorum queue the callback workers consume.
@@ -50,7 +48,6 @@ impl Topology {
     pub fn new(prefix: &str) -> Topology {
         Topology {
             dial_exchange: format!("{prefix}.dial"),
-            dial_queue: format!("{prefix}.dial.jobs"),
             events_exchange: format!("{prefix}.events"),
             events_queue: format!("{prefix}.callback.events"),
             dead_exchange: format!("{prefix}.dead"),
@@ -91,8 +88,6 @@ impl Topology {
 
         self.declare_quorum_queue(channel, &self.dead_queue, None)
             .await?;
-        self.declare_quorum_queue(channel, &self.dial_queue, Some(&self.dead_exchange))
-            .await?;
         self.declare_quorum_queue(channel, &self.events_queue, Some(&self.dead_exchange))
             .await?;
 
@@ -106,7 +101,6 @@ impl Topology {
             )
         };
         bind(&self.dead_queue, &self.dead_exchange, "").await?;
-        bind(&self.dial_queue, &self.dial_exchange, DIAL_ROUTING_KEY).await?;
         bind(&self.events_queue, &self.events_exchange, EVENT_ROUTING_KEY).await?;
         Ok(())
     }
@@ -143,9 +137,58 @@ impl Topology {
         Ok(())
     }
 
+    /// The dial queue of one account (durable, quorum, dead-lettered like the others).
+    pub fn account_dial_queue(&self, account_id: i64) -> String {
+        format!("{}.account.{account_id}", self.dial_exchange)
+    }
+
+    /// Routing key of an account's dial jobs on the dial exchange.
+    pub fn account_routing_key(account_id: i64) -> String {
+        format!("account.{account_id}")
+    }
+
+    /// Declares and binds an account's dial queue; idempotent, so publishers and consumers both
+    /// call it before their first use.
+    pub async fn declare_account_queue(
+        &self,
+        channel: &Channel,
+        account_id: i64,
+    ) -> Result<String, BrokerError> {
+        let queue = self.account_dial_queue(account_id);
+        self.declare_quorum_queue(channel, &queue, Some(&self.dead_exchange))
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.dial_exchange.as_str().into(),
+                Topology::account_routing_key(account_id).as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(queue)
+    }
+
+    /// Deletes the dial queues of these accounts (test cleanup).
+    pub async fn delete_account_queues(
+        &self,
+        channel: &Channel,
+        account_ids: &[i64],
+    ) -> Result<(), BrokerError> {
+        for id in account_ids {
+            channel
+                .queue_delete(
+                    self.account_dial_queue(*id).as_str().into(),
+                    Default::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every exchange and queue (tests clean up their own prefix with it).
     pub async fn delete(&self, channel: &Channel) -> Result<(), BrokerError> {
-        for q in [&self.dial_queue, &self.events_queue, &self.dead_queue] {
+        for q in [&self.events_queue, &self.dead_queue] {
             channel
                 .queue_delete(q.as_str().into(), Default::default())
                 .await?;

@@ -170,7 +170,10 @@ async fn outbox_publishes_each_job_once_with_confirms() {
 
     let mut got = Vec::new();
     while let Some(msg) = channel
-        .basic_get(topo.dial_queue.as_str().into(), BasicGetOptions::default())
+        .basic_get(
+            topo.account_dial_queue(1).as_str().into(),
+            BasicGetOptions::default(),
+        )
         .await
         .expect("get")
     {

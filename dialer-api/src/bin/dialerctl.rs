@@ -282,8 +282,11 @@ async fn connect(config: Config) -> anyhow::Result<Ctx> {
     Ok(Ctx { config, pool })
 }
 
-fn broker(config: &Config) -> Broker {
-    Broker::new(config.amqp_url.clone(), Topology::new(&config.queue_prefix))
+fn broker(config: &Config) -> std::sync::Arc<Broker> {
+    std::sync::Arc::new(Broker::new(
+        config.amqp_url.clone(),
+        Topology::new(&config.queue_prefix),
+    ))
 }
 
 /// The result of a command: JSON for `--json`, text otherwise.
@@ -598,9 +601,10 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 .await
                 .map_err(|e| anyhow!(e.message))?;
             let broker = broker(&ctx.config);
-            let outcome = dispatch::dispatch(&ctx.pool, &broker, acc.id, batch)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let outcome =
+                dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, dispatch::Handoff::Wait)
+                    .await
+                    .map_err(|e| anyhow!(e.message))?;
             broker.close().await;
             let text = format!(
                 "dispatched {} call(s) in batches {:?}",

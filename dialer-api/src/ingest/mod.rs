@@ -103,7 +103,8 @@ pub async fn submit(
     let stored = store::store(&mut conn, account, batch_id, &settings, checked).await?;
     drop(conn);
     if let Some(d) = &stored.dispatched {
-        crate::dispatch::publish_committed(&state.pool, &state.broker, &d.batch_pks).await;
+        crate::dispatch::hand_off(&state.pool, &state.broker, d, crate::dispatch::API_HANDOFF)
+            .await;
     }
     let mut by_reason: Vec<(&'static str, usize)> = Vec::new();
     for r in &stored.rejected {

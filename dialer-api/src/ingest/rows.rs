@@ -34,6 +34,8 @@ pub struct Candidate {
     pub index: usize,
     /// As submitted (a JSON number's digits).
     pub raw: String,
+    /// The `phone_number` JSON exactly as submitted, for rejections found later.
+    pub raw_json: Box<RawValue>,
     pub e164: String,
     pub region: Option<String>,
     /// The exact JSON text submitted.
@@ -136,6 +138,7 @@ pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
         }
         out.candidates.push(Candidate {
             index,
+            raw_json: phone_raw.map(|p| p.to_owned()).unwrap_or_default(),
             raw: text,
             region: number.region().map(str::to_owned),
             e164: number.into_string(),

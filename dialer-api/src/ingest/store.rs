@@ -97,7 +97,7 @@ pub async fn store(
             };
             rejected.push(Rejection {
                 index: c.index,
-                phone_number: serde_json::value::to_raw_value(&c.raw).ok(),
+                phone_number: Some(c.raw_json.clone()),
                 reason,
             });
             false

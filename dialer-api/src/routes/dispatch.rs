@@ -20,8 +20,14 @@ pub async fn dispatch_calls(
         let top = json_body::parse_object(&body)?;
         json_body::batch_id_field(&top)?
     };
-    let outcome =
-        crate::dispatch::dispatch(&state.pool, &state.broker, account.id, batch_id).await?;
+    let outcome = crate::dispatch::dispatch(
+        &state.pool,
+        &state.broker,
+        account.id,
+        batch_id,
+        crate::dispatch::API_HANDOFF,
+    )
+    .await?;
     tracing::info!(dispatched = outcome.dispatched, "dispatch");
     Ok(HttpResponse::Ok().json(json!({
         "status": "success",

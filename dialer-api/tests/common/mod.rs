@@ -182,40 +182,39 @@ impl Client<'_> {
     }
 }
 
-/// Every message now on the test's dial queue (acked), as parsed jobs.
+/// Ids of every account of the test database (dial queues are per account).
+pub async fn account_ids(app: &TestApp) -> Vec<i64> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut conn = app.pool.get().await.expect("conn");
+    diesel::sql_query("SELECT id FROM accounts ORDER BY id")
+        .load::<Id>(&mut conn)
+        .await
+        .expect("account ids")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Every message now on the test's dial queues (acked), as parsed jobs.
 pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::DialJob> {
     use lapin::options::{BasicAckOptions, BasicGetOptions};
     let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "test-drain")
         .await
         .expect("amqp");
     let channel = conn.create_channel().await.expect("channel");
-    // One dial queue per account: drain each account's.
-    let account_ids: Vec<i64> = {
-        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            id: i64,
-        }
-        let mut db = AsyncPgConnection::establish(&app.env.config.database_url)
-            .await
-            .expect("db");
-        diesel::sql_query("SELECT id FROM accounts ORDER BY id")
-            .load::<Id>(&mut db)
-            .await
-            .expect("account ids")
-            .into_iter()
-            .map(|r| r.id)
-            .collect()
-    };
     let topology = app.env.topology();
+    topology.declare(&channel).await.expect("declare");
     let mut jobs = Vec::new();
-    for account in account_ids {
-        // Declared first: a get on a missing queue would close the channel.
+    for account in account_ids(app).await {
         let queue = topology
             .declare_account_queue(&channel, account)
             .await
-            .expect("declare account queue");
+            .expect("account queue");
         while let Some(msg) = channel
             .basic_get(queue.as_str().into(), BasicGetOptions::default())
             .await
@@ -230,4 +229,47 @@ pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::Di
     }
     let _ = conn.close(200, "done".into()).await;
     jobs
+}
+
+/// Messages ready on the test's dial queues, polled until `n` or the timeout.
+pub async fn wait_dial_queue_len(app: &TestApp, n: u32, timeout: std::time::Duration) -> u32 {
+    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "test-count")
+        .await
+        .expect("amqp");
+    let channel = conn.create_channel().await.expect("channel");
+    let topology = app.env.topology();
+    topology.declare(&channel).await.expect("declare");
+    let accounts = account_ids(app).await;
+    for account in &accounts {
+        // idempotent; makes the passive declares below safe (a missing queue closes the channel)
+        topology
+            .declare_account_queue(&channel, *account)
+            .await
+            .expect("account queue");
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut count = 0;
+    while std::time::Instant::now() < deadline {
+        count = 0;
+        for account in &accounts {
+            let queue = topology.account_dial_queue(*account);
+            let q = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await;
+            count += q.expect("passive declare").message_count();
+        }
+        if count >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    count
 }
