@@ -457,3 +457,103 @@ async fn private_and_loopback_urls_are_refused_unless_allowed() {
     );
     let _ = MODE_OK;
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
+    let h = Harness::new().await;
+    let (s1, s2) = (secret(), secret());
+    let moving = ReceiverState::new(vec![s1.clone()]);
+    moving.set_mode(receiver::MODE_REDIRECT);
+    let chatty = ReceiverState::new(vec![s2.clone()]);
+    chatty.set_mode(receiver::MODE_BIG);
+    let a1 = receiver::start(moving.clone(), None).await;
+    let a2 = receiver::start(chatty.clone(), None).await;
+    let redirected = h
+        .account("MOVED", &format!("http://{a1}/cb"), &s1, false, None)
+        .await;
+    let big = h
+        .account("BIG", &format!("http://{a2}/cb"), &s2, false, None)
+        .await;
+    h.events(redirected, 1, 1).await;
+    h.events(big, 1, 1).await;
+    let mut config = h.config();
+    config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
+    let run = h.start(config);
+    h.wait_count(
+        "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'",
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
+    run.shutdown().await;
+    // A 3xx is a failure, and its Location is never visited.
+    assert_eq!(moving.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) AS n FROM call_events e JOIN callback_deliveries d ON d.event_pk = e.id \
+             WHERE e.account_id = {redirected} AND e.delivery_status = 'failed' AND d.status_code = 302"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) AS n FROM call_events e JOIN callback_deliveries d ON d.event_pk = e.id \
+             WHERE e.account_id = {big} AND e.delivery_status = 'delivered' \
+               AND octet_length(d.response_head) = 1024"
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() {
+    let h = Harness::new().await;
+    let s = secret();
+    let state = ReceiverState::new(vec![s.clone()]);
+    state.set_mode(MODE_FAIL);
+    let addr = receiver::start(state.clone(), None).await;
+    let account = h
+        .account("CIRCUIT", &format!("http://{addr}/cb"), &s, false, None)
+        .await;
+    h.events(account, 40, 1).await;
+    let mut config = h.config();
+    config.endpoint_concurrency = 2;
+    config.circuit.failures_to_open = 3;
+    config.circuit.first_cooldown = Duration::from_millis(3000);
+    config.circuit.max_cooldown = Duration::from_millis(3000);
+    config.schedule =
+        callback_worker::schedule::RetrySchedule::parse("100ms,100ms,100ms,100ms,100ms", 0.0)
+            .expect("schedule");
+    let run = h.start(config);
+    let t0 = Instant::now();
+    while state.requests.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no request at all");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Well inside the cooldown, whatever the machine's load.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Open after 3 failures in a row (plus what was already in flight): the rest wait.
+    let while_open = state.requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (3..=5).contains(&while_open),
+        "{while_open} requests before the circuit held them back"
+    );
+    // Events held back used up none of their tries.
+    assert!(
+        h.count("SELECT count(*) AS n FROM call_events WHERE delivery_attempts = 0")
+            .await
+            >= 35
+    );
+    state.set_mode(MODE_OK);
+    // No one tells the worker: the half-open probe finds the endpoint back.
+    h.wait_count(
+        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
+        40,
+        Duration::from_secs(30),
+    )
+    .await;
+    run.shutdown().await;
+    assert!(state.requests.load(std::sync::atomic::Ordering::SeqCst) <= 40 + 5 + 2);
+}

@@ -21,6 +21,10 @@ use tokio::net::TcpListener;
 pub const MODE_OK: u8 = 0;
 pub const MODE_FAIL: u8 = 1;
 pub const MODE_HANG: u8 = 2;
+/// 302 to another path of the same receiver.
+pub const MODE_REDIRECT: u8 = 3;
+/// 200 with a 5,000-byte body.
+pub const MODE_BIG: u8 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -171,6 +175,12 @@ async fn handle(
     } else {
         200
     };
+    let (status, text) = match (status, mode) {
+        (200, MODE_REDIRECT) => (302, "moved".to_owned()),
+        (200, MODE_BIG) => (200, "y".repeat(5000)),
+        (200, _) => (200, "ok".to_owned()),
+        (s, _) => (s, format!("status {s}")),
+    };
     state
         .received
         .lock()
@@ -193,12 +203,14 @@ async fn handle(
             status,
             at: Instant::now(),
         });
-    let mut resp = Response::new(Full::new(Bytes::from(if status == 200 {
-        "ok".to_owned()
-    } else {
-        format!("status {status}")
-    })));
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+    if status == 302 {
+        resp.headers_mut().insert(
+            hyper::header::LOCATION,
+            hyper::header::HeaderValue::from_static("/elsewhere"),
+        );
+    }
     Ok(resp)
 }
 
