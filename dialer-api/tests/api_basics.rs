@@ -245,3 +245,28 @@ async fn metrics_in_prometheus_format() {
     );
     assert!(!t.contains("9876543210"));
 }
+
+#[tokio::test]
+async fn refuses_to_start_on_a_newer_schema() {
+    let env = dialer_core::test_support::TestEnv::new().await;
+    {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+        let mut conn = AsyncPgConnection::establish(&env.config.database_url)
+            .await
+            .expect("connect");
+        conn.batch_execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('99991231000000')",
+        )
+        .await
+        .expect("fake a newer migration");
+    }
+    let err = dialer_api::startup::Application::build(env.config.clone())
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("newer version") && err.contains("99991231000000"),
+        "{err}"
+    );
+}
