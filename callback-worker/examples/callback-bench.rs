@@ -123,6 +123,11 @@ struct Latency {
     pub_p50: f64,
     #[diesel(sql_type = Double)]
     pub_p99: f64,
+    /// From the start of the (last) attempt to delivered: the request and the recording.
+    #[diesel(sql_type = Double)]
+    send_p50: f64,
+    #[diesel(sql_type = Double)]
+    send_p99: f64,
     #[diesel(sql_type = BigInt)]
     n: i64,
 }
@@ -133,8 +138,11 @@ async fn latency(conn: &mut AsyncPgConnection, batches: &[i64]) -> anyhow::Resul
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - occurred_at)) * 1000 AS p99, \
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - published_at)) * 1000 AS pub_p50, \
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - published_at)) * 1000 AS pub_p99, \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - d.attempted_at)) * 1000 AS send_p50, \
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - d.attempted_at)) * 1000 AS send_p99, \
                 count(*) AS n \
-         FROM call_events WHERE batch_pk = ANY($1) AND delivery_status = 'delivered'",
+         FROM call_events e JOIN callback_deliveries d ON d.event_pk = e.id AND d.attempt = e.delivery_attempts \
+         WHERE e.batch_pk = ANY($1) AND e.delivery_status = 'delivered'",
     )
     .bind::<diesel::sql_types::Array<BigInt>, _>(batches)
     .get_result(conn)
@@ -444,6 +452,10 @@ async fn bench() -> anyhow::Result<()> {
     println!(
         "    published (RabbitMQ confirmed) -> delivered: p50 {:.1} ms, p99 {:.1} ms",
         steady_latency.pub_p50, steady_latency.pub_p99
+    );
+    println!(
+        "    attempt started -> recorded delivered: p50 {:.1} ms, p99 {:.1} ms",
+        steady_latency.send_p50, steady_latency.send_p99
     );
     let _ = Arc::strong_count(&shared);
     Ok(())

@@ -24,7 +24,7 @@ pub struct WorkerConfig {
     /// `DIALER_CALLBACK_CIRCUIT_MAX_COOLDOWN_MS` (600000)
     pub circuit: CircuitSettings,
     /// `DIALER_CALLBACK_LEASE_SECS` (120): how long a claimed event is this worker's; after a
-    /// crash it comes due again when the lease ends. Must exceed the request timeout.
+    /// crash it comes due again when the lease ends. At least the request timeout plus 2 s.
     pub lease: Duration,
     /// `DIALER_CALLBACK_CLAIM_BATCH` (500): events claimed per statement.
     pub claim_batch: usize,
@@ -107,10 +107,11 @@ impl WorkerConfig {
             prefetch: num("DIALER_CALLBACK_PREFETCH", 1_000)?.min(u16::MAX as u64) as u16,
             core,
         };
-        if config.lease <= config.request_timeout {
+        // A request starts only with a request timeout and a second left on its lease.
+        if config.lease < config.request_timeout + Duration::from_secs(2) {
             return Err(ConfigError {
                 name: "DIALER_CALLBACK_LEASE_SECS",
-                reason: "must be longer than the request timeout".into(),
+                reason: "must be at least the request timeout plus 2 seconds".into(),
             });
         }
         Ok(config)
@@ -140,12 +141,12 @@ mod tests {
         let env: HashMap<&str, &str> = [
             ("DIALER_CALLBACK_RETRY_SCHEDULE", "100ms,200ms"),
             ("DIALER_CALLBACK_TIMEOUT_MS", "500"),
-            ("DIALER_CALLBACK_LEASE_SECS", "2"),
+            ("DIALER_CALLBACK_LEASE_SECS", "3"),
         ]
         .into();
         let c = WorkerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("valid");
         assert_eq!(c.schedule.total_tries(), 3);
-        assert_eq!(c.lease, Duration::from_secs(2));
+        assert_eq!(c.lease, Duration::from_secs(3));
     }
 
     #[test]

@@ -25,6 +25,9 @@ use crate::record::{self, AttemptRecord, Outcome, Resolution};
 use crate::schedule::NextStep;
 use crate::url_policy::UrlPolicy;
 
+/// Time a request must still have on its lease when it starts, beyond the request timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
 /// State shared by the engine's tasks and the RabbitMQ prompt consumer.
 #[derive(Default)]
 pub struct Shared {
@@ -357,10 +360,26 @@ async fn dispatcher(
                 state
                     .circuit
                     .allowance(now, config.endpoint_concurrency, state.in_flight);
-            for _ in 0..allowance {
+            let mut started = 0;
+            while started < allowance {
                 let Some(job) = state.queue.pop_front() else {
                     break;
                 };
+                // A job that waited so long that its lease could end mid-request goes back
+                // instead: another claim of it would send it twice at once.
+                let left = (job.event.lease_token - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO);
+                if left < config.request_timeout + LEASE_MARGIN {
+                    send(RecorderMsg::Outcome(Outcome {
+                        event_pk: job.event.id,
+                        lease_token: job.event.lease_token,
+                        resolution: Resolution::Released(Utc::now()),
+                        attempt: None,
+                    }));
+                    continue;
+                }
+                started += 1;
                 state.circuit.on_start();
                 state.in_flight += 1;
                 in_flight_total += 1;

@@ -20,8 +20,8 @@ fn spawn_worker(h: &Harness) -> Child {
         .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
         .env("DIALER_DB_POOL_SIZE", "4")
         .env("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", "true")
-        .env("DIALER_CALLBACK_TIMEOUT_MS", "1500")
-        .env("DIALER_CALLBACK_LEASE_SECS", "2")
+        .env("DIALER_CALLBACK_TIMEOUT_MS", "1000")
+        .env("DIALER_CALLBACK_LEASE_SECS", "3")
         .env(
             "DIALER_CALLBACK_RETRY_SCHEDULE",
             "200ms,200ms,200ms,200ms,200ms",

@@ -322,7 +322,8 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     h.events(slow, 200, 1).await;
     h.events(fast, 30, 2).await;
     let mut config = h.config();
-    config.request_timeout = Duration::from_secs(20);
+    config.request_timeout = Duration::from_secs(30);
+    config.lease = Duration::from_secs(60);
     config.endpoint_concurrency = 8;
     let started = Instant::now();
     let run = h.start(config);
@@ -336,7 +337,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
         )
         .await;
     // Far less than one timeout of the hanging endpoint: nothing waited on it.
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(
         h.count(&format!(
             "SELECT count(*) AS n FROM callback_deliveries d JOIN call_events e ON e.id = d.event_pk WHERE e.account_id = {slow}"
@@ -347,7 +348,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     );
     // The cap holds: the hanging endpoint never had more than 8 requests open.
     assert!(hanging.requests.load(std::sync::atomic::Ordering::SeqCst) <= 8);
-    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(started.elapsed() < Duration::from_secs(30));
     run.shutdown().await;
     assert_in_order_per_call(&healthy.accepted(), 60);
 }

@@ -40,6 +40,8 @@ impl Harness {
         c.request_timeout = Duration::from_secs(5);
         c.lease = Duration::from_secs(30);
         c.circuit.failures_to_open = 1000;
+        // Hanging receivers would otherwise hold every test's shutdown for the default grace.
+        c.shutdown_grace = Duration::from_secs(2);
         c
     }
 
