@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use dialer_core::calling_hours::CallingHours;
 use dialer_core::db::DbPool;
 use dialer_core::domain::{BatchStatus, CallStatus, EventType, Totals};
 use dialer_core::event_body::never_dialed_body_sql;
@@ -139,12 +140,73 @@ async fn waiting_reason(
                     .get_result(conn)
                     .await?;
             if servers.n == 0 {
-                Some("no PBX connected".to_owned())
-            } else {
-                None
+                return Ok(Some("no PBX connected".to_owned()));
             }
+            outside_calling_hours(conn, batch).await?
         }
     })
+}
+
+#[derive(diesel::QueryableByName)]
+struct LocalNow {
+    #[diesel(sql_type = Text)]
+    timezone: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
+    calling_hours: Option<serde_json::Value>,
+    #[diesel(sql_type = Text)]
+    local_time: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    iso_day: i32,
+}
+
+/// "outside calling hours until 09:00 Asia/Kolkata" when the batch's (else the account's)
+/// calling hours are closed now in the account's timezone. The dispatcher may apply a callee's
+/// own zone; this is the operator's view.
+async fn outside_calling_hours(
+    conn: &mut AsyncPgConnection,
+    batch: &Batch,
+) -> ApiResult<Option<String>> {
+    use chrono::{NaiveTime, Weekday};
+    let now: LocalNow = diesel::sql_query(
+        "SELECT a.timezone, coalesce($2::jsonb, a.calling_hours) AS calling_hours,
+                to_char(now() AT TIME ZONE a.timezone, 'HH24:MI') AS local_time,
+                extract(isodow FROM now() AT TIME ZONE a.timezone)::int AS iso_day
+         FROM accounts a WHERE a.id = $1",
+    )
+    .bind::<BigInt, _>(batch.account_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>, _>(&batch.calling_hours)
+    .get_result(conn)
+    .await?;
+    let Some(hours) = now
+        .calling_hours
+        .as_ref()
+        .and_then(|h| CallingHours::from_json(h).ok())
+    else {
+        return Ok(None);
+    };
+    let time = NaiveTime::parse_from_str(&now.local_time, "%H:%M").map_err(ApiError::internal)?;
+    let days = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+    let day = days[(now.iso_day - 1).clamp(0, 6) as usize];
+    if hours.allows(day, time) {
+        return Ok(None);
+    }
+    let (on, start) = hours.next_opening(day, time);
+    let when = match on {
+        None => start.format("%H:%M").to_string(),
+        Some(d) => format!("{} {}", d.to_string().to_lowercase(), start.format("%H:%M")),
+    };
+    Ok(Some(format!(
+        "outside calling hours until {when} {}",
+        now.timezone
+    )))
 }
 
 /// `pause`: no new call starts. Idempotent.

@@ -477,3 +477,39 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
     let n = common::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
     assert_eq!(n, 10_500);
 }
+
+#[tokio::test]
+async fn waiting_reason_names_closed_calling_hours() {
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
+             VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk')")
+        .await;
+    let now = chrono::Utc::now();
+    let start = (now + chrono::Duration::hours(2))
+        .format("%H:%M")
+        .to_string();
+    let end = (now + chrono::Duration::hours(3))
+        .format("%H:%M")
+        .to_string();
+    app.sql("UPDATE accounts SET timezone = 'UTC'").await;
+    acme.insert(
+        &json!({"batch_id": 1, "calling_hours": {"start": start, "end": end}, "data": rows(0, 1)}),
+    )
+    .await;
+    acme.insert(&json!({"batch_id": 2, "data": rows(0, 1)}))
+        .await;
+    acme.dispatch(None).await;
+    let reason = acme.get("/api/v1/queues/batch-status/1").await.json()["waiting_reason"].clone();
+    let reason = reason.as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.starts_with("outside calling hours until ")
+            && reason.ends_with(&format!("{start} UTC")),
+        "{reason}"
+    );
+    // no calling hours: nothing to wait for
+    assert_eq!(
+        acme.get("/api/v1/queues/batch-status/2").await.json()["waiting_reason"],
+        Value::Null
+    );
+}

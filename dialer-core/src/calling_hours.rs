@@ -94,3 +94,64 @@ mod tests {
         assert!(CallingHours::from_json(&json!([1])).is_err());
     }
 }
+
+impl CallingHours {
+    /// Whether a local time on a local weekday is inside the hours. Hours that cross midnight
+    /// (`22:00`-`06:00`) belong to the day they start on.
+    pub fn allows(&self, day: Weekday, time: NaiveTime) -> bool {
+        if self.start < self.end {
+            self.days.contains(&day) && self.start <= time && time < self.end
+        } else {
+            (self.days.contains(&day) && time >= self.start)
+                || (self.days.contains(&day.pred()) && time < self.end)
+        }
+    }
+
+    /// The next opening after a local moment outside the hours: the day it falls on (None:
+    /// today) and its start time.
+    pub fn next_opening(&self, day: Weekday, time: NaiveTime) -> (Option<Weekday>, NaiveTime) {
+        if self.days.contains(&day) && time < self.start {
+            return (None, self.start);
+        }
+        let mut d = day.succ();
+        for _ in 0..7 {
+            if self.days.contains(&d) {
+                return (Some(d), self.start);
+            }
+            d = d.succ();
+        }
+        (None, self.start)
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> NaiveTime {
+        NaiveTime::parse_from_str(s, "%H:%M").unwrap_or_default()
+    }
+
+    #[test]
+    fn allows_and_next_opening() {
+        let h = CallingHours::from_json(
+            &json!({"start": "09:00", "end": "21:00", "days": ["mon", "tue"]}),
+        )
+        .expect("valid");
+        assert!(h.allows(Weekday::Mon, t("09:00")));
+        assert!(!h.allows(Weekday::Mon, t("21:00")));
+        assert!(!h.allows(Weekday::Wed, t("10:00")));
+        assert_eq!(h.next_opening(Weekday::Mon, t("08:00")), (None, t("09:00")));
+        assert_eq!(
+            h.next_opening(Weekday::Tue, t("22:00")),
+            (Some(Weekday::Mon), t("09:00"))
+        );
+        let night =
+            CallingHours::from_json(&json!({"start": "22:00", "end": "06:00", "days": ["fri"]}))
+                .expect("valid");
+        assert!(night.allows(Weekday::Fri, t("23:00")));
+        assert!(night.allows(Weekday::Sat, t("05:00")));
+        assert!(!night.allows(Weekday::Sat, t("23:00")));
+    }
+}
