@@ -270,3 +270,29 @@ async fn refuses_to_start_on_a_newer_schema() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn database_outage_is_503_json() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let app = TestApp::spawn().await;
+    let acme = app.account("ACME").await;
+    assert_eq!(acme.get("/api/v1/account").await.status, 200);
+    let url = app.env.config.database_url.clone();
+    let (server, db) = url.rsplit_once('/').expect("database in URL");
+    let mut admin = AsyncPgConnection::establish(&format!("{server}/postgres"))
+        .await
+        .expect("admin");
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .expect("drop");
+    let r = acme.get("/api/v1/account").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "unavailable"),
+        "{}",
+        r.text
+    );
+    let r = app.raw(app.http.get(format!("{}/readyz", app.base))).await;
+    assert_eq!((r.status, r.error_code().as_str()), (503, "not_ready"));
+}
