@@ -216,9 +216,16 @@ fn decide(state: &JobState, job: &DialJob, now: DateTime<Utc>, headroom: &mut i6
     if state.status != "scheduled" || state.attempts != job.attempt - 1 {
         return Pending::Drop;
     }
-    if state.batch_status != "dispatching" || state.account_status != "active" {
-        // Paused or cancelled (cancel already ended its undialed calls); resume republishes.
+    if state.batch_status != "dispatching" {
+        // Paused or cancelled (cancel already ended its undialed calls); resume re-arms jobs.
         return Pending::Drop;
+    }
+    if state.account_status != "active" {
+        // Suspended: the calls wait in PostgreSQL and are looked at again every minute.
+        return Pending::Wait {
+            until: now + chrono::Duration::minutes(1),
+            reason: "account suspended".into(),
+        };
     }
     if state.expired {
         return Pending::End(EventType::CallExpired, None);

@@ -1,0 +1,150 @@
+//! A PBX that restarts or stalls mid-batch: new calls move to the other server, the calls lost
+//! with it end with a clear terminal event, and nothing is dialed twice. And the platform's own
+//! hang-up at an account's maximum call length.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ami_sim::OutcomeKind;
+use common::{World, rule};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use dispatcher::Dispatcher;
+
+#[derive(QueryableByName)]
+struct PerServer {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn after(world: &World, since: chrono::DateTime<chrono::Utc>) -> Vec<(String, i64)> {
+    let mut conn = world.conn().await;
+    diesel::sql_query(
+        "SELECT s.code, count(*) AS n FROM call_attempts t JOIN asterisk_servers s \
+         ON s.id = t.server_id WHERE t.originated_at > $1 GROUP BY s.code ORDER BY s.code",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load::<PerServer>(&mut conn)
+    .await
+    .expect("per server")
+    .into_iter()
+    .map(|r| (r.code, r.n))
+    .collect()
+}
+
+async fn wait_dialed(world: &World, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.sims.iter().map(|s| s.stats().originates_total).sum::<u64>() < n {
+        assert!(Instant::now() < deadline, "dialing never got going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn check_final(world: &World, calls: &[common::CallRow], numbers: &[String]) {
+    for c in calls {
+        assert_eq!(c.attempts, 1, "{} attempts {}", c.phone_raw, c.attempts);
+    }
+    for n in numbers {
+        let dialed: u64 = world
+            .sims
+            .iter()
+            .map(|s| s.stats().originates_by_number.get(n).copied().unwrap_or(0))
+            .sum();
+        assert!(dialed <= 1, "{n} dialed {dialed} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
+    let world = World::new(
+        2,
+        vec![rule("+1555*", OutcomeKind::Answered, 100, 3000)],
+        30,
+        100,
+    )
+    .await;
+    let account = world.account("ACME", 20, 100, "").await;
+    let numbers: Vec<String> = (0..120).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    wait_dialed(&world, 30).await;
+    // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
+    world.sims[0].restart().await;
+    let restarted = chrono::Utc::now();
+    let calls = world.wait_final(batch, Duration::from_secs(90)).await;
+    d.shutdown().await;
+    check_final(&world, &calls, &numbers);
+    // The calls that were up on ast1 ended with their events (hung up by the shutdown).
+    for c in &calls {
+        let events = world.events(c.id).await;
+        let last = events.last().expect("final event");
+        assert!(
+            matches!(last.event_type.as_str(), "call_completed" | "call_timeout" | "call_failed"),
+            "{}",
+            last.event_type
+        );
+    }
+    // After the restart both servers dialed again.
+    let spread = after(&world, restarted).await;
+    assert!(spread.iter().any(|(code, n)| code == "ast2" && *n > 0), "{spread:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
+    let world = World::new(
+        2,
+        vec![rule("+1555*", OutcomeKind::Answered, 100, 1000)],
+        30,
+        100,
+    )
+    .await;
+    let account = world.account("ACME", 20, 100, "").await;
+    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    wait_dialed(&world, 20).await;
+    world.sims[0].stall();
+    let stalled = chrono::Utc::now();
+    let calls = world.wait_final(batch, Duration::from_secs(120)).await;
+    d.shutdown().await;
+    check_final(&world, &calls, &numbers);
+    // Calls whose events were lost in the stall end `unknown` with a reason, never retried.
+    for c in calls.iter().filter(|c| c.status == "timeout") {
+        let events = world.events(c.id).await;
+        let body: serde_json::Value =
+            serde_json::from_str(&events.last().expect("event").body).expect("json");
+        assert_eq!(body["disposition"], "unknown");
+        assert!(body["error_message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let spread = after(&world, stalled).await;
+    assert!(spread.iter().any(|(code, n)| code == "ast2" && *n > 0), "{spread:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 50, 60_000)],
+        30,
+        100,
+    )
+    .await;
+    let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
+    let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
+    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    let calls = world.wait_final(batch, Duration::from_secs(20)).await;
+    d.shutdown().await;
+    assert_eq!(calls[0].status, "timeout");
+    assert_eq!(calls[0].disposition.as_deref(), Some("answered"));
+    let events = world.events(calls[0].id).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["call_started", "call_answered", "call_timeout"]);
+    let body: serde_json::Value =
+        serde_json::from_str(&events[2].body).expect("json");
+    assert!(body["duration"].as_i64().is_some_and(|d| (1..=3).contains(&d)), "{body}");
+    assert_eq!(world.sims[0].current_channels(), 0, "the PBX channel was hung up");
+}
