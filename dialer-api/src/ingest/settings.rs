@@ -58,14 +58,17 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
     if let Some(ch) = &s.calling_hours {
         CallingHours::from_json(ch).map_err(|m| ApiError::invalid_request(format!("`{m}`")))?;
     }
-    if s.name.as_ref().is_some_and(|n| n.len() > 200) {
+    if s.name
+        .as_ref()
+        .is_some_and(|n| n.len() > 200 || n.contains('\0'))
+    {
         return Err(ApiError::invalid_request(
-            "`batch_name` is longer than 200 characters",
+            "`batch_name` must be text of at most 200 characters",
         ));
     }
     if s.caller_id
         .as_ref()
-        .is_some_and(|c| c.len() > 80 || c.contains(['\r', '\n']))
+        .is_some_and(|c| c.len() > 80 || c.contains(['\r', '\n', '\0']))
     {
         return Err(ApiError::invalid_request(
             "`caller_id` must be a single line of at most 80 characters",
