@@ -8,12 +8,12 @@
 use std::time::{Duration, Instant};
 
 use ami_sim::{SimConfig, Simulator};
-use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Double, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use dialer_core::dial_outbox;
 use dialer_core::test_support::TestEnv;
 use dialer_core::topology;
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Double, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use dispatcher::{Dispatcher, DispatcherConfig};
 
 #[derive(QueryableByName)]
@@ -66,8 +66,13 @@ async fn main() -> anyhow::Result<()> {
     let numbers: Vec<String> = (0..backlog).map(|i| format!("+1555{i:07}")).collect();
     let batch = insert_batch(&mut conn, 1, &numbers).await?;
     let t = Instant::now();
-    dial_outbox::publish_pending(&pool, &channel, &topo, dial_outbox::Scope::Batches(&[batch]))
-        .await?;
+    dial_outbox::publish_pending(
+        &pool,
+        &channel,
+        &topo,
+        dial_outbox::Scope::Batches(&[batch]),
+    )
+    .await?;
     println!(
         "published {backlog} dial jobs in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -96,8 +101,9 @@ async fn main() -> anyhow::Result<()> {
         for tick in 0..10 {
             let per_tick = steady / 10;
             let base = 1_000_000 + (s * 10 + tick) * per_tick;
-            let numbers: Vec<String> =
-                (base..base + per_tick).map(|i| format!("+1556{i:07}")).collect();
+            let numbers: Vec<String> = (base..base + per_tick)
+                .map(|i| format!("+1556{i:07}"))
+                .collect();
             let b = insert_batch(&mut conn, 100 + (s * 10 + tick) as i64, &numbers).await?;
             dial_outbox::publish_pending(&pool, &channel, &topo, dial_outbox::Scope::Batches(&[b]))
                 .await?;

@@ -5,7 +5,8 @@
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
-//! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile.
+//! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
+//!   [`health`]: backing off an overloaded PBX.
 //! - [`leases`]: server leases and heartbeats shared by every dispatcher.
 //! - [`pacing`]: calls-per-second slots shared by every dispatcher; [`pacer`]: one process's.
 //! - [`calling_hours`]: when a call may go, in the callee's or the account's time zone.
@@ -16,7 +17,9 @@ pub mod calling_hours;
 pub mod claim;
 pub mod config;
 mod country_timezones;
+pub mod health;
 pub mod leases;
+pub mod metrics_http;
 pub mod outcome;
 pub mod pacer;
 pub mod pacing;

@@ -27,6 +27,8 @@ pub struct LiveAttempt {
     pub server_id: i64,
     pub tracker: AttemptTracker,
     pub originated: Instant,
+    /// When the Originate left (it may wait for its pacing slot after the claim).
+    pub sent: Option<Instant>,
     pub ring_timeout: Duration,
     pub max_call: Duration,
     pub answered: Option<Instant>,
@@ -44,6 +46,21 @@ impl Registry {
         if let Ok(mut m) = self.attempts.lock() {
             m.insert(id, attempt);
         }
+    }
+
+    pub fn mark_sent(&self, id: &Uuid) {
+        if let Ok(mut m) = self.attempts.lock()
+            && let Some(a) = m.get_mut(id)
+        {
+            let now = Instant::now();
+            a.sent = Some(now);
+            // Ring timeout and guard count from the Originate, not from the claim.
+            a.originated = now;
+        }
+    }
+
+    pub fn sent_at(&self, id: &Uuid) -> Option<Instant> {
+        self.attempts.lock().ok()?.get(id)?.sent
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {

@@ -132,6 +132,21 @@ impl Dispatcher {
         &self.config.id
     }
 
+    /// Each held server's capacity factor (1.0 healthy, lower while backed off), by code.
+    pub fn capacity_factors(&self) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = self
+            .servers
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|s| (s.spec.code.clone(), s.capacity_factor()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Calls this dispatcher is following now.
     pub fn live_calls(&self) -> usize {
         self.registry.len()
@@ -481,6 +496,14 @@ async fn sweep_loop(
             _ = stop.wait_for(|s| *s) => return,
         }
         let now = Instant::now();
+        let held: Vec<Arc<Server>> = servers
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for s in &held {
+            s.check_health();
+        }
+        metrics::gauge!("dialer_live_calls").set(registry.len() as f64);
         for id in registry.overdue(now) {
             if let Some(t) = registry.lose(&id, "the PBX gave no outcome in time") {
                 let _ = transitions.send(t).await;
@@ -641,6 +664,7 @@ async fn adopt_orphans(
                         server_id: o.server_id,
                         tracker: AttemptTracker::adopted(o.id.to_string(), answered),
                         originated: Instant::now(),
+                        sent: None,
                         ring_timeout: Duration::from_secs(o.ring_timeout_seconds.max(1) as u64),
                         max_call: Duration::from_secs(o.max_call_seconds.max(1) as u64),
                         answered: answered.then(Instant::now),

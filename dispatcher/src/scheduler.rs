@@ -189,6 +189,26 @@ impl Scheduler {
             }
         }
         drop(conn);
+        // Followed from the claim on: a graceful stop waits for these too, and their channels
+        // count against the server from now.
+        for c in &claimed {
+            self.registry.insert(
+                c.attempt_id,
+                LiveAttempt {
+                    call_pk: c.call_pk,
+                    account_id: c.account_id,
+                    server_id: server.spec.id,
+                    tracker: AttemptTracker::new(),
+                    originated: Instant::now(),
+                    sent: None,
+                    ring_timeout: Duration::from_secs(c.ring_timeout_seconds.max(1) as u64),
+                    max_call: Duration::from_secs(c.max_call_seconds.max(1) as u64),
+                    answered: None,
+                    hangup_requested: false,
+                },
+            );
+        }
+        server.release(claimed.len());
         let server = server.clone();
         let registry = self.registry.clone();
         let transitions = self.transitions.clone();
@@ -232,22 +252,9 @@ async fn originate(
     transitions: &mpsc::Sender<Transition>,
     c: Claimed,
 ) {
-    // Registered before the Originate leaves: its first events can arrive before the response.
-    registry.insert(
-        c.attempt_id,
-        LiveAttempt {
-            call_pk: c.call_pk,
-            account_id: c.account_id,
-            server_id: server.spec.id,
-            tracker: AttemptTracker::new(),
-            originated: Instant::now(),
-            ring_timeout: Duration::from_secs(c.ring_timeout_seconds.max(1) as u64),
-            max_call: Duration::from_secs(c.max_call_seconds.max(1) as u64),
-            answered: None,
-            hangup_requested: false,
-        },
-    );
-    server.release(1);
+    // Registered at the claim, before the Originate leaves: its first events can arrive before
+    // the response.
+    registry.mark_sent(&c.attempt_id);
     match server.originate(&c).await {
         Ok(()) => {}
         Err(AmiError::ActionFailed { message, .. }) => {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::call_state::Transition;
 use crate::claim::Claimed;
+use crate::health::{Health, HealthPolicy};
 use crate::pacer::Pacer;
 use crate::registry::Registry;
 
@@ -42,6 +43,8 @@ pub struct Server {
     /// Handing the server to another dispatcher: no new calls; released once empty.
     draining: AtomicBool,
     pacer: Mutex<Pacer>,
+    /// Overload protection: scales the usable channels and calls per second.
+    health: Mutex<Health>,
     /// Channels promised to claims not yet registered.
     reserved: Mutex<usize>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -56,6 +59,7 @@ impl Server {
     ) -> Arc<Server> {
         let server = Arc::new(Server {
             pacer: Mutex::new(Pacer::per_second(Some(f64::from(spec.max_cps)))),
+            health: Mutex::new(Health::new(HealthPolicy::default(), Instant::now())),
             spec,
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
@@ -92,16 +96,66 @@ impl Server {
         registry.on_server(self.spec.id) == 0 && self.reserved.lock().is_ok_and(|r| *r == 0)
     }
 
+    /// The share of the configured capacity usable now (below 1 while the PBX is overloaded).
+    pub fn capacity_factor(&self) -> f64 {
+        self.health.lock().map_or(1.0, |h| h.factor())
+    }
+
+    fn usable_channels(&self) -> usize {
+        (f64::from(self.spec.max_channels.max(0)) * self.capacity_factor()).ceil() as usize
+    }
+
     /// Free channels, counting live attempts and reservations.
     pub fn free_channels(&self, registry: &Registry) -> usize {
         let reserved = self.reserved.lock().map_or(0, |r| *r);
         let used = registry.on_server(self.spec.id) + reserved;
-        (self.spec.max_channels.max(0) as usize).saturating_sub(used)
+        self.usable_channels().saturating_sub(used)
+    }
+
+    /// Records how long an Originate took to get its channel.
+    pub fn channel_created(&self, after: Duration) {
+        if let Ok(mut h) = self.health.lock() {
+            h.channel_created(after, Instant::now());
+        }
+        metrics::histogram!("dialer_channel_creation_seconds", "server" => self.spec.code.clone())
+            .record(after.as_secs_f64());
+    }
+
+    /// Records an Originate that got no channel at all.
+    pub fn no_channel(&self) {
+        if let Ok(mut h) = self.health.lock() {
+            h.no_channel(Instant::now());
+        }
+    }
+
+    /// Re-evaluates overload (about once a second) and applies the factor to the pacing.
+    pub fn check_health(&self) {
+        let factor = match self.health.lock() {
+            Ok(mut h) => {
+                let before = h.factor();
+                let after = h.evaluate(Instant::now());
+                if (after - before).abs() > f64::EPSILON {
+                    warn!(server = %self.spec.code, from = before, to = after, "PBX capacity factor changed");
+                }
+                after
+            }
+            Err(_) => return,
+        };
+        if let Ok(mut p) = self.pacer.lock() {
+            p.set_rate(Some(f64::from(self.spec.max_cps) * factor));
+        }
+        let code = self.spec.code.clone();
+        metrics::gauge!("dialer_server_capacity_factor", "server" => code.clone()).set(factor);
+        metrics::gauge!("dialer_server_connected", "server" => code).set(if self.is_connected() {
+            1.0
+        } else {
+            0.0
+        });
     }
 
     /// Load relative to capacity, for choosing the least loaded server.
     pub fn load(&self, registry: &Registry) -> f64 {
-        let max = f64::from(self.spec.max_channels.max(1));
+        let max = self.usable_channels().max(1) as f64;
         let reserved = self.reserved.lock().map_or(0, |r| *r);
         (registry.on_server(self.spec.id) + reserved) as f64 / max
     }
@@ -150,6 +204,8 @@ impl Server {
         if let Some(cid) = &c.caller_id {
             o = o.caller_id(cid.clone());
         }
+        metrics::counter!("dialer_originates_total", "server" => self.spec.code.clone())
+            .increment(1);
         client.originate(o).await.map(|_| ())
     }
 
@@ -231,6 +287,21 @@ async fn run(server: Arc<Server>, registry: Arc<Registry>, transitions: mpsc::Se
         match event {
             ClientEvent::Event(e) => {
                 if let Some(t) = registry.on_event(spec.id, &e) {
+                    match &t {
+                        Transition::Started { attempt, .. } => {
+                            if let Some(sent) = registry.sent_at(attempt) {
+                                server.channel_created(sent.elapsed());
+                            }
+                        }
+                        Transition::Ended { outcome, .. }
+                            if outcome.disposition
+                                == dialer_core::domain::Disposition::Unreachable
+                                && outcome.cause.is_none() =>
+                        {
+                            server.no_channel();
+                        }
+                        _ => {}
+                    }
                     let _ = transitions.send(t).await;
                 }
             }

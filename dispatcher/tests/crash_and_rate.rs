@@ -20,6 +20,7 @@ fn spawn_dispatcher(world: &World, name: &str) -> Child {
         .env("DIALER_DISPATCHER_ID", name)
         .env("DIALER_LEASE_TTL_SECS", "3")
         .env("RUST_LOG", "warn")
+        .env("DIALER_DISPATCHER_METRICS_ADDR", "")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -135,4 +136,103 @@ async fn twenty_calls_per_second_is_twenty_evenly() {
         (19.4..=20.6).contains(&rate),
         "average {rate:.2} calls/s over {span:.1} s"
     );
+}
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics port");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("response");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_calls_in_flight_and_leaves_the_rest_queued() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 100, 1500)],
+        100,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 20, 40, "").await;
+    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 7, &numbers).await;
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let c = &world.env.config;
+    let mut first = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
+        .env("DATABASE_URL", &c.database_url)
+        .env("AMQP_URL", &c.amqp_url)
+        .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
+        .env("DIALER_DISPATCHER_ID", "first")
+        .env("DIALER_LEASE_TTL_SECS", "3")
+        .env(
+            "DIALER_DISPATCHER_METRICS_ADDR",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the dispatcher binary");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while world.sims[0].stats().originates_total < 30 {
+        assert!(Instant::now() < deadline, "the dispatcher never got going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = scrape(metrics_port).await;
+    assert!(
+        metrics.contains("dialer_originates_total{server=\"ast1\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dialer_server_capacity_factor{server=\"ast1\"} 1"),
+        "{metrics}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(s) = first.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "clean exit: {exit:?}");
+    // Calls it had started were followed to their end: none is left in progress or unknown.
+    let calls = world.calls(batch).await;
+    let dialed_before = world.sims[0].stats().originates_total;
+    for c in &calls {
+        assert!(
+            matches!(c.status.as_str(), "completed" | "scheduled"),
+            "{} is {} after a graceful stop",
+            c.phone_raw,
+            c.status
+        );
+    }
+    assert!(dialed_before < 200, "stopped before the end of the batch");
+    // The rest is still queued: another dispatcher finishes the batch, dialing nothing twice.
+    let mut second = spawn_dispatcher(&world, "second");
+    let calls = world.wait_final(batch, Duration::from_secs(90)).await;
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(calls.iter().all(|c| c.status == "completed"));
+    let stats = world.sims[0].stats();
+    assert_eq!(stats.originates_total, 200);
+    assert!(stats.originates_by_number.values().all(|n| *n == 1));
 }

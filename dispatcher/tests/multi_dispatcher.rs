@@ -94,6 +94,7 @@ fn spawn(world: &World, id: &str) -> Child {
         .env("DIALER_DISPATCHER_ID", id)
         .env("DIALER_LEASE_TTL_SECS", "4")
         .env("RUST_LOG", "warn")
+        .env("DIALER_DISPATCHER_METRICS_ADDR", "")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -38,7 +38,13 @@ async fn after(world: &World, since: chrono::DateTime<chrono::Utc>) -> Vec<(Stri
 
 async fn wait_dialed(world: &World, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims.iter().map(|s| s.stats().originates_total).sum::<u64>() < n {
+    while world
+        .sims
+        .iter()
+        .map(|s| s.stats().originates_total)
+        .sum::<u64>()
+        < n
+    {
         assert!(Instant::now() < deadline, "dialing never got going");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -70,7 +76,9 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
     let account = world.account("ACME", 20, 100, "").await;
     let numbers: Vec<String> = (0..120).map(|i| format!("+1555{i:07}")).collect();
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
     wait_dialed(&world, 30).await;
     // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
     world.sims[0].restart().await;
@@ -83,14 +91,20 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
         let events = world.events(c.id).await;
         let last = events.last().expect("final event");
         assert!(
-            matches!(last.event_type.as_str(), "call_completed" | "call_timeout" | "call_failed"),
+            matches!(
+                last.event_type.as_str(),
+                "call_completed" | "call_timeout" | "call_failed"
+            ),
             "{}",
             last.event_type
         );
     }
     // After the restart both servers dialed again.
     let spread = after(&world, restarted).await;
-    assert!(spread.iter().any(|(code, n)| code == "ast2" && *n > 0), "{spread:?}");
+    assert!(
+        spread.iter().any(|(code, n)| code == "ast2" && *n > 0),
+        "{spread:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +119,9 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
     let account = world.account("ACME", 20, 100, "").await;
     let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
     wait_dialed(&world, 20).await;
     world.sims[0].stall();
     let stalled = chrono::Utc::now();
@@ -118,10 +134,17 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
         let body: serde_json::Value =
             serde_json::from_str(&events.last().expect("event").body).expect("json");
         assert_eq!(body["disposition"], "unknown");
-        assert!(body["error_message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            body["error_message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let spread = after(&world, stalled).await;
-    assert!(spread.iter().any(|(code, n)| code == "ast2" && *n > 0), "{spread:?}");
+    assert!(
+        spread.iter().any(|(code, n)| code == "ast2" && *n > 0),
+        "{spread:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +158,9 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
     .await;
     let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config()).await.expect("start");
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "timeout");
@@ -143,8 +168,59 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
     let events = world.events(calls[0].id).await;
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["call_started", "call_answered", "call_timeout"]);
-    let body: serde_json::Value =
-        serde_json::from_str(&events[2].body).expect("json");
-    assert!(body["duration"].as_i64().is_some_and(|d| (1..=3).contains(&d)), "{body}");
-    assert_eq!(world.sims[0].current_channels(), 0, "the PBX channel was hung up");
+    let body: serde_json::Value = serde_json::from_str(&events[2].body).expect("json");
+    assert!(
+        body["duration"]
+            .as_i64()
+            .is_some_and(|d| (1..=3).contains(&d)),
+        "{body}"
+    );
+    assert_eq!(
+        world.sims[0].current_channels(),
+        0,
+        "the PBX channel was hung up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
+    let world = World::new(
+        1,
+        vec![
+            rule("+1555*", OutcomeKind::Unreachable, 0, 0),
+            rule("+1666*", OutcomeKind::Answered, 0, 100),
+        ],
+        50,
+        100,
+    )
+    .await;
+    let account = world.account("ACME", 50, 50, "").await;
+    let failing: Vec<String> = (0..30).map(|i| format!("+1555{i:07}")).collect();
+    world.batch(account, 1, &failing).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    let factor = |d: &Dispatcher| d.capacity_factors().into_iter().next().map_or(1.0, |f| f.1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while factor(&d) >= 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no back-off after channel failures"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let low = factor(&d);
+    assert!(low <= 0.5, "{low}");
+    // Healthy calls from now on: the factor climbs back by itself.
+    let healthy: Vec<String> = (0..400).map(|i| format!("+1666{i:07}")).collect();
+    world.batch(account, 2, &healthy).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while factor(&d) <= low {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery while healthy ({low})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.shutdown().await;
 }
