@@ -85,25 +85,45 @@ pub struct EventPage {
     pub next_cursor: Option<i64>,
 }
 
+const EVENT_SELECT: &str = "\
+    SELECT e.id AS event_pk, e.event_id, e.event_type, b.batch_id, c.call_id, e.sequence, \
+           e.delivery_status, e.delivery_attempts, e.occurred_at, \
+           CASE WHEN e.delivery_status = 'pending' THEN e.next_attempt_at END AS next_attempt_at, \
+           e.delivered_at, e.last_error \
+    FROM call_events e \
+    JOIN batches b ON b.id = e.batch_pk \
+    LEFT JOIN calls c ON c.id = e.call_pk";
+
+/// One event of this account and where its delivery stands; `None` if the account has no such
+/// event (another account's id included).
+pub async fn find_event(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    event_id: &str,
+) -> Result<Option<EventDelivery>, WorkerError> {
+    let found: Vec<EventDelivery> = diesel::sql_query(format!(
+        "{EVENT_SELECT} WHERE e.account_id = $1 AND e.event_id = $2"
+    ))
+    .bind::<BigInt, _>(account_id)
+    .bind::<Text, _>(event_id)
+    .load(conn)
+    .await?;
+    Ok(found.into_iter().next())
+}
+
 pub async fn list_events(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     filter: &EventFilter,
 ) -> Result<EventPage, WorkerError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
-    let mut events: Vec<EventDelivery> = diesel::sql_query(
-        "SELECT e.id AS event_pk, e.event_id, e.event_type, b.batch_id, c.call_id, e.sequence, \
-                e.delivery_status, e.delivery_attempts, e.occurred_at, \
-                CASE WHEN e.delivery_status = 'pending' THEN e.next_attempt_at END AS next_attempt_at, \
-                e.delivered_at, e.last_error \
-         FROM call_events e \
-         JOIN batches b ON b.id = e.batch_pk \
-         LEFT JOIN calls c ON c.id = e.call_pk \
+    let mut events: Vec<EventDelivery> = diesel::sql_query(format!(
+        "{EVENT_SELECT} \
          WHERE e.account_id = $1 \
            AND ($2::text IS NULL OR e.delivery_status = $2) \
            AND ($3::bigint IS NULL OR e.id < $3) \
-         ORDER BY e.id DESC LIMIT $4",
-    )
+         ORDER BY e.id DESC LIMIT $4"
+    ))
     .bind::<BigInt, _>(account_id)
     .bind::<Nullable<Text>, _>(filter.status.map(DeliveryStatus::as_str))
     .bind::<Nullable<BigInt>, _>(filter.cursor)

@@ -5,6 +5,7 @@ use diesel::prelude::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use callback_worker::url_policy::{UrlPolicy, UrlPolicyError};
 use dialer_core::credentials::{generate_api_key, generate_callback_secret};
 use dialer_core::db::DbPool;
 use dialer_core::models::{Account, NewAccount};
@@ -29,23 +30,44 @@ pub struct CreatedAccount {
     pub callback_secret: String,
 }
 
-/// Callback URLs are https; plain http only to loopback, and only when allowed.
-pub fn check_callback_url(url: &str, allow_http_loopback: bool) -> ApiResult<()> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") && url.len() > 8 {
-        return Ok(());
-    }
-    if let Some(rest) = lower.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-        if loopback && allow_http_loopback {
-            return Ok(());
+/// How long setting a callback URL waits to resolve its host.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Callback URLs, as the worker will call them (callback-worker's [`UrlPolicy`]): https only,
+/// never to a private, loopback, link-local or otherwise internal address; http (and https) to
+/// loopback only when the deployment allows it (`DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`). A host
+/// name is resolved now too and refused when every address it has is refused; a name that does
+/// not resolve yet is accepted, since the worker checks the addresses again at every connect.
+/// The message never repeats the URL (it may carry a token or a password).
+pub async fn check_callback_url(url: &str, allow_loopback: bool) -> ApiResult<()> {
+    let policy = UrlPolicy { allow_loopback };
+    let refused = |e: UrlPolicyError| {
+        let hint = match e {
+            UrlPolicyError::NotHttps if allow_loopback => " (plain http only to loopback)",
+            UrlPolicyError::NotHttps => {
+                " (plain http to loopback only when DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS=true)"
+            }
+            _ => "",
+        };
+        ApiError::invalid_request(format!("callback URL refused: {e}{hint}"))
+    };
+    let parsed = policy.check(url).map_err(refused)?;
+    if let Some(host) = parsed.domain() {
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+                if !addrs.is_empty() && addrs.iter().all(|a| !policy.address_allowed(a.ip())) {
+                    return Err(refused(UrlPolicyError::ForbiddenName(host.to_owned())));
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(host, error = %e, "callback host does not resolve now");
+            }
+            Err(_) => tracing::warn!(host, "callback host did not resolve in time"),
         }
     }
-    Err(ApiError::invalid_request(format!(
-        "callback URL `{url}` must be https (plain http only to loopback, when the deployment allows it)"
-    )))
+    Ok(())
 }
 
 pub async fn create(
@@ -56,7 +78,7 @@ pub async fn create(
     let country = input.default_country.trim().to_ascii_uppercase();
     parse_country(&country).map_err(|e| ApiError::invalid_request(format!("country: {e}")))?;
     if let Some(url) = &input.callback_url {
-        check_callback_url(url, allow_http_loopback)?;
+        check_callback_url(url, allow_http_loopback).await?;
     }
     let key = generate_api_key().map_err(ApiError::internal)?;
     let secret = generate_callback_secret().map_err(ApiError::internal)?;
@@ -145,13 +167,27 @@ pub async fn find(pool: &DbPool, accountcode: &str) -> ApiResult<Account> {
 mod tests {
     use super::check_callback_url;
 
-    #[test]
-    fn callback_urls() {
-        assert!(check_callback_url("https://example.com/hook", false).is_ok());
-        assert!(check_callback_url("http://example.com/hook", true).is_err());
-        assert!(check_callback_url("http://127.0.0.1:8080/hook", false).is_err());
-        assert!(check_callback_url("http://127.0.0.1:8080/hook", true).is_ok());
-        assert!(check_callback_url("ftp://x", true).is_err());
+    #[tokio::test]
+    async fn callback_urls() {
+        let ok = async |url: &str, allow: bool| check_callback_url(url, allow).await.is_ok();
+        assert!(ok("https://93.184.216.34/hook", false).await);
+        assert!(!ok("http://93.184.216.34/hook", true).await);
+        assert!(!ok("http://127.0.0.1:8080/hook", false).await);
+        assert!(ok("http://127.0.0.1:8080/hook", true).await);
+        assert!(ok("http://localhost:8080/hook", true).await);
+        assert!(!ok("ftp://x", true).await);
+        assert!(!ok("https://10.0.0.1/hook", true).await);
+        assert!(!ok("https://169.254.169.254/latest", false).await);
+        assert!(!ok("https://[::1]/hook", false).await);
+        // a name is judged by its addresses
+        assert!(!ok("https://localhost/hook", false).await);
+        let err = check_callback_url("https://user:hunter2@93.184.216.34/", false)
+            .await
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(err.contains("user name or password"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 }
 
@@ -210,7 +246,7 @@ pub async fn update(
         change.default_country = Some(upper);
     }
     if let Some(Some(url)) = &change.callback_url {
-        check_callback_url(url, allow_http_loopback)?;
+        check_callback_url(url, allow_http_loopback).await?;
     }
     if let Some(Some(hours)) = &change.calling_hours {
         dialer_core::calling_hours::CallingHours::from_json(hours)

@@ -135,3 +135,12 @@ impl From<dialer_core::db::PoolError> for ApiError {
         ApiError::unavailable("database unavailable")
     }
 }
+
+impl From<callback_worker::WorkerError> for ApiError {
+    fn from(e: callback_worker::WorkerError) -> Self {
+        match e {
+            callback_worker::WorkerError::Db(db) => db.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}

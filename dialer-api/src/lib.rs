@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batches;
 pub mod broker;
 pub mod call_listing;
+pub mod callbacks;
 pub mod dispatch;
 pub mod dnc;
 pub mod error_json;

@@ -7,11 +7,14 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use callback_worker::listing::EventFilter;
+use callback_worker::replay::ReplaySelection;
 use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::broker::Broker;
-use dialer_api::{batches, dispatch, servers};
+use dialer_api::{batches, callbacks, dispatch, servers};
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
+use dialer_core::event_body::rfc3339;
 use dialer_core::migrations;
 use dialer_core::models::NewAsteriskServer;
 use dialer_core::topology::Topology;
@@ -20,7 +23,7 @@ use dialer_core::topology::Topology;
 #[command(
     name = "dialerctl",
     version,
-    about = "Operate the dialer: schema, accounts, servers, batches"
+    about = "Operate the dialer: schema, accounts, servers, batches, callbacks"
 )]
 struct Cli {
     /// Print machine-readable JSON instead of text.
@@ -53,6 +56,46 @@ enum Command {
     /// Do-not-call lists: global, or an account's with `--account`.
     #[command(subcommand)]
     Dnc(DncCmd),
+    /// Callback deliveries: list, show, replay.
+    #[command(subcommand)]
+    Callbacks(CallbacksCmd),
+}
+
+#[derive(Subcommand)]
+enum CallbacksCmd {
+    /// An account's callback events with their delivery state, newest first.
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_parser = ["pending", "delivered", "failed", "skipped"])]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// The `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One event with its body and every delivery try.
+    Show {
+        #[arg(long)]
+        account: String,
+        event_id: String,
+    },
+    /// Send events again: the given ones (failed, skipped or delivered), or every failed one.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["event", "failed"])))]
+struct ReplayArgs {
+    #[arg(long)]
+    account: String,
+    /// Event ids (repeat the flag or give several).
+    #[arg(long, value_name = "EVENT_ID", num_args = 1..)]
+    event: Vec<String>,
+    /// Every failed event of the account.
+    #[arg(long)]
+    failed: bool,
 }
 
 #[derive(Args)]
@@ -118,6 +161,15 @@ enum AccountCmd {
         code: String,
         #[arg(long)]
         revoke_previous: bool,
+    },
+    /// A new callback secret, printed once; the old one keeps signing beside it for the grace
+    /// period (and alone in X-Signature until it ends), so the client can switch.
+    RotateSecret {
+        #[arg(long)]
+        account: String,
+        /// Hours the old secret keeps signing (0: it stops at once; at most 720).
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u32,
     },
     /// Refuse the account's requests (403) until `activate`.
     Suspend {
@@ -478,6 +530,34 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         text,
                     })
                 }
+                AccountCmd::RotateSecret {
+                    account,
+                    grace_hours,
+                } => {
+                    let grace =
+                        callbacks::grace_from_hours(grace_hours).map_err(|e| anyhow!(e.message))?;
+                    let rotated = callbacks::rotate_secret(&ctx.pool, &account, grace)
+                        .await
+                        .map_err(|e| anyhow!(e.message))?;
+                    let until = rotated.previous_valid_until.map(rfc3339);
+                    let previous = match &until {
+                        Some(t) => format!("the previous secret keeps signing until {t}"),
+                        None => "the previous secret no longer signs".to_owned(),
+                    };
+                    let text = format!(
+                        "new callback secret for {account}: {}\n({previous}; shown once: store it now)",
+                        rotated.secret
+                    );
+                    Ok(Output {
+                        json: json!({
+                            "status": "success",
+                            "accountcode": account,
+                            "callback_secret": rotated.secret,
+                            "previous_valid_until": until,
+                        }),
+                        text,
+                    })
+                }
                 AccountCmd::Suspend { code } | AccountCmd::Activate { code } => {
                     let status = if matches!(cmd_kind, "suspend") {
                         "suspended"
@@ -692,6 +772,10 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 }
             }
         }
+        Command::Callbacks(cmd) => {
+            let ctx = connect(config).await?;
+            callbacks_command(&ctx, cmd).await
+        }
         Command::Batch(cmd) => {
             let ctx = connect(config).await?;
             let (action, r) = match &cmd {
@@ -751,6 +835,139 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 text.push_str(&format!("\n{}", nonzero.join(" ")));
             }
             let mut json = serde_json::to_value(&summary)?;
+            if let Value::Object(map) = &mut json {
+                map.insert("status".into(), "success".into());
+            }
+            Ok(Output { json, text })
+        }
+    }
+}
+
+async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
+    let find = async |code: &str| {
+        accounts::find(&ctx.pool, code)
+            .await
+            .map_err(|e| anyhow!(e.message))
+    };
+    match cmd {
+        CallbacksCmd::List {
+            account,
+            status,
+            limit,
+            cursor,
+        } => {
+            let acc = find(&account).await?;
+            let filter = EventFilter {
+                status: status
+                    .as_deref()
+                    .map(callbacks::parse_status)
+                    .transpose()
+                    .map_err(|e| anyhow!(e.message))?,
+                limit: Some(
+                    callbacks::parse_limit(Some(&limit.to_string()))
+                        .map_err(|e| anyhow!("--limit: {}", e.message))?,
+                ),
+                cursor: callbacks::parse_cursor(cursor.as_deref())
+                    .map_err(|e| anyhow!("--cursor: {}", e.message))?,
+            };
+            let page = callbacks::list(&ctx.pool, acc.id, &filter)
+                .await
+                .map_err(|e| anyhow!(e.message))?;
+            let mut text = format!(
+                "{:<36} {:<15} {:>8} {:>4} {:<9} {:>5} {:<20} {}",
+                "EVENT ID", "TYPE", "BATCH", "SEQ", "STATUS", "TRIES", "NEXT TRY", "LAST ERROR"
+            );
+            for e in &page.events {
+                text.push_str(&format!(
+                    "\n{:<36} {:<15} {:>8} {:>4} {:<9} {:>5} {:<20} {}",
+                    e.event_id,
+                    e.event_type,
+                    e.batch_id,
+                    e.sequence
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.delivery_status,
+                    e.delivery_attempts,
+                    e.next_attempt_at.as_deref().unwrap_or("-"),
+                    e.last_error.as_deref().unwrap_or("-"),
+                ));
+            }
+            if let Some(c) = &page.next_cursor {
+                text.push_str(&format!("\nmore: --cursor {c}"));
+            }
+            let mut json = serde_json::to_value(&page)?;
+            if let Value::Object(map) = &mut json {
+                map.insert("status".into(), "success".into());
+            }
+            Ok(Output { json, text })
+        }
+        CallbacksCmd::Show { account, event_id } => {
+            let acc = find(&account).await?;
+            let detail = callbacks::show(&ctx.pool, acc.id, &event_id)
+                .await
+                .map_err(|e| anyhow!(e.message))?;
+            let e = &detail.event;
+            let mut text = format!(
+                "{} {} (batch {}, sequence {}): {} after {} tr{}",
+                e.event_id,
+                e.event_type,
+                e.batch_id,
+                e.sequence
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                e.delivery_status,
+                e.delivery_attempts,
+                if e.delivery_attempts == 1 { "y" } else { "ies" },
+            );
+            for a in &detail.deliveries {
+                let outcome = match (a.status_code, &a.error) {
+                    (Some(code), _) => format!("HTTP {code}"),
+                    (None, Some(err)) => err.clone(),
+                    (None, None) => "-".into(),
+                };
+                text.push_str(&format!(
+                    "\n  #{} {} {} {} ms",
+                    a.attempt,
+                    a.attempted_at,
+                    outcome,
+                    a.latency_ms
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "-".into())
+                ));
+            }
+            let mut json = serde_json::to_value(&detail)?;
+            if let Value::Object(map) = &mut json {
+                map.insert("status".into(), "success".into());
+            }
+            Ok(Output { json, text })
+        }
+        CallbacksCmd::Replay(r) => {
+            let acc = find(&r.account).await?;
+            let selection = if r.failed {
+                ReplaySelection::AllFailed
+            } else {
+                ReplaySelection::EventIds(
+                    callbacks::check_ids(r.event).map_err(|e| anyhow!("--event: {}", e.message))?,
+                )
+            };
+            let o = callbacks::redeliver(&ctx.pool, acc.id, &selection)
+                .await
+                .map_err(|e| anyhow!("{}", e.message))?;
+            let mut text = format!("{} event(s) will be sent again", o.redelivered);
+            if !o.already_pending.is_empty() {
+                text.push_str(&format!(
+                    "\nalready pending (left alone): {}",
+                    o.already_pending.join(" ")
+                ));
+            }
+            if !o.not_found.is_empty() {
+                text.push_str(&format!(
+                    "\nnot found for {}: {}",
+                    acc.accountcode,
+                    o.not_found.join(" ")
+                ));
+            }
+            let mut json = serde_json::to_value(&o)?;
             if let Value::Object(map) = &mut json {
                 map.insert("status".into(), "success".into());
             }

@@ -3,6 +3,7 @@
 mod account;
 mod batch_control;
 mod batch_status;
+mod callbacks;
 mod calls;
 mod dispatch;
 mod health;
@@ -44,6 +45,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(batch_control::cancel)),
                 )
                 .service(web::resource("/calls/{call_id}").route(web::get().to(calls::get_call)))
-                .service(web::resource("/account").route(web::get().to(account::get_account))),
+                .service(web::resource("/account").route(web::get().to(account::get_account)))
+                .service(
+                    web::resource("/callbacks").route(web::get().to(callbacks::list_callbacks)),
+                )
+                // Before `/callbacks/{event_id}`, so `GET /callbacks/redeliver` is a 405.
+                .service(
+                    web::resource("/callbacks/redeliver")
+                        .route(web::post().to(callbacks::redeliver)),
+                )
+                .service(
+                    web::resource("/callbacks/{event_id}")
+                        .route(web::get().to(callbacks::get_callback)),
+                ),
         );
 }

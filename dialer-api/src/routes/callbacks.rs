@@ -1,0 +1,120 @@
+//! See and replay callback deliveries (the contract's `GET /callbacks` and
+//! `POST /callbacks/redeliver`). Another account's events are never listed, and their ids are
+//! answered exactly like ids that never existed.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use callback_worker::listing::EventFilter;
+use serde::Serialize;
+
+use crate::api_error::ApiResult;
+use crate::auth::ClientAccount;
+use crate::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
+use crate::json_body::require_json;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Success<T: Serialize> {
+    status: &'static str,
+    #[serde(flatten)]
+    body: T,
+}
+
+fn success<T: Serialize>(body: T) -> HttpResponse {
+    HttpResponse::Ok().json(Success {
+        status: "success",
+        body,
+    })
+}
+
+/// `GET /api/v1/callbacks`
+///
+/// The account's callback events with their delivery state, newest first.
+///
+/// Query parameters:
+/// - `status` (optional): `pending` | `delivered` | `failed` | `skipped`.
+/// - `limit` (optional, 1..=1000, default 100).
+/// - `cursor` (optional): the `next_cursor` of the previous page.
+///
+/// `200`:
+/// ```json
+/// {"status": "success",
+///  "events": [{"event_id": "evt_...", "event_type": "call_completed", "batch_id": 12345,
+///              "call_id": "...", "sequence": 3, "delivery_status": "failed",
+///              "delivery_attempts": 8, "last_error": "HTTP 503", "next_attempt_at": null,
+///              "delivered_at": null, "occurred_at": "2024-01-01T10:02:07Z"}],
+///  "next_cursor": "4711"}
+/// ```
+/// `next_attempt_at` is set for pending events only; `next_cursor` is null on the last page.
+/// Errors: `400 invalid_request` (naming `status`, `limit` or `cursor`), `401`.
+pub async fn list_callbacks(
+    state: web::Data<AppState>,
+    ClientAccount(account): ClientAccount,
+    query: web::Query<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    let status = query
+        .get("status")
+        .map(|s| callbacks::parse_status(s))
+        .transpose()?;
+    let filter = EventFilter {
+        status,
+        limit: Some(callbacks::parse_limit(
+            query.get("limit").map(String::as_str),
+        )?),
+        cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
+    };
+    let page: EventPage = callbacks::list(&state.pool, account.id, &filter).await?;
+    Ok(success(page))
+}
+
+/// `GET /api/v1/callbacks/{event_id}`
+///
+/// One event: the fields of the listing, the exact `body` every try sends, and every try in
+/// `deliveries` (oldest first): `{"attempt": 1, "attempted_at": "...", "url": "...",
+/// "status_code": 503, "error": null, "latency_ms": 12, "response_head": "first bytes"}`.
+/// Errors: `404 not_found` for an id that is no event of this account, `401`.
+pub async fn get_callback(
+    state: web::Data<AppState>,
+    ClientAccount(account): ClientAccount,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let detail: EventDetail = callbacks::show(&state.pool, account.id, &path).await?;
+    Ok(success(detail))
+}
+
+/// `POST /api/v1/callbacks/redeliver`
+///
+/// Sends events again, from the start of the retry schedule (earlier tries stay on record and
+/// attempt numbers go on). The body is one of:
+/// - `{"status": "failed"}`: every failed event of the account;
+/// - `{"event_ids": ["evt_...", ...]}` (1 to 1000 ids): these events, whether failed, skipped or
+///   already delivered (a client that lost one asks again). Pending ones are left alone and
+///   listed in `already_pending`.
+///
+/// `200`:
+/// ```json
+/// {"status": "success", "redelivered": 2, "event_ids": ["evt_a", "evt_b"],
+///  "already_pending": [], "not_found": ["evt_x"]}
+/// ```
+/// Ids that are no event of this account (another account's included) are listed in
+/// `not_found` and change nothing; when no named id is an event of the account the answer is
+/// `404 not_found`. Errors: `400 invalid_request` (naming `event_ids` or `status`),
+/// `415 unsupported_media_type`, `401`.
+pub async fn redeliver(
+    state: web::Data<AppState>,
+    ClientAccount(account): ClientAccount,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    require_json(&req)?;
+    let selection = callbacks::parse_redeliver_body(&body)?;
+    let outcome: RedeliverOutcome =
+        callbacks::redeliver(&state.pool, account.id, &selection).await?;
+    tracing::info!(
+        redelivered = outcome.redelivered,
+        not_found = outcome.not_found.len(),
+        "callback redelivery"
+    );
+    Ok(success(outcome))
+}
