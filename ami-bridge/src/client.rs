@@ -52,8 +52,6 @@ pub struct ClientConfig {
     pub reconnect: bool,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// Events buffered for a slow consumer before the reader stops reading the socket.
-    pub event_capacity: usize,
     pub max_message_bytes: usize,
 }
 
@@ -75,7 +73,6 @@ impl ClientConfig {
             reconnect: true,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
-            event_capacity: 65_536,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
@@ -243,9 +240,12 @@ impl AmiClient {
     /// the connection is kept alive and re-established on loss, as `config` says.
     pub async fn connect(
         config: ClientConfig,
-    ) -> Result<(AmiClient, mpsc::Receiver<ClientEvent>), AmiError> {
+    ) -> Result<(AmiClient, mpsc::UnboundedReceiver<ClientEvent>), AmiError> {
         let conn = establish(&config).await?;
-        let (event_tx, event_rx) = mpsc::channel(config.event_capacity.max(16));
+        // Unbounded on purpose: the reader must always drain the socket. Asterisk drops a manager
+        // session whose socket stops draining (its `writetimeout`), and action responses queue
+        // behind events, so back-pressure would cost the very connection it protects.
+        let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         let (state, _) = watch::channel(ConnectionState::Connected);
         let shared = Arc::new(Shared {
@@ -579,7 +579,7 @@ async fn supervise(
     shared: Arc<Shared>,
     first: Conn,
     first_writer: mpsc::Receiver<Vec<u8>>,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::UnboundedSender<ClientEvent>,
 ) {
     let mut conn = Some((first, first_writer));
     let mut reconnected = false;
@@ -589,14 +589,14 @@ async fn supervise(
         if let Some((c, wrx)) = conn.take() {
             backoff.reset();
             shared.state.send_replace(ConnectionState::Connected);
-            let _ = events.send(ClientEvent::Connected { reconnected }).await;
+            let _ = events.send(ClientEvent::Connected { reconnected });
             let reason = serve(&shared, c, wrx, &events).await;
             if let Ok(mut w) = shared.writer.lock() {
                 w.take();
             }
             shared.fail_pending();
             info!(addr = %shared.config.addr, ?reason, "AMI connection lost");
-            let _ = events.send(ClientEvent::Disconnected { reason }).await;
+            let _ = events.send(ClientEvent::Disconnected { reason });
         }
         if shared.closing.load(Ordering::SeqCst) || !shared.config.reconnect {
             break;
@@ -623,7 +623,7 @@ async fn serve(
     shared: &Arc<Shared>,
     conn: Conn,
     wrx: mpsc::Receiver<Vec<u8>>,
-    events: &mpsc::Sender<ClientEvent>,
+    events: &mpsc::UnboundedSender<ClientEvent>,
 ) -> DisconnectReason {
     let Conn { stream, decoder } = conn;
     let (rd, wr) = stream.into_split();
@@ -641,7 +641,7 @@ async fn read_loop(
     shared: &Shared,
     mut rd: OwnedReadHalf,
     mut decoder: Decoder,
-    events: &mpsc::Sender<ClientEvent>,
+    events: &mpsc::UnboundedSender<ClientEvent>,
     idle: Duration,
 ) -> DisconnectReason {
     loop {
@@ -651,8 +651,7 @@ async fn read_loop(
                     if let Some(m) = shared.route(m)
                         && let Some(e) = Event::from_message(m)
                     {
-                        // A full stream slows the reader down rather than losing events.
-                        let _ = events.send(ClientEvent::Event(e)).await;
+                        let _ = events.send(ClientEvent::Event(e));
                     }
                 }
                 Ok(Frame::Banner(_)) => {}

@@ -132,7 +132,7 @@ fn config(addr: &str) -> ClientConfig {
     c
 }
 
-async fn next_event(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
+async fn next_event(rx: &mut mpsc::UnboundedReceiver<ClientEvent>) -> ClientEvent {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("event in time")
@@ -141,7 +141,7 @@ async fn next_event(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
 
 /// Events until the stream reports the connection gone.
 async fn events_until_disconnect(
-    rx: &mut mpsc::Receiver<ClientEvent>,
+    rx: &mut mpsc::UnboundedReceiver<ClientEvent>,
 ) -> (Vec<Event>, DisconnectReason) {
     let mut out = Vec::new();
     loop {

@@ -131,6 +131,22 @@ pub async fn apply(
         .await
 }
 
+/// Applies several transitions, in order, in one transaction: one commit (one WAL flush) for
+/// many calls. If it fails, nothing of it is kept; the caller applies them one by one.
+pub async fn apply_all(
+    conn: &mut AsyncPgConnection,
+    ts: &[Transition],
+) -> Result<Vec<Option<Applied>>, StateError> {
+    conn.transaction::<_, StateError, _>(async |conn| {
+        let mut out = Vec::with_capacity(ts.len());
+        for t in ts {
+            out.push(apply_in(conn, t).await?);
+        }
+        Ok(out)
+    })
+    .await
+}
+
 async fn apply_in(
     conn: &mut AsyncPgConnection,
     t: &Transition,
@@ -474,8 +490,11 @@ pub(crate) async fn complete_batch_if_done(
         return Ok(false);
     }
     let pending_states = CallStatus::sql_list(|s| !s.is_final());
+    // Whether any call is left, not how many: this runs at every call's end, and counting a
+    // large batch each time would make finishing it quadratic.
     let remaining: Vec<Remaining> = diesel::sql_query(format!(
-        "SELECT count(*) AS pending FROM calls WHERE batch_pk = $1 AND status IN ({pending_states})"
+        "SELECT count(*) AS pending FROM (SELECT 1 FROM calls WHERE batch_pk = $1 \
+         AND status IN ({pending_states}) LIMIT 1) x"
     ))
     .bind::<BigInt, _>(call.batch_pk)
     .load(conn)

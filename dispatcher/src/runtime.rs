@@ -68,7 +68,7 @@ impl Dispatcher {
 
         let registry = Arc::new(Registry::default());
         let servers: Servers = Arc::new(Mutex::new(HashMap::new()));
-        let (transitions_tx, transitions_rx) = mpsc::channel::<Transition>(16_384);
+        let (transitions_tx, transitions_rx) = mpsc::unbounded_channel::<Transition>();
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(usize::from(config.prefetch) + 16);
         let (stop_intake, intake_rx) = watch::channel(false);
         let (stop_all, all_rx) = watch::channel(false);
@@ -194,7 +194,7 @@ async fn lease_loop(
     config: DispatcherConfig,
     registry: Arc<Registry>,
     servers: Servers,
-    transitions: mpsc::Sender<Transition>,
+    transitions: mpsc::UnboundedSender<Transition>,
     mut stop: watch::Receiver<bool>,
 ) {
     let every = config.lease_ttl / 4;
@@ -239,7 +239,7 @@ fn apply_holding(
     config: &DispatcherConfig,
     registry: &Arc<Registry>,
     servers: &Servers,
-    transitions: &mpsc::Sender<Transition>,
+    transitions: &mpsc::UnboundedSender<Transition>,
 ) -> (Vec<Arc<Server>>, Vec<Arc<Server>>) {
     let mut lost = Vec::new();
     let mut release = Vec::new();
@@ -400,7 +400,7 @@ async fn writer_loop(
     pool: DbPool,
     channel: lapin::Channel,
     topology: Topology,
-    mut rx: mpsc::Receiver<Transition>,
+    mut rx: mpsc::UnboundedReceiver<Transition>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -420,20 +420,30 @@ async fn writer_loop(
             }
         };
         let mut batches = Vec::new();
-        for t in &batch {
-            // A failed write is retried a few times; the guard time settles what still fails.
-            for attempt in 0..3 {
-                match call_state::apply(&mut conn, t).await {
-                    Ok(Some(applied)) => {
-                        if !batches.contains(&applied.batch_pk) {
-                            batches.push(applied.batch_pk);
+        let mut note = |applied: Option<call_state::Applied>| {
+            if let Some(a) = applied
+                && !batches.contains(&a.batch_pk)
+            {
+                batches.push(a.batch_pk);
+            }
+        };
+        match call_state::apply_all(&mut conn, &batch).await {
+            Ok(all) => all.into_iter().for_each(&mut note),
+            Err(e) => {
+                warn!(error = %e, "grouped call state write failed; one by one");
+                for t in &batch {
+                    // Retried a few times; the guard time settles what still fails.
+                    for attempt in 0..3 {
+                        match call_state::apply(&mut conn, t).await {
+                            Ok(applied) => {
+                                note(applied);
+                                break;
+                            }
+                            Err(e) => {
+                                warn!(error = %e, attempt, "call state write failed");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                         }
-                        break;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        warn!(error = %e, attempt, "call state write failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
             }
@@ -486,7 +496,7 @@ async fn sweep_loop(
     config: DispatcherConfig,
     registry: Arc<Registry>,
     servers: Servers,
-    transitions: mpsc::Sender<Transition>,
+    transitions: mpsc::UnboundedSender<Transition>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last_slow = Instant::now() - Duration::from_secs(60);
@@ -506,7 +516,7 @@ async fn sweep_loop(
         metrics::gauge!("dialer_live_calls").set(registry.len() as f64);
         for id in registry.overdue(now) {
             if let Some(t) = registry.lose(&id, "the PBX gave no outcome in time") {
-                let _ = transitions.send(t).await;
+                let _ = transitions.send(t);
             }
         }
         for (id, server_id) in registry.take_too_long(now) {
@@ -597,7 +607,7 @@ async fn adopt_orphans(
     config: &DispatcherConfig,
     registry: &Registry,
     servers: &Servers,
-    transitions: &mpsc::Sender<Transition>,
+    transitions: &mpsc::UnboundedSender<Transition>,
 ) {
     let held: Vec<i64> = servers
         .lock()
@@ -672,30 +682,26 @@ async fn adopt_orphans(
                     },
                 );
                 if answered && o.state != "answered" {
-                    let _ = transitions
-                        .send(Transition::Answered {
-                            attempt: o.id,
-                            at: chrono::Utc::now(),
-                        })
-                        .await;
+                    let _ = transitions.send(Transition::Answered {
+                        attempt: o.id,
+                        at: chrono::Utc::now(),
+                    });
                 }
             }
             None => {
-                let _ = transitions
-                    .send(Transition::Ended {
-                        attempt: o.id,
-                        outcome: Outcome {
-                            disposition: dialer_core::domain::Disposition::Unknown,
-                            cause: None,
-                            error_message: Some(
-                                "the dispatcher following this call stopped; its outcome is unknown"
-                                    .into(),
-                            ),
-                        },
-                        cut_by_platform: false,
-                        at: chrono::Utc::now(),
-                    })
-                    .await;
+                let _ = transitions.send(Transition::Ended {
+                    attempt: o.id,
+                    outcome: Outcome {
+                        disposition: dialer_core::domain::Disposition::Unknown,
+                        cause: None,
+                        error_message: Some(
+                            "the dispatcher following this call stopped; its outcome is unknown"
+                                .into(),
+                        ),
+                    },
+                    cut_by_platform: false,
+                    at: chrono::Utc::now(),
+                });
             }
         }
     }

@@ -44,7 +44,7 @@ pub struct Scheduler {
     pub dispatcher_id: String,
     pub registry: Arc<Registry>,
     pub servers: Arc<std::sync::Mutex<HashMap<i64, Arc<Server>>>>,
-    pub transitions: mpsc::Sender<Transition>,
+    pub transitions: mpsc::UnboundedSender<Transition>,
     pub global_cps: Option<f64>,
 }
 
@@ -249,7 +249,7 @@ async fn ack(job: Job) {
 async fn originate(
     server: &Server,
     registry: &Registry,
-    transitions: &mpsc::Sender<Transition>,
+    transitions: &mpsc::UnboundedSender<Transition>,
     c: Claimed,
 ) {
     // Registered at the claim, before the Originate leaves: its first events can arrive before
@@ -261,7 +261,7 @@ async fn originate(
             if let Some(t) =
                 registry.refused(&c.attempt_id, format!("Originate refused: {message}"))
             {
-                let _ = transitions.send(t).await;
+                let _ = transitions.send(t);
             }
         }
         Err(AmiError::NotConnected) | Err(AmiError::Closed) => {
@@ -270,7 +270,7 @@ async fn originate(
                 &c.attempt_id,
                 "the PBX connection was down; the call was not placed".into(),
             ) {
-                let _ = transitions.send(t).await;
+                let _ = transitions.send(t);
             }
         }
         Err(e) => {

@@ -55,7 +55,7 @@ impl Server {
     pub fn start(
         spec: ServerSpec,
         registry: Arc<Registry>,
-        transitions: mpsc::Sender<Transition>,
+        transitions: mpsc::UnboundedSender<Transition>,
     ) -> Arc<Server> {
         let server = Arc::new(Server {
             pacer: Mutex::new(Pacer::per_second(Some(f64::from(spec.max_cps)))),
@@ -260,7 +260,11 @@ pub fn channel_for(template: &str, e164: &str) -> String {
     template.replace("{number}", e164)
 }
 
-async fn run(server: Arc<Server>, registry: Arc<Registry>, transitions: mpsc::Sender<Transition>) {
+async fn run(
+    server: Arc<Server>,
+    registry: Arc<Registry>,
+    transitions: mpsc::UnboundedSender<Transition>,
+) {
     let spec = server.spec.clone();
     let mut config = ClientConfig::new(
         format!("{}:{}", spec.host, spec.port),
@@ -302,7 +306,7 @@ async fn run(server: Arc<Server>, registry: Arc<Registry>, transitions: mpsc::Se
                         }
                         _ => {}
                     }
-                    let _ = transitions.send(t).await;
+                    let _ = transitions.send(t);
                 }
             }
             ClientEvent::Connected { reconnected } => {
@@ -325,7 +329,7 @@ async fn reconcile(
     server: &Server,
     client: &AmiClient,
     registry: &Registry,
-    transitions: &mpsc::Sender<Transition>,
+    transitions: &mpsc::UnboundedSender<Transition>,
 ) {
     match client.core_show_channels().await {
         Ok(channels) => {
@@ -336,7 +340,7 @@ async fn reconcile(
                 .filter_map(|u| Uuid::parse_str(u).ok())
                 .collect();
             for t in registry.reconcile(server.spec.id, &live) {
-                let _ = transitions.send(t).await;
+                let _ = transitions.send(t);
             }
         }
         Err(e) => warn!(server = %server.spec.code, error = %e, "CoreShowChannels failed"),

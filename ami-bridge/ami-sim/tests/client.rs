@@ -46,7 +46,7 @@ fn channel_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-async fn next(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
+async fn next(rx: &mut mpsc::UnboundedReceiver<ClientEvent>) -> ClientEvent {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("an event in time")
@@ -54,7 +54,7 @@ async fn next(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
 }
 
 async fn wait_for(
-    rx: &mut mpsc::Receiver<ClientEvent>,
+    rx: &mut mpsc::UnboundedReceiver<ClientEvent>,
     mut pred: impl FnMut(&ClientEvent) -> bool,
 ) -> ClientEvent {
     loop {
@@ -370,4 +370,39 @@ async fn garbage_from_the_server_does_not_break_the_client() {
         )
         .await
         .expect("queued after garbage");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_not_mistaken_for_a_stalled_pbx() {
+    let s = sim(SimConfig {
+        instant_answer: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut c = config(&s);
+    c.ping_interval = Duration::from_millis(200);
+    c.ping_timeout = Duration::from_millis(200);
+    let (client, mut rx) = AmiClient::connect(c).await.expect("login");
+    for i in 0..100 {
+        client
+            .originate(
+                Originate::new(format!("PJSIP/+1555{i:07}@trunk"))
+                    .extension("dialer-out", "s", 1)
+                    .channel_id(channel_id(i)),
+            )
+            .await
+            .expect("queued");
+    }
+    // Read nothing for two seconds, well past the keepalive window: the client keeps draining
+    // the socket (Pongs included) and holds the events for us.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut responses = 0;
+    while responses < 100 {
+        match next(&mut rx).await {
+            ClientEvent::Event(Event::OriginateResponse(_)) => responses += 1,
+            ClientEvent::Disconnected { reason } => panic!("disconnected: {reason:?}"),
+            _ => {}
+        }
+    }
+    client.ping().await.expect("still connected");
 }
