@@ -156,23 +156,29 @@ pub async fn claim(
             .next()
             .map_or(0, |c| (i64::from(c.max) - c.n).max(0));
 
-        let mut decisions = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let Some(state) = states.iter().find(|s| s.call_pk == job.call_pk) else {
+        let pending: Vec<Pending> = jobs
+            .iter()
+            .map(|job| match states.iter().find(|s| s.call_pk == job.call_pk) {
+                Some(state) => decide(state, job, now, &mut headroom),
                 // Locked by another claim right now, or gone.
-                decisions.push(Decision::Drop);
-                continue;
-            };
-            let decision = decide(state, job, now, &mut headroom);
+                None => Pending::Drop,
+            })
+            .collect();
+        // Every dial of the batch in one statement.
+        let to_dial: Vec<&DialJob> = jobs
+            .iter()
+            .zip(&pending)
+            .filter(|(_, p)| matches!(p, Pending::Dial))
+            .map(|(j, _)| j)
+            .collect();
+        let mut claimed = start_attempts(conn, &to_dial, server_id, dispatcher_id, now).await?;
+        let mut decisions = Vec::with_capacity(jobs.len());
+        for (job, decision) in jobs.iter().zip(pending) {
             let decision = match decision {
-                Pending::Dial => {
-                    let claimed =
-                        start_attempt(conn, job, server_id, dispatcher_id, now).await?;
-                    match claimed {
-                        Some(c) => Decision::Dial(c),
-                        None => Decision::Drop,
-                    }
-                }
+                Pending::Dial => match claimed.iter().position(|c| c.call_pk == job.call_pk) {
+                    Some(i) => Decision::Dial(claimed.swap_remove(i)),
+                    None => Decision::Drop,
+                },
                 Pending::Wait { until, reason } => {
                     diesel::sql_query("UPDATE calls SET next_due_at = $2, updated_at = now() WHERE id = $1")
                         .bind::<BigInt, _>(job.call_pk)
@@ -286,39 +292,46 @@ fn destination_allowed(state: &JobState) -> bool {
     country_ok || prefix_ok
 }
 
-/// The conditional update and the attempt row: the claim proper.
-async fn start_attempt(
+/// The conditional update and the attempt rows, for all the jobs to dial at once: the claim
+/// proper. A call no longer `scheduled` for exactly this attempt is simply not returned.
+async fn start_attempts(
     conn: &mut AsyncPgConnection,
-    job: &DialJob,
+    jobs: &[&DialJob],
     server_id: i64,
     dispatcher_id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Claimed>, StateError> {
-    let attempt_id = Uuid::new_v4();
+) -> Result<Vec<Claimed>, StateError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let call_pks: Vec<i64> = jobs.iter().map(|j| j.call_pk).collect();
+    let attempts: Vec<i32> = jobs.iter().map(|j| j.attempt).collect();
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
     let rows: Vec<Claimed> = diesel::sql_query(
-        "WITH upd AS ( \
-           UPDATE calls SET status = 'dialing', attempts = attempts + 1, last_dialed_at = $4, \
+        "WITH j AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[]) \
+                    AS j(call_pk, attempt, attempt_id)), \
+         upd AS ( \
+           UPDATE calls c SET status = 'dialing', attempts = c.attempts + 1, last_dialed_at = $4, \
                   next_due_at = NULL, updated_at = now() \
-           WHERE id = $1 AND status = 'scheduled' AND attempts = $2 - 1 \
-           RETURNING id, call_id, account_id, batch_pk, attempts, phone_e164), \
+           FROM j WHERE c.id = j.call_pk AND c.status = 'scheduled' AND c.attempts = j.attempt - 1 \
+           RETURNING c.id, c.call_id, c.account_id, c.batch_pk, c.attempts, c.phone_e164, j.attempt_id), \
          ins AS ( \
            INSERT INTO call_attempts (id, call_pk, attempt, server_id, state, originated_at, \
                                       account_id, dispatcher_id) \
-           SELECT $3, id, attempts, $5, 'originating', $4, account_id, $6 FROM upd RETURNING id) \
-         SELECT $3 AS attempt_id, upd.id AS call_pk, upd.call_id, upd.account_id, a.accountcode, \
+           SELECT attempt_id, id, attempts, $5, 'originating', $4, account_id, $6 FROM upd) \
+         SELECT upd.attempt_id, upd.id AS call_pk, upd.call_id, upd.account_id, a.accountcode, \
                 upd.attempts AS attempt, upd.phone_e164, COALESCE(b.caller_id, a.caller_id) AS caller_id, \
                 a.dial_context, a.dial_exten, a.ring_timeout_seconds, a.max_call_seconds, \
-                a.calls_per_second, \
-                $5 AS server_id \
+                a.calls_per_second, $5 AS server_id \
          FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk",
     )
-    .bind::<BigInt, _>(job.call_pk)
-    .bind::<Integer, _>(job.attempt)
-    .bind::<SqlUuid, _>(attempt_id)
+    .bind::<Array<BigInt>, _>(&call_pks)
+    .bind::<Array<Integer>, _>(&attempts)
+    .bind::<Array<SqlUuid>, _>(&ids)
     .bind::<Timestamptz, _>(now)
     .bind::<BigInt, _>(server_id)
     .bind::<Text, _>(dispatcher_id)
     .load(conn)
     .await?;
-    Ok(rows.into_iter().next())
+    Ok(rows)
 }

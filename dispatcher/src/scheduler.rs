@@ -28,8 +28,10 @@ use crate::pacing;
 use crate::registry::{LiveAttempt, Registry};
 use crate::server::Server;
 
-/// Jobs of one account taken per round: small enough to interleave accounts.
-const PER_ROUND: usize = 20;
+/// Jobs taken per round across all accounts waiting: one account alone gets them all, several
+/// share them, at least [`MIN_PER_ACCOUNT`] each, so accounts interleave.
+const PER_ROUND: usize = 400;
+const MIN_PER_ACCOUNT: usize = 20;
 /// How long an account at its channel limit is left alone before trying again.
 const BLOCKED_FOR: Duration = Duration::from_millis(200);
 
@@ -53,21 +55,39 @@ impl Scheduler {
         let mut queues: HashMap<i64, VecDeque<Job>> = HashMap::new();
         let mut order: VecDeque<i64> = VecDeque::new();
         let mut blocked: HashMap<i64, Instant> = HashMap::new();
+        let mut progressed = false;
+        // Each account's calls per second, as last seen in a claim: a round takes about one
+        // second of an account's calls at most, so claimed calls waiting for their slot do not
+        // hold channels another account could use.
+        let mut rates: HashMap<i64, usize> = HashMap::new();
         loop {
             let idle = queues.values().all(VecDeque::is_empty);
+            // Straight on while the last round did something; otherwise wait for a job or a
+            // tick (capacity frees up as calls end).
+            let pause = if progressed {
+                Duration::ZERO
+            } else if idle {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_millis(10)
+            };
             tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
                 job = jobs.recv() => match job {
                     Some(j) => enqueue(&mut queues, &mut order, j),
                     None => return,
                 },
-                _ = tokio::time::sleep(Duration::from_millis(if idle { 200 } else { 10 })) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(pause) => {}
             }
+            progressed = false;
             while let Ok(j) = jobs.try_recv() {
                 enqueue(&mut queues, &mut order, j);
             }
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
+            let waiting = queues.values().filter(|q| !q.is_empty()).count().max(1);
+            let per_account = (PER_ROUND / waiting).max(MIN_PER_ACCOUNT);
             for _ in 0..order.len() {
                 let Some(account) = order.pop_front() else {
                     break;
@@ -82,13 +102,24 @@ impl Scheduler {
                 let Some(server) = self.choose_server() else {
                     break;
                 };
+                let rate_cap = rates.get(&account).copied().unwrap_or(MIN_PER_ACCOUNT);
                 let n = queue
                     .len()
-                    .min(PER_ROUND)
+                    .min(per_account)
+                    .min(rate_cap.max(MIN_PER_ACCOUNT))
                     .min(server.free_channels(&self.registry));
+                if n == 0 {
+                    continue;
+                }
                 let taken: Vec<Job> = queue.drain(..n).collect();
                 server.reserve(taken.len());
-                let back = self.dispatch(account, taken, &server).await;
+                let (back, rate) = self.dispatch(account, taken, &server).await;
+                if let Some(rate) = rate {
+                    rates.insert(account, rate);
+                }
+                if back.len() < n {
+                    progressed = true;
+                }
                 if !back.is_empty() {
                     blocked.insert(account, Instant::now() + BLOCKED_FOR);
                     let q = queues.entry(account).or_default();
@@ -116,8 +147,13 @@ impl Scheduler {
     }
 
     /// Claims, acknowledges and originates `jobs` of one account on `server`. Returns the jobs
-    /// that must wait for the account's channel limit.
-    async fn dispatch(&self, account: i64, jobs: Vec<Job>, server: &Arc<Server>) -> Vec<Job> {
+    /// that must wait for the account's channel limit, and the account's calls per second.
+    async fn dispatch(
+        &self,
+        account: i64,
+        jobs: Vec<Job>,
+        server: &Arc<Server>,
+    ) -> (Vec<Job>, Option<usize>) {
         let reserved = jobs.len();
         let dial_jobs: Vec<DialJob> = jobs.iter().map(|j| j.job.clone()).collect();
         let mut conn = match self.pool.get().await {
@@ -125,7 +161,7 @@ impl Scheduler {
             Err(e) => {
                 warn!(error = %e, "no database connection; jobs kept");
                 server.release(reserved);
-                return jobs;
+                return (jobs, None);
             }
         };
         let now = Utc::now();
@@ -143,7 +179,7 @@ impl Scheduler {
             Err(e) => {
                 warn!(error = %e, "claim failed; jobs kept");
                 server.release(reserved);
-                return jobs;
+                return (jobs, None);
             }
         };
         let mut back = Vec::new();
@@ -164,12 +200,13 @@ impl Scheduler {
         }
         server.release(reserved - claimed.len());
         if claimed.is_empty() {
-            return back;
+            return (back, None);
         }
         // Slots: the account's (shared by every dispatcher), and the platform's if limited.
         // The clock is read afresh: the claim may have waited on another dispatcher's lock, and
         // a slot dated before it would fire late, bunched against the next one.
         let rate = f64::from(claimed[0].calls_per_second);
+        let rate_per_round = claimed[0].calls_per_second.max(1) as usize;
         let now = Utc::now();
         let mut slots = pacing::reserve(
             &mut conn,
@@ -226,7 +263,7 @@ impl Scheduler {
                 });
             }
         });
-        back
+        (back, Some(rate_per_round))
     }
 }
 
