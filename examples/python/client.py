@@ -120,6 +120,8 @@ def rows_per_request(client: Client) -> int:
     try:
         acc = client.account().get("account") or {}
     except ApiError as e:
+        if e.status in (401, 403):
+            raise  # a wrong key fails here, before anything is sent
         print(f"  GET /account failed ({e}); sending {DEFAULT_CHUNK} rows per request", file=sys.stderr)
         return DEFAULT_CHUNK
     limit = (acc.get("limits") or {}).get("max_rows_per_request") or acc.get("max_rows_per_request")
