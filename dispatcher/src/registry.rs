@@ -59,6 +59,15 @@ impl Registry {
         }
     }
 
+    /// Claimed attempts of an account still waiting for their pacing slot.
+    pub fn unsent_for_account(&self, account_id: i64) -> usize {
+        self.attempts.lock().map_or(0, |m| {
+            m.values()
+                .filter(|a| a.account_id == account_id && a.sent.is_none())
+                .count()
+        })
+    }
+
     pub fn sent_at(&self, id: &Uuid) -> Option<Instant> {
         self.attempts.lock().ok()?.get(id)?.sent
     }

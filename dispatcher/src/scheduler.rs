@@ -102,11 +102,14 @@ impl Scheduler {
                 let Some(server) = self.choose_server() else {
                     break;
                 };
+                // Never more than about a second of the account's calls claimed ahead of their
+                // slots: a pause or a cancel must take effect within a second.
                 let rate_cap = rates.get(&account).copied().unwrap_or(MIN_PER_ACCOUNT);
+                let ahead = self.registry.unsent_for_account(account);
                 let n = queue
                     .len()
                     .min(per_account)
-                    .min(rate_cap.max(MIN_PER_ACCOUNT))
+                    .min(rate_cap.saturating_sub(ahead))
                     .min(server.free_channels(&self.registry));
                 if n == 0 {
                     continue;
@@ -252,8 +255,11 @@ impl Scheduler {
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
-                let at = (Instant::now() + wait).max(server.pace());
-                tokio::time::sleep_until(at.into()).await;
+                tokio::time::sleep(wait).await;
+                // The server's own slot is taken only once the account's has come: taken at
+                // the claim, calls claimed ahead would hold the server's slots and starve
+                // other accounts' calls that are ready now.
+                tokio::time::sleep_until(server.pace().into()).await;
                 // Each Originate leaves at its own slot: waiting for the previous response
                 // would make every later call late, and late calls bunch up.
                 let (server, registry, transitions) =

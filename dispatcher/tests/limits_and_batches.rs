@@ -1,0 +1,160 @@
+//! Channel limits as the simulated PBX counts them, a pause taking effect within a second, and
+//! the batch's completion.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ami_sim::OutcomeKind;
+use common::{World, rule};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use dispatcher::Dispatcher;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_and_server_channel_limits_are_never_exceeded() {
+    // Account limit 5 on a server of 50.
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
+        50,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 50, 5, "").await;
+    let numbers: Vec<String> = (0..40).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    world.wait_final(batch, Duration::from_secs(60)).await;
+    d.shutdown().await;
+    let max = world.sims[0].stats().max_concurrent_channels;
+    assert!(
+        max <= 5,
+        "{max} channels at once for an account limited to 5"
+    );
+    assert!(max >= 4, "the limit was not even approached ({max})");
+
+    // Server limit 3 under an account allowed 50.
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
+        3,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 50, 50, "").await;
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    world.wait_final(batch, Duration::from_secs(60)).await;
+    d.shutdown().await;
+    let max = world.sims[0].stats().max_concurrent_channels;
+    assert!(max <= 3, "{max} channels at once on a server limited to 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
+        50,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 20, 50, "").await;
+    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.sims[0].stats().originates_total < 30 {
+        assert!(Instant::now() < deadline, "never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What the API's pause does to the batch.
+    world
+        .exec(&format!(
+            "UPDATE batches SET status = 'paused', paused_at = now() WHERE id = {batch}"
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_a_second = world.sims[0].stats().originates_total;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = world.sims[0].stats().originates_total;
+    d.shutdown().await;
+    assert_eq!(
+        later, after_a_second,
+        "still dialing a second after the pause"
+    );
+    assert!(later < 200);
+    let scheduled = world
+        .calls(batch)
+        .await
+        .iter()
+        .filter(|c| c.status == "scheduled")
+        .count();
+    assert_eq!(scheduled as u64, 200 - later, "the rest waits, undialed");
+}
+
+#[derive(QueryableByName)]
+struct Ev {
+    #[diesel(sql_type = Text)]
+    body: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
+    let world = World::new(
+        1,
+        vec![
+            rule("+1555000*", OutcomeKind::Answered, 0, 100),
+            rule("+1555111*", OutcomeKind::Busy, 0, 0),
+        ],
+        50,
+        200,
+    )
+    .await;
+    let account = world
+        .account("ACME", 50, 50, "callback_batch_events = true")
+        .await;
+    let numbers = vec![
+        "+15550000001".to_string(),
+        "+15550000002".to_string(),
+        "+15551110003".to_string(),
+    ];
+    let batch = world.batch(account, 9, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    world.wait_final(batch, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    d.shutdown().await;
+    let mut conn = world.conn().await;
+    let ev: Ev = diesel::sql_query(
+        "SELECT e.body, b.status, (SELECT count(*) FROM call_events x WHERE x.batch_pk = b.id \
+         AND x.event_type = 'batch_completed') AS n \
+         FROM batches b LEFT JOIN call_events e ON e.batch_pk = b.id AND e.event_type = 'batch_completed' \
+         WHERE b.id = $1",
+    )
+    .bind::<BigInt, _>(batch)
+    .get_result(&mut conn)
+    .await
+    .expect("batch_completed");
+    assert_eq!(ev.status, "completed");
+    assert_eq!(ev.n, 1, "exactly one batch_completed");
+    let body: serde_json::Value = serde_json::from_str(&ev.body).expect("json");
+    assert_eq!(body["batch_id"], 9);
+    assert_eq!(body["total_calls"], 3);
+    assert_eq!(body["completed_calls"], 2);
+    assert_eq!(body["failed_calls"], 1);
+    assert_eq!(body["counts"]["busy"], 1);
+}
