@@ -217,6 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--api-key", default=env_default("DIALER_API_KEY"),
                    help="the account's API key (env DIALER_API_KEY)")
     p.add_argument("--batch", required=True, help="JSON file: a submit-batch request body")
+    p.add_argument("--batch-id", type=int, help="use this batch_id instead of the file's")
     p.add_argument("--dispatch", action="store_true",
                    help="dispatch the batch after submitting it (else it waits for a dispatch)")
     p.add_argument("--poll-seconds", type=float, default=2.0, help="seconds between status polls")
@@ -236,6 +237,8 @@ def main(argv=None) -> int:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list) or "batch_id" not in body:
         print("error: the batch file must be an object with `batch_id` and a `data` list", file=sys.stderr)
         return 3
+    if args.batch_id is not None:
+        body["batch_id"] = args.batch_id
     batch_id = body["batch_id"]
     client = Client(args.base_url, args.api_key, timeout=args.request_timeout)
     started = time.monotonic()

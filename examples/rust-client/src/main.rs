@@ -43,6 +43,9 @@ struct Args {
     /// JSON file: a submit-batch request body (`batch_id`, `data`, optional settings).
     #[arg(long)]
     batch: PathBuf,
+    /// Use this `batch_id` instead of the file's.
+    #[arg(long)]
+    batch_id: Option<u64>,
     /// Dispatch the batch after submitting it.
     #[arg(long)]
     dispatch: bool,
@@ -478,7 +481,12 @@ fn read_batch(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let body = match read_batch(&args.batch) {
-        Ok(b) => b,
+        Ok(mut b) => {
+            if let Some(id) = args.batch_id {
+                b.insert("batch_id".into(), json!(id));
+            }
+            b
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(3);
