@@ -98,6 +98,8 @@ pub(crate) struct CallRow {
     pub retry_on: Vec<String>,
     #[diesel(sql_type = Bool)]
     pub batch_events: bool,
+    #[diesel(sql_type = Text)]
+    pub batch_status: String,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -119,7 +121,7 @@ const CALL_COLUMNS: &str = "c.id AS call_pk, c.call_id, c.account_id, a.accountc
      COALESCE(b.max_attempts, a.max_attempts) AS max_attempts, \
      COALESCE(b.retry_delay_seconds, a.retry_delay_seconds) AS retry_delay_seconds, \
      COALESCE(b.retry_on, a.retry_on) AS retry_on, \
-     a.callback_batch_events AS batch_events";
+     a.callback_batch_events AS batch_events, b.status AS batch_status";
 
 /// Applies one transition in its own transaction. `None` when it changed nothing (repeated or
 /// late signal, unknown attempt).
@@ -219,7 +221,7 @@ async fn apply_in(
     }
 }
 
-/// Ends a call that was never dialed (`call_skipped`, `call_expired`), inside the caller's
+/// Ends a call that was never dialed (`call_skipped`, `call_expired`, `call_cancelled`), inside the caller's
 /// transaction (the claim's).
 pub(crate) async fn end_undialed(
     conn: &mut AsyncPgConnection,
@@ -305,7 +307,9 @@ async fn end_attempt(
     at: DateTime<Utc>,
 ) -> Result<Option<Applied>, StateError> {
     let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
-    let will_retry = outcome.disposition.is_retryable()
+    // A cancelled batch starts no new call: its call in progress ends with this attempt.
+    let will_retry = call.batch_status != "cancelled"
+        && outcome.disposition.is_retryable()
         && call
             .retry_on
             .iter()
@@ -475,13 +479,15 @@ struct Remaining {
 /// After a call's final outcome: when no call of the batch is left to finish, the batch is
 /// `completed` and (for accounts that subscribe) its `batch_completed` event is written. The
 /// batch row is locked first, so two calls ending at once cannot both (or neither) complete it.
+/// A cancelled batch stays `cancelled`; its last call in progress sets `completed_at` (once).
 pub(crate) async fn complete_batch_if_done(
     conn: &mut AsyncPgConnection,
     call: &CallRow,
 ) -> Result<bool, StateError> {
     let locked: Vec<Remaining> = diesel::sql_query(
         "SELECT 0::bigint AS pending FROM batches WHERE id = $1 \
-         AND status IN ('pending', 'dispatching', 'paused') FOR UPDATE",
+         AND (status IN ('pending', 'dispatching', 'paused') \
+              OR (status = 'cancelled' AND completed_at IS NULL)) FOR UPDATE",
     )
     .bind::<BigInt, _>(call.batch_pk)
     .load(conn)
@@ -503,8 +509,8 @@ pub(crate) async fn complete_batch_if_done(
         return Ok(false);
     }
     diesel::sql_query(
-        "UPDATE batches SET status = 'completed', completed_at = now(), updated_at = now() \
-         WHERE id = $1",
+        "UPDATE batches SET status = CASE WHEN status = 'cancelled' THEN status ELSE 'completed' END, \
+         completed_at = now(), updated_at = now() WHERE id = $1",
     )
     .bind::<BigInt, _>(call.batch_pk)
     .execute(conn)

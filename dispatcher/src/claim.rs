@@ -1,8 +1,8 @@
 //! Claiming dial jobs before any side effect: one transaction per account decides, for each job,
 //! whether its call is dialed now, waits (calling hours), is skipped (do-not-call, destination no
-//! longer allowed), expires, or is dropped (already claimed, batch paused or cancelled). Only a
-//! call still `scheduled` for exactly this attempt is claimed, and the claim writes the attempt
-//! row, so a redelivered or duplicated job never dials a number twice.
+//! longer allowed) or cancelled (batch cancelled), expires, or is dropped (already claimed, batch
+//! paused). Only a call still `scheduled` for exactly this attempt is claimed, and the claim
+//! writes the attempt row, so a redelivered or duplicated job never dials a number twice.
 //!
 //! Claims of one account are serialized across dispatchers by an advisory lock, so its channel
 //! limit holds in aggregate: the live attempts are counted under the lock.
@@ -34,9 +34,9 @@ pub enum Decision {
         until: DateTime<Utc>,
         reason: String,
     },
-    /// Never dialed: ended with this event (`call_skipped`, `call_expired`).
+    /// Never dialed: ended with this event (`call_skipped`, `call_expired`, `call_cancelled`).
     Ended(Applied),
-    /// Nothing to do: claimed elsewhere, already past this attempt, batch paused or cancelled.
+    /// Nothing to do: claimed elsewhere, already past this attempt, batch paused.
     Drop,
     /// The account's channel limit is reached: keep the job and try again later.
     NoCapacity,
@@ -222,8 +222,13 @@ fn decide(state: &JobState, job: &DialJob, now: DateTime<Utc>, headroom: &mut i6
     if state.status != "scheduled" || state.attempts != job.attempt - 1 {
         return Pending::Drop;
     }
+    if state.batch_status == "cancelled" {
+        // A call scheduled after the cancel ran (a retry released meanwhile): it ends as the
+        // cancel ends every undialed call, else it would stay `scheduled` for ever.
+        return Pending::End(EventType::CallCancelled, None);
+    }
     if state.batch_status != "dispatching" {
-        // Paused or cancelled (cancel already ended its undialed calls); resume re-arms jobs.
+        // Paused; resume re-arms jobs.
         return Pending::Drop;
     }
     if state.account_status != "active" {
