@@ -11,6 +11,7 @@ use callback_worker::listing::EventFilter;
 use callback_worker::replay::ReplaySelection;
 use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::broker::Broker;
+use dialer_api::local::demo;
 use dialer_api::{batches, callbacks, dispatch, servers};
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
@@ -35,6 +36,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole platform on this machine (API, dispatcher, callback worker, two simulated
+    /// Asterisk servers, a callback receiver that verifies signatures) and dial a batch to its
+    /// end with live progress. Uses its own database and queue prefix; Ctrl-C stops it all.
+    Demo(DemoArgs),
     /// Apply pending database migrations.
     Migrate,
     /// Client accounts.
@@ -59,6 +64,24 @@ enum Command {
     /// Callback deliveries: list, show, replay.
     #[command(subcommand)]
     Callbacks(CallbacksCmd),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// The batch to submit [default: examples/batch.json]
+    #[arg(long)]
+    batch: Option<std::path::PathBuf>,
+    /// ami-sim configuration of both servers [default: examples/ami-sim/demo.toml]
+    #[arg(long)]
+    sim_config: Option<std::path::PathBuf>,
+    /// The demo's database, dropped and recreated beside DATABASE_URL's.
+    #[arg(long, default_value = "dialer_demo")]
+    database: String,
+    #[arg(long, default_value = "dialer_demo")]
+    queue_prefix: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -387,6 +410,34 @@ fn account_json(a: &dialer_core::models::Account) -> Value {
 async fn run(cli: Cli) -> anyhow::Result<Output> {
     let config = Config::from_env().context("configuration")?;
     match cli.command {
+        Command::Demo(args) => {
+            let exe_dir = std::env::current_exe()
+                .context("locating dialerctl")?
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let sim_config = args
+                .sim_config
+                .unwrap_or_else(|| demo::example_file("examples/ami-sim/demo.toml"));
+            demo::run(
+                &config,
+                demo::DemoOptions {
+                    batch_file: args
+                        .batch
+                        .unwrap_or_else(|| demo::example_file("examples/batch.json")),
+                    sim_config: sim_config.exists().then_some(sim_config),
+                    database: args.database,
+                    queue_prefix: args.queue_prefix,
+                    log_dir: exe_dir.join("demo-logs"),
+                    timeout: std::time::Duration::from_secs(args.timeout),
+                },
+            )
+            .await?;
+            Ok(Output {
+                json: Value::Null,
+                text: String::new(),
+            })
+        }
         Command::Migrate => {
             let applied = migrations::run_pending(&config.database_url).await?;
             let text = if applied.is_empty() {

@@ -1,0 +1,491 @@
+//! The whole platform on this machine as separate processes of the real binaries (API,
+//! dispatcher, callback worker, simulated Asterisk servers), for `dialerctl demo`,
+//! `dialerctl bench` and the end-to-end test. Children log to files; they are stopped with
+//! SIGTERM (then SIGKILL) by [`Processes::stop_all`], and killed when dropped.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use tokio::process::{Child, Command};
+
+use dialer_core::topology::{self, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error(
+        "binary `{name}` not found in {dir}: build them first (`cargo build --release --bins`)"
+    )]
+    MissingBinary { name: String, dir: String },
+    #[error("cannot start {name}: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("{name} exited ({status}); its log {log} ends with:\n{tail}")]
+    Exited {
+        name: String,
+        status: String,
+        log: String,
+        tail: String,
+    },
+    #[error("{what} not ready after {secs} s (logs in {log_dir})")]
+    NotReady {
+        what: String,
+        secs: u64,
+        log_dir: String,
+    },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("RabbitMQ: {0}")]
+    Broker(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The binaries every run needs.
+pub const BINARIES: [&str; 4] = ["dialer-api", "dispatcher", "callback-worker", "ami-sim"];
+
+/// Where the platform's binaries are: the directory of the running program (`target/release`
+/// for `dialerctl`), or its parent (a test runs from `target/debug/deps`).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    pub fn beside(exe: &Path) -> Result<Binaries, PlatformError> {
+        let dir = exe.parent().unwrap_or(Path::new("."));
+        let candidates = [dir.to_path_buf(), dir.parent().unwrap_or(dir).to_path_buf()];
+        for c in &candidates {
+            if BINARIES.iter().all(|b| c.join(b).is_file()) {
+                return Ok(Binaries { dir: c.clone() });
+            }
+        }
+        let missing = BINARIES
+            .iter()
+            .find(|b| !candidates[0].join(b).is_file())
+            .copied()
+            .unwrap_or("ami-sim");
+        Err(PlatformError::MissingBinary {
+            name: missing.to_owned(),
+            dir: candidates[0].display().to_string(),
+        })
+    }
+
+    pub fn of_current_exe() -> Result<Binaries, PlatformError> {
+        Binaries::beside(&std::env::current_exe()?)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// A port free now on loopback (the OS picks it; a race with another program is unlikely and
+/// shows as a clear bind error in the child's log).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`)
+fn split_db_url(url: &str) -> (&str, &str) {
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    match base[after_scheme..].rfind('/') {
+        Some(slash) => (&base[..after_scheme + slash + 1], query),
+        None => (base, query),
+    }
+}
+
+/// Drops and recreates database `name` on the server of `base_url`, migrated; returns its URL.
+pub async fn fresh_database(base_url: &str, name: &str) -> Result<String, PlatformError> {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(PlatformError::Database(format!(
+            "database name `{name}`: letters, digits and _ only"
+        )));
+    }
+    let (server, query) = split_db_url(base_url);
+    let admin_url = format!("{server}postgres{query}");
+    let mut admin = AsyncPgConnection::establish(&admin_url)
+        .await
+        .map_err(|e| PlatformError::Database(format!("cannot connect: {e}")))?;
+    // Two statements: several in one string run as one transaction, which DROP DATABASE refuses.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| PlatformError::Database(e.to_string()))?;
+    }
+    let url = format!("{server}{name}{query}");
+    dialer_core::migrations::run_pending(&url)
+        .await
+        .map_err(|e| PlatformError::Database(e.to_string()))?;
+    Ok(url)
+}
+
+/// Drops a database made by [`fresh_database`].
+pub async fn drop_database(base_url: &str, name: &str) -> Result<(), PlatformError> {
+    let (server, query) = split_db_url(base_url);
+    let mut admin = AsyncPgConnection::establish(&format!("{server}postgres{query}"))
+        .await
+        .map_err(|e| PlatformError::Database(format!("cannot connect: {e}")))?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .map_err(|e| PlatformError::Database(e.to_string()))
+}
+
+/// Deletes the exchanges and queues of `prefix`, account queues of `account_ids` included, so a
+/// run starts from an empty broker (a run before it may have been killed).
+pub async fn clear_queues(
+    amqp_url: &str,
+    prefix: &str,
+    account_ids: &[i64],
+) -> Result<(), PlatformError> {
+    let conn = topology::connect(amqp_url, "dialerctl")
+        .await
+        .map_err(|e| PlatformError::Broker(e.to_string()))?;
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(|e| PlatformError::Broker(e.to_string()))?;
+    let t = Topology::new(prefix);
+    let result = async {
+        t.delete_account_queues(&channel, account_ids).await?;
+        t.delete(&channel).await
+    }
+    .await
+    .map_err(|e| PlatformError::Broker(e.to_string()));
+    let _ = conn.close(200, "done".into()).await;
+    result
+}
+
+struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Child processes, in start order.
+pub struct Processes {
+    list: Vec<Process>,
+    log_dir: PathBuf,
+}
+
+impl Processes {
+    pub fn new(log_dir: &Path) -> Result<Processes, PlatformError> {
+        std::fs::create_dir_all(log_dir)?;
+        Ok(Processes {
+            list: Vec::new(),
+            log_dir: log_dir.to_path_buf(),
+        })
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// Starts `program` with `env` added to this process's environment; stdout and stderr go to
+    /// `<log_dir>/<name>.log`.
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, PlatformError> {
+        let log = self.log_dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true);
+        // Its own process group: a Ctrl-C in the terminal reaches only dialerctl, which then
+        // stops the children in order.
+        cmd.process_group(0);
+        let child = cmd.spawn().map_err(|source| PlatformError::Spawn {
+            name: name.to_owned(),
+            source,
+        })?;
+        let pid = child.id().unwrap_or(0);
+        self.list.push(Process {
+            name: name.to_owned(),
+            child,
+            log,
+        });
+        Ok(pid)
+    }
+
+    /// An error naming the first child that has exited, with the end of its log.
+    pub fn check_alive(&mut self) -> Result<(), PlatformError> {
+        for p in &mut self.list {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(PlatformError::Exited {
+                    name: p.name.clone(),
+                    status: status.to_string(),
+                    log: p.log.display().to_string(),
+                    tail: log_tail(&p.log, 15),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a signal to the named child (`libc::SIGTERM`, `libc::SIGKILL`...).
+    pub fn signal(&self, name: &str, signal: i32) -> bool {
+        self.list
+            .iter()
+            .filter(|p| p.name == name)
+            .filter_map(|p| p.child.id())
+            .map(|pid| send_signal(pid, signal))
+            .fold(false, |a, b| a | b)
+    }
+
+    /// Stops every child, last started first: SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop_all(&mut self, grace: Duration) {
+        while let Some(mut p) = self.list.pop() {
+            if let Some(pid) = p.child.id() {
+                send_signal(pid, libc::SIGTERM);
+            }
+            if tokio::time::timeout(grace, p.child.wait()).await.is_err() {
+                let _ = p.child.start_kill();
+                let _ = p.child.wait().await;
+            }
+        }
+    }
+}
+
+fn send_signal(pid: u32, signal: i32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) on a child we started and have not reaped; no memory is involved.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Waits until `url` answers 200.
+pub async fn wait_for_http(
+    url: &str,
+    timeout: Duration,
+    processes: &mut Processes,
+) -> Result<(), PlatformError> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        processes.check_alive()?;
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(2)).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(PlatformError::NotReady {
+                what: url.to_owned(),
+                secs: timeout.as_secs(),
+                log_dir: processes.log_dir.display().to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub async fn wait_for_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    processes: &mut Processes,
+) -> Result<(), PlatformError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        processes.check_alive()?;
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(PlatformError::NotReady {
+                what: addr.to_string(),
+                secs: timeout.as_secs(),
+                log_dir: processes.log_dir.display().to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One simulated Asterisk server to start.
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    pub code: String,
+    pub config: Option<PathBuf>,
+    pub instant_answer: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunningSim {
+    pub code: String,
+    pub ami: SocketAddr,
+    pub control: SocketAddr,
+}
+
+/// Starts the simulators and waits until each accepts AMI connections.
+pub async fn start_sims(
+    bins: &Binaries,
+    processes: &mut Processes,
+    sims: &[SimSpec],
+) -> Result<Vec<RunningSim>, PlatformError> {
+    let mut running = Vec::new();
+    for s in sims {
+        let ami: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let control: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let mut args = vec![
+            "--listen".to_owned(),
+            ami.to_string(),
+            "--control".to_owned(),
+            control.to_string(),
+        ];
+        if let Some(c) = &s.config {
+            args.push("--config".to_owned());
+            args.push(c.display().to_string());
+        }
+        if s.instant_answer {
+            args.push("--instant-answer".to_owned());
+        }
+        processes.spawn(
+            &format!("ami-sim-{}", s.code),
+            &bins.path("ami-sim"),
+            &args,
+            &[],
+        )?;
+        running.push(RunningSim {
+            code: s.code.clone(),
+            ami,
+            control,
+        });
+    }
+    for r in &running {
+        wait_for_tcp(r.ami, Duration::from_secs(20), processes).await?;
+    }
+    Ok(running)
+}
+
+/// Where the services of a run listen.
+#[derive(Debug, Clone)]
+pub struct RunningServices {
+    pub api_url: String,
+    pub dispatcher_metrics_url: String,
+}
+
+/// The environment every service of a run shares.
+#[derive(Debug, Clone)]
+pub struct ServiceEnv {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub queue_prefix: String,
+    /// Added to every service's environment (e.g. a short callback retry schedule).
+    pub extra: Vec<(String, String)>,
+}
+
+impl ServiceEnv {
+    fn vars(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("DATABASE_URL".to_owned(), self.database_url.clone()),
+            ("AMQP_URL".to_owned(), self.amqp_url.clone()),
+            ("DIALER_QUEUE_PREFIX".to_owned(), self.queue_prefix.clone()),
+            (
+                "DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS".to_owned(),
+                "true".to_owned(),
+            ),
+        ];
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+}
+
+/// Starts the API, `dispatchers` dispatchers and `workers` callback workers; returns once the
+/// API and the first dispatcher answer.
+pub async fn start_services(
+    bins: &Binaries,
+    processes: &mut Processes,
+    env: &ServiceEnv,
+    dispatchers: usize,
+    workers: usize,
+) -> Result<RunningServices, PlatformError> {
+    let api_port = free_port()?;
+    let mut api_env = env.vars();
+    api_env.push((
+        "DIALER_API_ADDR".to_owned(),
+        format!("127.0.0.1:{api_port}"),
+    ));
+    processes.spawn("dialer-api", &bins.path("dialer-api"), &[], &api_env)?;
+    let mut metrics_urls = Vec::new();
+    for i in 0..dispatchers.max(1) {
+        let port = free_port()?;
+        let mut denv = env.vars();
+        denv.push((
+            "DIALER_DISPATCHER_METRICS_ADDR".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ));
+        processes.spawn(
+            &format!("dispatcher-{}", i + 1),
+            &bins.path("dispatcher"),
+            &[],
+            &denv,
+        )?;
+        metrics_urls.push(format!("http://127.0.0.1:{port}/metrics"));
+    }
+    for i in 0..workers.max(1) {
+        processes.spawn(
+            &format!("callback-worker-{}", i + 1),
+            &bins.path("callback-worker"),
+            &[],
+            &env.vars(),
+        )?;
+    }
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    wait_for_http(
+        &format!("{api_url}/readyz"),
+        Duration::from_secs(30),
+        processes,
+    )
+    .await?;
+    for m in &metrics_urls {
+        wait_for_http(m, Duration::from_secs(30), processes).await?;
+    }
+    Ok(RunningServices {
+        api_url,
+        dispatcher_metrics_url: metrics_urls.into_iter().next().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_db_url;
+
+    #[test]
+    fn database_url_split() {
+        assert_eq!(
+            split_db_url("postgres://u@h:5432/db?sslmode=disable"),
+            ("postgres://u@h:5432/", "?sslmode=disable")
+        );
+        assert_eq!(split_db_url("postgres://h/db"), ("postgres://h/", ""));
+    }
+}
