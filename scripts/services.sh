@@ -58,9 +58,34 @@ ensure_rabbitmq() {
   wait_port "$AMQPPORT" RabbitMQ 120
 }
 
+# The end-to-end test runs the Python examples (requests, Flask). Prints the interpreter to use:
+# python3 when it has them, else a virtualenv under target/ with examples/python/requirements.txt.
+ensure_python() {
+  local here venv
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install Python3 python3
+  fi
+  if python3 -c 'import requests, flask' >/dev/null 2>&1; then
+    command -v python3
+    return 0
+  fi
+  venv="$here/target/pyenv"
+  if ! "$venv/bin/python" -c 'import requests, flask' >/dev/null 2>&1; then
+    echo "installing the Python examples' packages into $venv..." >&2
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv python3-venv
+      python3 -m venv "$venv" >/dev/null
+    fi
+    "$venv/bin/pip" install -q -r "$here/examples/python/requirements.txt" >&2
+  fi
+  echo "$venv/bin/python"
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   rabbitmq) ensure_rabbitmq ;;
+  python) ensure_python ;;
   all) ensure_postgres; ensure_rabbitmq ;;
-  *) echo "usage: $0 [all|postgres|rabbitmq]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|postgres|rabbitmq|python]" >&2; exit 2 ;;
 esac
