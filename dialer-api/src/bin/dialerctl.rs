@@ -11,7 +11,7 @@ use callback_worker::listing::EventFilter;
 use callback_worker::replay::ReplaySelection;
 use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::broker::Broker;
-use dialer_api::local::demo;
+use dialer_api::local::{bench, demo};
 use dialer_api::{batches, callbacks, dispatch, servers};
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
@@ -40,6 +40,10 @@ enum Command {
     /// Asterisk servers, a callback receiver that verifies signatures) and dial a batch to its
     /// end with live progress. Uses its own database and queue prefix; Ctrl-C stops it all.
     Demo(DemoArgs),
+    /// Benchmark the whole platform on this machine (simulated servers answering at once, every
+    /// limit off): call lifecycles per second, ingestion beside COPY, callback deliveries beside
+    /// plain POSTs, hang-up to callback latency. Prints a table.
+    Bench(BenchArgs),
     /// Apply pending database migrations.
     Migrate,
     /// Client accounts.
@@ -81,6 +85,23 @@ struct DemoArgs {
     queue_prefix: String,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Calls to dial end to end.
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Submission requests the calls are split into (50,000 rows each at most).
+    #[arg(long, default_value_t = 4)]
+    requests: usize,
+    #[arg(long, default_value = "dialer_bench")]
+    database: String,
+    #[arg(long, default_value = "dialer_bench")]
+    queue_prefix: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
     timeout: u64,
 }
 
@@ -429,6 +450,29 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     database: args.database,
                     queue_prefix: args.queue_prefix,
                     log_dir: exe_dir.join("demo-logs"),
+                    timeout: std::time::Duration::from_secs(args.timeout),
+                },
+            )
+            .await?;
+            Ok(Output {
+                json: Value::Null,
+                text: String::new(),
+            })
+        }
+        Command::Bench(args) => {
+            let exe_dir = std::env::current_exe()
+                .context("locating dialerctl")?
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            bench::run(
+                &config,
+                bench::BenchOptions {
+                    calls: args.calls,
+                    requests: args.requests,
+                    database: args.database,
+                    queue_prefix: args.queue_prefix,
+                    log_dir: exe_dir.join("bench-logs"),
                     timeout: std::time::Duration::from_secs(args.timeout),
                 },
             )

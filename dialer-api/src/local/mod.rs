@@ -2,6 +2,7 @@
 //! `dialerctl bench` and the end-to-end test share it.
 
 pub mod api_client;
+pub mod bench;
 pub mod demo;
 pub mod platform;
 pub mod receiver;
