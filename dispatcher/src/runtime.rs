@@ -56,6 +56,23 @@ impl Dispatcher {
         {
             let mut conn = pool.get().await.map_err(db::DbError::from)?;
             dialer_core::migrations::check_schema(&mut conn).await?;
+            // Restarted under the same id (a fixed `DIALER_DISPATCHER_ID`): attempts still
+            // carrying it belong to the previous process, which nobody follows now. Unmarked,
+            // they are orphans like a dead dispatcher's, adopted or settled by the sweeper.
+            // Done before this process claims anything, so none of its own are touched.
+            let released = diesel::sql_query(
+                "UPDATE call_attempts SET dispatcher_id = NULL \
+                 WHERE dispatcher_id = $1 AND state <> 'ended'",
+            )
+            .bind::<Text, _>(&config.id)
+            .execute(&mut conn)
+            .await?;
+            if released > 0 {
+                info!(
+                    attempts = released,
+                    "calls of this dispatcher's previous run to settle"
+                );
+            }
         }
         let topology = Topology::new(&config.core.queue_prefix);
         let amqp = topology::connect(&config.core.amqp_url, &config.id).await?;

@@ -107,6 +107,62 @@ async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_ca
     );
 }
 
+/// A child process killed when the test ends, even by a failed assertion.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 100, 4000)],
+        100,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 25, 40, "").await;
+    let numbers: Vec<String> = (0..6).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 7, &numbers).await;
+
+    // A fixed DIALER_DISPATCHER_ID, as in a deployment with stable names.
+    let mut first = KillOnDrop(spawn_dispatcher(&world, "fixed"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.sims[0].stats().originates_total < 6 {
+        assert!(Instant::now() < deadline, "never got going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.0.kill().expect("kill -9");
+    let _ = first.0.wait();
+    assert!(
+        world.sims[0].current_channels() > 0,
+        "calls still up on the PBX"
+    );
+
+    let again = KillOnDrop(spawn_dispatcher(&world, "fixed"));
+    let calls = world.wait_final(batch, Duration::from_secs(30)).await;
+    drop(again);
+    let stats = world.sims[0].stats();
+    assert_eq!(stats.originates_total, 6, "nothing dialed twice");
+    for c in &calls {
+        // Still up when the process restarted: followed again to their real end.
+        assert_eq!(c.status, "completed", "{}", c.phone_raw);
+        let types: Vec<String> = world
+            .events(c.id)
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert_eq!(types, ["call_started", "call_answered", "call_completed"]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_calls_per_second_is_twenty_evenly() {
     let world = World::new(
