@@ -5,19 +5,15 @@
 //! `cargo run --release -p dialer-api --example ingest_bench` (needs PostgreSQL, RabbitMQ and
 //! `psql`; makes and drops its own database). `BENCH_ROWS` and `BENCH_REQUESTS` change the size.
 
-use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use dialer_api::accounts::{self, CreateAccount};
+use dialer_api::local::bench::{copy_rows, number};
 use dialer_api::startup::Application;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
 use diesel_async::SimpleAsyncConnection;
-
-fn number(i: usize) -> String {
-    format!("98{:08}", i)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -52,37 +48,15 @@ async fn main() -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
     conn.batch_execute(&format!(
         "UPDATE accounts SET max_rows_per_request = {per_request}, max_queued_calls = {big}, max_calls_per_day = {big},
-                             api_requests_per_second = 1000;
-         INSERT INTO batches (account_id, batch_id) SELECT id, 999 FROM accounts;",
+                             api_requests_per_second = 1000",
         big = rows * 3
     ))
     .await?;
     drop(conn);
 
     // 1. plain COPY of the same rows into the same table (another batch)
-    let csv_path = std::env::temp_dir().join(format!("ingest-bench-{}.csv", std::process::id()));
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
-        for i in 0..rows {
-            let n = number(i);
-            writeln!(f, "{n},+91{n},IN,{{\"row\": {i}}}")?;
-        }
-    }
-    let copy_sql = format!(
-        "\\copy calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, custom_data) FROM PROGRAM 'sed \"s/^/1,1,/\" {}' WITH (FORMAT csv, QUOTE '''')",
-        csv_path.display()
-    );
-    let started = Instant::now();
-    let out = std::process::Command::new("psql")
-        .arg(&env.config.database_url)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &copy_sql])
-        .output()
-        .context("run psql")?;
-    let copy_secs = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&csv_path);
-    if !out.status.success() {
-        bail!("COPY failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    let copy_rate = copy_rows(&pool, &env.config.database_url, created.account.id, rows).await?;
+    let copy_secs = rows as f64 / copy_rate;
 
     // 2. the API, 20 requests of 50,000 rows
     let app = Application::build(env.config.clone()).await?;
@@ -130,7 +104,6 @@ async fn main() -> anyhow::Result<()> {
     if accepted != rows as u64 {
         bail!("accepted {accepted} of {rows}");
     }
-    let copy_rate = rows as f64 / copy_secs;
     let api_rate = rows as f64 / api_secs;
     println!("rows: {rows} in {requests} requests of {per_request}");
     println!("COPY: {copy_secs:.2} s, {copy_rate:.0} rows/s");

@@ -19,7 +19,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use dialer_api::accounts::AccountUpdate;
 use dialer_api::local::api_client::ApiClient;
 use dialer_api::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use dialer_api::local::receiver::Receiver;
 use dialer_api::local::{report, seed};
 use dialer_core::db;
 use dialer_core::domain::CallStatus;
@@ -111,27 +110,15 @@ async fn the_platform_end_to_end_with_the_example_clients() {
         max_concurrent_calls: Some(60),
         ..AccountUpdate::default()
     };
-    let alpha = seed::account(&pool, "ALPHA", "US", "http://127.0.0.1:9/x", settings())
-        .await
-        .expect("account ALPHA");
     // ALPHA's endpoint is down (503) for its first 6 seconds.
-    let alpha_receiver =
-        Receiver::start(&alpha.callback_secret, Duration::from_secs(6)).expect("receiver");
-    dialer_api::accounts::update(
-        &pool,
-        "ALPHA",
-        AccountUpdate {
-            callback_url: Some(Some(alpha_receiver.url.clone())),
-            ..AccountUpdate::default()
-        },
-        true,
-    )
-    .await
-    .expect("ALPHA's callback URL");
+    let (alpha, alpha_receiver) =
+        seed::account_with_receiver(&pool, "ALPHA", "US", settings(), Duration::from_secs(6))
+            .await
+            .expect("account ALPHA");
 
     // BRAVO's receiver: the Flask example, checking both signatures.
     let record = logs.join("bravo-callbacks.jsonl");
-    let bravo = seed::account(&pool, "BRAVO", "US", "http://127.0.0.1:9/x", settings())
+    let bravo = seed::account(&pool, "BRAVO", "US", settings())
         .await
         .expect("account BRAVO");
     let mut flask = tokio::process::Command::new(python())
@@ -155,17 +142,9 @@ async fn the_platform_end_to_end_with_the_example_clients() {
     })
     .await
     .expect("Flask receiver within 20 s");
-    dialer_api::accounts::update(
-        &pool,
-        "BRAVO",
-        AccountUpdate {
-            callback_url: Some(Some(format!("{flask_url}/callbacks"))),
-            ..AccountUpdate::default()
-        },
-        true,
-    )
-    .await
-    .expect("BRAVO's callback URL");
+    seed::set_callback_url(&pool, "BRAVO", &format!("{flask_url}/callbacks"))
+        .await
+        .expect("BRAVO's callback URL");
     seed::servers(&pool, &sims, 60, 25).await.expect("servers");
 
     let services = platform::start_services(

@@ -10,6 +10,20 @@ use futures_util::FutureExt;
 
 use crate::config::Config;
 
+/// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`): the server part, to name another
+/// database on it, and the parameters.
+pub fn split_database_url(url: &str) -> (&str, &str) {
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    match base[after_scheme..].rfind('/') {
+        Some(slash) => (&base[..after_scheme + slash + 1], query),
+        None => (base, query),
+    }
+}
+
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
 pub use diesel_async::pooled_connection::deadpool::PoolError;
@@ -64,4 +78,21 @@ pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbE
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_database_url;
+
+    #[test]
+    fn splits_database_from_server() {
+        assert_eq!(
+            split_database_url("postgres://u@h:5432/dialer"),
+            ("postgres://u@h:5432/", "")
+        );
+        assert_eq!(
+            split_database_url("postgres://u@h/dialer?sslmode=disable"),
+            ("postgres://u@h/", "?sslmode=disable")
+        );
+    }
 }

@@ -17,19 +17,6 @@ pub struct TestEnv {
     cleanup_topology: Topology,
 }
 
-/// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`)
-fn split_db_url(url: &str) -> (&str, &str) {
-    let (base, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    match base[after_scheme..].rfind('/') {
-        Some(slash) => (&base[..after_scheme + slash + 1], query),
-        None => (base, query),
-    }
-}
-
 impl TestEnv {
     /// Creates `dialer_test_<uuid>` (migrated) beside the database of `DATABASE_URL` and a
     /// unique queue prefix; everything else from the environment's defaults.
@@ -37,7 +24,7 @@ impl TestEnv {
         let base = Config::from_env().expect("test config from environment");
         let id = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("dialer_test_{id}");
-        let (server, query) = split_db_url(&base.database_url);
+        let (server, query) = crate::db::split_database_url(&base.database_url);
         let (server, query) = (server.to_owned(), query.to_owned());
         let admin_url = format!("{server}postgres{query}");
         let mut admin = AsyncPgConnection::establish(&admin_url)
@@ -121,22 +108,5 @@ impl Drop for TestEnv {
             });
         });
         let _ = cleanup.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_db_url;
-
-    #[test]
-    fn splits_database_from_server() {
-        assert_eq!(
-            split_db_url("postgres://u@h:5432/dialer"),
-            ("postgres://u@h:5432/", "")
-        );
-        assert_eq!(
-            split_db_url("postgres://u@h/dialer?sslmode=disable"),
-            ("postgres://u@h/", "?sslmode=disable")
-        );
     }
 }

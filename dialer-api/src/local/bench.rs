@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use diesel_async::SimpleAsyncConnection;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 
 use callback_worker::signing::CallbackSecret;
@@ -20,7 +20,6 @@ use dialer_core::db::{self, DbPool};
 use crate::accounts::AccountUpdate;
 use crate::local::api_client::ApiClient;
 use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use crate::local::receiver::Receiver;
 use crate::local::{report, seed};
 
 pub struct BenchOptions {
@@ -40,7 +39,7 @@ const BATCH_ID: i64 = 1;
 const UNLIMITED: i32 = 1_000_000;
 
 /// Indian mobile numbers, all valid and distinct.
-fn number(i: usize) -> String {
+pub fn number(i: usize) -> String {
     format!("98{i:08}")
 }
 
@@ -88,11 +87,10 @@ async fn bench(
     core.database_url = database_url.clone();
     core.db_pool_size = 2;
     let pool = db::build_pool(&core, "dialerctl-bench")?;
-    let created = seed::account(
+    let (created, receiver) = seed::account_with_receiver(
         &pool,
         BENCH_ACCOUNT,
         "IN",
-        "http://127.0.0.1:9/callbacks",
         AccountUpdate {
             calls_per_second: Some(UNLIMITED),
             max_concurrent_calls: Some(UNLIMITED),
@@ -102,25 +100,14 @@ async fn bench(
             api_requests_per_second: Some(1000),
             ..AccountUpdate::default()
         },
+        Duration::ZERO,
     )
     .await?;
-    let receiver = Receiver::start(&created.callback_secret, Duration::ZERO)?;
-    crate::accounts::update(
-        &pool,
-        BENCH_ACCOUNT,
-        AccountUpdate {
-            callback_url: Some(Some(receiver.url.clone())),
-            ..AccountUpdate::default()
-        },
-        true,
-    )
-    .await
-    .map_err(|e| anyhow!("account: {}", e.message))?;
     seed::servers(&pool, &sims, 10_000, UNLIMITED).await?;
     eprintln!("▸ {calls} calls, 2 simulated servers answering at once, limits off");
 
     // A plain COPY of the same rows into the same table, as the ceiling of ingestion.
-    let copy_rate = copy_rows(&pool, &database_url, calls).await?;
+    let copy_rate = copy_rows(&pool, &database_url, created.account.id, calls).await?;
 
     let env = ServiceEnv {
         database_url,
@@ -286,24 +273,40 @@ async fn bench(
     Ok(())
 }
 
-/// Rows per second of a `psql \copy` of `calls` rows into `calls` (a batch of their own,
-/// removed afterwards).
-async fn copy_rows(pool: &DbPool, database_url: &str, calls: usize) -> anyhow::Result<f64> {
+/// Rows per second of a `psql \copy` of `rows` numbers into `calls` for `account_id` (a batch of
+/// their own, removed afterwards): the ceiling the API's ingestion is compared with.
+pub async fn copy_rows(
+    pool: &DbPool,
+    database_url: &str,
+    account_id: i64,
+    rows: usize,
+) -> anyhow::Result<f64> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
     let mut conn = pool.get().await?;
-    conn.batch_execute(
-        "INSERT INTO batches (account_id, batch_id) SELECT id, 999999 FROM accounts LIMIT 1",
+    let batch: Id = diesel::sql_query(
+        "INSERT INTO batches (account_id, batch_id) VALUES ($1, 999999) RETURNING id",
     )
+    .bind::<diesel::sql_types::BigInt, _>(account_id)
+    .get_result(&mut conn)
     .await?;
-    let csv_path = std::env::temp_dir().join(format!("dialer-bench-{}.csv", std::process::id()));
+    let csv_path = std::env::temp_dir().join(format!("dialer-copy-{}.csv", std::process::id()));
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
-        for i in 0..calls {
+        for i in 0..rows {
             let n = number(i);
-            writeln!(f, "{n},+91{n},IN,{{\"row\": {i}}}")?;
+            writeln!(
+                f,
+                "{account_id},{},{n},+91{n},IN,{{\"row\": {i}}}",
+                batch.id
+            )?;
         }
     }
     let copy_sql = format!(
-        "\\copy calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, custom_data) FROM PROGRAM 'sed \"s/^/1,1,/\" {}' WITH (FORMAT csv, QUOTE '''')",
+        "\\copy calls (account_id, batch_pk, phone_raw, phone_e164, phone_region, custom_data) FROM '{}' WITH (FORMAT csv, QUOTE '''')",
         csv_path.display()
     );
     let started = Instant::now();
@@ -318,14 +321,14 @@ async fn copy_rows(pool: &DbPool, database_url: &str, calls: usize) -> anyhow::R
     if !out.status.success() {
         bail!("COPY failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    conn.batch_execute(
-        "DELETE FROM calls WHERE batch_pk = (SELECT id FROM batches WHERE batch_id = 999999); \
-         DELETE FROM batches WHERE batch_id = 999999",
-    )
+    conn.batch_execute(&format!(
+        "DELETE FROM calls WHERE batch_pk = {id}; DELETE FROM batches WHERE id = {id}",
+        id = batch.id
+    ))
     .await?;
     // On its own: VACUUM refuses to run in the transaction a multi-statement string makes.
     conn.batch_execute("VACUUM ANALYZE calls").await?;
-    Ok(calls as f64 / secs)
+    Ok(rows as f64 / secs)
 }
 
 /// Requests per second of `bodies` POSTed, signed like callbacks, `concurrency` at once.

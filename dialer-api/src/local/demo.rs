@@ -17,7 +17,6 @@ use dialer_core::domain::CallStatus;
 use crate::accounts::AccountUpdate;
 use crate::local::api_client::ApiClient;
 use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use crate::local::receiver::Receiver;
 use crate::local::{report, seed};
 
 pub struct DemoOptions {
@@ -110,14 +109,10 @@ async fn demo(
     core.database_url = database_url.clone();
     core.db_pool_size = 2;
     let pool = db::build_pool(&core, "dialerctl-demo")?;
-    // The receiver needs the secret, which exists once the account does: the account is made
-    // with the receiver's URL, then the receiver starts with the secret it was given.
-    let placeholder = "http://127.0.0.1:9/callbacks";
-    let created = seed::account(
+    let (created, receiver) = seed::account_with_receiver(
         &pool,
         DEMO_ACCOUNT,
         "US",
-        placeholder,
         AccountUpdate {
             // A no-answer rings until this timeout: 3 s keeps the demo within a minute. The batch
             // (examples/batch.json) sets its own retry policy.
@@ -129,20 +124,9 @@ async fn demo(
             max_concurrent_calls: Some(120),
             ..AccountUpdate::default()
         },
+        Duration::ZERO,
     )
     .await?;
-    let receiver = Receiver::start(&created.callback_secret, Duration::ZERO)?;
-    crate::accounts::update(
-        &pool,
-        DEMO_ACCOUNT,
-        AccountUpdate {
-            callback_url: Some(Some(receiver.url.clone())),
-            ..AccountUpdate::default()
-        },
-        true,
-    )
-    .await
-    .map_err(|e| anyhow!("account {DEMO_ACCOUNT}: {}", e.message))?;
     seed::servers(&pool, &sims, 80, 25).await?;
     step(format!(
         "account {DEMO_ACCOUNT} created (40 calls/s, ring timeout 3 s); servers ast1, ast2 registered (25 calls/s, 80 channels each)"

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use tokio::process::{Child, Command};
 
+use dialer_core::db::split_database_url;
 use dialer_core::topology::{self, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,19 +91,6 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `postgres://u@h:p/db?x` -> (`postgres://u@h:p/`, `?x`)
-fn split_db_url(url: &str) -> (&str, &str) {
-    let (base, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    match base[after_scheme..].rfind('/') {
-        Some(slash) => (&base[..after_scheme + slash + 1], query),
-        None => (base, query),
-    }
-}
-
 /// Drops and recreates database `name` on the server of `base_url`, migrated; returns its URL.
 pub async fn fresh_database(base_url: &str, name: &str) -> Result<String, PlatformError> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -110,7 +98,7 @@ pub async fn fresh_database(base_url: &str, name: &str) -> Result<String, Platfo
             "database name `{name}`: letters, digits and _ only"
         )));
     }
-    let (server, query) = split_db_url(base_url);
+    let (server, query) = split_database_url(base_url);
     let admin_url = format!("{server}postgres{query}");
     let mut admin = AsyncPgConnection::establish(&admin_url)
         .await
@@ -134,7 +122,7 @@ pub async fn fresh_database(base_url: &str, name: &str) -> Result<String, Platfo
 
 /// Drops a database made by [`fresh_database`].
 pub async fn drop_database(base_url: &str, name: &str) -> Result<(), PlatformError> {
-    let (server, query) = split_db_url(base_url);
+    let (server, query) = split_database_url(base_url);
     let mut admin = AsyncPgConnection::establish(&format!("{server}postgres{query}"))
         .await
         .map_err(|e| PlatformError::Database(format!("cannot connect: {e}")))?;
@@ -474,18 +462,4 @@ pub async fn start_services(
         api_url,
         dispatcher_metrics_url: metrics_urls.into_iter().next().unwrap_or_default(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_db_url;
-
-    #[test]
-    fn database_url_split() {
-        assert_eq!(
-            split_db_url("postgres://u@h:5432/db?sslmode=disable"),
-            ("postgres://u@h:5432/", "?sslmode=disable")
-        );
-        assert_eq!(split_db_url("postgres://h/db"), ("postgres://h/", ""));
-    }
 }

@@ -1,11 +1,14 @@
 //! Accounts and servers of a local run, made through the same code as `dialerctl account create`
 //! and `dialerctl server add`.
 
+use std::time::Duration;
+
 use dialer_core::db::DbPool;
 use dialer_core::models::NewAsteriskServer;
 
 use crate::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
 use crate::local::platform::RunningSim;
+use crate::local::receiver::Receiver;
 use crate::servers;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,14 +18,15 @@ pub struct SeedError {
     message: String,
 }
 
-/// Creates account `code` calling back `callback_url`, then applies `settings`.
+/// Creates account `code` with `settings`, calling back a placeholder until
+/// [`set_callback_url`] (its receiver needs the secret, which exists only once the account does).
 pub async fn account(
     pool: &DbPool,
     code: &str,
     country: &str,
-    callback_url: &str,
     settings: AccountUpdate,
 ) -> Result<CreatedAccount, SeedError> {
+    let callback_url = "http://127.0.0.1:9/callbacks";
     let err = |e: crate::api_error::ApiError| SeedError {
         what: format!("account {code}"),
         message: e.message,
@@ -45,6 +49,38 @@ pub async fn account(
         .await
         .map_err(err)?;
     Ok(created)
+}
+
+pub async fn set_callback_url(pool: &DbPool, code: &str, url: &str) -> Result<(), SeedError> {
+    let change = AccountUpdate {
+        callback_url: Some(Some(url.to_owned())),
+        ..AccountUpdate::default()
+    };
+    accounts::update(pool, code, change, true)
+        .await
+        .map(|_| ())
+        .map_err(|e| SeedError {
+            what: format!("account {code}"),
+            message: e.message,
+        })
+}
+
+/// An account whose callbacks go to a [`Receiver`] of this process (503 for `refuse_for`).
+pub async fn account_with_receiver(
+    pool: &DbPool,
+    code: &str,
+    country: &str,
+    settings: AccountUpdate,
+    refuse_for: Duration,
+) -> Result<(CreatedAccount, Receiver), SeedError> {
+    let created = account(pool, code, country, settings).await?;
+    let receiver =
+        Receiver::start(&created.callback_secret, refuse_for).map_err(|e| SeedError {
+            what: "callback receiver".to_owned(),
+            message: e.to_string(),
+        })?;
+    set_callback_url(pool, code, &receiver.url).await?;
+    Ok((created, receiver))
 }
 
 /// Registers each simulator as an Asterisk server (login `dialer`/`dialer`, the simulator's
