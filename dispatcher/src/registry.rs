@@ -48,15 +48,20 @@ impl Registry {
         }
     }
 
-    pub fn mark_sent(&self, id: &Uuid) {
-        if let Ok(mut m) = self.attempts.lock()
-            && let Some(a) = m.get_mut(id)
-        {
-            let now = Instant::now();
-            a.sent = Some(now);
-            // Ring timeout and guard count from the Originate, not from the claim.
-            a.originated = now;
-        }
+    /// Marks the attempt's Originate as leaving now. `false` when the attempt is no longer
+    /// followed (it was ended meanwhile): then it must not be sent at all.
+    pub fn mark_sent(&self, id: &Uuid) -> bool {
+        let Ok(mut m) = self.attempts.lock() else {
+            return false;
+        };
+        let Some(a) = m.get_mut(id) else {
+            return false;
+        };
+        let now = Instant::now();
+        a.sent = Some(now);
+        // Ring timeout and guard count from the Originate, not from the claim.
+        a.originated = now;
+        true
     }
 
     /// Claimed attempts of an account still waiting for their pacing slot.
@@ -147,11 +152,29 @@ impl Registry {
         })
     }
 
-    /// After a reconnect: attempts on the server whose channel is gone ended unseen.
-    pub fn reconcile(&self, server_id: i64, live_channels: &HashSet<Uuid>) -> Vec<Transition> {
-        self.attempts_on_server(server_id)
-            .into_iter()
-            .filter(|id| !live_channels.contains(id))
+    /// After a reconnect: attempts on the server sent before the connection was lost
+    /// (`lost_at`) whose channel is gone ended unseen. Those not sent yet have no channel to
+    /// lose, and those sent since went out on the new connection, whose events we get.
+    pub fn reconcile(
+        &self,
+        server_id: i64,
+        live_channels: &HashSet<Uuid>,
+        lost_at: Instant,
+    ) -> Vec<Transition> {
+        let gone: Vec<Uuid> = self.attempts.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|(id, a)| {
+                        a.server_id == server_id
+                            && a.sent.is_some_and(|t| t <= lost_at)
+                            && !live_channels.contains(id)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect()
+            },
+        );
+        gone.into_iter()
             .filter_map(|id| {
                 self.lose(
                     &id,
@@ -161,12 +184,14 @@ impl Registry {
             .collect()
     }
 
-    /// Attempts the PBX said nothing conclusive about in time.
+    /// Attempts the PBX said nothing conclusive about in time. One still waiting for its
+    /// pacing slot is not overdue: the PBX has not been asked yet.
     pub fn overdue(&self, now: Instant) -> Vec<Uuid> {
         self.attempts.lock().map_or_else(
             |_| Vec::new(),
             |m| {
                 m.iter()
+                    .filter(|(_, a)| a.sent.is_some())
                     .filter(|(_, a)| {
                         let limit = match a.answered {
                             Some(t) => t + a.max_call + GUARD,
@@ -222,4 +247,61 @@ fn route(event: &Event) -> Option<Uuid> {
         .into_iter()
         .flatten()
         .find_map(|v| Uuid::parse_str(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(server_id: i64) -> LiveAttempt {
+        LiveAttempt {
+            call_pk: 1,
+            account_id: 1,
+            server_id,
+            tracker: AttemptTracker::new(),
+            originated: Instant::now(),
+            sent: None,
+            ring_timeout: Duration::from_secs(2),
+            max_call: Duration::from_secs(60),
+            answered: None,
+            hangup_requested: false,
+        }
+    }
+
+    #[test]
+    fn an_attempt_waiting_for_its_slot_is_neither_overdue_nor_lost() {
+        let r = Registry::default();
+        let (waiting, sent) = (Uuid::new_v4(), Uuid::new_v4());
+        r.insert(waiting, attempt(1));
+        r.insert(sent, attempt(1));
+        assert!(r.mark_sent(&sent));
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(r.overdue(later), [sent]);
+        let ended = r.reconcile(1, &HashSet::new(), later);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].attempt(), sent);
+        // Still followed, and still sendable.
+        assert!(r.contains(&waiting));
+        assert!(r.mark_sent(&waiting));
+    }
+
+    #[test]
+    fn an_attempt_sent_after_the_connection_was_lost_is_not_reconciled() {
+        let r = Registry::default();
+        let id = Uuid::new_v4();
+        r.insert(id, attempt(1));
+        let lost_at = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(r.mark_sent(&id));
+        assert!(r.reconcile(1, &HashSet::new(), lost_at).is_empty());
+    }
+
+    #[test]
+    fn an_attempt_ended_before_its_slot_is_not_sent() {
+        let r = Registry::default();
+        let id = Uuid::new_v4();
+        r.insert(id, attempt(1));
+        assert!(r.refused(&id, "gone".into()).is_some());
+        assert!(!r.mark_sent(&id));
+    }
 }

@@ -691,7 +691,8 @@ async fn adopt_orphans(
                         server_id: o.server_id,
                         tracker: AttemptTracker::adopted(o.id.to_string(), answered),
                         originated: Instant::now(),
-                        sent: None,
+                        // Sent by the dispatcher that is gone: guards and reconcile apply.
+                        sent: Some(Instant::now()),
                         ring_timeout: Duration::from_secs(o.ring_timeout_seconds.max(1) as u64),
                         max_call: Duration::from_secs(o.max_call_seconds.max(1) as u64),
                         answered: answered.then(Instant::now),

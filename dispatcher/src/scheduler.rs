@@ -296,8 +296,12 @@ async fn originate(
     c: Claimed,
 ) {
     // Registered at the claim, before the Originate leaves: its first events can arrive before
-    // the response.
-    registry.mark_sent(&c.attempt_id);
+    // the response. An attempt no longer followed was ended while it waited for its slot (its
+    // outcome is recorded): sending it now would place a call nobody follows.
+    if !registry.mark_sent(&c.attempt_id) {
+        warn!(attempt = %c.attempt_id, "attempt ended before its slot; not dialed");
+        return;
+    }
     match server.originate(&c).await {
         Ok(()) => {}
         Err(AmiError::ActionFailed { message, .. }) => {

@@ -287,6 +287,9 @@ async fn run(
     if let Ok(mut c) = server.client.lock() {
         *c = Some(client.clone());
     }
+    // When the last connection was seen lost: only Originates sent before it can have missed
+    // their events.
+    let mut lost_at: Option<Instant> = None;
     while let Some(event) = events.recv().await {
         match event {
             ClientEvent::Event(e) => {
@@ -312,13 +315,15 @@ async fn run(
             ClientEvent::Connected { reconnected } => {
                 info!(server = %spec.code, reconnected, "AMI connected");
                 if reconnected {
-                    reconcile(&server, &client, &registry, &transitions).await;
+                    let lost_at = lost_at.take().unwrap_or_else(Instant::now);
+                    reconcile(&server, &client, &registry, &transitions, lost_at).await;
                 }
                 server.connected.store(true, Ordering::SeqCst);
             }
             ClientEvent::Disconnected { reason } => {
                 warn!(server = %spec.code, ?reason, "AMI connection lost; no new calls on it");
                 server.connected.store(false, Ordering::SeqCst);
+                lost_at.get_or_insert_with(Instant::now);
             }
         }
     }
@@ -330,6 +335,7 @@ async fn reconcile(
     client: &AmiClient,
     registry: &Registry,
     transitions: &mpsc::UnboundedSender<Transition>,
+    lost_at: Instant,
 ) {
     match client.core_show_channels().await {
         Ok(channels) => {
@@ -339,7 +345,7 @@ async fn reconcile(
                 .flatten()
                 .filter_map(|u| Uuid::parse_str(u).ok())
                 .collect();
-            for t in registry.reconcile(server.spec.id, &live) {
+            for t in registry.reconcile(server.spec.id, &live, lost_at) {
                 let _ = transitions.send(t);
             }
         }

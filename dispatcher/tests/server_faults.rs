@@ -224,3 +224,75 @@ async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
     }
     d.shutdown().await;
 }
+
+#[derive(QueryableByName)]
+struct AttemptEnd {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    disposition: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    error_message: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_their_slot_across_a_reconnect_are_dialed_once_and_followed() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 3000)],
+        100,
+        100,
+    )
+    .await;
+    // Two calls per second: the first claim takes 20 calls whose slots span ten seconds.
+    let account = world.account("ACME", 2, 50, "").await;
+    let numbers: Vec<String> = (0..20).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    wait_dialed(&world, 3).await;
+    // The connection drops with most claimed calls still waiting for their slot; the calls up
+    // (talking 3 s) are still there when it comes back.
+    world.sims[0].drop_connections();
+    let calls = world.wait_final(batch, Duration::from_secs(60)).await;
+    d.shutdown().await;
+    check_final(&world, &calls, &numbers);
+    let stats = world.sims[0].stats();
+    let mut conn = world.conn().await;
+    let attempts: Vec<AttemptEnd> = diesel::sql_query(
+        "SELECT t.id, t.disposition, t.error_message FROM call_attempts t \
+         JOIN calls c ON c.id = t.call_pk WHERE c.batch_pk = $1",
+    )
+    .bind::<BigInt, _>(batch)
+    .load(&mut conn)
+    .await
+    .expect("attempts");
+    assert_eq!(attempts.len(), 20);
+    let mut dialed = 0;
+    let mut wrong = Vec::new();
+    for a in &attempts {
+        let sent = stats
+            .originates_by_channel_id
+            .get(&a.id.to_string())
+            .copied()
+            .unwrap_or(0);
+        // Recorded as not placed exactly when the PBX never saw it; never `unknown` (every
+        // call up at the reconnect was still up, the others had not been sent).
+        let not_placed = a
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("not placed"));
+        if a.disposition.as_deref() == Some("unknown") || sent != u64::from(!not_placed) {
+            wrong.push((sent, a.disposition.clone(), a.error_message.clone()));
+        }
+        dialed += sent;
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 20 attempts recorded wrongly (originates, disposition, error): {wrong:?}",
+        wrong.len()
+    );
+    assert_eq!(stats.originates_total, dialed);
+    assert!(dialed >= 15, "only {dialed} of 20 dialed");
+}
