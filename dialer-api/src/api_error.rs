@@ -17,19 +17,25 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: &'static str,
-    code: &'a str,
-    message: &'a str,
+/// The contract's error body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorResponse {
+    #[schema(schema_with = crate::api_schema::error_status)]
+    pub status: &'static str,
+    /// Machine-readable code, e.g. `invalid_request`, `unauthorized`, `not_found`,
+    /// `batch_closed`, `payload_too_large`, `quota_exceeded`, `rate_limited`.
+    pub code: String,
+    /// Human text naming the field or limit.
+    pub message: String,
 }
 
 /// The JSON text of an error body.
 pub fn error_json(code: &str, message: &str) -> String {
-    serde_json::to_string(&ErrorBody {
+    serde_json::to_string(&ErrorResponse {
         status: "error",
-        code,
-        message,
+        code: code.to_owned(),
+        message: message.to_owned(),
     })
     .unwrap_or_else(|_| {
         r#"{"status":"error","code":"internal_error","message":"internal error"}"#.to_owned()

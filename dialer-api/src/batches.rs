@@ -59,17 +59,26 @@ async fn lock_batch(
         })
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A batch's progress.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchSummary {
     pub batch_id: i64,
+    #[schema(required = true)]
     pub batch_name: Option<String>,
+    #[schema(schema_with = crate::api_schema::batch_status)]
     pub batch_status: BatchStatus,
+    /// Why calls that could be dialing are not, in words an operator can act on; else null.
+    #[schema(required = true)]
     pub waiting_reason: Option<String>,
     #[serde(flatten)]
+    #[schema(schema_with = crate::api_schema::totals)]
     pub totals: Totals,
     /// Every call state, zeros included, so clients need not guess the keys.
+    #[schema(schema_with = crate::api_schema::status_counts)]
     pub counts: BTreeMap<&'static str, i64>,
+    #[schema(schema_with = crate::api_schema::time_required)]
     pub created_at: String,
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     pub dispatched_at: Option<String>,
 }
 

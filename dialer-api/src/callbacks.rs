@@ -31,23 +31,32 @@ const MAX_EVENT_ID_LEN: usize = 64;
 pub const MAX_GRACE_HOURS: u32 = 720;
 
 /// One event and where its delivery stands, as the API and `dialerctl --json` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub event_id: String,
+    #[schema(schema_with = crate::api_schema::event_type)]
     pub event_type: String,
     pub batch_id: i64,
     /// Null for batch events.
+    #[schema(required = true)]
     pub call_id: Option<uuid::Uuid>,
+    /// Null for batch events.
+    #[schema(required = true)]
     pub sequence: Option<i32>,
     /// `pending`, `delivered`, `failed` or `skipped`.
+    #[schema(schema_with = crate::api_schema::delivery_status)]
     pub delivery_status: String,
     /// Tries so far (replays add to them; every try stays on record).
     pub delivery_attempts: i32,
     /// What the last failed try got (`HTTP 503`, a timeout, ...).
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// When the next try is due (pending events only).
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     pub next_attempt_at: Option<String>,
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     pub delivered_at: Option<String>,
+    #[schema(schema_with = crate::api_schema::time_required)]
     pub occurred_at: String,
 }
 
@@ -69,23 +78,30 @@ impl From<&EventDelivery> for EventView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventView>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// One try of an event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
+    #[schema(schema_with = crate::api_schema::time_required)]
     pub attempted_at: String,
     pub url: String,
+    /// The receiver's HTTP status (null when there was no answer).
+    #[schema(required = true)]
     pub status_code: Option<i32>,
+    #[schema(required = true)]
     pub error: Option<String>,
+    #[schema(required = true)]
     pub latency_ms: Option<i32>,
     /// The first bytes of the answer (at most 1 KB).
+    #[schema(required = true)]
     pub response_head: Option<String>,
 }
 
@@ -103,18 +119,19 @@ impl From<DeliveryAttempt> for AttemptView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventView,
     /// The exact body every try sends.
+    #[schema(schema_with = crate::api_schema::event_body)]
     pub body: Box<RawValue>,
     /// Every try, oldest first.
     pub deliveries: Vec<AttemptView>,
 }
 
 /// What a redelivery did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct RedeliverOutcome {
     pub redelivered: usize,
     /// The events now pending again, due at once.

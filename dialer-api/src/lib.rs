@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_error;
+pub mod api_schema;
 pub mod auth;
 pub mod batches;
 pub mod broker;
@@ -18,6 +19,7 @@ pub mod outbox_sweeper;
 pub mod rate_limit;
 pub mod request_log;
 mod routes;
+pub use routes::openapi::document as openapi_document;
 pub mod servers;
 pub mod startup;
 pub mod state;

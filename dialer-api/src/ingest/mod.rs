@@ -15,20 +15,29 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::json_body::{self, TopLevel};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// A row that was not added, and why.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
+    /// Position of the row in `data`, from 0.
     pub index: usize,
+    #[schema(schema_with = crate::api_schema::phone_as_submitted, required = true)]
     pub phone_number: Option<Box<RawValue>>,
+    #[schema(schema_with = crate::api_schema::reject_reason)]
     pub reason: rows::RejectReason,
 }
 
-#[derive(Serialize)]
+/// The answer to a submission: what was added, what was a duplicate, what was rejected.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SubmitResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
     pub status: &'static str,
     pub batch_id: i64,
+    /// Rows added by this request.
     pub accepted: usize,
+    /// Numbers already in the batch (or repeated in the request): counted, not added again.
     pub duplicates: usize,
     pub rejected: Vec<RejectedRow>,
+    /// Calls in the batch now.
     pub total_calls: i64,
     /// Present when the batch dispatches on submission (`"dispatch": true`).
     #[serde(skip_serializing_if = "Option::is_none")]

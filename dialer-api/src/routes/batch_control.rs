@@ -1,25 +1,42 @@
 use actix_web::{HttpResponse, web};
 
-use crate::api_error::ApiResult;
+use crate::api_error::{ApiResult, ErrorResponse};
 use crate::auth::ClientAccount;
 use crate::batches::{self, BatchSummary};
 use crate::json_body::parse_batch_id;
 use crate::state::AppState;
 
-#[derive(serde::Serialize)]
-pub struct SummaryResponse<'a> {
+/// The batch after a control: its status and counts.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SummaryResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
     pub status: &'static str,
     #[serde(flatten)]
-    pub batch: &'a BatchSummary,
+    pub batch: BatchSummary,
 }
 
 fn respond(summary: BatchSummary) -> HttpResponse {
     HttpResponse::Ok().json(SummaryResponse {
         status: "success",
-        batch: &summary,
+        batch: summary,
     })
 }
 
+/// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/batches/{batch_id}/pause",
+    tag = "batches",
+    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
+    responses(
+        (status = 200, description = "the batch, now paused", body = SummaryResponse),
+        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+        (status = 409, description = "`batch_closed`: the batch is cancelled or completed", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn pause(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -31,6 +48,21 @@ pub async fn pause(
     ))
 }
 
+/// Resume a paused batch: dialing continues where it stopped, without another dispatch.
+#[utoipa::path(
+    post,
+    path = "/api/v1/batches/{batch_id}/resume",
+    tag = "batches",
+    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
+    responses(
+        (status = 200, description = "the batch, dialing again", body = SummaryResponse),
+        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+        (status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn resume(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -42,6 +74,21 @@ pub async fn resume(
     ))
 }
 
+/// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
+/// ends with a `call_cancelled` event. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/batches/{batch_id}/cancel",
+    tag = "batches",
+    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
+    responses(
+        (status = 200, description = "the batch, now cancelled", body = SummaryResponse),
+        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,

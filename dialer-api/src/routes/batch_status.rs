@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use dialer_core::domain::CallStatus;
 use dialer_core::models::Batch;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::auth::ClientAccount;
 use crate::batches::{self, BatchSummary};
 use crate::call_listing::{self, CSV_HEADER};
@@ -21,12 +21,18 @@ const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 const CSV_CHUNK: i64 = 5000;
 
-#[derive(Serialize)]
-struct StatusResponse<'a> {
+/// A batch's progress and a page of its calls.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
-    batch: &'a BatchSummary,
+    batch: BatchSummary,
+    /// One entry per call: the callback body of its latest event, or a queued entry.
+    #[schema(schema_with = crate::api_schema::call_entries)]
     calls: Vec<Box<RawValue>>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -77,6 +83,31 @@ fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
     }
 }
 
+/// Batch progress and its calls.
+///
+/// `?format=csv` streams every matching call as CSV (`limit` and `cursor` do not apply).
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/batch-status/{batch_id}",
+    tag = "batches",
+    params(
+        ("batch_id" = i64, Path, minimum = 1, description = "the client's batch id"),
+        ("status" = Option<String>, Query, description = "only calls in these call states, comma separated (e.g. `queued,failed`)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "calls per page (default 100)"),
+        ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "the batch and a page of its calls", content(
+            (StatusResponse = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`invalid_request` naming `batch_id`, `status`, `limit`, `cursor` or `format`", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn batch_status(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -122,7 +153,7 @@ pub async fn batch_status(
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         status: "success",
-        batch: &summary,
+        batch: summary,
         calls,
         next_cursor,
     }))

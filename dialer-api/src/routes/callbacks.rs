@@ -8,24 +8,38 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use callback_worker::listing::EventFilter;
 use serde::Serialize;
 
-use crate::api_error::ApiResult;
+use crate::api_error::{ApiResult, ErrorResponse};
+use crate::api_schema::RedeliverRequest;
 use crate::auth::ClientAccount;
 use crate::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
 use crate::json_body::require_json;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct Success<T: Serialize> {
+/// A page of the account's callback events.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallbackListResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
-    body: T,
+    page: EventPage,
 }
 
-fn success<T: Serialize>(body: T) -> HttpResponse {
-    HttpResponse::Ok().json(Success {
-        status: "success",
-        body,
-    })
+/// One callback event with its body and every try.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallbackResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
+    status: &'static str,
+    #[serde(flatten)]
+    detail: EventDetail,
+}
+
+/// What a redelivery did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RedeliverResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
+    status: &'static str,
+    #[serde(flatten)]
+    outcome: RedeliverOutcome,
 }
 
 /// `GET /api/v1/callbacks`
@@ -48,6 +62,22 @@ fn success<T: Serialize>(body: T) -> HttpResponse {
 /// ```
 /// `next_attempt_at` is set for pending events only; `next_cursor` is null on the last page.
 /// Errors: `400 invalid_request` (naming `status`, `limit` or `cursor`), `401`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/callbacks",
+    tag = "callbacks",
+    params(
+        ("status" = Option<String>, Query, description = "`pending`, `delivered`, `failed` or `skipped`"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "events per page (default 100)"),
+        ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "the account's events, newest first", body = CallbackListResponse),
+        (status = 400, description = "`invalid_request` naming `status`, `limit` or `cursor`", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list_callbacks(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -65,7 +95,10 @@ pub async fn list_callbacks(
         cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
     };
     let page: EventPage = callbacks::list(&state.pool, account.id, &filter).await?;
-    Ok(success(page))
+    Ok(HttpResponse::Ok().json(CallbackListResponse {
+        status: "success",
+        page,
+    }))
 }
 
 /// `GET /api/v1/callbacks/{event_id}`
@@ -74,13 +107,28 @@ pub async fn list_callbacks(
 /// `deliveries` (oldest first): `{"attempt": 1, "attempted_at": "...", "url": "...",
 /// "status_code": 503, "error": null, "latency_ms": 12, "response_head": "first bytes"}`.
 /// Errors: `404 not_found` for an id that is no event of this account, `401`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/callbacks/{event_id}",
+    tag = "callbacks",
+    params(("event_id" = String, Path, description = "`evt_...`")),
+    responses(
+        (status = 200, description = "the event, its exact body and every try", body = CallbackResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no event of this account", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get_callback(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let detail: EventDetail = callbacks::show(&state.pool, account.id, &path).await?;
-    Ok(success(detail))
+    Ok(HttpResponse::Ok().json(CallbackResponse {
+        status: "success",
+        detail,
+    }))
 }
 
 /// `POST /api/v1/callbacks/redeliver`
@@ -101,6 +149,20 @@ pub async fn get_callback(
 /// `not_found` and change nothing; when no named id is an event of the account the answer is
 /// `404 not_found`. Errors: `400 invalid_request` (naming `event_ids` or `status`),
 /// `415 unsupported_media_type`, `401`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/callbacks/redeliver",
+    tag = "callbacks",
+    request_body(content = RedeliverRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the events sent again", body = RedeliverResponse),
+        (status = 400, description = "`invalid_request` naming `event_ids` or `status`", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no named id is an event of this account", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn redeliver(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -116,5 +178,8 @@ pub async fn redeliver(
         not_found = outcome.not_found.len(),
         "callback redelivery"
     );
-    Ok(success(outcome))
+    Ok(HttpResponse::Ok().json(RedeliverResponse {
+        status: "success",
+        outcome,
+    }))
 }

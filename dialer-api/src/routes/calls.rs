@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use dialer_core::event_body::rfc3339;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::auth::ClientAccount;
 use crate::state::AppState;
 
@@ -41,29 +41,44 @@ struct CallDetailRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(diesel::QueryableByName, Serialize)]
+/// One attempt of a call.
+#[derive(diesel::QueryableByName, Serialize, utoipa::ToSchema)]
+#[schema(as = CallAttempt)]
 struct AttemptRow {
     #[diesel(sql_type = Integer)]
     attempt: i32,
     #[diesel(sql_type = SqlUuid)]
     attempt_id: uuid::Uuid,
+    /// The PBX the attempt went to.
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(required = true)]
     server_code: Option<String>,
+    /// `originating`, `started`, `answered` or `ended`.
     #[diesel(sql_type = Text)]
     state: String,
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(required = true)]
     disposition: Option<String>,
+    /// The Q.850 hangup cause the PBX reported.
     #[diesel(sql_type = Nullable<Integer>)]
+    #[schema(required = true)]
     hangup_cause: Option<i32>,
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(required = true)]
     error_message: Option<String>,
+    /// When the attempt was originated.
     #[diesel(sql_type = Text)]
+    #[schema(schema_with = crate::api_schema::time_required)]
     start_time: String,
+    /// When its channel came to exist.
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     channel_time: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     answer_time: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
     end_time: Option<String>,
 }
 
@@ -87,7 +102,9 @@ struct EventRow {
     body: String,
 }
 
-#[derive(diesel::QueryableByName, Serialize)]
+/// One try to deliver an event.
+#[derive(diesel::QueryableByName, Serialize, utoipa::ToSchema)]
+#[schema(as = CallEventDelivery)]
 struct DeliveryRow {
     #[diesel(sql_type = BigInt)]
     #[serde(skip)]
@@ -95,25 +112,73 @@ struct DeliveryRow {
     #[diesel(sql_type = Integer)]
     attempt: i32,
     #[diesel(sql_type = Text)]
+    #[schema(schema_with = crate::api_schema::time_required)]
     attempted_at: String,
     #[diesel(sql_type = Nullable<Integer>)]
+    #[schema(required = true)]
     status_code: Option<i32>,
     #[diesel(sql_type = Nullable<Text>)]
+    #[schema(required = true)]
     error: Option<String>,
     #[diesel(sql_type = Nullable<Integer>)]
+    #[schema(required = true)]
     latency_ms: Option<i32>,
 }
 
-#[derive(Serialize)]
+/// One event of a call, its callback body and its delivery tries.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CallEventRecord)]
 struct EventOut {
     event_id: String,
+    #[schema(schema_with = crate::api_schema::event_type)]
     event_type: String,
     sequence: i32,
+    #[schema(schema_with = crate::api_schema::time_required)]
     occurred_at: String,
+    #[schema(schema_with = crate::api_schema::delivery_status)]
     delivery_status: String,
     delivery_attempts: i32,
+    /// The exact body every try sends.
+    #[schema(schema_with = call_event_ref)]
     body: Box<RawValue>,
     deliveries: Vec<DeliveryRow>,
+}
+
+fn call_event_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("CallEvent")
+}
+
+/// One call: its attempts, outcome and callback deliveries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
+    status: &'static str,
+    #[schema(schema_with = crate::api_schema::uuid)]
+    call_id: uuid::Uuid,
+    batch_id: i64,
+    /// Exactly as submitted.
+    phone_number: String,
+    phone_number_e164: String,
+    #[schema(schema_with = crate::api_schema::call_status)]
+    call_status: String,
+    #[schema(required = true)]
+    disposition: Option<String>,
+    /// Attempts made so far.
+    attempts: i32,
+    /// When the next attempt is due (waiting for a retry or calling hours).
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
+    next_attempt_at: Option<String>,
+    #[schema(schema_with = crate::api_schema::raw_custom_data, required = true)]
+    custom_data: Option<Box<RawValue>>,
+    #[schema(schema_with = crate::api_schema::time_required)]
+    created_at: String,
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
+    dispatched_at: Option<String>,
+    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
+    finished_at: Option<String>,
+    call_attempts: Vec<AttemptRow>,
+    /// Every event of the call, in `sequence` order.
+    events: Vec<EventOut>,
 }
 
 const TS: &str = "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
@@ -122,6 +187,19 @@ fn ts(col: &str) -> String {
     TS.replace("%s", col)
 }
 
+/// One call: attempts, outcome, callback deliveries.
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls/{call_id}",
+    tag = "calls",
+    params(("call_id" = String, Path, format = Uuid, description = "the `call_id` of callbacks and batch status")),
+    responses(
+        (status = 200, description = "the call", body = CallResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no call of this account", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get_call(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -195,21 +273,21 @@ pub async fn get_call(
         Some(c) => Some(RawValue::from_string(c).map_err(ApiError::internal)?),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "status": "success",
-        "call_id": call.call_id,
-        "batch_id": call.batch_id,
-        "phone_number": call.phone_raw,
-        "phone_number_e164": call.phone_e164,
-        "call_status": call.status,
-        "disposition": call.disposition,
-        "attempts": call.attempts,
-        "next_attempt_at": call.next_due_at.map(rfc3339),
-        "custom_data": custom_data,
-        "created_at": rfc3339(call.created_at),
-        "dispatched_at": call.dispatched_at.map(rfc3339),
-        "finished_at": call.finished_at.map(rfc3339),
-        "call_attempts": attempts,
-        "events": events_out,
-    })))
+    Ok(HttpResponse::Ok().json(CallResponse {
+        status: "success",
+        call_id: call.call_id,
+        batch_id: call.batch_id,
+        phone_number: call.phone_raw,
+        phone_number_e164: call.phone_e164,
+        call_status: call.status,
+        disposition: call.disposition,
+        attempts: call.attempts,
+        next_attempt_at: call.next_due_at.map(rfc3339),
+        custom_data,
+        created_at: rfc3339(call.created_at),
+        dispatched_at: call.dispatched_at.map(rfc3339),
+        finished_at: call.finished_at.map(rfc3339),
+        call_attempts: attempts,
+        events: events_out,
+    }))
 }

@@ -1,12 +1,43 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::api_error::ApiResult;
+use crate::api_error::{ApiResult, ErrorResponse};
+use crate::api_schema::DispatchRequest;
 use crate::auth::ClientAccount;
 use crate::json_body::{self, require_json};
 use crate::state::AppState;
 
-/// The body is optional: empty (whatever the Content-Type) means every dispatchable batch.
+/// What a dispatch started.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DispatchResponse {
+    #[schema(schema_with = crate::api_schema::success_status)]
+    status: &'static str,
+    /// Calls handed to the dialer by this request (0 when nothing was waiting).
+    dispatched: i64,
+    /// Client batch ids that had calls dispatched.
+    batches: Vec<i64>,
+}
+
+/// Start dialing queued calls.
+///
+/// The body is optional: empty (whatever the Content-Type) means every batch of the account with
+/// queued calls, paused ones excepted; `{"batch_id": 12345}` only that batch. Calling it twice
+/// never dials a number twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/controls/dispatch-calls",
+    tag = "batches",
+    request_body(content = DispatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "calls dispatched", body = DispatchResponse),
+        (status = 400, description = "`invalid_request`: malformed JSON or a bad `batch_id`", body = ErrorResponse),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+        (status = 409, description = "`batch_closed` (cancelled) or `batch_paused`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`: a non-empty body that is not application/json", body = ErrorResponse),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn dispatch_calls(
     state: web::Data<AppState>,
     ClientAccount(account): ClientAccount,
@@ -29,9 +60,9 @@ pub async fn dispatch_calls(
     )
     .await?;
     tracing::info!(dispatched = outcome.dispatched, "dispatch");
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "success",
-        "dispatched": outcome.dispatched,
-        "batches": outcome.batches,
-    })))
+    Ok(HttpResponse::Ok().json(DispatchResponse {
+        status: "success",
+        dispatched: outcome.dispatched,
+        batches: outcome.batches,
+    }))
 }

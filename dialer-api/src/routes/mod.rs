@@ -8,6 +8,7 @@ mod calls;
 mod dispatch;
 mod health;
 mod insert;
+pub mod openapi;
 
 use actix_web::web;
 
@@ -46,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/calls/{call_id}").route(web::get().to(calls::get_call)))
                 .service(web::resource("/account").route(web::get().to(account::get_account)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+                .service(web::resource("/docs").route(web::get().to(openapi::docs)))
                 .service(
                     web::resource("/callbacks").route(web::get().to(callbacks::list_callbacks)),
                 )

@@ -1,0 +1,180 @@
+//! The OpenAPI document of the API, generated from the handlers' `#[utoipa::path]` annotations
+//! and the response types' `ToSchema` derives, served at `GET /api/v1/openapi.json`, and a
+//! Scalar page rendering it at `GET /api/v1/docs`. Both are public (no `X-API-KEY`).
+//!
+//! The routes themselves are registered by hand in `routes::configure` (one resource serves two
+//! paths; the order of `/callbacks/redeliver` matters): the test `openapi_document` checks that
+//! the document and the routes the application serves are the same set, and that real answers
+//! have the documented shape.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::api_error::{ApiError, ErrorResponse};
+
+/// The name of the security scheme: the `X-API-KEY` header.
+pub const API_KEY_SCHEME: &str = "api_key";
+
+const INSERT_PATH: &str = "/api/v1/queues/insertdataincallqueue/";
+const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dialer-api",
+        description = "Batch dialer: submit numbers in batches, dispatch them, follow their progress, \
+                       and see and replay the signed callbacks. Every client request carries \
+                       `X-API-KEY`; every response body is JSON (errors: \
+                       `{\"status\": \"error\", \"code\": ..., \"message\": ...}`), except \
+                       `/metrics`, CSV exports and this documentation."
+    ),
+    paths(
+        super::insert::insert,
+        super::batch_status::batch_status,
+        super::dispatch::dispatch_calls,
+        super::batch_control::pause,
+        super::batch_control::resume,
+        super::batch_control::cancel,
+        super::calls::get_call,
+        super::account::get_account,
+        super::callbacks::list_callbacks,
+        super::callbacks::get_callback,
+        super::callbacks::redeliver,
+        super::health::healthz,
+        super::health::readyz,
+        crate::metrics::render,
+        openapi_json,
+        docs,
+    ),
+    components(schemas(ErrorResponse)),
+    modifiers(&Contract),
+    tags(
+        (name = "batches", description = "submit, dispatch, control and follow batches"),
+        (name = "calls", description = "one call and its history"),
+        (name = "callbacks", description = "callback deliveries: see and replay"),
+        (name = "account", description = "the account of the API key"),
+        (name = "operations", description = "health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// What the annotations cannot say one operation at a time.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::auth::API_KEY_HEADER,
+                "the account's API key (printed once by `dialerctl account create`)",
+            ))),
+        );
+        for (name, schema) in crate::api_schema::components() {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        // Every authenticated operation can also answer these.
+        let common = [
+            ("401", "`unauthorized`: missing or wrong X-API-KEY"),
+            ("403", "`account_suspended`"),
+            (
+                "429",
+                "`rate_limited`: too many requests; `Retry-After` says when to try again",
+            ),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if op.security.as_ref().is_none_or(|s| s.is_empty()) {
+                    continue;
+                }
+                for (status, description) in common {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description).into());
+                }
+            }
+        }
+        // The dispatch body may be left out (an empty body, not JSON `null`).
+        if let Some(RefOr::T(body)) = doc
+            .paths
+            .paths
+            .get_mut(DISPATCH_PATH)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(Required::False);
+        }
+        // The submission is served with and without the trailing slash.
+        if let Some(item) = doc.paths.paths.get(INSERT_PATH).cloned() {
+            let mut item = item;
+            if let Some(op) = item.post.as_mut() {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_no_slash"));
+                op.summary = Some("Add numbers to a batch (without the trailing slash)".into());
+            }
+            doc.paths
+                .paths
+                .insert(INSERT_PATH.trim_end_matches('/').to_owned(), item);
+        }
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build()
+}
+
+/// The document, built once.
+pub fn document() -> &'static Document {
+    static DOC: OnceLock<Document> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "this document (OpenAPI 3.1)", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Result<HttpResponse, ApiError> {
+    static JSON: OnceLock<Result<String, String>> = OnceLock::new();
+    match JSON.get_or_init(|| serde_json::to_string(document()).map_err(|e| e.to_string())) {
+        Ok(json) => Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(json.clone())),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// This document rendered for people (Scalar; the page loads Scalar's script in the browser).
+#[utoipa::path(
+    get,
+    path = "/api/v1/docs",
+    tag = "operations",
+    responses((status = 200, description = "an HTML page", content_type = "text/html", body = String))
+)]
+pub async fn docs() -> HttpResponse {
+    static HTML: OnceLock<String> = OnceLock::new();
+    let html = HTML.get_or_init(|| {
+        utoipa_scalar::Scalar::new(document().clone())
+            .title("dialer-api")
+            .to_html()
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .body(html.clone())
+}
