@@ -154,26 +154,27 @@ async fn apply_in(
     t: &Transition,
 ) -> Result<Option<Applied>, StateError> {
     let attempt_id = t.attempt();
-    let rows: Vec<CallRow> = diesel::sql_query(format!(
-        "SELECT {CALL_COLUMNS} FROM call_attempts t \
-         JOIN calls c ON c.id = t.call_pk JOIN batches b ON b.id = c.batch_pk \
-         JOIN accounts a ON a.id = c.account_id WHERE t.id = $1 FOR UPDATE OF c"
-    ))
-    .bind::<SqlUuid, _>(attempt_id)
-    .load(conn)
-    .await?;
-    let Some(call) = rows.into_iter().next() else {
-        return Ok(None);
-    };
-    let attempts: Vec<AttemptRow> = diesel::sql_query(
-        "SELECT t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
-         FROM call_attempts t LEFT JOIN asterisk_servers s ON s.id = t.server_id \
-         WHERE t.id = $1 FOR UPDATE OF t",
+    // Both reads go out together (pipelined on the one connection); the server still runs
+    // them in this order, so the call row is locked before the attempt row, as before.
+    let shared: &AsyncPgConnection = conn;
+    let (rows, attempts): (Vec<CallRow>, Vec<AttemptRow>) = futures_util::future::try_join(
+        diesel::sql_query(format!(
+            "SELECT {CALL_COLUMNS} FROM call_attempts t \
+             JOIN calls c ON c.id = t.call_pk JOIN batches b ON b.id = c.batch_pk \
+             JOIN accounts a ON a.id = c.account_id WHERE t.id = $1 FOR UPDATE OF c"
+        ))
+        .bind::<SqlUuid, _>(attempt_id)
+        .load(&mut &*shared),
+        diesel::sql_query(
+            "SELECT t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
+             FROM call_attempts t LEFT JOIN asterisk_servers s ON s.id = t.server_id \
+             WHERE t.id = $1 FOR UPDATE OF t",
+        )
+        .bind::<SqlUuid, _>(attempt_id)
+        .load(&mut &*shared),
     )
-    .bind::<SqlUuid, _>(attempt_id)
-    .load(conn)
     .await?;
-    let Some(attempt) = attempts.into_iter().next() else {
+    let (Some(call), Some(attempt)) = (rows.into_iter().next(), attempts.into_iter().next()) else {
         return Ok(None);
     };
 
@@ -182,20 +183,26 @@ async fn apply_in(
             if attempt.state != "originating" {
                 return Ok(None);
             }
-            set_attempt(conn, attempt_id, "started", "started_at", *at).await?;
             let event = EventFacts::in_progress(EventType::CallStarted, &attempt, *at);
-            write_event(conn, &call, &event, CallStatus::Started, None).await?;
+            futures_util::future::try_join(
+                set_attempt(conn, attempt_id, "started", "started_at", *at),
+                write_event(conn, &call, &event, CallStatus::Started, None),
+            )
+            .await?;
             Ok(Some(applied(&call, EventType::CallStarted, false)))
         }
         Transition::Answered { at, .. } => {
             if !matches!(attempt.state.as_str(), "originating" | "started") {
                 return Ok(None);
             }
-            set_attempt(conn, attempt_id, "answered", "answered_at", *at).await?;
             let mut event = EventFacts::in_progress(EventType::CallAnswered, &attempt, *at);
             event.disposition = Some(Disposition::Answered);
             event.answer_time = Some(*at);
-            write_event(conn, &call, &event, CallStatus::Answered, None).await?;
+            futures_util::future::try_join(
+                set_attempt(conn, attempt_id, "answered", "answered_at", *at),
+                write_event(conn, &call, &event, CallStatus::Answered, None),
+            )
+            .await?;
             Ok(Some(applied(&call, EventType::CallAnswered, false)))
         }
         Transition::Ended {
@@ -277,7 +284,7 @@ fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Appl
 }
 
 async fn set_attempt(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     attempt: Uuid,
     state: &str,
     time_column: &str,
@@ -291,7 +298,7 @@ async fn set_attempt(
     .bind::<SqlUuid, _>(attempt)
     .bind::<Text, _>(state)
     .bind::<Timestamptz, _>(at)
-    .execute(conn)
+    .execute(&mut &*conn)
     .await?;
     Ok(())
 }
@@ -315,18 +322,6 @@ async fn end_attempt(
             .iter()
             .any(|d| d == outcome.disposition.as_str())
         && attempt.attempt < call.max_attempts;
-    diesel::sql_query(
-        "UPDATE call_attempts SET state = 'ended', ended_at = $2, disposition = $3, \
-         hangup_cause = $4, error_message = $5 WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(attempt_id)
-    .bind::<Timestamptz, _>(at)
-    .bind::<Text, _>(outcome.disposition.as_str())
-    .bind::<Nullable<Integer>, _>(outcome.cause.map(i32::from))
-    .bind::<Nullable<Text>, _>(outcome.error_message.as_deref())
-    .execute(conn)
-    .await?;
-
     let final_status = event_type.call_status().unwrap_or(CallStatus::Failed);
     let (status, next_due) = if will_retry {
         (
@@ -348,12 +343,29 @@ async fn end_attempt(
         will_retry,
         occurred_at: at,
     };
-    write_event(
-        conn,
-        call,
-        &event,
-        status,
-        Some((outcome.disposition, next_due)),
+    let shared: &AsyncPgConnection = conn;
+    futures_util::future::try_join(
+        async {
+            diesel::sql_query(
+                "UPDATE call_attempts SET state = 'ended', ended_at = $2, disposition = $3, \
+                 hangup_cause = $4, error_message = $5 WHERE id = $1",
+            )
+            .bind::<SqlUuid, _>(attempt_id)
+            .bind::<Timestamptz, _>(at)
+            .bind::<Text, _>(outcome.disposition.as_str())
+            .bind::<Nullable<Integer>, _>(outcome.cause.map(i32::from))
+            .bind::<Nullable<Text>, _>(outcome.error_message.as_deref())
+            .execute(&mut &*shared)
+            .await
+            .map_err(StateError::from)
+        },
+        write_event(
+            shared,
+            call,
+            &event,
+            status,
+            Some((outcome.disposition, next_due)),
+        ),
     )
     .await?;
     let batch_completed = if will_retry {
@@ -398,7 +410,7 @@ impl EventFacts {
 /// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
 /// due time), and writes the event with its body fixed now.
 async fn write_event(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     call: &CallRow,
     e: &EventFacts,
     status: CallStatus,
@@ -406,19 +418,6 @@ async fn write_event(
 ) -> Result<(), StateError> {
     let sequence = call.event_seq + 1;
     let finished = status.is_final();
-    diesel::sql_query(
-        "UPDATE calls SET event_seq = $2, status = $3, \
-         disposition = COALESCE($4, disposition), next_due_at = $5, updated_at = now(), \
-         finished_at = CASE WHEN $6 THEN now() ELSE finished_at END WHERE id = $1",
-    )
-    .bind::<BigInt, _>(call.call_pk)
-    .bind::<Integer, _>(sequence)
-    .bind::<Text, _>(status.as_str())
-    .bind::<Nullable<Text>, _>(end.map(|(d, _)| d.as_str()))
-    .bind::<Nullable<Timestamptz>, _>(end.and_then(|(_, due)| due))
-    .bind::<Bool, _>(finished)
-    .execute(conn)
-    .await?;
 
     let duration = match (e.answer_time, e.end_time) {
         (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
@@ -453,7 +452,19 @@ async fn write_event(
         occurred_at: rfc3339(e.occurred_at),
     };
     let body = serde_json::to_string(&body)?;
-    diesel::sql_query(
+    let update_call = diesel::sql_query(
+        "UPDATE calls SET event_seq = $2, status = $3, \
+         disposition = COALESCE($4, disposition), next_due_at = $5, updated_at = now(), \
+         finished_at = CASE WHEN $6 THEN now() ELSE finished_at END WHERE id = $1",
+    )
+    .bind::<BigInt, _>(call.call_pk)
+    .bind::<Integer, _>(sequence)
+    .bind::<Text, _>(status.as_str())
+    .bind::<Nullable<Text>, _>(end.map(|(d, _)| d.as_str()))
+    .bind::<Nullable<Timestamptz>, _>(end.and_then(|(_, due)| due))
+    .bind::<Bool, _>(finished)
+    .execute(&mut &*conn);
+    let insert_event = diesel::sql_query(
         "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, \
          body, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -465,8 +476,9 @@ async fn write_event(
     .bind::<Text, _>(e.event_type.as_str())
     .bind::<Text, _>(&body)
     .bind::<Timestamptz, _>(e.occurred_at)
-    .execute(conn)
-    .await?;
+    .execute(&mut &*conn);
+    // Sent together, run in this order by the server.
+    futures_util::future::try_join(update_call, insert_event).await?;
     Ok(())
 }
 
@@ -484,27 +496,31 @@ pub(crate) async fn complete_batch_if_done(
     conn: &mut AsyncPgConnection,
     call: &CallRow,
 ) -> Result<bool, StateError> {
-    let locked: Vec<Remaining> = diesel::sql_query(
-        "SELECT 0::bigint AS pending FROM batches WHERE id = $1 \
-         AND (status IN ('pending', 'dispatching', 'paused') \
-              OR (status = 'cancelled' AND completed_at IS NULL)) FOR UPDATE",
+    let pending_states = CallStatus::sql_list(|s| !s.is_final());
+    // Sent together; the server runs the lock first, so the probe sees every call that ended
+    // before the lock was granted.
+    let shared: &AsyncPgConnection = conn;
+    let (locked, remaining): (Vec<Remaining>, Vec<Remaining>) = futures_util::future::try_join(
+        diesel::sql_query(
+            "SELECT 0::bigint AS pending FROM batches WHERE id = $1 \
+             AND (status IN ('pending', 'dispatching', 'paused') \
+                  OR (status = 'cancelled' AND completed_at IS NULL)) FOR UPDATE",
+        )
+        .bind::<BigInt, _>(call.batch_pk)
+        .load(&mut &*shared),
+        // Whether any call is left, not how many: this runs at every call's end, and counting
+        // a large batch each time would make finishing it quadratic.
+        diesel::sql_query(format!(
+            "SELECT count(*) AS pending FROM (SELECT 1 FROM calls WHERE batch_pk = $1 \
+             AND status IN ({pending_states}) LIMIT 1) x"
+        ))
+        .bind::<BigInt, _>(call.batch_pk)
+        .load(&mut &*shared),
     )
-    .bind::<BigInt, _>(call.batch_pk)
-    .load(conn)
     .await?;
     if locked.is_empty() {
         return Ok(false);
     }
-    let pending_states = CallStatus::sql_list(|s| !s.is_final());
-    // Whether any call is left, not how many: this runs at every call's end, and counting a
-    // large batch each time would make finishing it quadratic.
-    let remaining: Vec<Remaining> = diesel::sql_query(format!(
-        "SELECT count(*) AS pending FROM (SELECT 1 FROM calls WHERE batch_pk = $1 \
-         AND status IN ({pending_states}) LIMIT 1) x"
-    ))
-    .bind::<BigInt, _>(call.batch_pk)
-    .load(conn)
-    .await?;
     if remaining.into_iter().next().map_or(1, |r| r.pending) > 0 {
         return Ok(false);
     }
