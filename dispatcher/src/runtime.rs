@@ -120,6 +120,7 @@ impl Dispatcher {
             servers: servers.clone(),
             transitions: transitions_tx.clone(),
             global_cps: config.global_cps,
+            account_pacers: Arc::default(),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
         tasks.push(tokio::spawn(sweep_loop(

@@ -24,6 +24,7 @@ use ami_bridge::AmiError;
 use crate::call_state::Transition;
 use crate::claim::{self, Claimed, Decision};
 use crate::outcome::AttemptTracker;
+use crate::pacer::Pacer;
 use crate::pacing;
 use crate::registry::{LiveAttempt, Registry};
 use crate::server::Server;
@@ -48,6 +49,10 @@ pub struct Scheduler {
     pub servers: Arc<std::sync::Mutex<HashMap<i64, Arc<Server>>>>,
     pub transitions: mpsc::UnboundedSender<Transition>,
     pub global_cps: Option<f64>,
+    /// Each account's own pacing in this process, after its slot in PostgreSQL: a call whose
+    /// slot fired late (a busy machine) must not leave right before the next one, or a second
+    /// would hold more than the account's rate plus one.
+    pub account_pacers: Arc<std::sync::Mutex<HashMap<i64, Pacer>>>,
 }
 
 impl Scheduler {
@@ -252,10 +257,12 @@ impl Scheduler {
         let server = server.clone();
         let registry = self.registry.clone();
         let transitions = self.transitions.clone();
+        let pacers = self.account_pacers.clone();
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
+                tokio::time::sleep_until(account_pace(&pacers, account, rate).into()).await;
                 // The server's own slot is taken only once the account's has come: taken at
                 // the claim, calls claimed ahead would hold the server's slots and starve
                 // other accounts' calls that are ready now.
@@ -271,6 +278,25 @@ impl Scheduler {
         });
         (back, Some(rate_per_round))
     }
+}
+
+/// When this account's next call may leave this process (taken now).
+fn account_pace(
+    pacers: &std::sync::Mutex<HashMap<i64, Pacer>>,
+    account: i64,
+    rate: f64,
+) -> Instant {
+    let now = Instant::now();
+    let Ok(mut map) = pacers.lock() else {
+        return now;
+    };
+    let p = map
+        .entry(account)
+        .or_insert_with(|| Pacer::per_second(Some(rate)));
+    p.set_rate(Some(rate));
+    let at = p.ready_at(now);
+    p.take(at);
+    at
 }
 
 fn enqueue(queues: &mut HashMap<i64, VecDeque<Job>>, order: &mut VecDeque<i64>, job: Job) {
