@@ -334,11 +334,12 @@ impl Progress {
         self.callbacks.set_position(verified);
     }
 
+    /// Leaves every bar where it stands (`finish` would fill them all).
     fn finish(&self) {
-        self.header.finish();
+        self.header.abandon();
         for (_, b) in &self.bars {
-            b.finish();
+            b.abandon();
         }
-        self.callbacks.finish();
+        self.callbacks.abandon();
     }
 }
