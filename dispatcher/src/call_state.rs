@@ -68,7 +68,7 @@ pub struct Applied {
 }
 
 /// Everything an event body needs, read under lock with the attempt.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub(crate) struct CallRow {
     #[diesel(sql_type = BigInt)]
     pub call_pk: i64,
@@ -129,34 +129,89 @@ pub async fn apply(
     conn: &mut AsyncPgConnection,
     t: &Transition,
 ) -> Result<Option<Applied>, StateError> {
-    conn.transaction::<_, StateError, _>(async |conn| apply_in(conn, t).await)
-        .await
+    let mut all = apply_all(conn, std::slice::from_ref(t)).await?;
+    Ok(all.pop().flatten())
 }
 
 /// Applies several transitions, in order, in one transaction: one commit (one WAL flush) for
 /// many calls. If it fails, nothing of it is kept; the caller applies them one by one.
+///
+/// The transitions go in waves: a wave holds at most one transition of each attempt, in
+/// arrival order, and its statements are pipelined on the connection (they touch distinct calls
+/// and attempts; a later transition of the same attempt is in a later wave and sees the earlier
+/// one's changes). The batches whose calls reached their final outcome are then checked for
+/// completion once each, in batch order.
 pub async fn apply_all(
     conn: &mut AsyncPgConnection,
     ts: &[Transition],
 ) -> Result<Vec<Option<Applied>>, StateError> {
     conn.transaction::<_, StateError, _>(async |conn| {
-        let mut out = Vec::with_capacity(ts.len());
-        for t in ts {
-            out.push(apply_in(conn, t).await?);
+        let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
+        let mut finished: Vec<CallRow> = Vec::new();
+        for wave in waves(ts) {
+            let shared: &AsyncPgConnection = conn;
+            let steps =
+                futures_util::future::try_join_all(wave.iter().map(|&i| apply_in(shared, &ts[i])))
+                    .await?;
+            for (i, step) in wave.into_iter().zip(steps) {
+                if let Some(step) = step {
+                    out[i] = Some(step.applied);
+                    finished.extend(step.finished);
+                }
+            }
+        }
+        finished.sort_by_key(|c| c.batch_pk);
+        finished.dedup_by_key(|c| c.batch_pk);
+        for call in &finished {
+            if complete_batch_if_done(conn, call).await? {
+                for a in out.iter_mut().flatten() {
+                    if a.batch_pk == call.batch_pk {
+                        a.batch_completed = true;
+                    }
+                }
+            }
         }
         Ok(out)
     })
     .await
 }
 
-async fn apply_in(
-    conn: &mut AsyncPgConnection,
-    t: &Transition,
-) -> Result<Option<Applied>, StateError> {
+/// Indexes of `ts` by wave: the n-th transition of an attempt goes in wave n.
+fn waves(ts: &[Transition]) -> Vec<Vec<usize>> {
+    let mut seen: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, t) in ts.iter().enumerate() {
+        let n = seen.entry(t.attempt()).or_insert(0);
+        if waves.len() <= *n {
+            waves.push(Vec::new());
+        }
+        waves[*n].push(i);
+        *n += 1;
+    }
+    waves
+}
+
+/// What one transition did, and the call when it reached its final outcome (its batch may be
+/// complete).
+struct Step {
+    applied: Applied,
+    finished: Option<CallRow>,
+}
+
+impl Step {
+    fn in_progress(call: &CallRow, event_type: EventType) -> Step {
+        Step {
+            applied: applied(call, event_type, false),
+            finished: None,
+        }
+    }
+}
+
+async fn apply_in(conn: &AsyncPgConnection, t: &Transition) -> Result<Option<Step>, StateError> {
     let attempt_id = t.attempt();
     // Both reads go out together (pipelined on the one connection); the server still runs
     // them in this order, so the call row is locked before the attempt row, as before.
-    let shared: &AsyncPgConnection = conn;
+    let shared = conn;
     let (rows, attempts): (Vec<CallRow>, Vec<AttemptRow>) = futures_util::future::try_join(
         diesel::sql_query(format!(
             "SELECT {CALL_COLUMNS} FROM call_attempts t \
@@ -189,7 +244,7 @@ async fn apply_in(
                 write_event(conn, &call, &event, CallStatus::Started, None),
             )
             .await?;
-            Ok(Some(applied(&call, EventType::CallStarted, false)))
+            Ok(Some(Step::in_progress(&call, EventType::CallStarted)))
         }
         Transition::Answered { at, .. } => {
             if !matches!(attempt.state.as_str(), "originating" | "started") {
@@ -203,7 +258,7 @@ async fn apply_in(
                 write_event(conn, &call, &event, CallStatus::Answered, None),
             )
             .await?;
-            Ok(Some(applied(&call, EventType::CallAnswered, false)))
+            Ok(Some(Step::in_progress(&call, EventType::CallAnswered)))
         }
         Transition::Ended {
             outcome,
@@ -305,14 +360,14 @@ async fn set_attempt(
 
 #[allow(clippy::too_many_arguments)]
 async fn end_attempt(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     call: &CallRow,
     attempt_id: Uuid,
     attempt: &AttemptRow,
     outcome: &Outcome,
     cut_by_platform: bool,
     at: DateTime<Utc>,
-) -> Result<Option<Applied>, StateError> {
+) -> Result<Option<Step>, StateError> {
     let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
     // A cancelled batch starts no new call: its call in progress ends with this attempt.
     let will_retry = call.batch_status != "cancelled"
@@ -368,12 +423,10 @@ async fn end_attempt(
         ),
     )
     .await?;
-    let batch_completed = if will_retry {
-        false
-    } else {
-        complete_batch_if_done(conn, call).await?
-    };
-    Ok(Some(applied(call, event_type, batch_completed)))
+    Ok(Some(Step {
+        applied: applied(call, event_type, false),
+        finished: (!will_retry).then(|| call.clone()),
+    }))
 }
 
 /// The facts of one event beyond the call's own fields.
@@ -588,4 +641,27 @@ async fn write_batch_completed(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Transition, waves};
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    #[test]
+    fn waves_hold_one_transition_per_attempt_in_arrival_order() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let at = Utc::now();
+        let ts = [
+            Transition::Started { attempt: a, at },
+            Transition::Started { attempt: b, at },
+            Transition::Answered { attempt: a, at },
+            Transition::Started { attempt: c, at },
+            Transition::Answered { attempt: b, at },
+            Transition::Answered { attempt: a, at },
+        ];
+        assert_eq!(waves(&ts), vec![vec![0, 1, 3], vec![2, 4], vec![5]]);
+        assert!(waves(&[]).is_empty());
+    }
 }
