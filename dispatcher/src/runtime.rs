@@ -445,7 +445,15 @@ async fn writer_loop(
                 batches.push(a.batch_pk);
             }
         };
-        match call_state::apply_all(&mut conn, &batch).await {
+        // What an operator watches when callbacks lag: transitions waiting, and how long a
+        // group takes to write.
+        metrics::gauge!("dialer_state_backlog").set(rx.len() as f64);
+        metrics::counter!("dialer_state_transitions_total").increment(batch.len() as u64);
+        let write_started = Instant::now();
+        let result = call_state::apply_all(&mut conn, &batch).await;
+        metrics::histogram!("dialer_state_write_seconds")
+            .record(write_started.elapsed().as_secs_f64());
+        match result {
             Ok(all) => all.into_iter().for_each(&mut note),
             Err(e) => {
                 warn!(error = %e, "grouped call state write failed; one by one");
