@@ -102,7 +102,7 @@ pub(crate) struct CallRow {
     pub batch_status: String,
 }
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 struct AttemptRow {
     #[diesel(sql_type = Integer)]
     attempt: i32,
@@ -148,13 +148,26 @@ pub async fn apply_all(
     conn.transaction::<_, StateError, _>(async |conn| {
         let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
         let mut finished: Vec<CallRow> = Vec::new();
+        let mut rows = lock_rows(conn, ts).await?;
         for wave in waves(ts) {
             let shared: &AsyncPgConnection = conn;
-            let steps =
-                futures_util::future::try_join_all(wave.iter().map(|&i| apply_in(shared, &ts[i])))
-                    .await?;
+            let steps = futures_util::future::try_join_all(wave.iter().map(|&i| {
+                let t = &ts[i];
+                let locked = rows.get(&t.attempt());
+                async move {
+                    match locked {
+                        Some((call, attempt)) => apply_in(shared, t, call, attempt).await,
+                        None => Ok(None),
+                    }
+                }
+            }))
+            .await?;
             for (i, step) in wave.into_iter().zip(steps) {
                 if let Some(step) = step {
+                    // What the statements just wrote, for the attempt's next transition.
+                    if let Some((call, attempt)) = rows.get_mut(&ts[i].attempt()) {
+                        advance(call, attempt, &ts[i]);
+                    }
                     out[i] = Some(step.applied);
                     finished.extend(step.finished);
                 }
@@ -174,6 +187,55 @@ pub async fn apply_all(
         Ok(out)
     })
     .await
+}
+
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(sql_type = SqlUuid)]
+    attempt_id: Uuid,
+    #[diesel(embed)]
+    call: CallRow,
+    #[diesel(embed)]
+    attempt: AttemptRow,
+}
+
+/// Reads and locks, in one statement, every attempt of the group and its call, in call order
+/// (two writers locking calls in the same order cannot deadlock on them).
+async fn lock_rows(
+    conn: &mut AsyncPgConnection,
+    ts: &[Transition],
+) -> Result<std::collections::HashMap<Uuid, (CallRow, AttemptRow)>, StateError> {
+    let mut ids: Vec<Uuid> = ts.iter().map(Transition::attempt).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<LockedRow> = diesel::sql_query(format!(
+        "SELECT t.id AS attempt_id, {CALL_COLUMNS}, \
+                t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
+         FROM call_attempts t JOIN calls c ON c.id = t.call_pk \
+         JOIN batches b ON b.id = c.batch_pk JOIN accounts a ON a.id = c.account_id \
+         LEFT JOIN asterisk_servers s ON s.id = t.server_id \
+         WHERE t.id = ANY($1) ORDER BY c.id, t.id FOR UPDATE OF c, t"
+    ))
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.attempt_id, (r.call, r.attempt)))
+        .collect())
+}
+
+/// The rows as a transition that was applied left them.
+fn advance(call: &mut CallRow, attempt: &mut AttemptRow, t: &Transition) {
+    call.event_seq += 1;
+    match t {
+        Transition::Started { .. } => attempt.state = "started".to_owned(),
+        Transition::Answered { at, .. } => {
+            attempt.state = "answered".to_owned();
+            attempt.answered_at.get_or_insert(*at);
+        }
+        Transition::Ended { .. } => attempt.state = "ended".to_owned(),
+    }
 }
 
 /// Indexes of `ts` by wave: the n-th transition of an attempt goes in wave n.
@@ -207,58 +269,41 @@ impl Step {
     }
 }
 
-async fn apply_in(conn: &AsyncPgConnection, t: &Transition) -> Result<Option<Step>, StateError> {
+/// One transition on the rows as its earlier transitions in the group left them (locked by
+/// [`lock_rows`]).
+async fn apply_in(
+    conn: &AsyncPgConnection,
+    t: &Transition,
+    call: &CallRow,
+    attempt: &AttemptRow,
+) -> Result<Option<Step>, StateError> {
     let attempt_id = t.attempt();
-    // Both reads go out together (pipelined on the one connection); the server still runs
-    // them in this order, so the call row is locked before the attempt row, as before.
-    let shared = conn;
-    let (rows, attempts): (Vec<CallRow>, Vec<AttemptRow>) = futures_util::future::try_join(
-        diesel::sql_query(format!(
-            "SELECT {CALL_COLUMNS} FROM call_attempts t \
-             JOIN calls c ON c.id = t.call_pk JOIN batches b ON b.id = c.batch_pk \
-             JOIN accounts a ON a.id = c.account_id WHERE t.id = $1 FOR UPDATE OF c"
-        ))
-        .bind::<SqlUuid, _>(attempt_id)
-        .load(&mut &*shared),
-        diesel::sql_query(
-            "SELECT t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
-             FROM call_attempts t LEFT JOIN asterisk_servers s ON s.id = t.server_id \
-             WHERE t.id = $1 FOR UPDATE OF t",
-        )
-        .bind::<SqlUuid, _>(attempt_id)
-        .load(&mut &*shared),
-    )
-    .await?;
-    let (Some(call), Some(attempt)) = (rows.into_iter().next(), attempts.into_iter().next()) else {
-        return Ok(None);
-    };
-
     match t {
         Transition::Started { at, .. } => {
             if attempt.state != "originating" {
                 return Ok(None);
             }
-            let event = EventFacts::in_progress(EventType::CallStarted, &attempt, *at);
+            let event = EventFacts::in_progress(EventType::CallStarted, attempt, *at);
             futures_util::future::try_join(
                 set_attempt(conn, attempt_id, "started", "started_at", *at),
-                write_event(conn, &call, &event, CallStatus::Started, None),
+                write_event(conn, call, &event, CallStatus::Started, None),
             )
             .await?;
-            Ok(Some(Step::in_progress(&call, EventType::CallStarted)))
+            Ok(Some(Step::in_progress(call, EventType::CallStarted)))
         }
         Transition::Answered { at, .. } => {
             if !matches!(attempt.state.as_str(), "originating" | "started") {
                 return Ok(None);
             }
-            let mut event = EventFacts::in_progress(EventType::CallAnswered, &attempt, *at);
+            let mut event = EventFacts::in_progress(EventType::CallAnswered, attempt, *at);
             event.disposition = Some(Disposition::Answered);
             event.answer_time = Some(*at);
             futures_util::future::try_join(
                 set_attempt(conn, attempt_id, "answered", "answered_at", *at),
-                write_event(conn, &call, &event, CallStatus::Answered, None),
+                write_event(conn, call, &event, CallStatus::Answered, None),
             )
             .await?;
-            Ok(Some(Step::in_progress(&call, EventType::CallAnswered)))
+            Ok(Some(Step::in_progress(call, EventType::CallAnswered)))
         }
         Transition::Ended {
             outcome,
@@ -271,9 +316,9 @@ async fn apply_in(conn: &AsyncPgConnection, t: &Transition) -> Result<Option<Ste
             }
             end_attempt(
                 conn,
-                &call,
+                call,
                 attempt_id,
-                &attempt,
+                attempt,
                 outcome,
                 *cut_by_platform,
                 *at,
