@@ -1,0 +1,311 @@
+//! The platform calls per second and an account's channel limit held in aggregate by two
+//! dispatchers on two servers (counted at the simulators), and a paused batch resumed the way the
+//! API resumes it.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ami_sim::OutcomeKind;
+use ami_sim::stats::max_in_window;
+use common::{World, rule};
+use dialer_core::dial_outbox;
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use dispatcher::{Dispatcher, DispatcherConfig};
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(world: &World, sql: &str) -> i64 {
+    let mut conn = world.conn().await;
+    diesel::sql_query(sql)
+        .get_result::<N>(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}
+
+/// Two dispatchers, started and waited for until each holds one of the two servers, so both
+/// dial from the first call on.
+async fn two_dispatchers(
+    world: &World,
+    tweak: impl Fn(&mut DispatcherConfig),
+) -> (Dispatcher, Dispatcher) {
+    let mut ca = world.dispatcher_config();
+    ca.id = "dispatcher-a".into();
+    tweak(&mut ca);
+    let mut cb = world.dispatcher_config();
+    cb.id = "dispatcher-b".into();
+    tweak(&mut cb);
+    let a = Dispatcher::start(ca).await.expect("a");
+    let b = Dispatcher::start(cb).await.expect("b");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a_held = count(
+            world,
+            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-a' AND expires_at > now()",
+        )
+        .await;
+        let b_held = count(
+            world,
+            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-b' AND expires_at > now()",
+        )
+        .await;
+        if a_held == 1 && b_held == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "servers never shared ({a_held}, {b_held})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
+    let world = World::new(
+        2,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
+        200,
+        1000,
+    )
+    .await;
+    let acme = world.account("ACME", 20, 100, "").await;
+    let globex = world.account("GLOBEX", 20, 100, "").await;
+    let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
+    // Both simulators count from the same instant, so their times merge.
+    world.sims[0].reset_stats();
+    world.sims[1].reset_stats();
+    let acme_numbers: Vec<String> = (0..75).map(|i| format!("+1555{i:07}")).collect();
+    let globex_numbers: Vec<String> = (0..75).map(|i| format!("+1555{:07}", 1000 + i)).collect();
+    let b1 = world.batch(acme, 1, &acme_numbers).await;
+    let b2 = world.batch(globex, 1, &globex_numbers).await;
+    world.wait_final(b1, Duration::from_secs(90)).await;
+    world.wait_final(b2, Duration::from_secs(60)).await;
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let mut times = world.sims[0].originate_times();
+    let on_first = times.len();
+    times.extend(world.sims[1].originate_times());
+    times.sort();
+    assert_eq!(times.len(), 150, "every call originated once");
+    assert!(
+        on_first > 0 && on_first < 150,
+        "both servers dialed ({on_first} on the first)"
+    );
+    let max = max_in_window(&times, Duration::from_secs(1));
+    let span = (times[times.len() - 1] - times[0]).as_secs_f64();
+    let rate = (times.len() - 1) as f64 / span;
+    eprintln!(
+        "global 10/s: max {max} in 1 s, average {rate:.2}/s over {span:.1} s, {on_first}/150 on ast1"
+    );
+    assert!(
+        max <= 11,
+        "{max} originates in one second, platform limit 10"
+    );
+    assert!((9.0..=11.0).contains(&rate), "average {rate:.2}/s");
+    for sim in &world.sims {
+        assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
+    }
+    let dialers = count(
+        &world,
+        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
+    )
+    .await;
+    assert_eq!(dialers, 2, "both dispatchers dialed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_channel_limit_holds_across_two_dispatchers() {
+    let world = World::new(
+        2,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 1500)],
+        50,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 50, 6, "").await;
+    let (a, b) = two_dispatchers(&world, |_| {}).await;
+    world.sims[0].reset_stats();
+    world.sims[1].reset_stats();
+    let numbers: Vec<String> = (0..48).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+
+    // Both simulators' channels up now, summed, sampled every few milliseconds until the end.
+    let s0 = world.sims[0].handle();
+    let s1 = world.sims[1].handle();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut max, mut samples) = (0usize, 0u64);
+            while !AtomicBool::load(&stop, Ordering::Relaxed) {
+                let sum = s0.current_channels() + s1.current_channels();
+                max = max.max(sum);
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            (max, samples)
+        })
+    };
+    let calls = world.wait_final(batch, Duration::from_secs(90)).await;
+    AtomicBool::store(&stop, true, Ordering::Relaxed);
+    let (max, samples) = sampler.await.expect("sampler");
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let (st0, st1) = (world.sims[0].stats(), world.sims[1].stats());
+    eprintln!(
+        "limit 6: at most {max} channels summed over {samples} samples; per server peaks {} and {}, \
+         originates {} and {}",
+        st0.max_concurrent_channels,
+        st1.max_concurrent_channels,
+        st0.originates_total,
+        st1.originates_total
+    );
+    assert!(
+        calls.iter().all(|c| c.status == "completed"),
+        "every call answered and completed"
+    );
+    assert_eq!(st0.originates_total + st1.originates_total, 48);
+    assert!(
+        st0.originates_total > 0 && st1.originates_total > 0,
+        "both servers dialed"
+    );
+    assert!(
+        max <= 6,
+        "{max} channels at once for an account limited to 6"
+    );
+    assert!(max >= 5, "the limit was not even approached ({max})");
+    assert!(st0.max_concurrent_channels + st1.max_concurrent_channels >= 6);
+    let dialers = count(
+        &world,
+        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
+    )
+    .await;
+    assert_eq!(dialers, 2, "both dispatchers dialed");
+}
+
+/// What `dialer_api::batches::resume` does to a paused, dispatched batch (same statements, in one
+/// transaction), then its publish of the re-armed jobs (`dispatch::publish_committed`).
+async fn resume_like_the_api(world: &World, batch_pk: i64) {
+    let mut conn = world.conn().await;
+    conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+        diesel::sql_query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
+            .bind::<BigInt, _>(batch_pk)
+            .execute(conn)
+            .await?;
+        diesel::sql_query(
+            "UPDATE batches SET status = 'dispatching', paused_at = NULL, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind::<BigInt, _>(batch_pk)
+        .execute(conn)
+        .await?;
+        diesel::sql_query(
+            "UPDATE dial_jobs j SET published_at = NULL
+             FROM calls c
+             WHERE j.call_pk = c.id AND c.batch_pk = $1 AND c.status = 'scheduled'
+               AND j.attempt = c.attempts + 1 AND j.published_at IS NOT NULL",
+        )
+        .bind::<BigInt, _>(batch_pk)
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+    .await
+    .expect("resume");
+    dial_outbox::publish_pending(
+        &world.pool,
+        &world.channel,
+        &world.env.topology(),
+        dial_outbox::Scope::Batches(&[batch_pk]),
+    )
+    .await
+    .expect("publish re-armed jobs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
+    let world = World::new(
+        1,
+        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
+        50,
+        200,
+    )
+    .await;
+    let account = world.account("ACME", 20, 50, "").await;
+    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let batch = world.batch(account, 1, &numbers).await;
+    let d = Dispatcher::start(world.dispatcher_config())
+        .await
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.sims[0].stats().originates_total < 30 {
+        assert!(Instant::now() < deadline, "never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What the API's pause does to the batch.
+    world
+        .exec(&format!(
+            "UPDATE batches SET status = 'paused', paused_at = now(), updated_at = now() \
+             WHERE id = {batch}"
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_a_second = world.sims[0].stats().originates_total;
+    // Long enough for every queued job to be taken and dropped.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before_resume = world.sims[0].stats().originates_total;
+    assert_eq!(
+        before_resume, after_a_second,
+        "dialed while paused (after the first second)"
+    );
+    assert!(before_resume < 200, "the pause came too late to test");
+    let undialed: Vec<String> = world
+        .calls(batch)
+        .await
+        .into_iter()
+        .filter(|c| c.status == "scheduled")
+        .map(|c| c.phone_raw)
+        .collect();
+    assert_eq!(undialed.len() as u64, 200 - before_resume);
+
+    resume_like_the_api(&world, batch).await;
+    let calls = world.wait_final(batch, Duration::from_secs(60)).await;
+    d.shutdown().await;
+
+    let stats = world.sims[0].stats();
+    eprintln!(
+        "paused after {after_a_second} originates ({} still scheduled), {} after the resume",
+        undialed.len(),
+        stats.originates_total
+    );
+    assert_eq!(stats.originates_total, 200);
+    for c in &calls {
+        assert_eq!(c.status, "completed", "{}", c.phone_raw);
+        assert_eq!(c.attempts, 1, "{}", c.phone_raw);
+        assert_eq!(
+            stats.originates_by_number.get(&c.phone_raw).copied(),
+            Some(1),
+            "{} dialed once",
+            c.phone_raw
+        );
+    }
+    let status = count(
+        &world,
+        &format!("SELECT count(*) AS n FROM batches WHERE id = {batch} AND status = 'completed'"),
+    )
+    .await;
+    assert_eq!(status, 1, "the batch completed");
+}
