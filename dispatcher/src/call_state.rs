@@ -149,19 +149,23 @@ pub async fn apply_all(
         let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
         let mut finished: Vec<CallRow> = Vec::new();
         let mut rows = lock_rows(conn, ts).await?;
-        for wave in waves(ts) {
-            let shared: &AsyncPgConnection = conn;
-            let steps = futures_util::future::try_join_all(wave.iter().map(|&i| {
+        // One transition per call in a wave: the wave's writes are one row per call.
+        let by_call = |i: usize, t: &Transition| match rows.get(&t.attempt()) {
+            Some((call, _)) => call.call_pk,
+            None => -1 - i as i64,
+        };
+        for wave in waves(ts, by_call) {
+            let mut writes = Writes::default();
+            let mut steps = Vec::with_capacity(wave.len());
+            for &i in &wave {
                 let t = &ts[i];
-                let locked = rows.get(&t.attempt());
-                async move {
-                    match locked {
-                        Some((call, attempt)) => apply_in(shared, t, call, attempt).await,
-                        None => Ok(None),
-                    }
-                }
-            }))
-            .await?;
+                let step = match rows.get(&t.attempt()) {
+                    Some((call, attempt)) => plan(t, call, attempt, &mut writes)?,
+                    None => None,
+                };
+                steps.push(step);
+            }
+            writes.execute(conn).await?;
             for (i, step) in wave.into_iter().zip(steps) {
                 if let Some(step) = step {
                     // What the statements just wrote, for the attempt's next transition.
@@ -238,12 +242,16 @@ fn advance(call: &mut CallRow, attempt: &mut AttemptRow, t: &Transition) {
     }
 }
 
-/// Indexes of `ts` by wave: the n-th transition of an attempt goes in wave n.
-fn waves(ts: &[Transition]) -> Vec<Vec<usize>> {
-    let mut seen: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+/// Indexes of `ts` by wave: the n-th transition of a key (its call) goes in wave n, so a wave
+/// holds at most one transition of each call, in arrival order.
+fn waves<K: std::hash::Hash + Eq>(
+    ts: &[Transition],
+    key: impl Fn(usize, &Transition) -> K,
+) -> Vec<Vec<usize>> {
+    let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
     let mut waves: Vec<Vec<usize>> = Vec::new();
     for (i, t) in ts.iter().enumerate() {
-        let n = seen.entry(t.attempt()).or_insert(0);
+        let n = seen.entry(key(i, t)).or_insert(0);
         if waves.len() <= *n {
             waves.push(Vec::new());
         }
@@ -270,12 +278,12 @@ impl Step {
 }
 
 /// One transition on the rows as its earlier transitions in the group left them (locked by
-/// [`lock_rows`]).
-async fn apply_in(
-    conn: &AsyncPgConnection,
+/// [`lock_rows`]): its writes go into `w`.
+fn plan(
     t: &Transition,
     call: &CallRow,
     attempt: &AttemptRow,
+    w: &mut Writes,
 ) -> Result<Option<Step>, StateError> {
     let attempt_id = t.attempt();
     match t {
@@ -284,11 +292,8 @@ async fn apply_in(
                 return Ok(None);
             }
             let event = EventFacts::in_progress(EventType::CallStarted, attempt, *at);
-            futures_util::future::try_join(
-                set_attempt(conn, attempt_id, "started", "started_at", *at),
-                write_event(conn, call, &event, CallStatus::Started, None),
-            )
-            .await?;
+            w.attempt(attempt_id, "started", *at, None);
+            w.event(call, &event, CallStatus::Started, None)?;
             Ok(Some(Step::in_progress(call, EventType::CallStarted)))
         }
         Transition::Answered { at, .. } => {
@@ -298,11 +303,8 @@ async fn apply_in(
             let mut event = EventFacts::in_progress(EventType::CallAnswered, attempt, *at);
             event.disposition = Some(Disposition::Answered);
             event.answer_time = Some(*at);
-            futures_util::future::try_join(
-                set_attempt(conn, attempt_id, "answered", "answered_at", *at),
-                write_event(conn, call, &event, CallStatus::Answered, None),
-            )
-            .await?;
+            w.attempt(attempt_id, "answered", *at, None);
+            w.event(call, &event, CallStatus::Answered, None)?;
             Ok(Some(Step::in_progress(call, EventType::CallAnswered)))
         }
         Transition::Ended {
@@ -314,16 +316,7 @@ async fn apply_in(
             if attempt.state == "ended" {
                 return Ok(None);
             }
-            end_attempt(
-                conn,
-                call,
-                attempt_id,
-                attempt,
-                outcome,
-                *cut_by_platform,
-                *at,
-            )
-            .await
+            plan_end(w, call, attempt_id, attempt, outcome, *cut_by_platform, *at).map(Some)
         }
     }
 }
@@ -364,7 +357,9 @@ pub(crate) async fn end_undialed(
         will_retry: false,
         occurred_at: at,
     };
-    write_event(conn, &call, &event, status, disposition.map(|d| (d, None))).await?;
+    let mut w = Writes::default();
+    w.event(&call, &event, status, disposition.map(|d| (d, None)))?;
+    w.execute(conn).await?;
     let completed = complete_batch_if_done(conn, &call).await?;
     Ok(Some(applied(&call, event_type, completed)))
 }
@@ -383,36 +378,15 @@ fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Appl
     }
 }
 
-async fn set_attempt(
-    conn: &AsyncPgConnection,
-    attempt: Uuid,
-    state: &str,
-    time_column: &str,
-    at: DateTime<Utc>,
-) -> Result<(), StateError> {
-    // `time_column` is one of two literals above, never input.
-    diesel::sql_query(format!(
-        "UPDATE call_attempts SET state = $2, {time_column} = COALESCE({time_column}, $3) \
-         WHERE id = $1"
-    ))
-    .bind::<SqlUuid, _>(attempt)
-    .bind::<Text, _>(state)
-    .bind::<Timestamptz, _>(at)
-    .execute(&mut &*conn)
-    .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn end_attempt(
-    conn: &AsyncPgConnection,
+fn plan_end(
+    w: &mut Writes,
     call: &CallRow,
     attempt_id: Uuid,
     attempt: &AttemptRow,
     outcome: &Outcome,
     cut_by_platform: bool,
     at: DateTime<Utc>,
-) -> Result<Option<Step>, StateError> {
+) -> Result<Step, StateError> {
     let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
     // A cancelled batch starts no new call: its call in progress ends with this attempt.
     let will_retry = call.batch_status != "cancelled"
@@ -443,35 +417,12 @@ async fn end_attempt(
         will_retry,
         occurred_at: at,
     };
-    let shared: &AsyncPgConnection = conn;
-    futures_util::future::try_join(
-        async {
-            diesel::sql_query(
-                "UPDATE call_attempts SET state = 'ended', ended_at = $2, disposition = $3, \
-                 hangup_cause = $4, error_message = $5 WHERE id = $1",
-            )
-            .bind::<SqlUuid, _>(attempt_id)
-            .bind::<Timestamptz, _>(at)
-            .bind::<Text, _>(outcome.disposition.as_str())
-            .bind::<Nullable<Integer>, _>(outcome.cause.map(i32::from))
-            .bind::<Nullable<Text>, _>(outcome.error_message.as_deref())
-            .execute(&mut &*shared)
-            .await
-            .map_err(StateError::from)
-        },
-        write_event(
-            shared,
-            call,
-            &event,
-            status,
-            Some((outcome.disposition, next_due)),
-        ),
-    )
-    .await?;
-    Ok(Some(Step {
+    w.attempt(attempt_id, "ended", at, Some(outcome));
+    w.event(call, &event, status, Some((outcome.disposition, next_due)))?;
+    Ok(Step {
         applied: applied(call, event_type, false),
         finished: (!will_retry).then(|| call.clone()),
-    }))
+    })
 }
 
 /// The facts of one event beyond the call's own fields.
@@ -505,79 +456,180 @@ impl EventFacts {
     }
 }
 
-/// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
-/// due time), and writes the event with its body fixed now.
-async fn write_event(
-    conn: &AsyncPgConnection,
-    call: &CallRow,
-    e: &EventFacts,
-    status: CallStatus,
-    end: Option<(Disposition, Option<DateTime<Utc>>)>,
-) -> Result<(), StateError> {
-    let sequence = call.event_seq + 1;
-    let finished = status.is_final();
+/// The writes of one wave of transitions, sent as three set-based statements (one per table)
+/// instead of three statements per transition. Raw SQL is parsed and planned at every use, so the
+/// count of statements, not rows, is what a group costs.
+#[derive(Default)]
+struct Writes {
+    a_id: Vec<Uuid>,
+    a_state: Vec<String>,
+    a_at: Vec<DateTime<Utc>>,
+    a_disposition: Vec<Option<String>>,
+    a_cause: Vec<Option<i32>>,
+    a_error: Vec<Option<String>>,
+    c_id: Vec<i64>,
+    c_seq: Vec<i32>,
+    c_status: Vec<String>,
+    c_disposition: Vec<Option<String>>,
+    c_due: Vec<Option<DateTime<Utc>>>,
+    c_finished: Vec<bool>,
+    e_id: Vec<String>,
+    e_account: Vec<i64>,
+    e_batch: Vec<i64>,
+    e_call: Vec<i64>,
+    e_seq: Vec<i32>,
+    e_type: Vec<String>,
+    e_body: Vec<String>,
+    e_at: Vec<DateTime<Utc>>,
+}
 
-    let duration = match (e.answer_time, e.end_time) {
-        (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
-        _ => 0,
-    };
-    let custom_data = match &call.custom_data {
-        Some(text) => Some(RawValue::from_string(text.clone())?),
-        None => None,
-    };
-    let event_id = new_event_id();
-    let body = CallEventBody {
-        event_id: event_id.clone(),
-        event_type: e.event_type,
-        accountcode: call.accountcode.clone(),
-        batch_id: call.batch_id,
-        call_id: call.call_id,
-        phone_number: call.phone_raw.clone(),
-        phone_number_e164: call.phone_e164.clone(),
-        call_status: e.event_type.call_status().unwrap_or(status),
-        disposition: e.disposition,
-        duration,
-        start_time: e.start_time.map(rfc3339),
-        answer_time: e.answer_time.map(rfc3339),
-        end_time: e.end_time.map(rfc3339),
-        recording_url: None,
-        custom_data,
-        server_code: e.server_code.clone(),
-        error_message: e.error_message.clone(),
-        attempt: e.attempt,
-        will_retry: e.will_retry,
-        sequence,
-        occurred_at: rfc3339(e.occurred_at),
-    };
-    let body = serde_json::to_string(&body)?;
-    let update_call = diesel::sql_query(
-        "UPDATE calls SET event_seq = $2, status = $3, \
-         disposition = COALESCE($4, disposition), next_due_at = $5, updated_at = now(), \
-         finished_at = CASE WHEN $6 THEN now() ELSE finished_at END WHERE id = $1",
-    )
-    .bind::<BigInt, _>(call.call_pk)
-    .bind::<Integer, _>(sequence)
-    .bind::<Text, _>(status.as_str())
-    .bind::<Nullable<Text>, _>(end.map(|(d, _)| d.as_str()))
-    .bind::<Nullable<Timestamptz>, _>(end.and_then(|(_, due)| due))
-    .bind::<Bool, _>(finished)
-    .execute(&mut &*conn);
-    let insert_event = diesel::sql_query(
-        "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, \
-         body, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind::<Text, _>(&event_id)
-    .bind::<BigInt, _>(call.account_id)
-    .bind::<BigInt, _>(call.batch_pk)
-    .bind::<BigInt, _>(call.call_pk)
-    .bind::<Integer, _>(sequence)
-    .bind::<Text, _>(e.event_type.as_str())
-    .bind::<Text, _>(&body)
-    .bind::<Timestamptz, _>(e.occurred_at)
-    .execute(&mut &*conn);
-    // Sent together, run in this order by the server.
-    futures_util::future::try_join(update_call, insert_event).await?;
-    Ok(())
+impl Writes {
+    /// The attempt's new state: `started` and `answered` keep a time already set; `ended`
+    /// records the outcome.
+    fn attempt(&mut self, id: Uuid, state: &str, at: DateTime<Utc>, outcome: Option<&Outcome>) {
+        self.a_id.push(id);
+        self.a_state.push(state.to_owned());
+        self.a_at.push(at);
+        self.a_disposition
+            .push(outcome.map(|o| o.disposition.as_str().to_owned()));
+        self.a_cause
+            .push(outcome.and_then(|o| o.cause.map(i32::from)));
+        self.a_error
+            .push(outcome.and_then(|o| o.error_message.clone()));
+    }
+
+    /// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
+    /// due time), and writes the event with its body fixed now.
+    fn event(
+        &mut self,
+        call: &CallRow,
+        e: &EventFacts,
+        status: CallStatus,
+        end: Option<(Disposition, Option<DateTime<Utc>>)>,
+    ) -> Result<(), StateError> {
+        let sequence = call.event_seq + 1;
+        let duration = match (e.answer_time, e.end_time) {
+            (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
+            _ => 0,
+        };
+        let custom_data = match &call.custom_data {
+            Some(text) => Some(RawValue::from_string(text.clone())?),
+            None => None,
+        };
+        let event_id = new_event_id();
+        let body = CallEventBody {
+            event_id: event_id.clone(),
+            event_type: e.event_type,
+            accountcode: call.accountcode.clone(),
+            batch_id: call.batch_id,
+            call_id: call.call_id,
+            phone_number: call.phone_raw.clone(),
+            phone_number_e164: call.phone_e164.clone(),
+            call_status: e.event_type.call_status().unwrap_or(status),
+            disposition: e.disposition,
+            duration,
+            start_time: e.start_time.map(rfc3339),
+            answer_time: e.answer_time.map(rfc3339),
+            end_time: e.end_time.map(rfc3339),
+            recording_url: None,
+            custom_data,
+            server_code: e.server_code.clone(),
+            error_message: e.error_message.clone(),
+            attempt: e.attempt,
+            will_retry: e.will_retry,
+            sequence,
+            occurred_at: rfc3339(e.occurred_at),
+        };
+        self.e_body.push(serde_json::to_string(&body)?);
+        self.c_id.push(call.call_pk);
+        self.c_seq.push(sequence);
+        self.c_status.push(status.as_str().to_owned());
+        self.c_disposition
+            .push(end.map(|(d, _)| d.as_str().to_owned()));
+        self.c_due.push(end.and_then(|(_, due)| due));
+        self.c_finished.push(status.is_final());
+        self.e_id.push(event_id);
+        self.e_account.push(call.account_id);
+        self.e_batch.push(call.batch_pk);
+        self.e_call.push(call.call_pk);
+        self.e_seq.push(sequence);
+        self.e_type.push(e.event_type.as_str().to_owned());
+        self.e_at.push(e.occurred_at);
+        Ok(())
+    }
+
+    /// Sends the three statements together (pipelined); the server runs them in this order.
+    async fn execute(self, conn: &AsyncPgConnection) -> Result<(), StateError> {
+        let attempts = async {
+            if self.a_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "UPDATE call_attempts t SET state = u.state, \
+                   started_at = CASE WHEN u.state = 'started' THEN COALESCE(t.started_at, u.at) ELSE t.started_at END, \
+                   answered_at = CASE WHEN u.state = 'answered' THEN COALESCE(t.answered_at, u.at) ELSE t.answered_at END, \
+                   ended_at = CASE WHEN u.state = 'ended' THEN u.at ELSE t.ended_at END, \
+                   disposition = CASE WHEN u.state = 'ended' THEN u.disposition ELSE t.disposition END, \
+                   hangup_cause = CASE WHEN u.state = 'ended' THEN u.cause ELSE t.hangup_cause END, \
+                   error_message = CASE WHEN u.state = 'ended' THEN u.error ELSE t.error_message END \
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[]) \
+                      AS u(id, state, at, disposition, cause, error) \
+                 WHERE t.id = u.id",
+            )
+            .bind::<Array<SqlUuid>, _>(&self.a_id)
+            .bind::<Array<Text>, _>(&self.a_state)
+            .bind::<Array<Timestamptz>, _>(&self.a_at)
+            .bind::<Array<Nullable<Text>>, _>(&self.a_disposition)
+            .bind::<Array<Nullable<Integer>>, _>(&self.a_cause)
+            .bind::<Array<Nullable<Text>>, _>(&self.a_error)
+            .execute(&mut &*conn)
+            .await
+        };
+        let calls = async {
+            if self.c_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "UPDATE calls c SET event_seq = u.seq, status = u.status, \
+                   disposition = COALESCE(u.disposition, c.disposition), next_due_at = u.due, \
+                   updated_at = now(), finished_at = CASE WHEN u.finished THEN now() ELSE c.finished_at END \
+                 FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[]) \
+                      AS u(id, seq, status, disposition, due, finished) \
+                 WHERE c.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(&self.c_id)
+            .bind::<Array<Integer>, _>(&self.c_seq)
+            .bind::<Array<Text>, _>(&self.c_status)
+            .bind::<Array<Nullable<Text>>, _>(&self.c_disposition)
+            .bind::<Array<Nullable<Timestamptz>>, _>(&self.c_due)
+            .bind::<Array<Bool>, _>(&self.c_finished)
+            .execute(&mut &*conn)
+            .await
+        };
+        let events = async {
+            if self.e_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, \
+                   event_type, body, occurred_at) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                   $5::int[], $6::text[], $7::text[], $8::timestamptz[])",
+            )
+            .bind::<Array<Text>, _>(&self.e_id)
+            .bind::<Array<BigInt>, _>(&self.e_account)
+            .bind::<Array<BigInt>, _>(&self.e_batch)
+            .bind::<Array<BigInt>, _>(&self.e_call)
+            .bind::<Array<Integer>, _>(&self.e_seq)
+            .bind::<Array<Text>, _>(&self.e_type)
+            .bind::<Array<Text>, _>(&self.e_body)
+            .bind::<Array<Timestamptz>, _>(&self.e_at)
+            .execute(&mut &*conn)
+            .await
+        };
+        futures_util::future::try_join3(attempts, calls, events).await?;
+        Ok(())
+    }
 }
 
 #[derive(QueryableByName)]
@@ -706,7 +758,11 @@ mod tests {
             Transition::Answered { attempt: b, at },
             Transition::Answered { attempt: a, at },
         ];
-        assert_eq!(waves(&ts), vec![vec![0, 1, 3], vec![2, 4], vec![5]]);
-        assert!(waves(&[]).is_empty());
+        let by_attempt = |_: usize, t: &Transition| t.attempt();
+        assert_eq!(
+            waves(&ts, by_attempt),
+            vec![vec![0, 1, 3], vec![2, 4], vec![5]]
+        );
+        assert!(waves(&[], by_attempt).is_empty());
     }
 }
