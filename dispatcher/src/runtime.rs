@@ -425,6 +425,8 @@ async fn writer_loop(
     topology: Topology,
     mut rx: mpsc::UnboundedReceiver<Transition>,
 ) {
+    let (publish_tx, publish_rx) = mpsc::unbounded_channel::<Vec<i64>>();
+    let publisher = tokio::spawn(publisher_loop(pool.clone(), channel, topology, publish_rx));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_TRANSITIONS_PER_WRITE {
@@ -480,14 +482,38 @@ async fn writer_loop(
             }
         }
         drop(conn);
-        if !batches.is_empty()
-            && let Err(e) = event_outbox::publish_pending(
-                &pool,
-                &channel,
-                &topology,
-                event_outbox::Scope::Batches(&batches),
-            )
-            .await
+        if !batches.is_empty() {
+            let _ = publish_tx.send(batches);
+        }
+    }
+    // Everything written is published before the writer reports done (graceful stop).
+    drop(publish_tx);
+    let _ = publisher.await;
+}
+
+/// Publishes the events of committed groups while the writer writes the next one: the batches
+/// of every group that finished meanwhile go in one pass.
+async fn publisher_loop(
+    pool: DbPool,
+    channel: lapin::Channel,
+    topology: Topology,
+    mut rx: mpsc::UnboundedReceiver<Vec<i64>>,
+) {
+    while let Some(mut batches) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            for b in more {
+                if !batches.contains(&b) {
+                    batches.push(b);
+                }
+            }
+        }
+        if let Err(e) = event_outbox::publish_pending(
+            &pool,
+            &channel,
+            &topology,
+            event_outbox::Scope::Batches(&batches),
+        )
+        .await
         {
             // The sweeper republishes what was not confirmed.
             warn!(error = %e, "event publish failed");
