@@ -46,6 +46,13 @@ impl Pacer {
         self.ready_at(now) <= now
     }
 
+    /// Books the next slot from `now` on and returns it: the caller waits until then.
+    pub fn reserve(&mut self, now: Instant) -> Instant {
+        let at = self.ready_at(now);
+        self.take(at);
+        at
+    }
+
     /// Records an event at `now` (call only when ready).
     pub fn take(&mut self, now: Instant) {
         if let Some(interval) = self.interval {

@@ -294,9 +294,7 @@ fn account_pace(
         .entry(account)
         .or_insert_with(|| Pacer::per_second(Some(rate)));
     p.set_rate(Some(rate));
-    let at = p.ready_at(now);
-    p.take(at);
-    at
+    p.reserve(now)
 }
 
 fn enqueue(queues: &mut HashMap<i64, VecDeque<Job>>, order: &mut VecDeque<i64>, job: Job) {

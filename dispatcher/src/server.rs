@@ -175,14 +175,7 @@ impl Server {
     /// When this server's own pacing allows the next Originate.
     pub fn pace(&self) -> Instant {
         let now = Instant::now();
-        match self.pacer.lock() {
-            Ok(mut p) => {
-                let at = p.ready_at(now);
-                p.take(at);
-                at
-            }
-            Err(_) => now,
-        }
+        self.pacer.lock().map_or(now, |mut p| p.reserve(now))
     }
 
     /// Sends the Originate of a claimed attempt.
