@@ -330,25 +330,21 @@ pub(crate) async fn end_undialed(
     disposition: Option<Disposition>,
     at: DateTime<Utc>,
 ) -> Result<Option<Applied>, StateError> {
-    let rows: Vec<CallRow> = diesel::sql_query(format!(
-        "SELECT {CALL_COLUMNS} FROM calls c JOIN batches b ON b.id = c.batch_pk \
+    let rows: Vec<UndialedRow> = diesel::sql_query(format!(
+        "SELECT {CALL_COLUMNS}, c.attempts FROM calls c JOIN batches b ON b.id = c.batch_pk \
          JOIN accounts a ON a.id = c.account_id WHERE c.id = $1 FOR UPDATE OF c"
     ))
     .bind::<BigInt, _>(call_pk)
     .load(conn)
     .await?;
-    let Some(call) = rows.into_iter().next() else {
+    let Some(UndialedRow { call, attempts }) = rows.into_iter().next() else {
         return Ok(None);
     };
     let status = event_type.call_status().unwrap_or(CallStatus::Failed);
-    let attempts: Vec<AttemptCount> = diesel::sql_query("SELECT attempts FROM calls WHERE id = $1")
-        .bind::<BigInt, _>(call_pk)
-        .load(conn)
-        .await?;
     let event = EventFacts {
         event_type,
         disposition,
-        attempt: attempts.into_iter().next().map_or(0, |a| a.attempts),
+        attempt: attempts,
         start_time: None,
         answer_time: None,
         end_time: None,
@@ -364,8 +360,11 @@ pub(crate) async fn end_undialed(
     Ok(Some(applied(&call, event_type, completed)))
 }
 
+/// A call and how many attempts it had, read together under lock.
 #[derive(QueryableByName)]
-struct AttemptCount {
+struct UndialedRow {
+    #[diesel(embed)]
+    call: CallRow,
     #[diesel(sql_type = Integer)]
     attempts: i32,
 }
