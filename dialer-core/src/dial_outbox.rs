@@ -134,26 +134,11 @@ async fn publish_chunk(
         for account in accounts {
             topology.declare_account_queue(channel, account).await?;
         }
-        // Pipeline the chunk, then wait for every confirm before marking anything published.
-        let mut pending = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            let payload =
-                serde_json::to_vec(job).map_err(|e| BrokerError::Encode(e.to_string()))?;
-            pending.push(
-                topology::start_publish(
-                    channel,
-                    &topology.dial_exchange,
-                    &Topology::account_routing_key(job.account_id),
-                    &job.message_id(),
-                    &payload,
-                )
-                .await?,
-            );
-        }
-        for confirm in pending {
-            let confirmation = confirm.await.map_err(BrokerError::from)?;
-            topology::check_confirmation(&topology.dial_exchange, confirmation)?;
-        }
+        // The whole chunk confirmed before anything is marked published.
+        topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
+            (Topology::account_routing_key(job.account_id), job.message_id())
+        })
+        .await?;
         let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
         diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
             .bind::<Array<BigInt>, _>(&ids)

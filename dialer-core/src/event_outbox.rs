@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{DbError, DbPool};
 use crate::dial_outbox::OutboxError;
-use crate::topology::{self, BrokerError, Topology};
+use crate::topology::{self, Topology};
 
 /// The message on the events queue: a pointer to the stored event (its body stays in
 /// PostgreSQL, so the bytes sent are the stored ones).
@@ -87,25 +87,14 @@ async fn publish_chunk(
         if events.is_empty() {
             return Ok(0);
         }
-        let mut pending = Vec::with_capacity(events.len());
-        for event in &events {
-            let payload =
-                serde_json::to_vec(event).map_err(|e| BrokerError::Encode(e.to_string()))?;
-            pending.push(
-                topology::start_publish(
-                    channel,
-                    &topology.events_exchange,
-                    topology::EVENT_ROUTING_KEY,
-                    &event.event_id,
-                    &payload,
-                )
-                .await?,
-            );
-        }
-        for confirm in pending {
-            let confirmation = confirm.await.map_err(BrokerError::from)?;
-            topology::check_confirmation(&topology.events_exchange, confirmation)?;
-        }
+        // The whole chunk confirmed before anything is marked published.
+        topology::publish_all_confirmed(channel, &topology.events_exchange, &events, |event| {
+            (
+                topology::EVENT_ROUTING_KEY.to_owned(),
+                event.event_id.clone(),
+            )
+        })
+        .await?;
         let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
         diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
             .bind::<Array<BigInt>, _>(&ids)

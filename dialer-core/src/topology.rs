@@ -239,6 +239,27 @@ pub async fn publish_confirmed(
     check_confirmation(exchange, confirm.await?)
 }
 
+/// Publishes each item as a persistent JSON message, pipelined, then waits for every confirm:
+/// `Ok` only when all of them were routed and confirmed. `route` gives an item's routing key and
+/// message id.
+pub async fn publish_all_confirmed<T: serde::Serialize>(
+    channel: &Channel,
+    exchange: &str,
+    items: &[T],
+    route: impl Fn(&T) -> (String, String),
+) -> Result<(), BrokerError> {
+    let mut pending = Vec::with_capacity(items.len());
+    for item in items {
+        let payload = serde_json::to_vec(item).map_err(|e| BrokerError::Encode(e.to_string()))?;
+        let (routing_key, message_id) = route(item);
+        pending.push(start_publish(channel, exchange, &routing_key, &message_id, &payload).await?);
+    }
+    for confirm in pending {
+        check_confirmation(exchange, confirm.await?)?;
+    }
+    Ok(())
+}
+
 /// Starts a publish without waiting for its confirm (to pipeline many, then await each).
 pub async fn start_publish(
     channel: &Channel,
