@@ -95,11 +95,7 @@ async fn the_platform_end_to_end_with_the_example_clients() {
     let sims = platform::start_sims(
         &bins,
         &mut processes,
-        &["ast1", "ast2"].map(|code| SimSpec {
-            code: code.to_owned(),
-            config: Some(repo_root().join("examples/ami-sim/demo.toml")),
-            instant_answer: false,
-        }),
+        &SimSpec::two(Some(repo_root().join("examples/ami-sim/demo.toml")), false),
     )
     .await
     .expect("simulators");

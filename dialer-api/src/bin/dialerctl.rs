@@ -432,11 +432,6 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
     let config = Config::from_env().context("configuration")?;
     match cli.command {
         Command::Demo(args) => {
-            let exe_dir = std::env::current_exe()
-                .context("locating dialerctl")?
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
             let sim_config = args
                 .sim_config
                 .unwrap_or_else(|| demo::example_file("examples/ami-sim/demo.toml"));
@@ -449,7 +444,6 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     sim_config: sim_config.exists().then_some(sim_config),
                     database: args.database,
                     queue_prefix: args.queue_prefix,
-                    log_dir: exe_dir.join("demo-logs"),
                     timeout: std::time::Duration::from_secs(args.timeout),
                 },
             )
@@ -460,11 +454,6 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             })
         }
         Command::Bench(args) => {
-            let exe_dir = std::env::current_exe()
-                .context("locating dialerctl")?
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
             bench::run(
                 &config,
                 bench::BenchOptions {
@@ -472,7 +461,6 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     requests: args.requests,
                     database: args.database,
                     queue_prefix: args.queue_prefix,
-                    log_dir: exe_dir.join("bench-logs"),
                     timeout: std::time::Duration::from_secs(args.timeout),
                 },
             )

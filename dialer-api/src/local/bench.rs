@@ -4,7 +4,6 @@
 //! beside plain signed POSTs to the same receiver, and hang-up to callback latency.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 
 use callback_worker::signing::CallbackSecret;
 use dialer_core::Config;
-use dialer_core::db::{self, DbPool};
+use dialer_core::db::DbPool;
 
 use crate::accounts::AccountUpdate;
 use crate::local::api_client::ApiClient;
@@ -29,7 +28,6 @@ pub struct BenchOptions {
     pub requests: usize,
     pub database: String,
     pub queue_prefix: String,
-    pub log_dir: PathBuf,
     pub timeout: Duration,
 }
 
@@ -43,15 +41,12 @@ pub fn number(i: usize) -> String {
     format!("98{i:08}")
 }
 
+/// Logs of every process go to `bench-logs/` beside the binaries.
 pub async fn run(config: &Config, opts: BenchOptions) -> anyhow::Result<()> {
-    let bins = Binaries::of_current_exe()?;
-    let mut processes = Processes::new(&opts.log_dir)?;
-    let outcome = tokio::select! {
-        r = bench(config, &opts, &bins, &mut processes) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    processes.stop_all(Duration::from_secs(20)).await;
-    outcome
+    platform::run_interruptible("bench-logs", async |bins, processes| {
+        bench(config, &opts, bins, processes).await
+    })
+    .await
 }
 
 struct Row {
@@ -71,22 +66,14 @@ async fn bench(
     if per_request > 50_000 {
         bail!("at most 50,000 rows per request: use more --requests");
     }
-    let database_url = platform::fresh_database(&config.database_url, &opts.database).await?;
-    platform::clear_queues(&config.amqp_url, &opts.queue_prefix, &[1, 2]).await?;
-    let sims = platform::start_sims(
-        bins,
-        processes,
-        &["ast1", "ast2"].map(|code| SimSpec {
-            code: code.to_owned(),
-            config: None,
-            instant_answer: true,
-        }),
+    let (database_url, pool) = platform::fresh_run(
+        config,
+        &opts.database,
+        &opts.queue_prefix,
+        "dialerctl-bench",
     )
     .await?;
-    let mut core = config.clone();
-    core.database_url = database_url.clone();
-    core.db_pool_size = 2;
-    let pool = db::build_pool(&core, "dialerctl-bench")?;
+    let sims = platform::start_sims(bins, processes, &SimSpec::two(None, true)).await?;
     let (created, receiver) = seed::account_with_receiver(
         &pool,
         BENCH_ACCOUNT,

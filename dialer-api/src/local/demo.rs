@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use dialer_core::Config;
-use dialer_core::db;
 use dialer_core::domain::CallStatus;
 
 use crate::accounts::AccountUpdate;
@@ -27,7 +26,6 @@ pub struct DemoOptions {
     /// The demo's own database, dropped and recreated beside `DATABASE_URL`'s.
     pub database: String,
     pub queue_prefix: String,
-    pub log_dir: PathBuf,
     /// Give up after this long.
     pub timeout: Duration,
 }
@@ -47,16 +45,12 @@ pub fn example_file(relative: &str) -> PathBuf {
 const DEMO_ACCOUNT: &str = "DEMO";
 
 /// Runs the demo; Ctrl-C stops everything cleanly.
+/// Logs of every process go to `demo-logs/` beside the binaries.
 pub async fn run(config: &Config, opts: DemoOptions) -> anyhow::Result<()> {
-    let bins = Binaries::of_current_exe()?;
-    let mut processes = Processes::new(&opts.log_dir)?;
-    let outcome = tokio::select! {
-        r = demo(config, &opts, &bins, &mut processes) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    eprintln!("stopping the platform...");
-    processes.stop_all(Duration::from_secs(20)).await;
-    outcome
+    platform::run_interruptible("demo-logs", async |bins, processes| {
+        demo(config, &opts, bins, processes).await
+    })
+    .await
 }
 
 fn step(text: impl AsRef<str>) {
@@ -79,25 +73,17 @@ async fn demo(
         .and_then(Value::as_i64)
         .ok_or_else(|| anyhow!("{}: no batch_id", opts.batch_file.display()))?;
 
-    let database_url = platform::fresh_database(&config.database_url, &opts.database).await?;
+    let (database_url, pool) =
+        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "dialerctl-demo").await?;
     step(format!(
-        "PostgreSQL: fresh database `{}`, migrated",
-        opts.database
-    ));
-    platform::clear_queues(&config.amqp_url, &opts.queue_prefix, &[1, 2, 3]).await?;
-    step(format!(
-        "RabbitMQ: exchanges and queues `{}.*` start empty",
-        opts.queue_prefix
+        "PostgreSQL: fresh database `{}`, migrated; RabbitMQ: `{}.*` start empty",
+        opts.database, opts.queue_prefix
     ));
 
     let sims = platform::start_sims(
         bins,
         processes,
-        &["ast1", "ast2"].map(|code| SimSpec {
-            code: code.to_owned(),
-            config: opts.sim_config.clone(),
-            instant_answer: false,
-        }),
+        &SimSpec::two(opts.sim_config.clone(), false),
     )
     .await?;
     step(format!(
@@ -105,10 +91,6 @@ async fn demo(
         sims[0].ami, sims[1].ami
     ));
 
-    let mut core = config.clone();
-    core.database_url = database_url.clone();
-    core.db_pool_size = 2;
-    let pool = db::build_pool(&core, "dialerctl-demo")?;
     let (created, receiver) = seed::account_with_receiver(
         &pool,
         DEMO_ACCOUNT,

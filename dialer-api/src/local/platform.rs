@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use tokio::process::{Child, Command};
 
-use dialer_core::db::split_database_url;
+use dialer_core::Config;
+use dialer_core::db::{self, DbPool, split_database_url};
 use dialer_core::topology::{self, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,43 @@ impl Binaries {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+}
+
+/// Runs `job` with the platform's binaries and a process list logging to `<binaries>/<logs>`.
+/// Ctrl-C interrupts it; every child is stopped at the end, whatever happened.
+pub async fn run_interruptible(
+    logs: &str,
+    job: impl AsyncFnOnce(&Binaries, &mut Processes) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let bins = Binaries::of_current_exe()?;
+    let mut processes = Processes::new(&bins.path(logs))?;
+    let outcome = tokio::select! {
+        r = job(&bins, &mut processes) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    eprintln!("stopping the platform...");
+    processes.stop_all(Duration::from_secs(20)).await;
+    outcome
+}
+
+/// The database and broker of one local run: `database` dropped and recreated (migrated) beside
+/// `config`'s, the exchanges and queues of `prefix` deleted (a run before may have been killed),
+/// and a small pool on the new database.
+pub async fn fresh_run(
+    config: &Config,
+    database: &str,
+    prefix: &str,
+    application: &str,
+) -> Result<(String, DbPool), PlatformError> {
+    let database_url = fresh_database(&config.database_url, database).await?;
+    // A fresh database numbers its accounts from 1: these are the queues a run may have left.
+    clear_queues(&config.amqp_url, prefix, &[1, 2, 3]).await?;
+    let mut core = config.clone();
+    core.database_url = database_url.clone();
+    core.db_pool_size = 2;
+    let pool =
+        db::build_pool(&core, application).map_err(|e| PlatformError::Database(e.to_string()))?;
+    Ok((database_url, pool))
 }
 
 /// A port free now on loopback (the OS picks it; a race with another program is unlikely and
@@ -270,6 +308,31 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Waits until `ready` says so, `every` apart; fails when a child has exited or after `timeout`.
+async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    processes: &mut Processes,
+    mut ready: impl AsyncFnMut() -> bool,
+) -> Result<(), PlatformError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        processes.check_alive()?;
+        if ready().await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(PlatformError::NotReady {
+                what: what.to_owned(),
+                secs: timeout.as_secs(),
+                log_dir: processes.log_dir.display().to_string(),
+            });
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Waits until `url` answers 200.
 pub async fn wait_for_http(
     url: &str,
@@ -277,23 +340,12 @@ pub async fn wait_for_http(
     processes: &mut Processes,
 ) -> Result<(), PlatformError> {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        processes.check_alive()?;
-        if let Ok(r) = client.get(url).timeout(Duration::from_secs(2)).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(PlatformError::NotReady {
-                what: url.to_owned(),
-                secs: timeout.as_secs(),
-                log_dir: processes.log_dir.display().to_string(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let every = Duration::from_millis(100);
+    wait_until(url, timeout, every, processes, async || {
+        let answer = client.get(url).timeout(Duration::from_secs(2)).send().await;
+        answer.is_ok_and(|r| r.status().is_success())
+    })
+    .await
 }
 
 /// Waits until `addr` accepts TCP connections.
@@ -302,21 +354,11 @@ pub async fn wait_for_tcp(
     timeout: Duration,
     processes: &mut Processes,
 ) -> Result<(), PlatformError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        processes.check_alive()?;
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(PlatformError::NotReady {
-                what: addr.to_string(),
-                secs: timeout.as_secs(),
-                log_dir: processes.log_dir.display().to_string(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let every = Duration::from_millis(50);
+    wait_until(&addr.to_string(), timeout, every, processes, async || {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await
 }
 
 /// One simulated Asterisk server to start.
@@ -325,6 +367,17 @@ pub struct SimSpec {
     pub code: String,
     pub config: Option<PathBuf>,
     pub instant_answer: bool,
+}
+
+impl SimSpec {
+    /// `ast1` and `ast2`, alike.
+    pub fn two(config: Option<PathBuf>, instant_answer: bool) -> [SimSpec; 2] {
+        ["ast1", "ast2"].map(|code| SimSpec {
+            code: code.to_owned(),
+            config: config.clone(),
+            instant_answer,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
