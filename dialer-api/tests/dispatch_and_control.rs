@@ -220,10 +220,12 @@ async fn cancel_events_reach_the_events_queue() {
         .await
         .expect("get")
     {
-        let m: dialer_core::event_outbox::EventMessage =
+        let m: dialer_core::event_outbox::EventPrompt =
             serde_json::from_slice(&msg.delivery.data).expect("json");
-        assert!(m.event_id.starts_with("evt_"));
-        n += 1;
+        for e in &m.events {
+            assert!(e.event_id.starts_with("evt_"));
+        }
+        n += m.events.len();
     }
     assert_eq!(n, 3);
 }

@@ -11,8 +11,8 @@ use crate::db::{DbError, DbPool};
 use crate::dial_outbox::OutboxError;
 use crate::topology::{self, Topology};
 
-/// The message on the events queue: a pointer to the stored event (its body stays in
-/// PostgreSQL, so the bytes sent are the stored ones).
+/// A pointer to a stored event (its body stays in PostgreSQL, so the bytes sent are the stored
+/// ones).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
 pub struct EventMessage {
     #[diesel(sql_type = BigInt)]
@@ -25,6 +25,15 @@ pub struct EventMessage {
     pub call_pk: Option<i64>,
     #[diesel(sql_type = Nullable<Integer>)]
     pub sequence: Option<i32>,
+}
+
+/// The message on the events queue: one prompt for a chunk of newly written events. The worker
+/// reads nothing from it but "look at the database", so one message per chunk rather than per
+/// event spares RabbitMQ a persisted, confirmed message per event (a fifth of the platform's CPU
+/// in `dialerctl bench`); the pointers stay for whoever inspects the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPrompt {
+    pub events: Vec<EventMessage>,
 }
 
 /// Which unpublished events a sweep takes.
@@ -87,20 +96,20 @@ async fn publish_chunk(
         if events.is_empty() {
             return Ok(0);
         }
-        // The whole chunk confirmed before anything is marked published.
-        topology::publish_all_confirmed(channel, &topology.events_exchange, &events, |event| {
-            (
-                topology::EVENT_ROUTING_KEY.to_owned(),
-                event.event_id.clone(),
-            )
+        let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
+        let message_id = format!("events-{}-{}", ids[0], ids[ids.len() - 1]);
+        let n = events.len();
+        // Confirmed before anything is marked published.
+        let prompt = [EventPrompt { events }];
+        topology::publish_all_confirmed(channel, &topology.events_exchange, &prompt, |_| {
+            (topology::EVENT_ROUTING_KEY.to_owned(), message_id.clone())
         })
         .await?;
-        let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
         diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
             .bind::<Array<BigInt>, _>(&ids)
             .execute(conn)
             .await?;
-        Ok(events.len())
+        Ok(n)
     })
     .await
 }
