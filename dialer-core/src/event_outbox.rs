@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{DbError, DbPool};
 use crate::dial_outbox::OutboxError;
-use crate::topology::{self, Topology};
+use crate::topology::{self, BrokerError, Topology};
 
 /// A pointer to a stored event (its body stays in PostgreSQL, so the bytes sent are the stored
 /// ones).
@@ -98,18 +98,22 @@ async fn publish_chunk(
         }
         let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
         let message_id = format!("events-{}-{}", ids[0], ids[ids.len() - 1]);
-        let n = events.len();
+        let payload = serde_json::to_vec(&EventPrompt { events })
+            .map_err(|e| BrokerError::Encode(e.to_string()))?;
         // Confirmed before anything is marked published.
-        let prompt = [EventPrompt { events }];
-        topology::publish_all_confirmed(channel, &topology.events_exchange, &prompt, |_| {
-            (topology::EVENT_ROUTING_KEY.to_owned(), message_id.clone())
-        })
+        topology::publish_confirmed(
+            channel,
+            &topology.events_exchange,
+            topology::EVENT_ROUTING_KEY,
+            &message_id,
+            &payload,
+        )
         .await?;
         diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
             .bind::<Array<BigInt>, _>(&ids)
             .execute(conn)
             .await?;
-        Ok(n)
+        Ok(ids.len())
     })
     .await
 }
