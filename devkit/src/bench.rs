@@ -68,13 +68,8 @@ async fn bench(
     if per_request > 50_000 {
         bail!("at most 50,000 rows per request: use more --requests");
     }
-    let (database_url, pool) = platform::fresh_run(
-        config,
-        &opts.database,
-        &opts.queue_prefix,
-        "dialer-devkit-bench",
-    )
-    .await?;
+    let (database_url, pool) =
+        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "devkit-bench").await?;
     let sims = platform::start_sims(bins, processes, &SimSpec::two(None, true)).await?;
     let (created, receiver) = seed::account_with_receiver(
         &pool,

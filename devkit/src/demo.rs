@@ -75,13 +75,8 @@ async fn demo(
         .and_then(Value::as_i64)
         .ok_or_else(|| anyhow!("{}: no batch_id", opts.batch_file.display()))?;
 
-    let (database_url, pool) = platform::fresh_run(
-        config,
-        &opts.database,
-        &opts.queue_prefix,
-        "dialer-devkit-demo",
-    )
-    .await?;
+    let (database_url, pool) =
+        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "devkit-demo").await?;
     step(format!(
         "PostgreSQL: fresh database `{}`, migrated; RabbitMQ: `{}.*` start empty",
         opts.database, opts.queue_prefix

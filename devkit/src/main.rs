@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use dialer_core::Config;
 use dialer_devkit::{bench, demo};
@@ -18,15 +18,6 @@ use dialer_devkit::{bench, demo};
     version,
     about = "The whole platform on this machine: a demo and a benchmark"
 )]
-struct Cli {
-    /// Print a failure as one line of JSON on stdout as well (as dialerctl does).
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Run the whole platform on this machine (API, dispatcher, callback worker, two simulated
     /// Asterisk servers, a callback receiver that verifies signatures) and dial a batch to its
@@ -38,8 +29,18 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// How a failure is told, besides the line on stderr.
+#[derive(Args)]
+struct FailureFormat {
+    /// Print a failure as one line of JSON on stdout as well (as dialerctl does).
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Args)]
 struct DemoArgs {
+    #[command(flatten)]
+    failure: FailureFormat,
     /// The batch to submit [default: examples/batch.json]
     #[arg(long)]
     batch: Option<PathBuf>,
@@ -58,6 +59,8 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct BenchArgs {
+    #[command(flatten)]
+    failure: FailureFormat,
     /// Calls to dial end to end.
     #[arg(long, default_value_t = 20_000)]
     calls: usize,
@@ -106,14 +109,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Command::parse();
+    let as_json = match &command {
+        Command::Demo(a) => a.failure.json,
+        Command::Bench(a) => a.failure.json,
+    };
     dialer_api::telemetry::init("warn");
-    match run(cli.command).await {
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, whatever the cause chain.
             let reason = format!("{e:#}").replace('\n', " ");
-            if cli.json {
+            if as_json {
                 println!(
                     "{}",
                     serde_json::json!({"status": "error", "message": reason})

@@ -19,15 +19,15 @@ pub struct Forwarded {
     args: Vec<OsString>,
 }
 
-/// Runs `dialer-devkit <command> <args>`, `--json` first when it was given; its exit code is
-/// this program's.
+/// Runs `dialer-devkit <command> [--json] <args>`; its exit code is this program's.
 pub fn run(command: &str, forwarded: Forwarded, as_json: bool) -> anyhow::Result<ExitCode> {
     let program = devkit_path()?;
     let mut cmd = Command::new(&program);
+    cmd.arg(command);
     if as_json {
         cmd.arg("--json");
     }
-    cmd.arg(command).args(forwarded.args);
+    cmd.args(forwarded.args);
     exec(cmd).with_context(|| format!("cannot run {}", program.display()))
 }
 
