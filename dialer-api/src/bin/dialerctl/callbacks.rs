@@ -117,15 +117,17 @@ pub async fn run(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
                 .await
                 .map_err(|e| anyhow!(e.message))?;
             let e = &detail.event;
+            let tries = match e.delivery_attempts {
+                1 => "1 try".to_owned(),
+                n => format!("{n} tries"),
+            };
             let mut text = format!(
-                "{} {} (batch {}, sequence {}): {} after {} tr{}",
+                "{} {} (batch {}, sequence {}): {} after {tries}",
                 e.event_id,
                 e.event_type,
                 e.batch_id,
                 or_dash(e.sequence),
                 e.delivery_status,
-                e.delivery_attempts,
-                if e.delivery_attempts == 1 { "y" } else { "ies" },
             );
             for a in &detail.deliveries {
                 let outcome = match (a.status_code, &a.error) {
