@@ -13,7 +13,6 @@ pub mod dnc;
 pub mod error_json;
 pub mod ingest;
 pub mod json_body;
-pub mod local;
 pub mod metrics;
 pub mod outbox_sweeper;
 pub mod rate_limit;

@@ -1,6 +1,7 @@
-//! `dialerctl demo`: the whole platform on this machine (API, dispatcher, callback worker, two
-//! simulated Asterisk servers, a callback receiver that verifies signatures), one batch of
-//! mixed outcomes dialed to its end, live progress, and a summary.
+//! `dialer-devkit demo` (also `dialerctl demo`): the whole platform on this machine (API,
+//! dispatcher, callback worker, two simulated Asterisk servers, a callback receiver that
+//! verifies signatures), one batch of mixed outcomes dialed to its end, live progress, and a
+//! summary.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -13,10 +14,11 @@ use serde_json::Value;
 use dialer_core::Config;
 use dialer_core::domain::CallStatus;
 
-use crate::accounts::AccountUpdate;
-use crate::local::api_client::ApiClient;
-use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use crate::local::{report, seed};
+use dialer_api::accounts::AccountUpdate;
+
+use crate::api_client::ApiClient;
+use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
+use crate::{report, seed};
 
 pub struct DemoOptions {
     /// The batch to submit (the contract's submission body).
@@ -74,7 +76,7 @@ async fn demo(
         .ok_or_else(|| anyhow!("{}: no batch_id", opts.batch_file.display()))?;
 
     let (database_url, pool) =
-        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "dialerctl-demo").await?;
+        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "devkit-demo").await?;
     step(format!(
         "PostgreSQL: fresh database `{}`, migrated; RabbitMQ: `{}.*` start empty",
         opts.database, opts.queue_prefix

@@ -88,7 +88,7 @@ impl Receiver {
                 .default_service(web::to(receive))
         })
         .workers(1)
-        // dialerctl handles Ctrl-C itself and stops everything in order.
+        // The devkit handles Ctrl-C itself and stops everything in order.
         .disable_signals()
         .listen(listener)?
         .run();

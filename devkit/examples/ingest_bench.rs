@@ -2,18 +2,18 @@
 //! real API (in this process, on port 0) and prints rows per second, beside a plain `COPY` of
 //! the same rows into the same table (through `psql \copy`).
 //!
-//! `cargo run --release -p dialer-api --example ingest_bench` (needs PostgreSQL, RabbitMQ and
+//! `cargo run --release -p dialer-devkit --example ingest_bench` (needs PostgreSQL, RabbitMQ and
 //! `psql`; makes and drops its own database). `BENCH_ROWS` and `BENCH_REQUESTS` change the size.
 
 use std::time::Instant;
 
 use anyhow::bail;
-use dialer_api::accounts::{self, CreateAccount};
-use dialer_api::local::bench::{copy_rows, number};
+use dialer_api::accounts::AccountUpdate;
 use dialer_api::startup::Application;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
-use diesel_async::SimpleAsyncConnection;
+use dialer_devkit::bench::{copy_rows, number};
+use dialer_devkit::seed;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,28 +31,15 @@ async fn main() -> anyhow::Result<()> {
     env.config.max_body_bytes = 256 * 1024 * 1024;
     env.config.api_workers = 1;
     let pool = db::build_pool(&env.config, "bench")?;
-    let created = accounts::create(
-        &pool,
-        CreateAccount {
-            accountcode: "BENCH".into(),
-            name: String::new(),
-            default_country: "IN".into(),
-            timezone: "UTC".into(),
-            callback_url: None,
-            caller_id: None,
-        },
-        false,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!(e.message))?;
-    let mut conn = pool.get().await?;
-    conn.batch_execute(&format!(
-        "UPDATE accounts SET max_rows_per_request = {per_request}, max_queued_calls = {big}, max_calls_per_day = {big},
-                             api_requests_per_second = 1000",
-        big = rows * 3
-    ))
-    .await?;
-    drop(conn);
+    let big = (rows * 3) as i64;
+    let limits = AccountUpdate {
+        max_rows_per_request: Some(i32::try_from(per_request)?),
+        max_queued_calls: Some(big),
+        max_calls_per_day: Some(big),
+        api_requests_per_second: Some(1000),
+        ..AccountUpdate::default()
+    };
+    let created = seed::account(&pool, "BENCH", "IN", limits).await?;
 
     // 1. plain COPY of the same rows into the same table (another batch)
     let copy_rate = copy_rows(&pool, &env.config.database_url, created.account.id, rows).await?;

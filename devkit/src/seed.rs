@@ -6,10 +6,11 @@ use std::time::Duration;
 use dialer_core::db::DbPool;
 use dialer_core::models::NewAsteriskServer;
 
-use crate::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
-use crate::local::platform::RunningSim;
-use crate::local::receiver::Receiver;
-use crate::servers;
+use dialer_api::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
+use dialer_api::servers;
+
+use crate::platform::RunningSim;
+use crate::receiver::Receiver;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {message}")]
@@ -27,7 +28,7 @@ pub async fn account(
     settings: AccountUpdate,
 ) -> Result<CreatedAccount, SeedError> {
     let callback_url = "http://127.0.0.1:9/callbacks";
-    let err = |e: crate::api_error::ApiError| SeedError {
+    let err = |e: dialer_api::api_error::ApiError| SeedError {
         what: format!("account {code}"),
         message: e.message,
     };

@@ -1,7 +1,8 @@
-//! `dialerctl bench`: one run of the whole platform (real binaries, two simulated servers that
-//! answer at once, every limit off) and a table of what it sustained: complete call lifecycles
-//! per second (submission to last callback), ingestion beside a plain `COPY`, callback deliveries
-//! beside plain signed POSTs to the same receiver, and hang-up to callback latency.
+//! `dialer-devkit bench` (also `dialerctl bench`): one run of the whole platform (real binaries,
+//! two simulated servers that answer at once, every limit off) and a table of what it
+//! sustained: complete call lifecycles per second (submission to last callback), ingestion
+//! beside a plain `COPY`, callback deliveries beside plain signed POSTs to the same receiver,
+//! and hang-up to callback latency.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use callback_worker::signing::CallbackSecret;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
 
-use crate::accounts::AccountUpdate;
-use crate::local::api_client::ApiClient;
-use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use crate::local::{report, seed};
+use dialer_api::accounts::AccountUpdate;
+
+use crate::api_client::ApiClient;
+use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
+use crate::{report, seed};
 
 pub struct BenchOptions {
     /// Calls of the end-to-end run (and rows of the ingestion comparison).
@@ -66,13 +68,8 @@ async fn bench(
     if per_request > 50_000 {
         bail!("at most 50,000 rows per request: use more --requests");
     }
-    let (database_url, pool) = platform::fresh_run(
-        config,
-        &opts.database,
-        &opts.queue_prefix,
-        "dialerctl-bench",
-    )
-    .await?;
+    let (database_url, pool) =
+        platform::fresh_run(config, &opts.database, &opts.queue_prefix, "devkit-bench").await?;
     let sims = platform::start_sims(bins, processes, &SimSpec::two(None, true)).await?;
     let (created, receiver) = seed::account_with_receiver(
         &pool,

@@ -1,6 +1,6 @@
 //! The whole platform on this machine as separate processes of the real binaries (API,
-//! dispatcher, callback worker, simulated Asterisk servers), for `dialerctl demo`,
-//! `dialerctl bench` and the end-to-end test. Children log to files; they are stopped with
+//! dispatcher, callback worker, simulated Asterisk servers), for `dialer-devkit demo`,
+//! `dialer-devkit bench` and the end-to-end test. Children log to files; they are stopped with
 //! SIGTERM (then SIGKILL) by [`Processes::stop_all`], and killed when dropped.
 
 use std::net::{SocketAddr, TcpListener};
@@ -51,7 +51,7 @@ pub enum PlatformError {
 pub const BINARIES: [&str; 4] = ["dialer-api", "dispatcher", "callback-worker", "ami-sim"];
 
 /// Where the platform's binaries are: the directory of the running program (`target/release`
-/// for `dialerctl`), or its parent (a test runs from `target/debug/deps`).
+/// for `dialer-devkit`), or its parent (a test runs from `target/debug/deps`).
 #[derive(Debug, Clone)]
 pub struct Binaries {
     dir: PathBuf,
@@ -177,7 +177,7 @@ pub async fn clear_queues(
     prefix: &str,
     account_ids: &[i64],
 ) -> Result<(), PlatformError> {
-    let conn = topology::connect(amqp_url, "dialerctl")
+    let conn = topology::connect(amqp_url, "dialer-devkit")
         .await
         .map_err(|e| PlatformError::Broker(e.to_string()))?;
     let channel = conn
@@ -239,7 +239,7 @@ impl Processes {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true);
-        // Its own process group: a Ctrl-C in the terminal reaches only dialerctl, which then
+        // Its own process group: a Ctrl-C in the terminal reaches only the devkit, which then
         // stops the children in order.
         cmd.process_group(0);
         let child = cmd.spawn().map_err(|source| PlatformError::Spawn {

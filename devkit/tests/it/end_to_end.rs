@@ -7,7 +7,6 @@
 //! status must add up.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,49 +16,14 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use dialer_api::accounts::AccountUpdate;
-use dialer_api::local::api_client::ApiClient;
-use dialer_api::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use dialer_api::local::{report, seed};
 use dialer_core::db;
 use dialer_core::domain::CallStatus;
 use dialer_core::test_support::TestEnv;
+use dialer_devkit::api_client::ApiClient;
+use dialer_devkit::platform::{self, Processes, ServiceEnv, SimSpec};
+use dialer_devkit::{report, seed};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The binaries beside this package's; built here when a run built only this package.
-fn binaries() -> Binaries {
-    let api = Path::new(env!("CARGO_BIN_EXE_dialer-api"));
-    if let Ok(b) = Binaries::beside(api) {
-        return b;
-    }
-    let release = api
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "release");
-    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    cmd.current_dir(repo_root()).args([
-        "build",
-        "--bins",
-        "-p",
-        "dispatcher",
-        "-p",
-        "callback-worker",
-        "-p",
-        "ami-sim",
-    ]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "building the platform's binaries failed");
-    Binaries::beside(api).expect("binaries after the build")
-}
-
-fn python() -> String {
-    std::env::var("DIALER_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
+use crate::helpers::{binaries, python, repo_root};
 
 /// Rows `range` of examples/batch.json as a batch of its own.
 fn batch_slice(batch_id: i64, range: std::ops::Range<usize>) -> Value {

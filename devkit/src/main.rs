@@ -1,0 +1,133 @@
+//! dialer-devkit: the whole platform on this machine, for people working on it. `dialerctl demo`
+//! and `dialerctl bench` run this binary with the same arguments. Failures exit non-zero with a
+//! one-line reason on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser};
+
+use dialer_core::Config;
+use dialer_devkit::{bench, demo};
+
+#[derive(Parser)]
+#[command(
+    name = "dialer-devkit",
+    version,
+    about = "The whole platform on this machine: a demo and a benchmark"
+)]
+enum Command {
+    /// Run the whole platform on this machine (API, dispatcher, callback worker, two simulated
+    /// Asterisk servers, a callback receiver that verifies signatures) and dial a batch to its
+    /// end with live progress. Uses its own database and queue prefix; Ctrl-C stops it all.
+    Demo(DemoArgs),
+    /// Benchmark the whole platform on this machine (simulated servers answering at once, every
+    /// limit off): call lifecycles per second, ingestion beside COPY, callback deliveries beside
+    /// plain POSTs, hang-up to callback latency. Prints a table.
+    Bench(BenchArgs),
+}
+
+/// How a failure is told, besides the line on stderr.
+#[derive(Args)]
+struct FailureFormat {
+    /// Print a failure as one line of JSON on stdout as well (as dialerctl does).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    failure: FailureFormat,
+    /// The batch to submit [default: examples/batch.json]
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// ami-sim configuration of both servers [default: examples/ami-sim/demo.toml]
+    #[arg(long)]
+    sim_config: Option<PathBuf>,
+    /// The demo's database, dropped and recreated beside DATABASE_URL's.
+    #[arg(long, default_value = "dialer_demo")]
+    database: String,
+    #[arg(long, default_value = "dialer_demo")]
+    queue_prefix: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    failure: FailureFormat,
+    /// Calls to dial end to end.
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Submission requests the calls are split into (50,000 rows each at most).
+    #[arg(long, default_value_t = 4)]
+    requests: usize,
+    #[arg(long, default_value = "dialer_bench")]
+    database: String,
+    #[arg(long, default_value = "dialer_bench")]
+    queue_prefix: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let config = Config::from_env().context("configuration")?;
+    match command {
+        Command::Demo(args) => {
+            let sim_config = args
+                .sim_config
+                .unwrap_or_else(|| demo::example_file("examples/ami-sim/demo.toml"));
+            let options = demo::DemoOptions {
+                batch_file: args
+                    .batch
+                    .unwrap_or_else(|| demo::example_file("examples/batch.json")),
+                sim_config: sim_config.exists().then_some(sim_config),
+                database: args.database,
+                queue_prefix: args.queue_prefix,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            demo::run(&config, options).await
+        }
+        Command::Bench(args) => {
+            let options = bench::BenchOptions {
+                calls: args.calls,
+                requests: args.requests,
+                database: args.database,
+                queue_prefix: args.queue_prefix,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            bench::run(&config, options).await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = Command::parse();
+    let as_json = match &command {
+        Command::Demo(a) => a.failure.json,
+        Command::Bench(a) => a.failure.json,
+    };
+    dialer_api::telemetry::init("warn");
+    match run(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the cause chain.
+            let reason = format!("{e:#}").replace('\n', " ");
+            if as_json {
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "error", "message": reason})
+                );
+            }
+            eprintln!("dialer-devkit: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}

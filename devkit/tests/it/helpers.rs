@@ -1,0 +1,39 @@
+//! Where the tests find the repository, the platform's binaries and Python.
+
+use std::path::{Path, PathBuf};
+
+use dialer_devkit::platform::Binaries;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The workspace's binaries in the target directory this test runs from (`target/debug`, the
+/// parent of the test's `deps/`); built here when they are missing (`cargo nextest run
+/// --workspace` builds them first, a run of this package alone does not).
+pub fn binaries() -> Binaries {
+    if let Ok(b) = Binaries::of_current_exe() {
+        return b;
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/it-<hash>
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "release");
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    cmd.current_dir(repo_root())
+        .args(["build", "--bins", "--workspace"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building the platform's binaries failed");
+    Binaries::of_current_exe().expect("binaries after the build")
+}
+
+/// The interpreter of the Python examples (`scripts/test` sets it).
+pub fn python() -> String {
+    std::env::var("DIALER_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}

@@ -1,0 +1,4 @@
+//! The developer kit's tests, one binary: the platform end to end from its real binaries.
+
+mod end_to_end;
+mod helpers;
