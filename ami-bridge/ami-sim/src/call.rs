@@ -7,17 +7,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel_events::{ChanState, EventBuf, PRIV_CALL, Snapshot};
+use crate::originate_action::{OriginateRequest, originate_response};
 use crate::outcome::{Outcome, OutcomeKind};
-use crate::pbx::{OriginateRequest, Pbx, originate_response};
-
-/// Commands a live call obeys.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CallCmd {
-    /// Hangup action on leg 0 (the channel, or Local `;1`) or leg 1 (Local `;2`).
-    Hangup { cause: u32, leg: u8 },
-    /// `core stop now`.
-    Shutdown,
-}
+use crate::pbx::{CallCmd, Pbx};
 
 /// OriginateResponse `Reason` values (Asterisk's AST_CONTROL_* codes).
 const REASON_FAILED: u32 = 0;

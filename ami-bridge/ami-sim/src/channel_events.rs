@@ -162,6 +162,13 @@ impl EventBuf {
         self.prefixed("", key, value);
     }
 
+    /// The header when there is a value (an `ActionID` the action may not have had).
+    pub fn optional_header(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.header(key, v);
+        }
+    }
+
     fn prefixed(&mut self, prefix: &str, key: &str, value: &str) {
         self.buf.reserve(prefix.len() + key.len() + value.len() + 4);
         self.buf.put_slice(prefix.as_bytes());

@@ -17,6 +17,7 @@
 //! inside: `pbx` (channels, event stream), `call` (event sequences), `session` (AMI),
 //! `channel_events` (wire form), `faults`, `control` (control port), `cli_output`.
 
+mod action_headers;
 mod call;
 pub mod channel_events;
 mod cli_output;
@@ -24,6 +25,9 @@ pub mod config;
 pub mod control;
 pub mod dial_string;
 mod faults;
+mod handle;
+mod originate;
+mod originate_action;
 pub mod outcome;
 mod pbx;
 mod session;
@@ -32,7 +36,8 @@ pub mod stats;
 mod wall_clock;
 
 pub use config::{ConfigError, SimConfig};
+pub use handle::SimHandle;
 pub use outcome::{MixEntry, OutcomeKind, Rule};
 pub use session::{BANNER, GARBAGE};
-pub use simulator::{SimError, SimHandle, Simulator};
+pub use simulator::{SimError, Simulator};
 pub use stats::StatsSnapshot;
