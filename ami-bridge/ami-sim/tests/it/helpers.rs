@@ -1,6 +1,5 @@
 //! A raw AMI client on the codec, transcript loading, and the comparison of two message
 //! streams by event names, header names and id relations.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -231,6 +230,16 @@ impl Conn {
             self.read_some(left).await;
         }
         true
+    }
+
+    /// Sends `CoreShowChannels` and reads until the list ends; the index of its last event.
+    pub async fn list_channels(&mut self, action_id: &str, within: Duration) -> Option<usize> {
+        self.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", action_id)])
+            .await;
+        self.wait_for(within, |m| {
+            m.event_name() == Some("CoreShowChannelsComplete")
+        })
+        .await
     }
 
     pub async fn login(addr: std::net::SocketAddr) -> Conn {

@@ -1,14 +1,13 @@
 //! Actions, the default plan, capacity, faults, counting and the control port.
 
-mod common;
-
 use std::time::Duration;
 
 use ami_bridge::Message;
 use ami_sim::{OutcomeKind, SimConfig};
-use common::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -234,12 +233,7 @@ async fn drop_connections_closes_sessions_but_calls_go_on() {
     assert!(c.wait_closed(WAIT).await, "connection dropped");
     assert_eq!(sim.current_channels(), 1);
     let mut c2 = Conn::login(sim.addr()).await;
-    c2.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", "l")])
-        .await;
-    let i = c2
-        .wait_for(WAIT, |m| m.event_name() == Some("CoreShowChannelsComplete"))
-        .await
-        .expect("list");
+    let i = c2.list_channels("l", WAIT).await.expect("list");
     assert_eq!(c2.got[i].get("ListItems"), Some("1"));
     sim.shutdown().await;
 }

@@ -7,20 +7,13 @@ use std::time::{Duration, Instant};
 use ami_bridge::{
     AmiClient, ClientConfig, ClientEvent, DisconnectReason, Event, Originate, OriginateReason,
 };
-use ami_sim::outcome::{OutcomeKind, Rule};
+use ami_sim::outcome::OutcomeKind;
 use ami_sim::{SimConfig, Simulator};
 use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(15);
+use crate::helpers::rule;
 
-fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
+const WAIT: Duration = Duration::from_secs(15);
 
 async fn sim(cfg: SimConfig) -> Simulator {
     Simulator::start(SimConfig {
@@ -46,23 +39,62 @@ fn channel_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<ClientEvent>) -> ClientEvent {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("an event in time")
-        .expect("stream open")
-}
+type Events = mpsc::UnboundedReceiver<ClientEvent>;
 
-async fn wait_for(
-    rx: &mut mpsc::UnboundedReceiver<ClientEvent>,
-    mut pred: impl FnMut(&ClientEvent) -> bool,
-) -> ClientEvent {
+/// The first event `pred` accepts; each event must come within `WAIT`.
+async fn wait_for(rx: &mut Events, mut pred: impl FnMut(&ClientEvent) -> bool) -> ClientEvent {
     loop {
-        let e = next(rx).await;
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("an event in time")
+            .expect("stream open");
         if pred(&e) {
             return e;
         }
     }
+}
+
+async fn next(rx: &mut Events) -> ClientEvent {
+    wait_for(rx, |_| true).await
+}
+
+/// Why the connection was lost, once the stream says so.
+async fn disconnected(rx: &mut Events) -> DisconnectReason {
+    match wait_for(rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await {
+        ClientEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    }
+}
+
+async fn reconnected(rx: &mut Events) {
+    wait_for(rx, |e| {
+        matches!(e, ClientEvent::Connected { reconnected: true })
+    })
+    .await;
+}
+
+/// A simulator where `hold*` numbers answer at once and talk for a minute, a client logged in,
+/// and one such call (`PJSIP/{number}@trunk`, ChannelId `channel_id(n)`) ringing.
+async fn call_on_hold(number: &str, n: usize) -> (Simulator, AmiClient, Events) {
+    let s = sim(SimConfig {
+        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
+        ..SimConfig::default()
+    })
+    .await;
+    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
+    client
+        .originate(
+            Originate::new(format!("PJSIP/{number}@trunk"))
+                .extension("dialer-out", "s", 1)
+                .channel_id(channel_id(n)),
+        )
+        .await
+        .expect("queued");
+    wait_for(&mut rx, |e| {
+        matches!(e, ClientEvent::Event(Event::Newstate(_)))
+    })
+    .await;
+    (s, client, rx)
 }
 
 #[tokio::test]
@@ -210,30 +242,9 @@ async fn a_thousand_concurrent_originates_are_each_correlated() {
 
 #[tokio::test]
 async fn dropped_connection_mid_call_is_noticed_reconnected_and_reconcilable() {
-    let s = sim(SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
-        ..SimConfig::default()
-    })
-    .await;
-    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
-    client
-        .originate(
-            Originate::new("PJSIP/hold1@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(1)),
-        )
-        .await
-        .expect("queued");
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Event(Event::Newstate(_)))
-    })
-    .await;
+    let (s, client, mut rx) = call_on_hold("hold1", 1).await;
     s.drop_connections();
-    let ClientEvent::Disconnected { reason } =
-        wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await
-    else {
-        unreachable!()
-    };
+    let reason = disconnected(&mut rx).await;
     assert!(
         matches!(
             reason,
@@ -241,10 +252,7 @@ async fn dropped_connection_mid_call_is_noticed_reconnected_and_reconcilable() {
         ),
         "{reason:?}"
     );
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     // The call outlived the AMI session, as on Asterisk: the dispatcher finds it again.
     let live = client.core_show_channels().await.expect("list");
     assert_eq!(live.len(), 1);
@@ -263,44 +271,20 @@ async fn stalled_connection_is_detected_within_the_keepalive_window() {
     client.ping().await.expect("pong");
     let t = Instant::now();
     s.stall();
-    let ClientEvent::Disconnected { reason } =
-        wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await
-    else {
-        unreachable!()
-    };
+    let reason = disconnected(&mut rx).await;
     let took = t.elapsed();
     assert_eq!(reason, DisconnectReason::Stalled);
     // Window 600 ms (ping interval + timeout); the upper bound leaves room for a loaded box.
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     // A stall hits the connections open at the time; the new one works.
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     client.ping().await.expect("pong after reconnect");
 }
 
 #[tokio::test]
 async fn restart_ends_every_call_reports_shutdown_and_reconnects() {
-    let s = sim(SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
-        ..SimConfig::default()
-    })
-    .await;
-    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
-    client
-        .originate(
-            Originate::new("PJSIP/hold2@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(2)),
-        )
-        .await
-        .expect("queued");
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Event(Event::Newstate(_)))
-    })
-    .await;
+    let (s, client, mut rx) = call_on_hold("hold2", 2).await;
     let restart = {
         let h = s.handle();
         tokio::spawn(async move { h.restart().await })
@@ -313,11 +297,8 @@ async fn restart_ends_every_call_reports_shutdown_and_reconnects() {
         matches!(e, ClientEvent::Event(Event::Shutdown(_)))
     })
     .await;
-    wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    disconnected(&mut rx).await;
+    reconnected(&mut rx).await;
     restart.await.expect("restart done");
     assert!(client.core_show_channels().await.expect("list").is_empty());
 }
@@ -328,16 +309,13 @@ async fn refused_logins_keep_the_client_retrying_until_they_are_accepted() {
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
     s.refuse_logins(true);
     s.drop_connections();
-    wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    disconnected(&mut rx).await;
     // While logins are refused, actions fail at once rather than queue for a dead PBX.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(client.ping().await.is_err());
     assert!(s.stats().logins_failed >= 1, "the client kept trying");
     s.refuse_logins(false);
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     client.ping().await.expect("pong");
 }
 
