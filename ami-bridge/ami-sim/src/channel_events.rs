@@ -234,12 +234,7 @@ impl EventBuf {
         channelvars: &[String],
         extra: &[(&str, &str)],
     ) {
-        self.begin_event(event, Some(privilege));
-        self.snapshot("", s, channelvars);
-        for (k, v) in extra {
-            self.header(k, v);
-        }
-        self.end();
+        self.snapshot_event(event, privilege, "", s, channelvars, extra);
     }
 
     /// DialBegin/DialState/DialEnd of an originated call: only the `Dest` side exists.
@@ -250,8 +245,20 @@ impl EventBuf {
         channelvars: &[String],
         extra: &[(&str, &str)],
     ) {
-        self.begin_event(event, Some(PRIV_CALL));
-        self.snapshot("Dest", s, channelvars);
+        self.snapshot_event(event, PRIV_CALL, "Dest", s, channelvars, extra);
+    }
+
+    fn snapshot_event(
+        &mut self,
+        event: &str,
+        privilege: &str,
+        prefix: &str,
+        s: &Snapshot,
+        channelvars: &[String],
+        extra: &[(&str, &str)],
+    ) {
+        self.begin_event(event, Some(privilege));
+        self.snapshot(prefix, s, channelvars);
         for (k, v) in extra {
             self.header(k, v);
         }

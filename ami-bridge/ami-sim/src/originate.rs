@@ -35,7 +35,7 @@ pub(crate) fn start(pbx: &Arc<Pbx>, req: OriginateRequest) -> Started {
     if outcome.kind == OutcomeKind::Unreachable {
         return fail_now(pbx, &req, NoChannel::Unreachable);
     }
-    let (one, two, cmd_rx) = match pbx.create_channels(&req) {
+    let channels = match pbx.create_channels(&req) {
         Ok(created) => created,
         Err(why) => return fail_now(pbx, &req, why),
     };
@@ -51,7 +51,7 @@ pub(crate) fn start(pbx: &Arc<Pbx>, req: OriginateRequest) -> Started {
     } else {
         (None, None)
     };
-    let call = Call::new(pbx.clone(), req, outcome, one, two, cmd_rx, done_tx);
+    let call = Call::new(pbx.clone(), req, outcome, channels, done_tx);
     tokio::spawn(call.run());
     Started::Running(done_rx)
 }

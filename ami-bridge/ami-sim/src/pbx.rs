@@ -52,6 +52,14 @@ pub(crate) struct ChannelView {
     pub created: Instant,
 }
 
+/// The channels of a new call, and where the commands to it arrive.
+pub(crate) struct NewChannels {
+    pub one: Snapshot,
+    /// Local `;2`.
+    pub two: Option<Snapshot>,
+    pub cmds: mpsc::Receiver<CallCmd>,
+}
+
 #[derive(Debug)]
 struct Entry {
     view: ChannelView,
@@ -160,11 +168,7 @@ impl Pbx {
     }
 
     /// Registers the channels of a new call (two for Local), or says why there are none.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn create_channels(
-        &self,
-        req: &OriginateRequest,
-    ) -> Result<(Snapshot, Option<Snapshot>, mpsc::Receiver<CallCmd>), NoChannel> {
+    pub(crate) fn create_channels(&self, req: &OriginateRequest) -> Result<NewChannels, NoChannel> {
         let needed = if req.dial.local { 2 } else { 1 };
         let mut reg = self.registry();
         if reg.by_name.len() + needed > self.cfg.max_channels {
@@ -276,7 +280,11 @@ impl Pbx {
         let count = reg.by_name.len() as u64;
         drop(reg);
         self.stats.channels_changed(count);
-        Ok((one, two, cmd_rx))
+        Ok(NewChannels {
+            one,
+            two,
+            cmds: cmd_rx,
+        })
     }
 
     /// Keeps what CoreShowChannels shows current.
