@@ -13,9 +13,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`];
-//! inside: `pbx` (channels, event stream), `call` (event sequences), `session` (AMI),
-//! `channel_events` (wire form), `faults`, `control` (control port), `cli_output`.
+//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`],
+//! [`channel_events`] (wire form), [`control`] (control port); inside: `pbx` (channels, event
+//! stream), `originate_action` (the Originate action and its OriginateResponse), `originate`
+//! (starting a call), `call` (event sequences), `session` (AMI connections, their actions and
+//! security events), `action_headers`, `faults`, `handle` (the [`SimHandle`]), `simulator`
+//! (listeners), `cli_output`, `wall_clock`.
 
 mod action_headers;
 mod call;
