@@ -77,6 +77,18 @@ pub struct Rule {
     pub talk_ms: Option<u64>,
 }
 
+impl Rule {
+    /// A rule with both times set, as tests write them.
+    pub fn timed(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
+        Rule {
+            pattern: pattern.into(),
+            outcome,
+            ring_ms: Some(ring_ms),
+            talk_ms: Some(talk_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {

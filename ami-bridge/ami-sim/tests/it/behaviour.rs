@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ami_bridge::Message;
-use ami_sim::{OutcomeKind, SimConfig};
+use ami_sim::{OutcomeKind, Rule, SimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -42,7 +42,7 @@ async fn orr(c: &mut Conn, id: &str) -> Message {
 
 fn hold_config() -> SimConfig {
     SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
+        rules: vec![Rule::timed("hold*", OutcomeKind::Answered, 0, 60_000)],
         ..replay_config()
     }
 }
@@ -352,7 +352,7 @@ async fn restart_ends_every_channel_then_accepts_again() {
 #[tokio::test]
 async fn stats_count_numbers_channel_ids_peaks_and_windows() {
     let sim = start(SimConfig {
-        rules: vec![rule("*", OutcomeKind::Answered, 0, 300)],
+        rules: vec![Rule::timed("*", OutcomeKind::Answered, 0, 300)],
         ..replay_config()
     })
     .await;
@@ -535,7 +535,7 @@ async fn originate_validation_errors() {
 #[tokio::test(start_paused = true)]
 async fn call_timing_follows_tokio_paused_time() {
     let sim = start(SimConfig {
-        rules: vec![rule("*", OutcomeKind::Answered, 30_000, 3_600_000)],
+        rules: vec![Rule::timed("*", OutcomeKind::Answered, 30_000, 3_600_000)],
         ..replay_config()
     })
     .await;

@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 use ami_bridge::{
     AmiClient, ClientConfig, ClientEvent, DisconnectReason, Event, Originate, OriginateReason,
 };
-use ami_sim::outcome::OutcomeKind;
+use ami_sim::outcome::{OutcomeKind, Rule};
 use ami_sim::{SimConfig, Simulator};
 use tokio::sync::mpsc;
-
-use crate::helpers::rule;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -77,7 +75,7 @@ async fn reconnected(rx: &mut Events) {
 /// and one such call (`PJSIP/{number}@trunk`, ChannelId `channel_id(n)`) ringing.
 async fn call_on_hold(number: &str, n: usize) -> (Simulator, AmiClient, Events) {
     let s = sim(SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
+        rules: vec![Rule::timed("hold*", OutcomeKind::Answered, 0, 60_000)],
         ..SimConfig::default()
     })
     .await;

@@ -81,15 +81,6 @@ pub fn messages_before_actions(name: &str) -> Vec<usize> {
         .collect()
 }
 
-pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
-
 /// Rules giving each recorded number its recorded outcome, with short times.
 pub fn replay_config() -> SimConfig {
     use OutcomeKind::*;
@@ -100,26 +91,26 @@ pub fn replay_config() -> SimConfig {
         shutdown_event_delay_ms: 100,
         restart_downtime_ms: 50,
         rules: vec![
-            rule("1001", Answered, 100, 300),
-            rule("1011", Answered, 100, 300),
-            rule("1015", Answered, 100, 300),
-            rule("1012", RemoteHangup, 100, 300),
-            rule("1002", Busy, 100, 0),
-            rule("1013", Busy, 100, 0),
-            rule("1014", Busy, 100, 0),
-            rule("1016", Busy, 100, 0),
-            rule("1003", NoAnswer, 0, 0),
-            rule("1004", Congestion, 100, 0),
-            rule("1005", NotFound, 100, 0),
-            rule("1006", Decline, 100, 0),
-            rule("1008", Unreachable, 0, 0),
-            rule("300?", Answered, 100, 60_000),
-            rule("2001", Answered, 400, 300),
-            rule("2002", Busy, 150, 0),
-            rule("answer", Answered, 0, 300),
-            rule("busy", Busy, 100, 0),
-            rule("congestion", Congestion, 0, 0),
-            rule("noanswer", NoAnswer, 0, 0),
+            Rule::timed("1001", Answered, 100, 300),
+            Rule::timed("1011", Answered, 100, 300),
+            Rule::timed("1015", Answered, 100, 300),
+            Rule::timed("1012", RemoteHangup, 100, 300),
+            Rule::timed("1002", Busy, 100, 0),
+            Rule::timed("1013", Busy, 100, 0),
+            Rule::timed("1014", Busy, 100, 0),
+            Rule::timed("1016", Busy, 100, 0),
+            Rule::timed("1003", NoAnswer, 0, 0),
+            Rule::timed("1004", Congestion, 100, 0),
+            Rule::timed("1005", NotFound, 100, 0),
+            Rule::timed("1006", Decline, 100, 0),
+            Rule::timed("1008", Unreachable, 0, 0),
+            Rule::timed("300?", Answered, 100, 60_000),
+            Rule::timed("2001", Answered, 400, 300),
+            Rule::timed("2002", Busy, 150, 0),
+            Rule::timed("answer", Answered, 0, 300),
+            Rule::timed("busy", Busy, 100, 0),
+            Rule::timed("congestion", Congestion, 0, 0),
+            Rule::timed("noanswer", NoAnswer, 0, 0),
         ],
         ..Default::default()
     }
