@@ -116,12 +116,15 @@ impl ChannelState {
 
 /// A typed event: the message kept whole, plus the headers code branches on, parsed once.
 macro_rules! typed_event {
-    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty = |$m:ident| $parse:expr),* $(,)? }) => {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident: $ty:ty = |$m:ident| $parse:expr),* $(,)? }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name {
             msg: Message,
-            $($(#[$fdoc])* pub $field: $ty,)*
+            $(pub $field: $ty,)*
         }
 
         impl $name {
@@ -140,7 +143,8 @@ macro_rules! typed_event {
 typed_event! {
     /// An event about one channel (Newchannel, Newstate, VarSet, DTMFEnd...).
     ChannelEvent {
-        state: Option<ChannelState> = |m| parse_num(m.get("ChannelState")).map(ChannelState::from_code),
+        state: Option<ChannelState> =
+            |m| parse_num(m.get("ChannelState")).map(ChannelState::from_code),
     }
 }
 
@@ -292,10 +296,13 @@ impl OriginateReason {
 }
 
 typed_event! {
-    /// The final word on an `Async: true` Originate. Its place among the channel's events varies.
+    /// The final word on an `Async: true` Originate. Its place among the channel's events
+    /// varies.
     OriginateResponse {
-        success: bool = |m| m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Success")),
-        reason: Option<OriginateReason> = |m| parse_num(m.get("Reason")).map(OriginateReason::from_code),
+        success: bool =
+            |m| m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Success")),
+        reason: Option<OriginateReason> =
+            |m| parse_num(m.get("Reason")).map(OriginateReason::from_code),
     }
 }
 
