@@ -37,6 +37,13 @@ fn channel_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
+/// An Originate to `PJSIP/{number}@trunk` with the ChannelId `channel_id(n)`.
+fn pjsip(number: &str, n: usize) -> Originate {
+    Originate::new(format!("PJSIP/{number}@trunk"))
+        .extension("dialer-out", "s", 1)
+        .channel_id(channel_id(n))
+}
+
 type Events = mpsc::UnboundedReceiver<ClientEvent>;
 
 /// The first event `pred` accepts; each event must come within `WAIT`.
@@ -80,14 +87,7 @@ async fn call_on_hold(number: &str, n: usize) -> (Simulator, AmiClient, Events) 
     })
     .await;
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
-    client
-        .originate(
-            Originate::new(format!("PJSIP/{number}@trunk"))
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(n)),
-        )
-        .await
-        .expect("queued");
+    client.originate(pjsip(number, n)).await.expect("queued");
     wait_for(&mut rx, |e| {
         matches!(e, ClientEvent::Event(Event::Newstate(_)))
     })
@@ -100,39 +100,18 @@ async fn every_default_outcome_through_the_client() {
     let s = sim(SimConfig::default()).await;
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
     // Last digit: 0-5 answered, 6 busy, 7 no answer, 8 congestion, 9 not found; Foo/ unknown tech.
-    let cases: Vec<(String, Option<OriginateReason>, Option<u16>)> = vec![
-        (
-            "PJSIP/+15550100@trunk".into(),
-            Some(OriginateReason::Answered),
-            Some(16),
-        ),
-        (
-            "PJSIP/+15550106@trunk".into(),
-            Some(OriginateReason::Busy),
-            Some(17),
-        ),
-        (
-            "PJSIP/+15550107@trunk".into(),
-            Some(OriginateReason::RingTimeout),
-            Some(19),
-        ),
-        (
-            "PJSIP/+15550108@trunk".into(),
-            Some(OriginateReason::Congestion),
-            Some(34),
-        ),
-        (
-            "PJSIP/+15550109@trunk".into(),
-            Some(OriginateReason::Failed),
-            Some(1),
-        ),
-        (
-            "Local/5550106@dialer-sim".into(),
-            Some(OriginateReason::Busy),
-            Some(17),
-        ),
-        ("Foo/1007".into(), Some(OriginateReason::Failed), None),
-    ];
+    let cases: Vec<(String, Option<OriginateReason>, Option<u16>)> = {
+        use OriginateReason::{Answered, Busy, Congestion, Failed, RingTimeout};
+        vec![
+            ("PJSIP/+15550100@trunk".into(), Some(Answered), Some(16)),
+            ("PJSIP/+15550106@trunk".into(), Some(Busy), Some(17)),
+            ("PJSIP/+15550107@trunk".into(), Some(RingTimeout), Some(19)),
+            ("PJSIP/+15550108@trunk".into(), Some(Congestion), Some(34)),
+            ("PJSIP/+15550109@trunk".into(), Some(Failed), Some(1)),
+            ("Local/5550106@dialer-sim".into(), Some(Busy), Some(17)),
+            ("Foo/1007".into(), Some(Failed), None),
+        ]
+    };
     let mut want: HashMap<String, (Option<OriginateReason>, Option<u16>)> = HashMap::new();
     for (i, (dial, reason, cause)) in cases.into_iter().enumerate() {
         let id = channel_id(i);
@@ -206,9 +185,7 @@ async fn a_thousand_concurrent_originates_are_each_correlated() {
         set.spawn(async move {
             let r = c
                 .originate(
-                    Originate::new(format!("PJSIP/+1555{i:07}@trunk"))
-                        .extension("dialer-out", "s", 1)
-                        .channel_id(channel_id(i))
+                    pjsip(&format!("+1555{i:07}"), i)
                         .variable("DIALER_CALL_ID", format!("call-{i}")),
                 )
                 .await
@@ -339,11 +316,7 @@ async fn garbage_from_the_server_does_not_break_the_client() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client
-        .originate(
-            Originate::new("PJSIP/+15550100@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(9)),
-        )
+        .originate(pjsip("+15550100", 9))
         .await
         .expect("queued after garbage");
 }
@@ -361,11 +334,7 @@ async fn a_slow_consumer_is_not_mistaken_for_a_stalled_pbx() {
     let (client, mut rx) = AmiClient::connect(c).await.expect("login");
     for i in 0..100 {
         client
-            .originate(
-                Originate::new(format!("PJSIP/+1555{i:07}@trunk"))
-                    .extension("dialer-out", "s", 1)
-                    .channel_id(channel_id(i)),
-            )
+            .originate(pjsip(&format!("+1555{i:07}"), i))
             .await
             .expect("queued");
     }

@@ -120,6 +120,13 @@ pub async fn start(cfg: SimConfig) -> Simulator {
     Simulator::start(cfg).await.expect("simulator starts")
 }
 
+/// A simulator and one raw connection logged in to it.
+pub async fn start_logged_in(cfg: SimConfig) -> (Simulator, Conn) {
+    let sim = start(cfg).await;
+    let c = Conn::login(sim.addr()).await;
+    (sim, c)
+}
+
 /// A raw AMI connection.
 pub struct Conn {
     pub stream: TcpStream,

@@ -92,10 +92,10 @@ async fn replay(r: Replay) {
     sim.shutdown().await;
 }
 
-/// One test per recording, named as the recording: `name: OriginateResponse place,
-/// channelvars, shorter ring timeout`.
+/// One test per recording, named as the recording, grouped by how they are run:
+/// `OriginateResponse place, channelvars, shorter ring timeout => recordings`.
 macro_rules! replay_tests {
-    ($($name:ident: $orr:expr, $vars:expr, $timeout:expr;)*) => {$(
+    ($($orr:expr, $vars:expr, $timeout:expr => $($name:ident),+;)*) => {$($(
         #[tokio::test]
         async fn $name() {
             replay(Replay {
@@ -106,34 +106,19 @@ macro_rules! replay_tests {
             })
             .await;
         }
-    )*};
+    )+)*};
 }
 
 use OrrPlace::{Anywhere, Exact};
 
 replay_tests! {
-    answered: Exact, true, None;
-    answered_channelid: Exact, true, None;
-    answered_no_channelvars: Anywhere, false, None;
-    answered_remote_bye: Exact, true, None;
-    busy: Exact, true, None;
-    busy_channelid: Anywhere, true, None;
-    busy_no_channelvars: Anywhere, false, None;
-    busy_sync: Exact, true, None;
-    congestion: Exact, true, None;
-    decline: Exact, true, None;
-    not_found: Exact, true, None;
-    no_answer: Exact, true, Some(1000);
-    originate_unknown_tech: Exact, true, None;
-    originate_unreachable: Exact, true, None;
-    hangup_action: Anywhere, true, None;
-    coreshowchannels: Exact, true, None;
-    command: Exact, true, None;
-    ping: Exact, true, None;
-    local_answered: Exact, true, None;
-    local_busy: Exact, true, None;
-    local_congestion: Exact, true, None;
-    local_no_answer: Exact, true, Some(1000);
+    Exact, true, None =>
+        answered, answered_channelid, answered_remote_bye, busy, busy_sync, congestion, decline,
+        not_found, originate_unknown_tech, originate_unreachable, coreshowchannels, command, ping,
+        local_answered, local_busy, local_congestion;
+    Exact, true, Some(1000) => no_answer, local_no_answer;
+    Anywhere, true, None => busy_channelid, hangup_action;
+    Anywhere, false, None => answered_no_channelvars, busy_no_channelvars;
 }
 
 /// Two calls on one connection: each call's own messages match the recording's, in order.
