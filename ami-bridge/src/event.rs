@@ -39,7 +39,7 @@ impl Event {
             "VarSet" => Event::VarSet(ChannelEvent::new(msg)),
             "DTMFEnd" => Event::DtmfEnd(ChannelEvent::new(msg)),
             "FullyBooted" => Event::FullyBooted(msg),
-            "Shutdown" => Event::Shutdown(Shutdown { msg }),
+            "Shutdown" => Event::Shutdown(Shutdown::new(msg)),
             _ => Event::Other(msg),
         })
     }
@@ -114,21 +114,41 @@ impl ChannelState {
     }
 }
 
-/// An event about one channel (Newchannel, Newstate, VarSet, DTMFEnd...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelEvent {
-    msg: Message,
-    pub state: Option<ChannelState>,
+/// A typed event: the message kept whole, plus the headers code branches on, parsed once.
+macro_rules! typed_event {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident: $ty:ty = |$m:ident| $parse:expr),* $(,)? }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            msg: Message,
+            $(pub $field: $ty,)*
+        }
+
+        impl $name {
+            fn new(msg: Message) -> $name {
+                $(let $field = { let $m = &msg; $parse };)*
+                $name { msg, $($field),* }
+            }
+
+            pub fn message(&self) -> &Message {
+                &self.msg
+            }
+        }
+    };
+}
+
+typed_event! {
+    /// An event about one channel (Newchannel, Newstate, VarSet, DTMFEnd...).
+    ChannelEvent {
+        state: Option<ChannelState> =
+            |m| parse_num(m.get("ChannelState")).map(ChannelState::from_code),
+    }
 }
 
 impl ChannelEvent {
-    fn new(msg: Message) -> ChannelEvent {
-        let state = parse_num(msg.get("ChannelState")).map(ChannelState::from_code);
-        ChannelEvent { msg, state }
-    }
-    pub fn message(&self) -> &Message {
-        &self.msg
-    }
     pub fn channel(&self) -> Option<&str> {
         self.msg.get("Channel")
     }
@@ -189,21 +209,14 @@ impl DialStatus {
     }
 }
 
-/// DialBegin / DialEnd: an originated call has no caller side, so the channel is `Dest*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialEvent {
-    msg: Message,
-    pub dial_status: Option<DialStatus>,
+typed_event! {
+    /// DialBegin / DialEnd: an originated call has no caller side, so the channel is `Dest*`.
+    DialEvent {
+        dial_status: Option<DialStatus> = |m| m.get("DialStatus").map(DialStatus::parse),
+    }
 }
 
 impl DialEvent {
-    fn new(msg: Message) -> DialEvent {
-        let dial_status = msg.get("DialStatus").map(DialStatus::parse);
-        DialEvent { msg, dial_status }
-    }
-    pub fn message(&self) -> &Message {
-        &self.msg
-    }
     pub fn dest_channel(&self) -> Option<&str> {
         self.msg.get("DestChannel")
     }
@@ -282,29 +295,18 @@ impl OriginateReason {
     }
 }
 
-/// The final word on an `Async: true` Originate. Its place among the channel's events varies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginateResponse {
-    msg: Message,
-    pub success: bool,
-    pub reason: Option<OriginateReason>,
+typed_event! {
+    /// The final word on an `Async: true` Originate. Its place among the channel's events
+    /// varies.
+    OriginateResponse {
+        success: bool =
+            |m| m.get("Response").is_some_and(|r| r.eq_ignore_ascii_case("Success")),
+        reason: Option<OriginateReason> =
+            |m| parse_num(m.get("Reason")).map(OriginateReason::from_code),
+    }
 }
 
 impl OriginateResponse {
-    fn new(msg: Message) -> OriginateResponse {
-        let success = msg
-            .get("Response")
-            .is_some_and(|r| r.eq_ignore_ascii_case("Success"));
-        let reason = parse_num(msg.get("Reason")).map(OriginateReason::from_code);
-        OriginateResponse {
-            msg,
-            success,
-            reason,
-        }
-    }
-    pub fn message(&self) -> &Message {
-        &self.msg
-    }
     pub fn action_id(&self) -> Option<&str> {
         self.msg.action_id()
     }
@@ -318,16 +320,12 @@ impl OriginateResponse {
     }
 }
 
-/// Asterisk is stopping; every channel on it is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shutdown {
-    msg: Message,
+typed_event! {
+    /// Asterisk is stopping; every channel on it is gone.
+    Shutdown {}
 }
 
 impl Shutdown {
-    pub fn message(&self) -> &Message {
-        &self.msg
-    }
     pub fn restart(&self) -> bool {
         self.msg
             .get("Restart")

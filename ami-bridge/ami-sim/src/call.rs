@@ -7,17 +7,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel_events::{ChanState, EventBuf, PRIV_CALL, Snapshot};
+use crate::originate_action::{OriginateRequest, originate_response};
 use crate::outcome::{Outcome, OutcomeKind};
-use crate::pbx::{OriginateRequest, Pbx, originate_response};
-
-/// Commands a live call obeys.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CallCmd {
-    /// Hangup action on leg 0 (the channel, or Local `;1`) or leg 1 (Local `;2`).
-    Hangup { cause: u32, leg: u8 },
-    /// `core stop now`.
-    Shutdown,
-}
+use crate::pbx::{CallCmd, NewChannels, Pbx};
 
 /// OriginateResponse `Reason` values (Asterisk's AST_CONTROL_* codes).
 const REASON_FAILED: u32 = 0;
@@ -51,18 +43,16 @@ impl Call {
         pbx: Arc<Pbx>,
         req: OriginateRequest,
         outcome: Outcome,
-        one: Snapshot,
-        two: Option<Snapshot>,
-        cmds: mpsc::Receiver<CallCmd>,
+        channels: NewChannels,
         done: Option<oneshot::Sender<bool>>,
     ) -> Call {
         Call {
             pbx,
             req,
             outcome,
-            one,
-            two,
-            cmds,
+            one: channels.one,
+            two: channels.two,
+            cmds: channels.cmds,
             done,
             out: EventBuf::new(),
             answered: false,
@@ -183,15 +173,6 @@ impl Call {
         }
     }
 
-    fn set_caller_id(s: &mut Snapshot, req: &OriginateRequest) {
-        if let Some(n) = &req.cid_num {
-            s.cid_num = n.clone();
-        }
-        if let Some(n) = &req.cid_name {
-            s.cid_name = n.clone();
-        }
-    }
-
     fn start_sip(&mut self) {
         let vars = self.pbx.cfg.channelvars.clone();
         let out = &mut self.out;
@@ -199,22 +180,7 @@ impl Call {
         out.channel_event("Newchannel", PRIV_CALL, s, &vars, &[]);
         out.var_set(s, &vars, "SIPCALLID", &sip_call_id(&s.uniqueid));
         s.exten.clear();
-        out.newexten(s, &vars, "AppDial2", "(Outgoing Line)");
-        for (k, v) in &self.req.variables {
-            s.set_var(k, v);
-            out.var_set(s, &vars, k, v);
-        }
-        Self::set_caller_id(s, &self.req);
-        out.channel_event(
-            "NewCallerid",
-            PRIV_CALL,
-            s,
-            &vars,
-            &[("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")],
-        );
-        s.conn_num = s.cid_num.clone();
-        s.conn_name = s.cid_name.clone();
-        out.channel_event("NewConnectedLine", PRIV_CALL, s, &vars, &[]);
+        dial_out(out, s, &vars, &self.req);
         out.dial_event(
             "DialBegin",
             s,
@@ -238,37 +204,16 @@ impl Call {
         let one = &mut self.one;
         out.channel_event("Newchannel", PRIV_CALL, one, &vars, &[]);
         out.channel_event("Newchannel", PRIV_CALL, two, &vars, &[]);
-        out.newexten(one, &vars, "AppDial2", "(Outgoing Line)");
-        for (k, v) in &self.req.variables {
-            one.set_var(k, v);
-            out.var_set(one, &vars, k, v);
-        }
-        Self::set_caller_id(one, &self.req);
-        out.channel_event(
-            "NewCallerid",
-            PRIV_CALL,
-            one,
-            &vars,
-            &[("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")],
-        );
-        one.conn_num = one.cid_num.clone();
-        one.conn_name = one.cid_name.clone();
-        out.channel_event("NewConnectedLine", PRIV_CALL, one, &vars, &[]);
+        dial_out(out, one, &vars, &self.req);
         // The ;2 half gets the variables copied: its VarSet still shows the old value.
         for (k, v) in &self.req.variables {
             out.var_set(two, &vars, k, v);
             two.set_var(k, v);
         }
-        Self::set_caller_id(two, &self.req);
+        set_caller_id(two, &self.req);
         two.conn_num = one.cid_num.clone();
         two.conn_name = one.cid_name.clone();
-        out.channel_event(
-            "NewCallerid",
-            PRIV_CALL,
-            two,
-            &vars,
-            &[("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")],
-        );
+        out.channel_event("NewCallerid", PRIV_CALL, two, &vars, &[CALLING_PRES]);
         out.channel_event("NewConnectedLine", PRIV_CALL, two, &vars, &[]);
         out.local_bridge(one, two, &vars);
         out.dial_event(
@@ -556,6 +501,33 @@ impl Call {
         }
         self.finish();
     }
+}
+
+/// `CID-CallingPres` of every NewCallerid the recordings show.
+const CALLING_PRES: (&str, &str) = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)");
+
+fn set_caller_id(s: &mut Snapshot, req: &OriginateRequest) {
+    if let Some(n) = &req.cid_num {
+        s.cid_num = n.clone();
+    }
+    if let Some(n) = &req.cid_name {
+        s.cid_name = n.clone();
+    }
+}
+
+/// The outbound channel (SIP, or Local `;1`) enters `AppDial2`, takes the Originate's variables
+/// and caller id, and shows the caller as its connected line.
+fn dial_out(out: &mut EventBuf, s: &mut Snapshot, vars: &[String], req: &OriginateRequest) {
+    out.newexten(s, vars, "AppDial2", "(Outgoing Line)");
+    for (k, v) in &req.variables {
+        s.set_var(k, v);
+        out.var_set(s, vars, k, v);
+    }
+    set_caller_id(s, req);
+    out.channel_event("NewCallerid", PRIV_CALL, s, vars, &[CALLING_PRES]);
+    s.conn_num = s.cid_num.clone();
+    s.conn_name = s.cid_name.clone();
+    out.channel_event("NewConnectedLine", PRIV_CALL, s, vars, &[]);
 }
 
 /// Dialplan argument for a duration: `2` for whole seconds, `1.5` otherwise.

@@ -162,6 +162,13 @@ impl EventBuf {
         self.prefixed("", key, value);
     }
 
+    /// The header when there is a value (an `ActionID` the action may not have had).
+    pub fn optional_header(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.header(key, v);
+        }
+    }
+
     fn prefixed(&mut self, prefix: &str, key: &str, value: &str) {
         self.buf.reserve(prefix.len() + key.len() + value.len() + 4);
         self.buf.put_slice(prefix.as_bytes());
@@ -227,12 +234,7 @@ impl EventBuf {
         channelvars: &[String],
         extra: &[(&str, &str)],
     ) {
-        self.begin_event(event, Some(privilege));
-        self.snapshot("", s, channelvars);
-        for (k, v) in extra {
-            self.header(k, v);
-        }
-        self.end();
+        self.snapshot_event(event, privilege, "", s, channelvars, extra);
     }
 
     /// DialBegin/DialState/DialEnd of an originated call: only the `Dest` side exists.
@@ -243,8 +245,20 @@ impl EventBuf {
         channelvars: &[String],
         extra: &[(&str, &str)],
     ) {
-        self.begin_event(event, Some(PRIV_CALL));
-        self.snapshot("Dest", s, channelvars);
+        self.snapshot_event(event, PRIV_CALL, "Dest", s, channelvars, extra);
+    }
+
+    fn snapshot_event(
+        &mut self,
+        event: &str,
+        privilege: &str,
+        prefix: &str,
+        s: &Snapshot,
+        channelvars: &[String],
+        extra: &[(&str, &str)],
+    ) {
+        self.begin_event(event, Some(privilege));
+        self.snapshot(prefix, s, channelvars);
         for (k, v) in extra {
             self.header(k, v);
         }

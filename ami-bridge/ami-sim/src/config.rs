@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::outcome::{MixEntry, Rule};
+use crate::outcome::{MixEntry, OutcomePicker, Rule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -111,6 +111,11 @@ impl SimConfig {
             return Err(ConfigError::Invalid("a rule has an empty pattern".into()));
         }
         Ok(())
+    }
+
+    /// The decider of outcomes this configuration describes (rules, mix, seed, instant answer).
+    pub fn outcome_picker(&self) -> OutcomePicker {
+        OutcomePicker::new(&self.rules, &self.mix, self.seed, self.instant_answer)
     }
 
     pub(crate) fn login_failure_delay(&self) -> Duration {

@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::simulator::SimHandle;
+use crate::handle::SimHandle;
 
 pub(crate) async fn serve(sim: SimHandle, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     loop {

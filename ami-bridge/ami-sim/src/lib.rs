@@ -13,10 +13,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`];
-//! inside: `pbx` (channels, event stream), `call` (event sequences), `session` (AMI),
-//! `channel_events` (wire form), `faults`, `control` (control port), `cli_output`.
+//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`],
+//! [`channel_events`] (wire form), [`control`] (control port); inside: `pbx` (channels, event
+//! stream), `originate_action` (the Originate action and its OriginateResponse), `originate`
+//! (starting a call), `call` (event sequences), `session` (AMI connections, their actions and
+//! security events), `action_headers`, `faults`, `handle` (the [`SimHandle`]), `simulator`
+//! (listeners), `cli_output`, `wall_clock`.
 
+mod action_headers;
 mod call;
 pub mod channel_events;
 mod cli_output;
@@ -24,6 +28,9 @@ pub mod config;
 pub mod control;
 pub mod dial_string;
 mod faults;
+mod handle;
+mod originate;
+mod originate_action;
 pub mod outcome;
 mod pbx;
 mod session;
@@ -32,7 +39,8 @@ pub mod stats;
 mod wall_clock;
 
 pub use config::{ConfigError, SimConfig};
+pub use handle::SimHandle;
 pub use outcome::{MixEntry, OutcomeKind, Rule};
 pub use session::{BANNER, GARBAGE};
-pub use simulator::{SimError, SimHandle, Simulator};
+pub use simulator::{SimError, Simulator};
 pub use stats::StatsSnapshot;

@@ -7,8 +7,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
-use crate::config::SimConfig;
-
 /// What the far end does, one per recorded transcript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +77,18 @@ pub struct Rule {
     pub talk_ms: Option<u64>,
 }
 
+impl Rule {
+    /// A rule with both times set, as tests write them.
+    pub fn timed(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
+        Rule {
+            pattern: pattern.into(),
+            outcome,
+            ring_ms: Some(ring_ms),
+            talk_ms: Some(talk_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {
@@ -99,13 +109,14 @@ pub struct OutcomePicker {
 }
 
 impl OutcomePicker {
-    pub fn new(cfg: &SimConfig) -> OutcomePicker {
+    /// `instant`: every call answered at once, ring 0 and talk 0 (`instant_answer`).
+    pub fn new(rules: &[Rule], mix: &[MixEntry], seed: u64, instant: bool) -> OutcomePicker {
         OutcomePicker {
-            rules: cfg.rules.clone(),
-            mix_total: cfg.mix.iter().map(|m| u64::from(m.weight)).sum(),
-            mix: cfg.mix.clone(),
-            instant: cfg.instant_answer,
-            rng: SmallRng::seed_from_u64(cfg.seed),
+            rules: rules.to_vec(),
+            mix_total: mix.iter().map(|m| u64::from(m.weight)).sum(),
+            mix: mix.to_vec(),
+            instant,
+            rng: SmallRng::seed_from_u64(seed),
         }
     }
 
@@ -175,6 +186,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SimConfig;
 
     #[test]
     fn globs() {
@@ -192,7 +204,7 @@ mod tests {
 
     #[test]
     fn default_plan_by_last_digit() {
-        let mut p = OutcomePicker::new(&SimConfig::default());
+        let mut p = SimConfig::default().outcome_picker();
         let kinds: Vec<_> = (0..10).map(|d| p.pick(&format!("55501{d}")).kind).collect();
         use OutcomeKind::*;
         assert_eq!(
@@ -219,13 +231,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        let mut p = OutcomePicker::new(&cfg);
+        let mut p = cfg.outcome_picker();
         assert_eq!(p.pick("100").kind, OutcomeKind::Busy);
         assert_eq!(p.pick("100").ring, Duration::from_millis(5));
-        let mut p = OutcomePicker::new(&SimConfig {
+        let mut p = SimConfig {
             instant_answer: true,
             ..cfg
-        });
+        }
+        .outcome_picker();
         let o = p.pick("100");
         assert_eq!(
             (o.kind, o.ring, o.talk),
@@ -253,7 +266,7 @@ mod tests {
             ..Default::default()
         };
         let run = || {
-            let mut p = OutcomePicker::new(&cfg);
+            let mut p = cfg.outcome_picker();
             (0..4000).map(|_| p.pick("1").kind).collect::<Vec<_>>()
         };
         let a = run();

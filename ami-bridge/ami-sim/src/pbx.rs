@@ -1,20 +1,18 @@
 //! The simulated Asterisk core: live channels, id and name counters, the event stream every
-//! session reads, capacity, and the Originate entry point.
+//! session reads, capacity, and the outcome picker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::call::{Call, CallCmd};
 use crate::channel_events::{ChanState, EventBuf, Snapshot, UNKNOWN};
 use crate::config::SimConfig;
-use crate::dial_string::DialString;
-use crate::outcome::{OutcomeKind, OutcomePicker};
+use crate::originate_action::{NoChannel, OriginateRequest};
+use crate::outcome::{Outcome, OutcomePicker};
 use crate::stats::Stats;
 use crate::wall_clock;
 
@@ -27,6 +25,15 @@ pub(crate) enum Outbound {
     Shutdown(Bytes),
 }
 
+/// Commands a live call obeys; the registry holds each call's sender.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CallCmd {
+    /// Hangup action on leg 0 (the channel, or Local `;1`) or leg 1 (Local `;2`).
+    Hangup { cause: u32, leg: u8 },
+    /// `core stop now`.
+    Shutdown,
+}
+
 /// Faults aimed at the sessions open right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -36,58 +43,6 @@ pub(crate) enum Fault {
     Garbage,
 }
 
-/// An Originate action, validated and parsed.
-#[derive(Debug, Clone)]
-pub(crate) struct OriginateRequest {
-    pub action_id: Option<String>,
-    /// The `Channel:` header as sent (failed OriginateResponses echo it).
-    pub channel: String,
-    pub dial: DialString,
-    pub context: String,
-    pub exten: String,
-    pub priority: u32,
-    /// `Application`/`Data` instead of a dialplan target.
-    pub application: Option<(String, String)>,
-    pub timeout: Duration,
-    pub cid_num: Option<String>,
-    pub cid_name: Option<String>,
-    pub variables: Vec<(String, String)>,
-    pub channel_id: Option<String>,
-    pub other_channel_id: Option<String>,
-    pub account: String,
-    pub sync: bool,
-}
-
-/// How an Originate started.
-pub(crate) enum Started {
-    /// Failed at once (no channel): an async Originate already got its OriginateResponse.
-    Failed,
-    /// A call runs; a sync Originate learns its result (answered or not) here.
-    Running(Option<oneshot::Receiver<bool>>),
-}
-
-/// Why an Originate got no channel.
-#[derive(Debug, Clone, Copy)]
-enum NoChannel {
-    UnknownTech,
-    Unreachable,
-    Capacity,
-    ChannelIdInUse,
-    ShuttingDown,
-}
-
-impl NoChannel {
-    fn stat(self) -> &'static str {
-        match self {
-            NoChannel::UnknownTech => "unknown_tech",
-            NoChannel::Unreachable => "unreachable",
-            NoChannel::Capacity => "capacity",
-            NoChannel::ChannelIdInUse => "channel_id_in_use",
-            NoChannel::ShuttingDown => "shutting_down",
-        }
-    }
-}
-
 /// A live channel as CoreShowChannels and Hangup see it.
 #[derive(Debug, Clone)]
 pub(crate) struct ChannelView {
@@ -95,6 +50,14 @@ pub(crate) struct ChannelView {
     pub app: String,
     pub app_data: String,
     pub created: Instant,
+}
+
+/// The channels of a new call, and where the commands to it arrive.
+pub(crate) struct NewChannels {
+    pub one: Snapshot,
+    /// Local `;2`.
+    pub two: Option<Snapshot>,
+    pub cmds: mpsc::Receiver<CallCmd>,
 }
 
 #[derive(Debug)]
@@ -144,7 +107,7 @@ impl Pbx {
             events,
             faults,
             registry: Mutex::new(Registry::default()),
-            picker: Mutex::new(OutcomePicker::new(&cfg)),
+            picker: Mutex::new(cfg.outcome_picker()),
             uniqueid_seq: AtomicU64::new(0),
             refuse_logins: AtomicBool::new(cfg.refuse_logins),
             down: AtomicBool::new(false),
@@ -191,54 +154,12 @@ impl Pbx {
         self.registry().by_name.len()
     }
 
-    /// Starts an Originate. An async one gets its failed OriginateResponse here when no channel
-    /// can be made; the caller has already written `Originate successfully queued`.
-    pub(crate) fn originate(self: &Arc<Self>, req: OriginateRequest) -> Started {
-        self.stats
-            .originate(&req.dial.number, req.channel_id.as_deref());
-        if self.down.load(Ordering::SeqCst) {
-            return self.fail_now(&req, NoChannel::ShuttingDown);
-        }
-        if !req.dial.known {
-            return self.fail_now(&req, NoChannel::UnknownTech);
-        }
-        let outcome = self
-            .picker
+    /// The far end's outcome for a dialed number.
+    pub(crate) fn pick_outcome(&self, number: &str) -> Outcome {
+        self.picker
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pick(&req.dial.number);
-        if outcome.kind == OutcomeKind::Unreachable {
-            return self.fail_now(&req, NoChannel::Unreachable);
-        }
-        let (one, two, cmd_rx) = match self.create_channels(&req) {
-            Ok(created) => created,
-            Err(why) => return self.fail_now(&req, why),
-        };
-        let effective = if outcome.ring >= req.timeout {
-            OutcomeKind::NoAnswer
-        } else {
-            outcome.kind
-        };
-        self.stats.outcome(effective.as_str());
-        let (done_tx, done_rx) = if req.sync {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let call = Call::new(self.clone(), req, outcome, one, two, cmd_rx, done_tx);
-        tokio::spawn(call.run());
-        Started::Running(done_rx)
-    }
-
-    fn fail_now(&self, req: &OriginateRequest, why: NoChannel) -> Started {
-        self.stats.outcome(why.stat());
-        if !req.sync {
-            let mut out = EventBuf::new();
-            originate_response(&mut out, req, None, 0, &self.cfg.channelvars);
-            self.publish(&mut out);
-        }
-        Started::Failed
+            .pick(number)
     }
 
     fn next_uniqueid(&self) -> String {
@@ -246,11 +167,8 @@ impl Pbx {
         format!("{}.{}", wall_clock::epoch_secs(), seq)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn create_channels(
-        &self,
-        req: &OriginateRequest,
-    ) -> Result<(Snapshot, Option<Snapshot>, mpsc::Receiver<CallCmd>), NoChannel> {
+    /// Registers the channels of a new call (two for Local), or says why there are none.
+    pub(crate) fn create_channels(&self, req: &OriginateRequest) -> Result<NewChannels, NoChannel> {
         let needed = if req.dial.local { 2 } else { 1 };
         let mut reg = self.registry();
         if reg.by_name.len() + needed > self.cfg.max_channels {
@@ -362,7 +280,11 @@ impl Pbx {
         let count = reg.by_name.len() as u64;
         drop(reg);
         self.stats.channels_changed(count);
-        Ok((one, two, cmd_rx))
+        Ok(NewChannels {
+            one,
+            two,
+            cmds: cmd_rx,
+        })
     }
 
     /// Keeps what CoreShowChannels shows current.
@@ -439,53 +361,4 @@ impl Pbx {
         }
         cmds.len()
     }
-}
-
-/// `Event: OriginateResponse`. `answered` is the channel on success (Reason 4), `None` on
-/// failure: then `Channel` is the dial string and `Uniqueid` the ChannelId or `<unknown>`.
-pub(crate) fn originate_response(
-    out: &mut EventBuf,
-    req: &OriginateRequest,
-    answered: Option<&Snapshot>,
-    reason: u32,
-    channelvars: &[String],
-) {
-    out.begin_event("OriginateResponse", Some(crate::channel_events::PRIV_CALL));
-    if let Some(id) = &req.action_id {
-        out.header("ActionID", id);
-    }
-    out.header(
-        "Response",
-        if answered.is_some() {
-            "Success"
-        } else {
-            "Failure"
-        },
-    );
-    let (context, exten) = if req.application.is_some() {
-        ("", "")
-    } else {
-        (req.context.as_str(), req.exten.as_str())
-    };
-    match answered {
-        Some(s) => out.header("Channel", &s.name),
-        None => out.header("Channel", &req.channel),
-    }
-    out.header("Context", context);
-    out.header("Exten", exten);
-    out.header("Reason", &reason.to_string());
-    let uid = match answered {
-        Some(s) => s.uniqueid.as_str(),
-        None => req.channel_id.as_deref().unwrap_or(UNKNOWN),
-    };
-    out.header("Uniqueid", uid);
-    out.header("CallerIDNum", req.cid_num.as_deref().unwrap_or(UNKNOWN));
-    out.header("CallerIDName", req.cid_name.as_deref().unwrap_or(UNKNOWN));
-    if let Some(s) = answered {
-        for name in channelvars {
-            let key = format!("ChanVariable({})", s.name);
-            out.header(&key, &format!("{name}={}", s.var(name)));
-        }
-    }
-    out.end();
 }

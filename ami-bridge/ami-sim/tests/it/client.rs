@@ -13,15 +13,6 @@ use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
-
 async fn sim(cfg: SimConfig) -> Simulator {
     Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -46,23 +37,62 @@ fn channel_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<ClientEvent>) -> ClientEvent {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("an event in time")
-        .expect("stream open")
+/// An Originate to `PJSIP/{number}@trunk` with the ChannelId `channel_id(n)`.
+fn pjsip(number: &str, n: usize) -> Originate {
+    Originate::new(format!("PJSIP/{number}@trunk"))
+        .extension("dialer-out", "s", 1)
+        .channel_id(channel_id(n))
 }
 
-async fn wait_for(
-    rx: &mut mpsc::UnboundedReceiver<ClientEvent>,
-    mut pred: impl FnMut(&ClientEvent) -> bool,
-) -> ClientEvent {
+type Events = mpsc::UnboundedReceiver<ClientEvent>;
+
+/// The first event `pred` accepts; each event must come within `WAIT`.
+async fn wait_for(rx: &mut Events, mut pred: impl FnMut(&ClientEvent) -> bool) -> ClientEvent {
     loop {
-        let e = next(rx).await;
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("an event in time")
+            .expect("stream open");
         if pred(&e) {
             return e;
         }
     }
+}
+
+async fn next(rx: &mut Events) -> ClientEvent {
+    wait_for(rx, |_| true).await
+}
+
+/// Why the connection was lost, once the stream says so.
+async fn disconnected(rx: &mut Events) -> DisconnectReason {
+    match wait_for(rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await {
+        ClientEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    }
+}
+
+async fn reconnected(rx: &mut Events) {
+    wait_for(rx, |e| {
+        matches!(e, ClientEvent::Connected { reconnected: true })
+    })
+    .await;
+}
+
+/// A simulator where `hold*` numbers answer at once and talk for a minute, a client logged in,
+/// and one such call (`PJSIP/{number}@trunk`, ChannelId `channel_id(n)`) ringing.
+async fn call_on_hold(number: &str, n: usize) -> (Simulator, AmiClient, Events) {
+    let s = sim(SimConfig {
+        rules: vec![Rule::timed("hold*", OutcomeKind::Answered, 0, 60_000)],
+        ..SimConfig::default()
+    })
+    .await;
+    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
+    client.originate(pjsip(number, n)).await.expect("queued");
+    wait_for(&mut rx, |e| {
+        matches!(e, ClientEvent::Event(Event::Newstate(_)))
+    })
+    .await;
+    (s, client, rx)
 }
 
 #[tokio::test]
@@ -70,39 +100,18 @@ async fn every_default_outcome_through_the_client() {
     let s = sim(SimConfig::default()).await;
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
     // Last digit: 0-5 answered, 6 busy, 7 no answer, 8 congestion, 9 not found; Foo/ unknown tech.
-    let cases: Vec<(String, Option<OriginateReason>, Option<u16>)> = vec![
-        (
-            "PJSIP/+15550100@trunk".into(),
-            Some(OriginateReason::Answered),
-            Some(16),
-        ),
-        (
-            "PJSIP/+15550106@trunk".into(),
-            Some(OriginateReason::Busy),
-            Some(17),
-        ),
-        (
-            "PJSIP/+15550107@trunk".into(),
-            Some(OriginateReason::RingTimeout),
-            Some(19),
-        ),
-        (
-            "PJSIP/+15550108@trunk".into(),
-            Some(OriginateReason::Congestion),
-            Some(34),
-        ),
-        (
-            "PJSIP/+15550109@trunk".into(),
-            Some(OriginateReason::Failed),
-            Some(1),
-        ),
-        (
-            "Local/5550106@dialer-sim".into(),
-            Some(OriginateReason::Busy),
-            Some(17),
-        ),
-        ("Foo/1007".into(), Some(OriginateReason::Failed), None),
-    ];
+    let cases: Vec<(String, Option<OriginateReason>, Option<u16>)> = {
+        use OriginateReason::{Answered, Busy, Congestion, Failed, RingTimeout};
+        vec![
+            ("PJSIP/+15550100@trunk".into(), Some(Answered), Some(16)),
+            ("PJSIP/+15550106@trunk".into(), Some(Busy), Some(17)),
+            ("PJSIP/+15550107@trunk".into(), Some(RingTimeout), Some(19)),
+            ("PJSIP/+15550108@trunk".into(), Some(Congestion), Some(34)),
+            ("PJSIP/+15550109@trunk".into(), Some(Failed), Some(1)),
+            ("Local/5550106@dialer-sim".into(), Some(Busy), Some(17)),
+            ("Foo/1007".into(), Some(Failed), None),
+        ]
+    };
     let mut want: HashMap<String, (Option<OriginateReason>, Option<u16>)> = HashMap::new();
     for (i, (dial, reason, cause)) in cases.into_iter().enumerate() {
         let id = channel_id(i);
@@ -176,9 +185,7 @@ async fn a_thousand_concurrent_originates_are_each_correlated() {
         set.spawn(async move {
             let r = c
                 .originate(
-                    Originate::new(format!("PJSIP/+1555{i:07}@trunk"))
-                        .extension("dialer-out", "s", 1)
-                        .channel_id(channel_id(i))
+                    pjsip(&format!("+1555{i:07}"), i)
                         .variable("DIALER_CALL_ID", format!("call-{i}")),
                 )
                 .await
@@ -210,30 +217,9 @@ async fn a_thousand_concurrent_originates_are_each_correlated() {
 
 #[tokio::test]
 async fn dropped_connection_mid_call_is_noticed_reconnected_and_reconcilable() {
-    let s = sim(SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
-        ..SimConfig::default()
-    })
-    .await;
-    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
-    client
-        .originate(
-            Originate::new("PJSIP/hold1@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(1)),
-        )
-        .await
-        .expect("queued");
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Event(Event::Newstate(_)))
-    })
-    .await;
+    let (s, client, mut rx) = call_on_hold("hold1", 1).await;
     s.drop_connections();
-    let ClientEvent::Disconnected { reason } =
-        wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await
-    else {
-        unreachable!()
-    };
+    let reason = disconnected(&mut rx).await;
     assert!(
         matches!(
             reason,
@@ -241,10 +227,7 @@ async fn dropped_connection_mid_call_is_noticed_reconnected_and_reconcilable() {
         ),
         "{reason:?}"
     );
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     // The call outlived the AMI session, as on Asterisk: the dispatcher finds it again.
     let live = client.core_show_channels().await.expect("list");
     assert_eq!(live.len(), 1);
@@ -263,44 +246,20 @@ async fn stalled_connection_is_detected_within_the_keepalive_window() {
     client.ping().await.expect("pong");
     let t = Instant::now();
     s.stall();
-    let ClientEvent::Disconnected { reason } =
-        wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await
-    else {
-        unreachable!()
-    };
+    let reason = disconnected(&mut rx).await;
     let took = t.elapsed();
     assert_eq!(reason, DisconnectReason::Stalled);
     // Window 600 ms (ping interval + timeout); the upper bound leaves room for a loaded box.
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     // A stall hits the connections open at the time; the new one works.
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     client.ping().await.expect("pong after reconnect");
 }
 
 #[tokio::test]
 async fn restart_ends_every_call_reports_shutdown_and_reconnects() {
-    let s = sim(SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
-        ..SimConfig::default()
-    })
-    .await;
-    let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
-    client
-        .originate(
-            Originate::new("PJSIP/hold2@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(2)),
-        )
-        .await
-        .expect("queued");
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Event(Event::Newstate(_)))
-    })
-    .await;
+    let (s, client, mut rx) = call_on_hold("hold2", 2).await;
     let restart = {
         let h = s.handle();
         tokio::spawn(async move { h.restart().await })
@@ -313,11 +272,8 @@ async fn restart_ends_every_call_reports_shutdown_and_reconnects() {
         matches!(e, ClientEvent::Event(Event::Shutdown(_)))
     })
     .await;
-    wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    disconnected(&mut rx).await;
+    reconnected(&mut rx).await;
     restart.await.expect("restart done");
     assert!(client.core_show_channels().await.expect("list").is_empty());
 }
@@ -328,16 +284,13 @@ async fn refused_logins_keep_the_client_retrying_until_they_are_accepted() {
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
     s.refuse_logins(true);
     s.drop_connections();
-    wait_for(&mut rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    disconnected(&mut rx).await;
     // While logins are refused, actions fail at once rather than queue for a dead PBX.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(client.ping().await.is_err());
     assert!(s.stats().logins_failed >= 1, "the client kept trying");
     s.refuse_logins(false);
-    wait_for(&mut rx, |e| {
-        matches!(e, ClientEvent::Connected { reconnected: true })
-    })
-    .await;
+    reconnected(&mut rx).await;
     client.ping().await.expect("pong");
 }
 
@@ -363,11 +316,7 @@ async fn garbage_from_the_server_does_not_break_the_client() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client
-        .originate(
-            Originate::new("PJSIP/+15550100@trunk")
-                .extension("dialer-out", "s", 1)
-                .channel_id(channel_id(9)),
-        )
+        .originate(pjsip("+15550100", 9))
         .await
         .expect("queued after garbage");
 }
@@ -385,11 +334,7 @@ async fn a_slow_consumer_is_not_mistaken_for_a_stalled_pbx() {
     let (client, mut rx) = AmiClient::connect(c).await.expect("login");
     for i in 0..100 {
         client
-            .originate(
-                Originate::new(format!("PJSIP/+1555{i:07}@trunk"))
-                    .extension("dialer-out", "s", 1)
-                    .channel_id(channel_id(i)),
-            )
+            .originate(pjsip(&format!("+1555{i:07}"), i))
             .await
             .expect("queued");
     }

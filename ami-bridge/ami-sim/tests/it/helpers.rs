@@ -1,6 +1,5 @@
 //! A raw AMI client on the codec, transcript loading, and the comparison of two message
 //! streams by event names, header names and id relations.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -82,15 +81,6 @@ pub fn messages_before_actions(name: &str) -> Vec<usize> {
         .collect()
 }
 
-pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
-
 /// Rules giving each recorded number its recorded outcome, with short times.
 pub fn replay_config() -> SimConfig {
     use OutcomeKind::*;
@@ -101,26 +91,26 @@ pub fn replay_config() -> SimConfig {
         shutdown_event_delay_ms: 100,
         restart_downtime_ms: 50,
         rules: vec![
-            rule("1001", Answered, 100, 300),
-            rule("1011", Answered, 100, 300),
-            rule("1015", Answered, 100, 300),
-            rule("1012", RemoteHangup, 100, 300),
-            rule("1002", Busy, 100, 0),
-            rule("1013", Busy, 100, 0),
-            rule("1014", Busy, 100, 0),
-            rule("1016", Busy, 100, 0),
-            rule("1003", NoAnswer, 0, 0),
-            rule("1004", Congestion, 100, 0),
-            rule("1005", NotFound, 100, 0),
-            rule("1006", Decline, 100, 0),
-            rule("1008", Unreachable, 0, 0),
-            rule("300?", Answered, 100, 60_000),
-            rule("2001", Answered, 400, 300),
-            rule("2002", Busy, 150, 0),
-            rule("answer", Answered, 0, 300),
-            rule("busy", Busy, 100, 0),
-            rule("congestion", Congestion, 0, 0),
-            rule("noanswer", NoAnswer, 0, 0),
+            Rule::timed("1001", Answered, 100, 300),
+            Rule::timed("1011", Answered, 100, 300),
+            Rule::timed("1015", Answered, 100, 300),
+            Rule::timed("1012", RemoteHangup, 100, 300),
+            Rule::timed("1002", Busy, 100, 0),
+            Rule::timed("1013", Busy, 100, 0),
+            Rule::timed("1014", Busy, 100, 0),
+            Rule::timed("1016", Busy, 100, 0),
+            Rule::timed("1003", NoAnswer, 0, 0),
+            Rule::timed("1004", Congestion, 100, 0),
+            Rule::timed("1005", NotFound, 100, 0),
+            Rule::timed("1006", Decline, 100, 0),
+            Rule::timed("1008", Unreachable, 0, 0),
+            Rule::timed("300?", Answered, 100, 60_000),
+            Rule::timed("2001", Answered, 400, 300),
+            Rule::timed("2002", Busy, 150, 0),
+            Rule::timed("answer", Answered, 0, 300),
+            Rule::timed("busy", Busy, 100, 0),
+            Rule::timed("congestion", Congestion, 0, 0),
+            Rule::timed("noanswer", NoAnswer, 0, 0),
         ],
         ..Default::default()
     }
@@ -128,6 +118,13 @@ pub fn replay_config() -> SimConfig {
 
 pub async fn start(cfg: SimConfig) -> Simulator {
     Simulator::start(cfg).await.expect("simulator starts")
+}
+
+/// A simulator and one raw connection logged in to it.
+pub async fn start_logged_in(cfg: SimConfig) -> (Simulator, Conn) {
+    let sim = start(cfg).await;
+    let c = Conn::login(sim.addr()).await;
+    (sim, c)
 }
 
 /// A raw AMI connection.
@@ -231,6 +228,16 @@ impl Conn {
             self.read_some(left).await;
         }
         true
+    }
+
+    /// Sends `CoreShowChannels` and reads until the list ends; the index of its last event.
+    pub async fn list_channels(&mut self, action_id: &str, within: Duration) -> Option<usize> {
+        self.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", action_id)])
+            .await;
+        self.wait_for(within, |m| {
+            m.event_name() == Some("CoreShowChannelsComplete")
+        })
+        .await
     }
 
     pub async fn login(addr: std::net::SocketAddr) -> Conn {

@@ -1,5 +1,4 @@
 //! Access to the recorded Asterisk sessions in `shared/ami-transcripts`.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 

@@ -2,8 +2,6 @@
 //! each recording back, answering the client's actions in order. The only change made to the
 //! recorded messages is the ActionID, mapped to the one the client chose.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +12,8 @@ use ami_bridge::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+use crate::helpers;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -61,7 +61,7 @@ fn with_action_id(m: &Message, id: Option<&str>) -> Vec<u8> {
 }
 
 async fn replay(name: &str) -> Replay {
-    let t = common::load(name);
+    let t = helpers::load(name);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let client_sent = Arc::new(Mutex::new(Vec::new()));
@@ -217,7 +217,7 @@ async fn answered_call_sends_the_recorded_bytes_and_gets_every_event() {
     client.logoff().await.expect("logoff");
     r.done.await.expect("replay ends");
     let sent = r.client_sent.lock().expect("lock").clone();
-    let recorded = common::load("answered").sent;
+    let recorded = helpers::load("answered").sent;
     assert_eq!(without_action_ids(&sent), without_action_ids(&recorded));
 }
 
@@ -237,7 +237,7 @@ async fn every_originate_outcome_reaches_the_caller() {
         ("dtmf", OriginateReason::Answered, Some(16)),
     ];
     for (name, want_reason, want_cause) in cases {
-        let t = common::load(name);
+        let t = helpers::load(name);
         let (_, actions) = messages_of(&t.sent, false);
         let recorded = &actions[1];
         assert_eq!(recorded.first_value(), Some("Originate"));

@@ -1,9 +1,9 @@
 //! Every recorded Asterisk session parses into the messages its recorder listed, whatever the
 //! TCP segmentation.
 
-mod common;
-
 use ami_bridge::{Decoder, Event, Frame, Message, MessageKind, OriginateReason};
+
+use crate::helpers;
 
 fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Frame> {
     let mut d = Decoder::client();
@@ -16,6 +16,17 @@ fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Frame> {
     }
     assert_eq!(d.buffered(), 0, "bytes left over");
     frames
+}
+
+/// The typed events of a recording, in order.
+fn events_of(received: &[u8]) -> Vec<Event> {
+    decode_chunks([received])
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Message(m) => Event::from_message(m),
+            Frame::Banner(_) => None,
+        })
+        .collect()
 }
 
 fn label(m: &Message) -> String {
@@ -73,7 +84,7 @@ fn check_timeline_entry(name: &str, entry: &str, m: &Message) {
 
 #[test]
 fn every_transcript_parses_into_the_recorded_messages() {
-    for t in common::all() {
+    for t in helpers::all() {
         let frames = decode_chunks([t.received.as_slice()]);
         let Some(Frame::Banner(banner)) = frames.first() else {
             panic!("{}: no banner", t.name)
@@ -107,7 +118,7 @@ fn every_transcript_parses_into_the_recorded_messages() {
 
 #[test]
 fn every_split_point_gives_the_same_messages() {
-    for t in common::all() {
+    for t in helpers::all() {
         let whole = decode_chunks([t.received.as_slice()]);
         // One byte at a time: every boundary at once.
         let bytes = decode_chunks(t.received.chunks(1));
@@ -137,7 +148,7 @@ fn headers_of(frames: Vec<Frame>) -> Vec<Vec<(String, String)>> {
 
 #[test]
 fn lf_only_line_ends_parse_the_same() {
-    for t in common::all() {
+    for t in helpers::all() {
         let lf: Vec<u8> = String::from_utf8_lossy(&t.received)
             .replace("\r\n", "\n")
             .into_bytes();
@@ -232,14 +243,8 @@ fn typed_events_of_the_outcomes() {
         },
     ];
     for w in wants {
-        let t = common::load(w.name);
-        let events: Vec<Event> = decode_chunks([t.received.as_slice()])
-            .into_iter()
-            .filter_map(|f| match f {
-                Frame::Message(m) => Event::from_message(m),
-                Frame::Banner(_) => None,
-            })
-            .collect();
+        let t = helpers::load(w.name);
+        let events = events_of(&t.received);
         let responses: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -295,7 +300,7 @@ fn typed_events_of_the_outcomes() {
 
 #[test]
 fn channel_id_becomes_the_uniqueid_even_on_failure() {
-    let t = common::load("busy_channelid");
+    let t = helpers::load("busy_channelid");
     let sent = String::from_utf8_lossy(&t.sent).to_string();
     let id = sent
         .lines()
@@ -303,13 +308,7 @@ fn channel_id_becomes_the_uniqueid_even_on_failure() {
         .expect("ChannelId sent")
         .trim()
         .to_string();
-    let events: Vec<Event> = decode_chunks([t.received.as_slice()])
-        .into_iter()
-        .filter_map(|f| match f {
-            Frame::Message(m) => Event::from_message(m),
-            Frame::Banner(_) => None,
-        })
-        .collect();
+    let events = events_of(&t.received);
     let channel_events: Vec<_> = events
         .iter()
         .filter(|e| !matches!(e, Event::Other(_) | Event::FullyBooted(_)))

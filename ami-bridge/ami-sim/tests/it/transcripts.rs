@@ -2,12 +2,11 @@
 //! the same messages in the same order, the same header names in the same order, and the same
 //! relations between ids (times and generated ids aside).
 
-mod common;
-
 use std::time::Duration;
 
 use ami_sim::SimConfig;
-use common::*;
+
+use crate::helpers::{self, *};
 
 /// How a recording's OriginateResponse position is judged.
 #[derive(Clone, Copy, PartialEq)]
@@ -93,75 +92,34 @@ async fn replay(r: Replay) {
     sim.shutdown().await;
 }
 
-macro_rules! replay_test {
-    ($test:ident, $name:literal, $orr:expr, $vars:expr, $timeout:expr) => {
+/// One test per recording, named as the recording, grouped by how they are run:
+/// `OriginateResponse place, channelvars, shorter ring timeout => recordings`.
+macro_rules! replay_tests {
+    ($($orr:expr, $vars:expr, $timeout:expr => $($name:ident),+;)*) => {$($(
         #[tokio::test]
-        async fn $test() {
+        async fn $name() {
             replay(Replay {
-                name: $name,
+                name: stringify!($name),
                 orr: $orr,
                 channelvars: $vars,
                 timeout_ms: $timeout,
             })
             .await;
         }
-    };
+    )+)*};
 }
 
 use OrrPlace::{Anywhere, Exact};
 
-replay_test!(answered, "answered", Exact, true, None);
-replay_test!(answered_channelid, "answered_channelid", Exact, true, None);
-replay_test!(
-    answered_no_channelvars,
-    "answered_no_channelvars",
-    Anywhere,
-    false,
-    None
-);
-replay_test!(
-    answered_remote_bye,
-    "answered_remote_bye",
-    Exact,
-    true,
-    None
-);
-replay_test!(busy, "busy", Exact, true, None);
-replay_test!(busy_channelid, "busy_channelid", Anywhere, true, None);
-replay_test!(
-    busy_no_channelvars,
-    "busy_no_channelvars",
-    Anywhere,
-    false,
-    None
-);
-replay_test!(busy_sync, "busy_sync", Exact, true, None);
-replay_test!(congestion, "congestion", Exact, true, None);
-replay_test!(decline, "decline", Exact, true, None);
-replay_test!(not_found, "not_found", Exact, true, None);
-replay_test!(no_answer, "no_answer", Exact, true, Some(1000));
-replay_test!(
-    originate_unknown_tech,
-    "originate_unknown_tech",
-    Exact,
-    true,
-    None
-);
-replay_test!(
-    originate_unreachable,
-    "originate_unreachable",
-    Exact,
-    true,
-    None
-);
-replay_test!(hangup_action, "hangup_action", Anywhere, true, None);
-replay_test!(coreshowchannels, "coreshowchannels", Exact, true, None);
-replay_test!(command, "command", Exact, true, None);
-replay_test!(ping, "ping", Exact, true, None);
-replay_test!(local_answered, "local_answered", Exact, true, None);
-replay_test!(local_busy, "local_busy", Exact, true, None);
-replay_test!(local_congestion, "local_congestion", Exact, true, None);
-replay_test!(local_no_answer, "local_no_answer", Exact, true, Some(1000));
+replay_tests! {
+    Exact, true, None =>
+        answered, answered_channelid, answered_remote_bye, busy, busy_sync, congestion, decline,
+        not_found, originate_unknown_tech, originate_unreachable, coreshowchannels, command, ping,
+        local_answered, local_busy, local_congestion;
+    Exact, true, Some(1000) => no_answer, local_no_answer;
+    Anywhere, true, None => busy_channelid, hangup_action;
+    Anywhere, false, None => answered_no_channelvars, busy_no_channelvars;
+}
 
 /// Two calls on one connection: each call's own messages match the recording's, in order.
 #[tokio::test]
@@ -227,12 +185,8 @@ async fn core_stop_midcall() {
     restart.await.expect("restart completes");
     // Up again: a new connection logs in and sees no channel.
     let mut c2 = Conn::login(sim.addr()).await;
-    c2.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", "c")])
-        .await;
     let done = c2
-        .wait_for(Duration::from_secs(5), |m| {
-            m.event_name() == Some("CoreShowChannelsComplete")
-        })
+        .list_channels("c", Duration::from_secs(5))
         .await
         .expect("list completes");
     assert_eq!(c2.got[done].get("ListItems"), Some("0"));
@@ -264,7 +218,7 @@ async fn login_failed() {
     assert_eq!(c.banner.as_deref(), Some(banner.as_str()));
     assert_same_stream("login_failed", &recorded, &c.got);
     // login_failed_observer: the other session hears of it.
-    let (_, observed) = common::recorded("login_failed_observer");
+    let (_, observed) = helpers::recorded("login_failed_observer");
     let inv = observer
         .wait_for(Duration::from_secs(5), |m| {
             m.event_name() == Some("InvalidPassword")

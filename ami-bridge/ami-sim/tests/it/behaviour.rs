@@ -1,14 +1,13 @@
 //! Actions, the default plan, capacity, faults, counting and the control port.
 
-mod common;
-
 use std::time::Duration;
 
 use ami_bridge::Message;
-use ami_sim::{OutcomeKind, SimConfig};
-use common::*;
+use ami_sim::{OutcomeKind, Rule, SimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -43,7 +42,7 @@ async fn orr(c: &mut Conn, id: &str) -> Message {
 
 fn hold_config() -> SimConfig {
     SimConfig {
-        rules: vec![rule("hold*", OutcomeKind::Answered, 0, 60_000)],
+        rules: vec![Rule::timed("hold*", OutcomeKind::Answered, 0, 60_000)],
         ..replay_config()
     }
 }
@@ -134,12 +133,11 @@ async fn default_plan_by_last_digit_with_dialer_dialer_login() {
 
 #[tokio::test]
 async fn capacity_full_fails_like_a_full_trunk_and_frees_up() {
-    let sim = start(SimConfig {
+    let (sim, mut c) = start_logged_in(SimConfig {
         max_channels: 2,
         ..hold_config()
     })
     .await;
-    let mut c = Conn::login(sim.addr()).await;
     c.send_pairs(&originate("a", "SIP/hold1@trunk", &[])).await;
     c.send_pairs(&originate("b", "SIP/hold2@trunk", &[])).await;
     c.send_pairs(&originate(
@@ -188,8 +186,7 @@ async fn capacity_full_fails_like_a_full_trunk_and_frees_up() {
 
 #[tokio::test]
 async fn channel_id_prefix_of_a_live_uniqueid_is_in_use() {
-    let sim = start(hold_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(hold_config()).await;
     c.send_pairs(&originate("a", "SIP/hold1@trunk", &[("ChannelId", "X-90")]))
         .await;
     assert_eq!(orr(&mut c, "a").await.get("Uniqueid"), Some("X-90"));
@@ -226,28 +223,21 @@ async fn channel_id_prefix_of_a_live_uniqueid_is_in_use() {
 
 #[tokio::test]
 async fn drop_connections_closes_sessions_but_calls_go_on() {
-    let sim = start(hold_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(hold_config()).await;
     c.send_pairs(&originate("a", "SIP/hold1@trunk", &[])).await;
     orr(&mut c, "a").await;
     sim.drop_connections();
     assert!(c.wait_closed(WAIT).await, "connection dropped");
     assert_eq!(sim.current_channels(), 1);
     let mut c2 = Conn::login(sim.addr()).await;
-    c2.send_pairs(&[("Action", "CoreShowChannels"), ("ActionID", "l")])
-        .await;
-    let i = c2
-        .wait_for(WAIT, |m| m.event_name() == Some("CoreShowChannelsComplete"))
-        .await
-        .expect("list");
+    let i = c2.list_channels("l", WAIT).await.expect("list");
     assert_eq!(c2.got[i].get("ListItems"), Some("1"));
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn stall_keeps_the_socket_open_but_silent_until_resume() {
-    let sim = start(replay_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(replay_config()).await;
     sim.stall();
     // Let the fault reach the session before the ping.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -268,8 +258,7 @@ async fn stall_keeps_the_socket_open_but_silent_until_resume() {
 
 #[tokio::test]
 async fn garbage_fault_sends_raw_garbage_and_the_session_goes_on() {
-    let sim = start(replay_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(replay_config()).await;
     sim.send_garbage();
     let mut raw = Vec::new();
     let end = tokio::time::Instant::now() + WAIT;
@@ -296,8 +285,7 @@ async fn garbage_fault_sends_raw_garbage_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn garbage_from_the_client_does_not_hurt_the_simulator() {
-    let sim = start(replay_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(replay_config()).await;
     let mut junk: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     junk.extend_from_slice(
         b"\r\n\r\n:::\r\n\xff\xfe: \x00\r\n\r\nAction: Ping\nActionID: after\n\n",
@@ -333,8 +321,7 @@ async fn refused_logins_fail_until_turned_off() {
 
 #[tokio::test]
 async fn restart_ends_every_channel_then_accepts_again() {
-    let sim = start(hold_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(hold_config()).await;
     c.send_pairs(&originate("a", "SIP/hold1@trunk", &[])).await;
     c.send_pairs(&originate("b", "Local/hold2@ctx", &[])).await;
     c.send_pairs(&originate("r", "SIP/1003@trunk", &[])).await; // still ringing
@@ -357,12 +344,11 @@ async fn restart_ends_every_channel_then_accepts_again() {
 
 #[tokio::test]
 async fn stats_count_numbers_channel_ids_peaks_and_windows() {
-    let sim = start(SimConfig {
-        rules: vec![rule("*", OutcomeKind::Answered, 0, 300)],
+    let (sim, mut c) = start_logged_in(SimConfig {
+        rules: vec![Rule::timed("*", OutcomeKind::Answered, 0, 300)],
         ..replay_config()
     })
     .await;
-    let mut c = Conn::login(sim.addr()).await;
     for i in 0..5 {
         let id = format!("id-{i}");
         let ch = format!("SIP/555010{}@trunk", i % 3);
@@ -468,12 +454,11 @@ async fn control_port_line_protocol() {
 
 #[tokio::test]
 async fn instant_answer_answers_and_ends_at_once() {
-    let sim = start(SimConfig {
+    let (sim, mut c) = start_logged_in(SimConfig {
         instant_answer: true,
         ..replay_config()
     })
     .await;
-    let mut c = Conn::login(sim.addr()).await;
     c.send_pairs(&originate("x", "SIP/5550106@trunk", &[]))
         .await;
     assert_eq!(orr(&mut c, "x").await.get("Reason"), Some("4"));
@@ -487,8 +472,7 @@ async fn instant_answer_answers_and_ends_at_once() {
 
 #[tokio::test]
 async fn originate_validation_errors() {
-    let sim = start(replay_config()).await;
-    let mut c = Conn::login(sim.addr()).await;
+    let (sim, mut c) = start_logged_in(replay_config()).await;
     c.send_pairs(&[("Action", "Originate"), ("ActionID", "1")])
         .await;
     c.send_pairs(&[
@@ -541,7 +525,7 @@ async fn originate_validation_errors() {
 #[tokio::test(start_paused = true)]
 async fn call_timing_follows_tokio_paused_time() {
     let sim = start(SimConfig {
-        rules: vec![rule("*", OutcomeKind::Answered, 30_000, 3_600_000)],
+        rules: vec![Rule::timed("*", OutcomeKind::Answered, 30_000, 3_600_000)],
         ..replay_config()
     })
     .await;

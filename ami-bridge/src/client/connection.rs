@@ -1,0 +1,225 @@
+//! The connection task: connect and log in, run the read, write and keepalive loops over one
+//! socket until it ends, then reconnect with backoff and log in again, reporting each loss and
+//! return on the event stream.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::config::ClientConfig;
+use super::error::AmiError;
+use super::events::{ClientEvent, ConnectionState, DisconnectReason};
+use super::shared::Shared;
+use crate::action::Action;
+use crate::backoff::Backoff;
+use crate::codec::{Decoder, Frame};
+use crate::event::Event;
+use crate::message::MessageKind;
+
+/// Banner prefix every Asterisk sends first.
+const BANNER_PREFIX: &str = "Asterisk Call Manager/";
+/// Bytes gathered into one socket write when actions queue up.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// A logged-in socket with whatever bytes arrived after the login response.
+pub(super) struct Conn {
+    stream: TcpStream,
+    decoder: Decoder,
+}
+
+pub(super) async fn establish(config: &ClientConfig) -> Result<Conn, AmiError> {
+    let stream = match tokio::time::timeout(
+        config.connect_timeout,
+        TcpStream::connect(&config.addr),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(source)) => {
+            return Err(AmiError::Connect {
+                addr: config.addr.clone(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(AmiError::ConnectTimeout {
+                addr: config.addr.clone(),
+            });
+        }
+    };
+    stream.set_nodelay(true)?;
+    match tokio::time::timeout(config.login_timeout, login(stream, config)).await {
+        Ok(result) => result,
+        Err(_) => Err(AmiError::LoginTimeout),
+    }
+}
+
+async fn login(mut stream: TcpStream, config: &ClientConfig) -> Result<Conn, AmiError> {
+    let mut decoder = Decoder::new(true, config.max_message_bytes);
+    let mut sent = false;
+    loop {
+        while let Some(frame) = decoder.next_frame() {
+            match frame {
+                Ok(Frame::Banner(banner)) => {
+                    if !banner.starts_with(BANNER_PREFIX) {
+                        return Err(AmiError::BadBanner(banner));
+                    }
+                    let mut bytes = Vec::new();
+                    Action::login(&config.username, &config.secret).encode("login", &mut bytes)?;
+                    stream.write_all(&bytes).await?;
+                    sent = true;
+                }
+                Ok(Frame::Message(m))
+                    if sent
+                        && m.kind() == MessageKind::Response
+                        && m.action_id() == Some("login") =>
+                {
+                    if m.first_value()
+                        .is_some_and(|v| v.eq_ignore_ascii_case("Success"))
+                    {
+                        return Ok(Conn { stream, decoder });
+                    }
+                    return Err(AmiError::AuthFailed(
+                        m.get("Message").unwrap_or("no reason given").to_string(),
+                    ));
+                }
+                Ok(Frame::Message(_)) => {}
+                Err(e) => warn!(error = %e, "AMI decode error during login"),
+            }
+        }
+        if stream.read_buf(decoder.buffer_mut()).await? == 0 {
+            return Err(if sent {
+                AmiError::AuthFailed("connection closed during login".into())
+            } else {
+                AmiError::BadBanner(String::new())
+            });
+        }
+    }
+}
+
+pub(super) async fn supervise(
+    shared: Arc<Shared>,
+    first: Conn,
+    first_writer: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+) {
+    let mut conn = Some((first, first_writer));
+    let mut reconnected = false;
+    let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if let Some((c, wrx)) = conn.take() {
+            backoff.reset();
+            shared.state.send_replace(ConnectionState::Connected);
+            let _ = events.send(ClientEvent::Connected { reconnected });
+            let reason = serve(&shared, c, wrx, &events).await;
+            shared.drop_writer();
+            shared.waiters.fail_all();
+            info!(addr = %shared.config.addr, ?reason, "AMI connection lost");
+            let _ = events.send(ClientEvent::Disconnected { reason });
+        }
+        if shared.closing.load(Ordering::SeqCst) || !shared.config.reconnect {
+            break;
+        }
+        shared.state.send_replace(ConnectionState::Reconnecting);
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        match establish(&shared.config).await {
+            Ok(c) => {
+                reconnected = true;
+                conn = Some((c, shared.install_writer()));
+            }
+            Err(e) => warn!(addr = %shared.config.addr, error = %e, "AMI reconnect failed"),
+        }
+    }
+    shared.state.send_replace(ConnectionState::Closed);
+}
+
+/// Runs one logged-in connection until it ends; returns why.
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: Conn,
+    wrx: mpsc::Receiver<Vec<u8>>,
+    events: &mpsc::UnboundedSender<ClientEvent>,
+) -> DisconnectReason {
+    let Conn { stream, decoder } = conn;
+    let (rd, wr) = stream.into_split();
+    let mut shutdown = shared.shutdown.subscribe();
+    let idle = shared.config.ping_interval + shared.config.ping_timeout;
+    tokio::select! {
+        r = read_loop(shared, rd, decoder, events, idle) => r,
+        r = write_loop(wr, wrx) => r,
+        r = keepalive(shared) => r,
+        _ = shutdown.wait_for(|s| *s) => DisconnectReason::Closed,
+    }
+}
+
+async fn read_loop(
+    shared: &Shared,
+    mut rd: OwnedReadHalf,
+    mut decoder: Decoder,
+    events: &mpsc::UnboundedSender<ClientEvent>,
+    idle: Duration,
+) -> DisconnectReason {
+    loop {
+        while let Some(frame) = decoder.next_frame() {
+            match frame {
+                Ok(Frame::Message(m)) => {
+                    if let Some(m) = shared.waiters.route(m)
+                        && let Some(e) = Event::from_message(m)
+                    {
+                        let _ = events.send(ClientEvent::Event(e));
+                    }
+                }
+                Ok(Frame::Banner(_)) => {}
+                Err(e) => warn!(error = %e, "AMI decode error; message skipped"),
+            }
+        }
+        match tokio::time::timeout(idle, rd.read_buf(decoder.buffer_mut())).await {
+            Ok(Ok(0)) => return DisconnectReason::ClosedByPeer,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return DisconnectReason::Io(e.to_string()),
+            Err(_) => return DisconnectReason::Stalled,
+        }
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) -> DisconnectReason {
+    while let Some(mut buf) = rx.recv().await {
+        // Gather what else is queued into one write: thousands of Originates per second.
+        while buf.len() < WRITE_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = wr.write_all(&buf).await {
+            return DisconnectReason::Io(e.to_string());
+        }
+    }
+    // Every sender is gone: the client is shutting down.
+    DisconnectReason::Closed
+}
+
+async fn keepalive(shared: &Shared) -> DisconnectReason {
+    loop {
+        tokio::time::sleep(shared.config.ping_interval).await;
+        match shared
+            .send(&Action::ping(), shared.config.ping_timeout)
+            .await
+        {
+            Ok(_) => {}
+            Err(AmiError::Timeout { .. }) => return DisconnectReason::Stalled,
+            Err(e) => return DisconnectReason::Io(e.to_string()),
+        }
+    }
+}
