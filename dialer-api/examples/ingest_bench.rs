@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use anyhow::bail;
-use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::local::bench::{copy_rows, number};
+use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_api::startup::Application;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
@@ -43,8 +43,7 @@ async fn main() -> anyhow::Result<()> {
         },
         false,
     )
-    .await
-    .map_err(|e| anyhow::anyhow!(e.message))?;
+    .await?;
     let mut conn = pool.get().await?;
     conn.batch_execute(&format!(
         "UPDATE accounts SET max_rows_per_request = {per_request}, max_queued_calls = {big}, max_calls_per_day = {big},

@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use callback_worker::listing::EventFilter;
 use callback_worker::replay::ReplaySelection;
-use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::broker::Broker;
 use dialer_api::local::{bench, demo};
-use dialer_api::{batches, callbacks, dispatch, servers};
+use dialer_api::ops::accounts::{self, CreateAccount};
+use dialer_api::ops::batch_control::{self, Control};
+use dialer_api::ops::{batches, callbacks, dispatch, dnc, handoff, servers};
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
 use dialer_core::event_body::rfc3339;
@@ -415,12 +416,7 @@ fn clearable(v: Option<String>) -> Option<Option<String>> {
 async fn account_id(ctx: &Ctx, code: Option<&str>) -> anyhow::Result<Option<i64>> {
     match code {
         None => Ok(None),
-        Some(c) => Ok(Some(
-            accounts::find(&ctx.pool, c)
-                .await
-                .map_err(|e| anyhow!(e.message))?
-                .id,
-        )),
+        Some(c) => Ok(Some(accounts::find(&ctx.pool, c).await?.id)),
     }
 }
 
@@ -513,8 +509,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         },
                         ctx.config.allow_http_loopback_callbacks,
                     )
-                    .await
-                    .map_err(|e| anyhow!(e.message))?;
+                    .await?;
                     let text = format!(
                         "account {} created\napi key:         {}\ncallback secret: {}\n(shown once: store them now)",
                         created.account.accountcode, created.api_key, created.callback_secret
@@ -530,9 +525,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     })
                 }
                 AccountCmd::List => {
-                    let list = accounts::list(&ctx.pool)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let list = accounts::list(&ctx.pool).await?;
                     let mut text = format!(
                         "{:<20} {:<10} {:<8} {}",
                         "ACCOUNTCODE", "STATUS", "COUNTRY", "CALLBACK URL"
@@ -589,8 +582,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         change,
                         ctx.config.allow_http_loopback_callbacks,
                     )
-                    .await
-                    .map_err(|e| anyhow!(e.message))?;
+                    .await?;
                     let settings = account_json(&a);
                     let text = format!("account {} updated", a.accountcode);
                     Ok(Output {
@@ -602,9 +594,8 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     code,
                     revoke_previous,
                 } => {
-                    let (key, revoked) = accounts::rotate_key(&ctx.pool, &code, revoke_previous)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let (key, revoked) =
+                        accounts::rotate_key(&ctx.pool, &code, revoke_previous).await?;
                     let text = format!(
                         "new api key for {code}: {key}\n(shown once; {revoked} previous key(s) revoked)"
                     );
@@ -617,11 +608,8 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     account,
                     grace_hours,
                 } => {
-                    let grace =
-                        callbacks::grace_from_hours(grace_hours).map_err(|e| anyhow!(e.message))?;
-                    let rotated = callbacks::rotate_secret(&ctx.pool, &account, grace)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let grace = callbacks::grace_from_hours(grace_hours)?;
+                    let rotated = callbacks::rotate_secret(&ctx.pool, &account, grace).await?;
                     let until = rotated.previous_valid_until.map(rfc3339);
                     let previous = match &until {
                         Some(t) => format!("the previous secret keeps signing until {t}"),
@@ -647,9 +635,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     } else {
                         "active"
                     };
-                    let a = accounts::set_status(&ctx.pool, &code, status)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let a = accounts::set_status(&ctx.pool, &code, status).await?;
                     let text = format!("account {} is {}", a.accountcode, a.status);
                     Ok(Output {
                         json: json!({"status": "success", "account": account_json(&a)}),
@@ -657,9 +643,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     })
                 }
                 AccountCmd::Show { code } => {
-                    let a = accounts::find(&ctx.pool, &code)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let a = accounts::find(&ctx.pool, &code).await?;
                     let settings = account_json(&a);
                     let text = serde_json::to_string_pretty(&settings)?;
                     Ok(Output {
@@ -687,8 +671,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                             enabled: !s.disabled,
                         },
                     )
-                    .await
-                    .map_err(|e| anyhow!(e.message))?;
+                    .await?;
                     let text = format!(
                         "server {} added ({}:{})",
                         server.code, server.host, server.port
@@ -709,9 +692,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         channel_template: u.channel_template,
                         enabled: u.enabled,
                     };
-                    let server = servers::update(&ctx.pool, &u.code, change)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let server = servers::update(&ctx.pool, &u.code, change).await?;
                     let text = format!("server {} updated", server.code);
                     Ok(Output {
                         json: json!({"status": "success", "server": server}),
@@ -723,9 +704,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                         enabled: Some(false),
                         ..Default::default()
                     };
-                    let server = servers::update(&ctx.pool, &code, change)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let server = servers::update(&ctx.pool, &code, change).await?;
                     let text = format!("server {} disabled", server.code);
                     Ok(Output {
                         json: json!({"status": "success", "server": server}),
@@ -733,9 +712,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     })
                 }
                 ServerCmd::List => {
-                    let list = servers::list(&ctx.pool)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let list = servers::list(&ctx.pool).await?;
                     let mut text = format!(
                         "{:<12} {:<24} {:>8} {:>6} {:<8} {}",
                         "CODE", "ADDRESS", "CHANNELS", "CPS", "ENABLED", "TEMPLATE"
@@ -760,14 +737,11 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         }
         Command::Dispatch { account, batch } => {
             let ctx = connect(config).await?;
-            let acc = accounts::find(&ctx.pool, &account)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let acc = accounts::find(&ctx.pool, &account).await?;
             let broker = broker(&ctx.config);
             let outcome =
-                dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, dispatch::Handoff::Wait)
-                    .await
-                    .map_err(|e| anyhow!(e.message))?;
+                dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, handoff::Handoff::Wait)
+                    .await?;
             broker.close().await;
             let text = format!(
                 "dispatched {} call(s) in batches {:?}",
@@ -795,10 +769,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     {
                         return Err(anyhow!("`{bad}` is not a phone number; nothing was added"));
                     }
-                    let o =
-                        dialer_api::dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason)
-                            .await
-                            .map_err(|e| anyhow!(e.message))?;
+                    let o = dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason).await?;
                     let text = format!("{} added, {} already listed", o.added, o.already_listed);
                     Ok(Output {
                         json: json!({"status": "success", "added": o.added, "already_listed": o.already_listed}),
@@ -814,10 +785,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     let content = std::fs::read_to_string(&file)
                         .with_context(|| format!("read {}", file.display()))?;
                     let lines: Vec<String> = content.lines().map(str::to_owned).collect();
-                    let o =
-                        dialer_api::dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason)
-                            .await
-                            .map_err(|e| anyhow!(e.message))?;
+                    let o = dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason).await?;
                     let invalid: Vec<Value> = o
                         .invalid
                         .iter()
@@ -839,9 +807,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 }
                 DncCmd::Remove { number, scope } => {
                     let id = account_id(&ctx, scope.account.as_deref()).await?;
-                    let removed = dialer_api::dnc::remove(&ctx.pool, id, &scope.country, &number)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let removed = dnc::remove(&ctx.pool, id, &scope.country, &number).await?;
                     if !removed {
                         return Err(anyhow!(
                             "{} is not on that list",
@@ -866,9 +832,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     batch: r,
                     watch: true,
                 } => {
-                    let acc = accounts::find(&ctx.pool, &r.account)
-                        .await
-                        .map_err(|e| anyhow!(e.message))?;
+                    let acc = accounts::find(&ctx.pool, &r.account).await?;
                     return watch(&ctx, acc.id, r.batch, cli.json).await;
                 }
                 BatchCmd::Status { batch: r, .. } => ("status", r),
@@ -876,14 +840,17 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 BatchCmd::Resume(r) => ("resume", r),
                 BatchCmd::Cancel(r) => ("cancel", r),
             };
-            let acc = accounts::find(&ctx.pool, &r.account)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let acc = accounts::find(&ctx.pool, &r.account).await?;
             let broker = broker(&ctx.config);
             let summary = match action {
-                "pause" => batches::pause(&ctx.pool, acc.id, r.batch).await,
-                "resume" => batches::resume(&ctx.pool, &broker, acc.id, r.batch).await,
-                "cancel" => batches::cancel(&ctx.pool, &broker, &acc, r.batch).await,
+                "pause" | "resume" | "cancel" => {
+                    let control = match action {
+                        "pause" => Control::Pause,
+                        "resume" => Control::Resume,
+                        _ => Control::Cancel,
+                    };
+                    batch_control::control(&ctx.pool, &broker, &acc, r.batch, control).await
+                }
                 _ => {
                     async {
                         let mut conn = ctx.pool.get().await?;
@@ -892,8 +859,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                     }
                     .await
                 }
-            }
-            .map_err(|e| anyhow!(e.message))?;
+            }?;
             broker.close().await;
             let t = &summary.totals;
             let mut text = format!(
@@ -927,11 +893,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
 }
 
 async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
-    let find = async |code: &str| {
-        accounts::find(&ctx.pool, code)
-            .await
-            .map_err(|e| anyhow!(e.message))
-    };
+    let find = async |code: &str| accounts::find(&ctx.pool, code).await;
     match cmd {
         CallbacksCmd::List {
             account,
@@ -941,21 +903,15 @@ async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Outpu
         } => {
             let acc = find(&account).await?;
             let filter = EventFilter {
-                status: status
-                    .as_deref()
-                    .map(callbacks::parse_status)
-                    .transpose()
-                    .map_err(|e| anyhow!(e.message))?,
+                status: status.as_deref().map(callbacks::parse_status).transpose()?,
                 limit: Some(
                     callbacks::parse_limit(Some(&limit.to_string()))
-                        .map_err(|e| anyhow!("--limit: {}", e.message))?,
+                        .map_err(|e| anyhow!("--limit: {e}"))?,
                 ),
                 cursor: callbacks::parse_cursor(cursor.as_deref())
-                    .map_err(|e| anyhow!("--cursor: {}", e.message))?,
+                    .map_err(|e| anyhow!("--cursor: {e}"))?,
             };
-            let page = callbacks::list(&ctx.pool, acc.id, &filter)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let page = callbacks::list(&ctx.pool, acc.id, &filter).await?;
             let mut text = format!(
                 "{:<36} {:<15} {:>8} {:>4} {:<9} {:>5} {:<20} {}",
                 "EVENT ID", "TYPE", "BATCH", "SEQ", "STATUS", "TRIES", "NEXT TRY", "LAST ERROR"
@@ -986,9 +942,7 @@ async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Outpu
         }
         CallbacksCmd::Show { account, event_id } => {
             let acc = find(&account).await?;
-            let detail = callbacks::show(&ctx.pool, acc.id, &event_id)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let detail = callbacks::show(&ctx.pool, acc.id, &event_id).await?;
             let e = &detail.event;
             let mut text = format!(
                 "{} {} (batch {}, sequence {}): {} after {} tr{}",
@@ -1030,12 +984,10 @@ async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Outpu
                 ReplaySelection::AllFailed
             } else {
                 ReplaySelection::EventIds(
-                    callbacks::check_ids(r.event).map_err(|e| anyhow!("--event: {}", e.message))?,
+                    callbacks::check_ids(r.event).map_err(|e| anyhow!("--event: {e}"))?,
                 )
             };
-            let o = callbacks::redeliver(&ctx.pool, acc.id, &selection)
-                .await
-                .map_err(|e| anyhow!("{}", e.message))?;
+            let o = callbacks::redeliver(&ctx.pool, acc.id, &selection).await?;
             let mut text = format!("{} event(s) will be sent again", o.redelivered);
             if !o.already_pending.is_empty() {
                 text.push_str(&format!(
@@ -1070,7 +1022,7 @@ async fn batch_summary(
         batches::summary(&mut conn, &b).await
     }
     .await;
-    result.map_err(|e| anyhow!(e.message))
+    Ok(result?)
 }
 
 /// Follows a batch until nothing is pending: a progress bar on a terminal, or one JSON line

@@ -16,10 +16,10 @@ use callback_worker::signing::CallbackSecret;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
 
-use crate::accounts::AccountUpdate;
 use crate::local::api_client::ApiClient;
 use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
 use crate::local::{report, seed};
+use crate::ops::accounts::AccountUpdate;
 
 pub struct BenchOptions {
     /// Calls of the end-to-end run (and rows of the ingestion comparison).

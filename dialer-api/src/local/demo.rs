@@ -13,10 +13,10 @@ use serde_json::Value;
 use dialer_core::Config;
 use dialer_core::domain::CallStatus;
 
-use crate::accounts::AccountUpdate;
 use crate::local::api_client::ApiClient;
 use crate::local::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
 use crate::local::{report, seed};
+use crate::ops::accounts::AccountUpdate;
 
 pub struct DemoOptions {
     /// The batch to submit (the contract's submission body).

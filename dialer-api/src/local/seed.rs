@@ -6,10 +6,10 @@ use std::time::Duration;
 use dialer_core::db::DbPool;
 use dialer_core::models::NewAsteriskServer;
 
-use crate::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
 use crate::local::platform::RunningSim;
 use crate::local::receiver::Receiver;
-use crate::servers;
+use crate::ops::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
+use crate::ops::servers;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {message}")]
@@ -27,9 +27,9 @@ pub async fn account(
     settings: AccountUpdate,
 ) -> Result<CreatedAccount, SeedError> {
     let callback_url = "http://127.0.0.1:9/callbacks";
-    let err = |e: crate::api_error::ApiError| SeedError {
+    let err = |e: crate::ops::OpsError| SeedError {
         what: format!("account {code}"),
-        message: e.message,
+        message: e.to_string(),
     };
     let mut created = accounts::create(
         pool,
@@ -61,7 +61,7 @@ pub async fn set_callback_url(pool: &DbPool, code: &str, url: &str) -> Result<()
         .map(|_| ())
         .map_err(|e| SeedError {
             what: format!("account {code}"),
-            message: e.message,
+            message: e.to_string(),
         })
 }
 
@@ -109,7 +109,7 @@ pub async fn servers(
         .await
         .map_err(|e| SeedError {
             what: format!("server {}", s.code),
-            message: e.message,
+            message: e.to_string(),
         })?;
     }
     Ok(())

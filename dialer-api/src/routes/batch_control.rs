@@ -2,24 +2,34 @@ use actix_web::{HttpResponse, web};
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::auth::ClientAccount;
-use crate::batches::{self, BatchSummary};
 use crate::json_body::parse_batch_id;
+use crate::ops::batch_control::{self, Control};
+use crate::ops::batches::BatchSummary;
 use crate::state::AppState;
 
 /// The batch after a control: its status and counts.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct SummaryResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     pub status: &'static str,
     #[serde(flatten)]
     pub batch: BatchSummary,
 }
 
-fn respond(summary: BatchSummary) -> HttpResponse {
-    HttpResponse::Ok().json(SummaryResponse {
+/// The three controls differ only in what they do to the batch.
+async fn run(
+    state: web::Data<AppState>,
+    account: ClientAccount,
+    path: web::Path<String>,
+    control: Control,
+) -> ApiResult<HttpResponse> {
+    let batch_id = parse_batch_id(&path)?;
+    let summary =
+        batch_control::control(&state.pool, &state.broker, &account.0, batch_id, control).await?;
+    Ok(HttpResponse::Ok().json(SummaryResponse {
         status: "success",
         batch: summary,
-    })
+    }))
 }
 
 /// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
@@ -39,13 +49,10 @@ fn respond(summary: BatchSummary) -> HttpResponse {
 )]
 pub async fn pause(
     state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    account: ClientAccount,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::pause(&state.pool, account.id, batch_id).await?,
-    ))
+    run(state, account, path, Control::Pause).await
 }
 
 /// Resume a paused batch: dialing continues where it stopped, without another dispatch.
@@ -65,13 +72,10 @@ pub async fn pause(
 )]
 pub async fn resume(
     state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    account: ClientAccount,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::resume(&state.pool, &state.broker, account.id, batch_id).await?,
-    ))
+    run(state, account, path, Control::Resume).await
 }
 
 /// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
@@ -91,11 +95,8 @@ pub async fn resume(
 )]
 pub async fn cancel(
     state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    account: ClientAccount,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::cancel(&state.pool, &state.broker, &account, batch_id).await?,
-    ))
+    run(state, account, path, Control::Cancel).await
 }

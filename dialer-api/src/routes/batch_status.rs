@@ -12,9 +12,10 @@ use dialer_core::models::Batch;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::auth::ClientAccount;
-use crate::batches::{self, BatchSummary};
-use crate::call_listing::{self, CSV_HEADER};
 use crate::json_body::parse_batch_id;
+use crate::ops::batches::{self, BatchSummary};
+use crate::ops::call_listing::{self, CSV_HEADER};
+use crate::ops::error::{OpsError, OpsResult};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -24,12 +25,12 @@ const CSV_CHUNK: i64 = 5000;
 /// A batch's progress and a page of its calls.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
     batch: BatchSummary,
     /// One entry per call: the callback body of its latest event, or a queued entry.
-    #[schema(schema_with = crate::api_schema::call_entries)]
+    #[schema(schema_with = crate::data_schema::call_entries)]
     calls: Vec<Box<RawValue>>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
@@ -150,7 +151,7 @@ pub async fn batch_status(
     let calls = rows
         .iter()
         .map(|r| r.entry_json(&account.accountcode, batch.batch_id))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<OpsResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         status: "success",
         batch: summary,
@@ -222,7 +223,7 @@ fn csv_response(
                 if let Some(last) = rows.last() {
                     st.after = last.id;
                 }
-                Some((Ok::<Bytes, ApiError>(Bytes::from(out)), st))
+                Some((Ok::<Bytes, OpsError>(Bytes::from(out)), st))
             }
             // Headers are gone by now: ending the stream early is the only signal left.
             Err(e) => Some((Err(e), CsvState { done: true, ..st })),

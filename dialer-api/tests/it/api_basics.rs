@@ -1,8 +1,6 @@
 //! Authentication, the JSON shape of every error, health endpoints, the account endpoint.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use serde_json::json;
 
 #[tokio::test]

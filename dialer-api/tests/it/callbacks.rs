@@ -6,14 +6,12 @@
 //! `call_cancelled` event); their delivery state is then set in SQL, except in the last test,
 //! where the callback worker itself fails and then delivers them.
 
-mod common;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestApp};
+use crate::helpers::{Client, TestApp};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 

@@ -1,10 +1,8 @@
 //! dialerctl against the real database and broker, next to the running API.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Client, TestApp, drain_dial_queue};
+use crate::helpers::{Client, TestApp, drain_dial_queue};
 use serde_json::{Value, json};
 
 struct Run {

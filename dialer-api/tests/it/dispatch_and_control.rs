@@ -1,9 +1,7 @@
 //! dispatch-calls with RabbitMQ (each call published once), pause/resume/cancel, batch status
 //! (counts, filter, pagination, CSV), call detail, tenant isolation.
 
-mod common;
-
-use common::{TestApp, drain_dial_queue};
+use crate::helpers::{TestApp, drain_dial_queue};
 use serde_json::{Value, json};
 
 fn rows(from: u64, n: u64) -> Vec<Value> {
@@ -476,7 +474,8 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
     assert_eq!(r.json()["accepted"], 10_500);
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 10_500);
-    let n = common::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
+    let n =
+        crate::helpers::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
     assert_eq!(n, 10_500);
 }
 

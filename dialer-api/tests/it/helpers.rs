@@ -1,7 +1,6 @@
 //! The real application on port 0 against its own database and queue names.
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
-use dialer_api::accounts::{self, CreateAccount};
+use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_api::startup::Application;
 use dialer_core::db::{self, DbPool};
 use dialer_core::test_support::TestEnv;

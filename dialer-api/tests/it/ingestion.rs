@@ -1,9 +1,7 @@
 //! insertdataincallqueue: accepted rows, every rejection reason, duplicates, idempotency,
 //! whole-request errors, quotas.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use serde_json::json;
 
 #[tokio::test]

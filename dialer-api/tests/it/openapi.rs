@@ -12,11 +12,9 @@
 //! The shape checker is written here, independently of utoipa, and is itself tested on a small
 //! document (`checker_catches_drift`).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Client, Reply, TestApp};
+use crate::helpers::{Client, Reply, TestApp};
 use serde_json::{Value, json};
 
 const METHODS: [&str; 8] = [
@@ -402,7 +400,7 @@ fn literals(text: &str) -> Vec<String> {
 /// `web::resource(<paths>)` with the methods of its `.route(web::<method>()...)` calls, under
 /// the `web::scope` that encloses it (the routes after `web::scope(...)` are all inside it).
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/routes/mod.rs");
+    let source = include_str!("../../src/routes/mod.rs");
     let body = &source[source
         .find("pub fn configure")
         .expect("configure in routes/mod.rs")..];

@@ -1,0 +1,75 @@
+//! What an operation can fail with, in the operation's terms; the API maps it to its HTTP answer
+//! in one place (`api_error`), dialerctl prints it as it is. The text is the message the client
+//! or operator sees.
+
+use std::fmt::Display;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// No such thing for this account (another account's counts as none).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the current state; `code` names the conflict (`batch_closed`,
+    /// `batch_paused`, `account_exists`, `server_exists`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The input is refused; the message names the field or the rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    /// Anything else that is not the caller's doing.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type OpsResult<T> = Result<T, OpsError>;
+
+impl OpsError {
+    pub fn not_found(message: impl Into<String>) -> OpsError {
+        OpsError::NotFound(message.into())
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> OpsError {
+        OpsError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> OpsError {
+        OpsError::Invalid(message.into())
+    }
+    pub fn internal(cause: impl Display) -> OpsError {
+        OpsError::Internal(cause.to_string())
+    }
+}
+
+impl From<dialer_core::db::DbError> for OpsError {
+    fn from(e: dialer_core::db::DbError) -> Self {
+        match e {
+            dialer_core::db::DbError::Pool(p) => {
+                OpsError::Unavailable(format!("database unavailable: {p}"))
+            }
+            other => OpsError::internal(other),
+        }
+    }
+}
+
+impl From<dialer_core::db::PoolError> for OpsError {
+    fn from(e: dialer_core::db::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool");
+        OpsError::Unavailable("database unavailable".to_owned())
+    }
+}
+
+impl From<callback_worker::WorkerError> for OpsError {
+    fn from(e: callback_worker::WorkerError) -> Self {
+        match e {
+            callback_worker::WorkerError::Db(db) => db.into(),
+            other => OpsError::internal(other),
+        }
+    }
+}
