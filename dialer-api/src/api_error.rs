@@ -126,21 +126,16 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+// The database's errors read as the operations' do (503 when unreachable, else 500).
 impl From<dialer_core::db::DbError> for ApiError {
     fn from(e: dialer_core::db::DbError) -> Self {
-        match e {
-            dialer_core::db::DbError::Pool(p) => {
-                ApiError::unavailable(format!("database unavailable: {p}"))
-            }
-            other => ApiError::internal(other),
-        }
+        OpsError::from(e).into()
     }
 }
 
 impl From<dialer_core::db::PoolError> for ApiError {
     fn from(e: dialer_core::db::PoolError) -> Self {
-        tracing::warn!(error = %e, "database pool");
-        ApiError::unavailable("database unavailable")
+        OpsError::from(e).into()
     }
 }
 

@@ -13,7 +13,7 @@ use dialer_api::broker::Broker;
 use dialer_api::local::{bench, demo};
 use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_api::ops::batch_control::{self, Control};
-use dialer_api::ops::{batches, callbacks, dispatch, dnc, handoff, servers};
+use dialer_api::ops::{batches, callbacks, dispatch, dnc, handoff, paging, servers};
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
 use dialer_core::event_body::rfc3339;
@@ -905,7 +905,7 @@ async fn callbacks_command(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Outpu
             let filter = EventFilter {
                 status: status.as_deref().map(callbacks::parse_status).transpose()?,
                 limit: Some(
-                    callbacks::parse_limit(Some(&limit.to_string()))
+                    paging::parse_limit(Some(&limit.to_string()))
                         .map_err(|e| anyhow!("--limit: {e}"))?,
                 ),
                 cursor: callbacks::parse_cursor(cursor.as_deref())

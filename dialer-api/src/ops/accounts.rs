@@ -3,17 +3,17 @@
 
 use diesel::prelude::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use callback_worker::url_policy::{UrlPolicy, UrlPolicyError};
-use dialer_core::credentials::{generate_api_key, generate_callback_secret};
+use dialer_core::credentials::{NewApiKey, generate_api_key, generate_callback_secret};
 use dialer_core::db::DbPool;
 use dialer_core::domain::CallStatus;
 use dialer_core::models::{Account, NewAccount};
 use dialer_core::phone::parse_country;
 use dialer_core::schema::{accounts, api_keys};
 
-use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::error::{OpsError, OpsResult, Refusals};
 
 pub struct CreateAccount {
     pub accountcode: String,
@@ -105,29 +105,18 @@ pub async fn create(
                 .returning(Account::as_returning())
                 .get_result(conn)
                 .await
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => OpsError::conflict(
-                        "account_exists",
-                        format!("account `{}` already exists", input.accountcode),
-                    ),
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::CheckViolation,
-                        info,
-                    ) => OpsError::invalid(format!("invalid account: {}", info.message())),
-                    other => other.into(),
+                .map_err(|e| {
+                    Refusals {
+                        exists: Some((
+                            "account_exists",
+                            format!("account `{}` already exists", input.accountcode),
+                        )),
+                        invalid: Some("invalid account"),
+                        ..Refusals::default()
+                    }
+                    .error(e)
                 })?;
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::account_id.eq(account.id),
-                    api_keys::key_hash.eq(key.hash.as_slice()),
-                    api_keys::key_prefix.eq(&key.prefix),
-                    api_keys::label.eq("initial"),
-                ))
-                .execute(conn)
-                .await?;
+            add_key(conn, account.id, &key, "initial").await?;
             Ok(account)
         })
         .await?;
@@ -154,11 +143,12 @@ pub async fn find(pool: &DbPool, accountcode: &str) -> OpsResult<Account> {
         .select(Account::as_select())
         .first(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => {
-                OpsError::not_found(format!("account `{accountcode}` not found"))
+        .map_err(|e| {
+            Refusals {
+                not_found: Some(format!("account `{accountcode}` not found")),
+                ..Refusals::default()
             }
-            other => other.into(),
+            .error(e)
         })
 }
 
@@ -192,16 +182,12 @@ pub struct AccountUpdate {
 }
 
 fn map_update_error(code: &str, e: diesel::result::Error) -> OpsError {
-    match e {
-        diesel::result::Error::NotFound => {
-            OpsError::not_found(format!("account `{code}` not found"))
-        }
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::CheckViolation,
-            info,
-        ) => OpsError::invalid(format!("invalid setting: {}", info.message())),
-        other => other.into(),
+    Refusals {
+        not_found: Some(format!("account `{code}` not found")),
+        invalid: Some("invalid setting"),
+        ..Refusals::default()
     }
+    .error(e)
 }
 
 /// Validates and applies an update; returns the account as it now is.
@@ -305,15 +291,7 @@ pub async fn rotate_key(
             } else {
                 0
             };
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::account_id.eq(account.id),
-                    api_keys::key_hash.eq(key.hash.as_slice()),
-                    api_keys::key_prefix.eq(&key.prefix),
-                    api_keys::label.eq("rotated"),
-                ))
-                .execute(conn)
-                .await?;
+            add_key(conn, account.id, &key, "rotated").await?;
             Ok(revoked)
         })
         .await?;
@@ -343,6 +321,24 @@ pub async fn usage(pool: &DbPool, account: &Account) -> OpsResult<AccountUsage> 
     .bind::<Text, _>(&account.timezone)
     .get_result(&mut conn)
     .await?)
+}
+
+/// A new API key of the account (its hash and prefix; the key itself is shown once).
+async fn add_key(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    key: &NewApiKey,
+    label: &str,
+) -> diesel::QueryResult<usize> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::account_id.eq(account_id),
+            api_keys::key_hash.eq(key.hash.as_slice()),
+            api_keys::key_prefix.eq(&key.prefix),
+            api_keys::label.eq(label),
+        ))
+        .execute(conn)
+        .await
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use diesel::dsl::AsSelect;
+use diesel::pg::Pg;
 use diesel::prelude::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -13,7 +15,7 @@ use dialer_core::domain::{BatchStatus, CallStatus, Totals};
 use dialer_core::models::Batch;
 use dialer_core::schema::batches;
 
-use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::error::{OpsError, OpsResult, Refusals};
 
 /// The account's batch with this client `batch_id`; another account's is "not found".
 pub async fn find_batch(
@@ -21,10 +23,7 @@ pub async fn find_batch(
     account_id: i64,
     batch_id: i64,
 ) -> OpsResult<Batch> {
-    batches::table
-        .filter(batches::account_id.eq(account_id))
-        .filter(batches::batch_id.eq(batch_id))
-        .select(Batch::as_select())
+    of_account(account_id, batch_id)
         .first(conn)
         .await
         .map_err(not_found(batch_id))
@@ -36,22 +35,29 @@ pub async fn lock_batch(
     account_id: i64,
     batch_id: i64,
 ) -> OpsResult<Batch> {
-    batches::table
-        .filter(batches::account_id.eq(account_id))
-        .filter(batches::batch_id.eq(batch_id))
-        .select(Batch::as_select())
+    of_account(account_id, batch_id)
         .for_update()
         .first(conn)
         .await
         .map_err(not_found(batch_id))
 }
 
+#[diesel::dsl::auto_type(no_type_alias)]
+fn of_account(account_id: i64, batch_id: i64) -> _ {
+    let select: AsSelect<Batch, Pg> = Batch::as_select();
+    batches::table
+        .filter(batches::account_id.eq(account_id))
+        .filter(batches::batch_id.eq(batch_id))
+        .select(select)
+}
+
 fn not_found(batch_id: i64) -> impl FnOnce(diesel::result::Error) -> OpsError {
-    move |e| match e {
-        diesel::result::Error::NotFound => {
-            OpsError::not_found(format!("batch {batch_id} not found"))
+    move |e| {
+        Refusals {
+            not_found: Some(format!("batch {batch_id} not found")),
+            ..Refusals::default()
         }
-        other => other.into(),
+        .error(e)
     }
 }
 

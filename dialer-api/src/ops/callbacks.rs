@@ -20,8 +20,6 @@ use dialer_core::event_body::rfc3339;
 
 use crate::ops::error::{OpsError, OpsResult};
 
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
 /// Most event ids one redelivery request may name.
 pub const MAX_REDELIVER_IDS: usize = 1000;
 /// Event ids are `evt_` and 32 hex digits; anything much longer is not one.
@@ -148,20 +146,6 @@ pub fn parse_status(text: &str) -> OpsResult<DeliveryStatus> {
             "`status`: `{text}` is not one of pending, delivered, failed, skipped"
         ))
     })
-}
-
-/// `limit`: 1 to 1000.
-pub fn parse_limit(text: Option<&str>) -> OpsResult<i64> {
-    match text {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                OpsError::invalid(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
-            }),
-    }
 }
 
 /// `cursor`: a `next_cursor` this API returned.
@@ -338,6 +322,7 @@ pub async fn rotate_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::paging::{DEFAULT_LIMIT, parse_limit};
 
     #[test]
     fn query_values() {

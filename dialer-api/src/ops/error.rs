@@ -47,6 +47,47 @@ impl OpsError {
     }
 }
 
+/// How a write's refusals by the database read to the caller; each `None` leaves that error a
+/// database error.
+#[derive(Default)]
+pub struct Refusals {
+    /// No row matched (an update of a missing row).
+    pub not_found: Option<String>,
+    /// A unique key is taken: the conflict's code and message.
+    pub exists: Option<(&'static str, String)>,
+    /// A CHECK constraint refused a value: the message's prefix (the constraint's words follow).
+    pub invalid: Option<&'static str>,
+}
+
+impl Refusals {
+    pub fn error(self, e: diesel::result::Error) -> OpsError {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match (e, self) {
+            (
+                Error::NotFound,
+                Refusals {
+                    not_found: Some(m), ..
+                },
+            ) => OpsError::NotFound(m),
+            (
+                Error::DatabaseError(Kind::UniqueViolation, _),
+                Refusals {
+                    exists: Some((code, message)),
+                    ..
+                },
+            ) => OpsError::Conflict { code, message },
+            (
+                Error::DatabaseError(Kind::CheckViolation, info),
+                Refusals {
+                    invalid: Some(prefix),
+                    ..
+                },
+            ) => OpsError::Invalid(format!("{prefix}: {}", info.message())),
+            (other, _) => other.into(),
+        }
+    }
+}
+
 impl From<dialer_core::db::DbError> for OpsError {
     fn from(e: dialer_core::db::DbError) -> Self {
         match e {

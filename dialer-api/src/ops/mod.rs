@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod dnc;
 pub mod error;
 pub mod handoff;
+pub mod paging;
 pub mod servers;
 
 pub use error::{OpsError, OpsResult};

@@ -7,7 +7,7 @@ use dialer_core::db::DbPool;
 use dialer_core::models::{AsteriskServer, NewAsteriskServer};
 use dialer_core::schema::asterisk_servers;
 
-use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::error::{OpsError, OpsResult, Refusals};
 
 pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> OpsResult<AsteriskServer> {
     if !server.channel_template.contains("{number}") {
@@ -22,16 +22,13 @@ pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> OpsResult<Asterisk
         .returning(AsteriskServer::as_returning())
         .get_result(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => OpsError::conflict("server_exists", format!("server `{code}` already exists")),
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::CheckViolation,
-                info,
-            ) => OpsError::invalid(format!("invalid server: {}", info.message())),
-            other => other.into(),
+        .map_err(|e| {
+            Refusals {
+                exists: Some(("server_exists", format!("server `{code}` already exists"))),
+                invalid: Some("invalid server"),
+                ..Refusals::default()
+            }
+            .error(e)
         })
 }
 
@@ -73,14 +70,12 @@ pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> OpsResul
         .returning(AsteriskServer::as_returning())
         .get_result(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => {
-                OpsError::not_found(format!("server `{code}` not found"))
+        .map_err(|e| {
+            Refusals {
+                not_found: Some(format!("server `{code}` not found")),
+                invalid: Some("invalid server setting"),
+                ..Refusals::default()
             }
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::CheckViolation,
-                info,
-            ) => OpsError::invalid(format!("invalid server setting: {}", info.message())),
-            other => other.into(),
+            .error(e)
         })
 }

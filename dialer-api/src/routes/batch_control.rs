@@ -32,71 +32,59 @@ async fn run(
     }))
 }
 
-/// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/pause",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, now paused", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-        (status = 409, description = "`batch_closed`: the batch is cancelled or completed", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn pause(
-    state: web::Data<AppState>,
-    account: ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    run(state, account, path, Control::Pause).await
+/// A control's route, documented as its own operation: its name, doc, path, what 200 means and
+/// the responses only it has.
+macro_rules! control_route {
+    ($(#[doc = $doc:tt])* $name:ident, $control:ident, $path:tt, $done:tt, [$($only:tt)*]) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "batches",
+            params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
+            responses(
+                (status = 200, description = $done, body = SummaryResponse),
+                (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
+                (status = 401, description = "`unauthorized`", body = ErrorResponse),
+                (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+                $($only)*
+            ),
+            security(("api_key" = []))
+        )]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            account: ClientAccount,
+            path: web::Path<String>,
+        ) -> ApiResult<HttpResponse> {
+            run(state, account, path, Control::$control).await
+        }
+    };
 }
 
-/// Resume a paused batch: dialing continues where it stopped, without another dispatch.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/resume",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, dialing again", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-        (status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn resume(
-    state: web::Data<AppState>,
-    account: ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    run(state, account, path, Control::Resume).await
-}
+control_route!(
+    /// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
+    pause,
+    Pause,
+    "/api/v1/batches/{batch_id}/pause",
+    "the batch, now paused",
+    [(status = 409, description = "`batch_closed`: the batch is cancelled or completed", body = ErrorResponse),]
+);
 
-/// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
-/// ends with a `call_cancelled` event. Idempotent.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/cancel",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, now cancelled", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn cancel(
-    state: web::Data<AppState>,
-    account: ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    run(state, account, path, Control::Cancel).await
-}
+control_route!(
+    /// Resume a paused batch: dialing continues where it stopped, without another dispatch.
+    resume,
+    Resume,
+    "/api/v1/batches/{batch_id}/resume",
+    "the batch, dialing again",
+    [(status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),]
+);
+
+control_route!(
+    /// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
+    /// ends with a `call_cancelled` event. Idempotent.
+    cancel,
+    Cancel,
+    "/api/v1/batches/{batch_id}/cancel",
+    "the batch, now cancelled",
+    []
+);

@@ -16,10 +16,9 @@ use crate::json_body::parse_batch_id;
 use crate::ops::batches::{self, BatchSummary};
 use crate::ops::call_listing::{self, CSV_HEADER};
 use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::paging;
 use crate::state::AppState;
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 const CSV_CHUNK: i64 = 5000;
 
 /// A batch's progress and a page of its calls.
@@ -66,21 +65,6 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
                 ApiError::invalid_request("`cursor` is not a cursor this API returned")
             })
         }
-    }
-}
-
-fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!(
-                    "`limit` must be an integer from 1 to {MAX_LIMIT}"
-                ))
-            }),
     }
 }
 
@@ -138,7 +122,7 @@ pub async fn batch_status(
         ));
     }
     let cursor = parse_cursor(&query)?;
-    let limit = parse_limit(&query)?;
+    let limit = paging::parse_limit(query.get("limit").map(String::as_str))?;
     let summary = batches::summary(&mut conn, &batch).await?;
     let mut rows =
         call_listing::page(&mut conn, batch.id, statuses.as_deref(), cursor, limit + 1).await?;

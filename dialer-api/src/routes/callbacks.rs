@@ -14,6 +14,7 @@ use crate::api_schema::RedeliverRequest;
 use crate::auth::ClientAccount;
 use crate::json_body::{self, require_json};
 use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
+use crate::ops::paging;
 use crate::state::AppState;
 
 /// A page of the account's callback events.
@@ -90,9 +91,7 @@ pub async fn list_callbacks(
         .transpose()?;
     let filter = EventFilter {
         status,
-        limit: Some(callbacks::parse_limit(
-            query.get("limit").map(String::as_str),
-        )?),
+        limit: Some(paging::parse_limit(query.get("limit").map(String::as_str))?),
         cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
     };
     let page: EventPage = callbacks::list(&state.pool, account.id, &filter).await?;

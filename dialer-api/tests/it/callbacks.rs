@@ -6,12 +6,11 @@
 //! `call_cancelled` event); their delivery state is then set in SQL, except in the last test,
 //! where the callback worker itself fails and then delivers them.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Client, TestApp};
+use crate::helpers::{Client, Run, TestApp, dialerctl};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 
@@ -487,43 +486,8 @@ async fn redelivery_resets_failed_and_delivered_events() {
 
 // ---- dialerctl ----
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
-    }
-
-    /// A failure: non-zero exit and one line on stderr containing `want`.
-    fn refused(&self, want: &str) {
-        assert_ne!(self.code, 0, "{}", self.stdout);
-        assert_eq!(self.stderr.trim().lines().count(), 1, "{}", self.stderr);
-        assert!(self.stderr.contains(want), "want `{want}`: {}", self.stderr);
-    }
-}
-
 fn ctl_env(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerctl"));
-    cmd.args(args)
-        .env("DATABASE_URL", &app.env.config.database_url)
-        .env("AMQP_URL", &app.env.config.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
-        .env_remove("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run dialerctl");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    dialerctl(app, env, &["DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS"], args)
 }
 
 fn ctl(app: &TestApp, args: &[&str]) -> Run {

@@ -1,38 +1,10 @@
 //! dialerctl against the real database and broker, next to the running API.
 
-use std::process::Command;
-
-use crate::helpers::{Client, TestApp, drain_dial_queue};
-use serde_json::{Value, json};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
+use crate::helpers::{Client, Run, TestApp, dialerctl, drain_dial_queue};
+use serde_json::json;
 
 fn ctl(app: &TestApp, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialerctl"))
-        .args(args)
-        .env("DATABASE_URL", &app.env.config.database_url)
-        .env("AMQP_URL", &app.env.config.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
-        .env("DIALER_AMI_SECRET", "ami-secret-123")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run dialerctl");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    dialerctl(app, &[("DIALER_AMI_SECRET", "ami-secret-123")], &[], args)
 }
 
 #[tokio::test]

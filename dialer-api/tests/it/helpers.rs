@@ -272,3 +272,47 @@ pub async fn wait_dial_queue_len(app: &TestApp, n: u32, timeout: std::time::Dura
     let _ = conn.close(200, "done".into()).await;
     count
 }
+
+/// What a dialerctl process did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
+    }
+
+    /// A failure: non-zero exit and one line on stderr containing `want`.
+    pub fn refused(&self, want: &str) {
+        assert_ne!(self.code, 0, "{}", self.stdout);
+        assert_eq!(self.stderr.trim().lines().count(), 1, "{}", self.stderr);
+        assert!(self.stderr.contains(want), "want `{want}`: {}", self.stderr);
+    }
+}
+
+/// Runs dialerctl against the app's database and broker, with `set` added to and `unset`
+/// taken from the environment.
+pub fn dialerctl(app: &TestApp, set: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dialerctl"));
+    cmd.args(args)
+        .env("DATABASE_URL", &app.env.config.database_url)
+        .env("AMQP_URL", &app.env.config.amqp_url)
+        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
+        .env_remove("RUST_LOG");
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dialerctl");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
