@@ -1,11 +1,10 @@
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 
 use dialer_core::models::AccountSettings;
 
 use crate::api_error::{ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::ops::accounts::{self, AccountUsage};
-use crate::state::AppState;
 
 /// The account's settings, limits and quota use.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -28,10 +27,7 @@ pub struct AccountResponse {
     ),
     security(("api_key" = []))
 )]
-pub async fn get_account(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-) -> ApiResult<HttpResponse> {
+pub async fn get_account(Client { state, account }: Client) -> ApiResult<HttpResponse> {
     let usage = accounts::usage(&state.pool, &account).await?;
     Ok(HttpResponse::Ok().json(AccountResponse {
         status: "success",

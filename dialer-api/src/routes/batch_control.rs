@@ -1,11 +1,10 @@
 use actix_web::{HttpResponse, web};
 
 use crate::api_error::{ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::json_body::parse_batch_id;
 use crate::ops::batch_control::{self, Control};
 use crate::ops::batches::BatchSummary;
-use crate::state::AppState;
 
 /// The batch after a control: its status and counts.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -17,15 +16,16 @@ pub struct SummaryResponse {
 }
 
 /// The three controls differ only in what they do to the batch.
-async fn run(
-    state: web::Data<AppState>,
-    account: ClientAccount,
-    path: web::Path<String>,
-    control: Control,
-) -> ApiResult<HttpResponse> {
+async fn run(client: Client, path: web::Path<String>, control: Control) -> ApiResult<HttpResponse> {
     let batch_id = parse_batch_id(&path)?;
-    let summary =
-        batch_control::control(&state.pool, &state.broker, &account.0, batch_id, control).await?;
+    let summary = batch_control::control(
+        &client.state.pool,
+        &client.state.broker,
+        &client.account,
+        batch_id,
+        control,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(SummaryResponse {
         status: "success",
         batch: summary,
@@ -52,11 +52,10 @@ macro_rules! control_route {
             security(("api_key" = []))
         )]
         pub async fn $name(
-            state: web::Data<AppState>,
-            account: ClientAccount,
+            client: Client,
             path: web::Path<String>,
         ) -> ApiResult<HttpResponse> {
-            run(state, account, path, Control::$control).await
+            run(client, path, Control::$control).await
         }
     };
 }

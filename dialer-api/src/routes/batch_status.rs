@@ -11,7 +11,7 @@ use dialer_core::domain::CallStatus;
 use dialer_core::models::Batch;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::json_body::parse_batch_id;
 use crate::ops::batches::{self, BatchSummary};
 use crate::ops::call_listing::{self, CSV_HEADER};
@@ -94,8 +94,7 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
     security(("api_key" = []))
 )]
 pub async fn batch_status(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {

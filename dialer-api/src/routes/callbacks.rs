@@ -11,11 +11,10 @@ use serde::Serialize;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::api_schema::RedeliverRequest;
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::json_body::{self, require_json};
 use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
 use crate::ops::paging;
-use crate::state::AppState;
 
 /// A page of the account's callback events.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -81,8 +80,7 @@ pub struct RedeliverResponse {
     security(("api_key" = []))
 )]
 pub async fn list_callbacks(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
     let status = query
@@ -120,8 +118,7 @@ pub async fn list_callbacks(
     security(("api_key" = []))
 )]
 pub async fn get_callback(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let detail: EventDetail = callbacks::show(&state.pool, account.id, &path).await?;
@@ -164,8 +161,7 @@ pub async fn get_callback(
     security(("api_key" = []))
 )]
 pub async fn redeliver(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {

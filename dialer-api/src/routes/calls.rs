@@ -2,9 +2,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::api_error::{ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::ops::calls::{self, CallDetail};
-use crate::state::AppState;
 
 /// One call: its attempts, outcome and callback deliveries.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -29,8 +28,7 @@ pub struct CallResponse {
     security(("api_key" = []))
 )]
 pub async fn get_call(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let call = calls::find(&state.pool, account.id, &path).await?;

@@ -3,10 +3,9 @@ use serde::Serialize;
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::DispatchRequest;
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::json_body::{self, require_json};
 use crate::ops::{dispatch, handoff};
-use crate::state::AppState;
 
 /// What a dispatch started.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -40,8 +39,7 @@ pub struct DispatchResponse {
     security(("api_key" = []))
 )]
 pub async fn dispatch_calls(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {

@@ -2,10 +2,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::BatchSubmission;
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::ingest::SubmitResponse;
 use crate::json_body::require_json;
-use crate::state::AppState;
 
 /// Add numbers to a batch.
 ///
@@ -32,8 +31,7 @@ use crate::state::AppState;
     security(("api_key" = []))
 )]
 pub async fn insert(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
