@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Client, Run, TestApp, dialerctl};
+use crate::helpers::{Client, Run, TestApp, dialerctl, words};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 
@@ -508,15 +508,7 @@ async fn cli_lists_and_replays_callbacks() {
 
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-            "--json",
-        ],
+        &words("callbacks list --account ACME --status failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
@@ -526,16 +518,7 @@ async fn cli_lists_and_replays_callbacks() {
     // text, paginated
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-            "--limit",
-            "1",
-        ],
+        &words("callbacks list --account ACME --status failed --limit 1"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -572,7 +555,7 @@ async fn cli_lists_and_replays_callbacks() {
         r.stdout
     );
     // never another account's
-    let r = ctl(&app, &["callbacks", "list", "--account", "ACME", "--json"]);
+    let r = ctl(&app, &words("callbacks list --account ACME --json"));
     assert!(!r.stdout.contains(&theirs[0]));
     let r = ctl(
         &app,
@@ -585,12 +568,8 @@ async fn cli_lists_and_replays_callbacks() {
         &["callbacks", "show", "--account", "ACME", &theirs[0]],
     )
     .refused("not found");
-    ctl(&app, &["callbacks", "list", "--account", "NOPE"]).refused("account `NOPE` not found");
-    ctl(
-        &app,
-        &["callbacks", "list", "--account", "ACME", "--limit", "0"],
-    )
-    .refused("--limit");
+    ctl(&app, &words("callbacks list --account NOPE")).refused("account `NOPE` not found");
+    ctl(&app, &words("callbacks list --account ACME --limit 0")).refused("--limit");
 
     // replay one by id: reset to pending
     let r = ctl(
@@ -652,20 +631,13 @@ async fn cli_lists_and_replays_callbacks() {
     // every failed one
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--failed",
-            "--json",
-        ],
+        &words("callbacks replay --account ACME --failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["event_ids"], json!([ids[1]]));
     assert_eq!(state_of(&app, &theirs[0]).await, their_state);
     // neither --event nor --failed, or both: usage error
-    let r = ctl(&app, &["callbacks", "replay", "--account", "ACME"]);
+    let r = ctl(&app, &words("callbacks replay --account ACME"));
     assert_ne!(r.code, 0);
     let r = ctl(
         &app,
@@ -693,15 +665,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
 
     let r = ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "2",
-            "--json",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 2 --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
@@ -740,7 +704,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
     }
 
     // the default grace is 24 hours; text output prints the secret once
-    let r = ctl(&app, &["account", "rotate-secret", "--account", "ACME"]);
+    let r = ctl(&app, &words("account rotate-secret --account ACME"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.matches("whsec_").count(), 1, "{}", r.stdout);
     assert!(r.stdout.contains("keeps signing until"), "{}", r.stdout);
@@ -772,15 +736,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
     // no grace: the old secret stops at once
     let r = ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "0",
-            "--json",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 0 --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["previous_valid_until"], Value::Null);
@@ -793,18 +749,10 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
         .await,
         "true"
     );
-    ctl(&app, &["account", "rotate-secret", "--account", "NOPE"])
-        .refused("account `NOPE` not found");
+    ctl(&app, &words("account rotate-secret --account NOPE")).refused("account `NOPE` not found");
     ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "9999",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 9999"),
     )
     .refused("at most 720 hours");
 }
@@ -848,13 +796,7 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     // credentials in the URL: refused without repeating them
     let r = ctl(
         &app,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "https://u:hunter2@93.184.216.34/cb",
-        ],
+        &words("account update ACME --callback-url https://u:hunter2@93.184.216.34/cb"),
     );
     r.refused("user name or password");
     assert!(!r.stderr.contains("hunter2"));
@@ -901,14 +843,7 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     // a public https URL is fine anywhere
     let r = ctl(
         &app,
-        &[
-            "account",
-            "create",
-            "NEW",
-            "--callback-url",
-            "https://93.184.216.34/cb",
-            "--json",
-        ],
+        &words("account create NEW --callback-url https://93.184.216.34/cb --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
@@ -1010,14 +945,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     assert_eq!(ids_of(&listed), vec![id.clone()]);
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-        ],
+        &words("callbacks list --account ACME --status failed"),
     );
     assert!(
         r.stdout.contains(&id) && r.stdout.contains("HTTP 503"),
@@ -1030,14 +958,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     failing.store(false, Ordering::SeqCst);
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--failed",
-            "--json",
-        ],
+        &words("callbacks replay --account ACME --failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["event_ids"], json!([id]));

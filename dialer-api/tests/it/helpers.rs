@@ -316,3 +316,8 @@ pub fn dialerctl(app: &TestApp, set: &[(&str, &str)], unset: &[&str], args: &[&s
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A command line's words, so a dialerctl call reads like the shell line it stands for.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
