@@ -31,6 +31,17 @@ impl Reply {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
+    /// Asserts the answer is the contract's error with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.error_code().as_str()), (status, code));
+    }
+
+    /// The error body's message ("" when there is none).
+    pub fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or("").to_owned()
+    }
+
     /// Asserts the contract's error shape and returns the code.
     pub fn error_code(&self) -> String {
         let v = self.json();

@@ -801,7 +801,7 @@ async fn error_answers_have_the_documented_shape() {
     let r = acme.insert(&json!({"batch_id": 1})).await;
     assert_eq!(r.status, 400);
     checker.assert_documented("POST", insert, &r);
-    assert!(r.json()["message"].as_str().unwrap_or("").contains("data"));
+    assert!(r.message().contains("data"));
     // 400 on a path parameter.
     let status_path = "/api/v1/queues/batch-status/{batch_id}";
     let r = acme.get("/api/v1/queues/batch-status/-4").await;
