@@ -14,19 +14,11 @@ pub async fn publish_committed(pool: &DbPool, broker: &Broker, batch_pks: &[i64]
     if batch_pks.is_empty() {
         return;
     }
-    let result: Result<usize, String> = async {
-        let channel = broker.channel().await.map_err(|e| e.to_string())?;
-        dial_outbox::publish_pending(
-            pool,
-            &channel,
-            &broker.topology,
-            dial_outbox::Scope::Batches(batch_pks),
-        )
-        .await
-        .map_err(|e| e.to_string())
-    }
-    .await;
-    match result {
+    let Some(channel) = channel(broker, "dial jobs").await else {
+        return;
+    };
+    let scope = dial_outbox::Scope::Batches(batch_pks);
+    match dial_outbox::publish_pending(pool, &channel, &broker.topology, scope).await {
         Ok(n) => tracing::info!(published = n, "dial jobs published"),
         Err(e) => tracing::warn!(error = %e, "dial jobs left in the outbox for the sweeper"),
     }
@@ -34,20 +26,23 @@ pub async fn publish_committed(pool: &DbPool, broker: &Broker, batch_pks: &[i64]
 
 /// Hands the committed callback events of this batch to RabbitMQ.
 pub async fn publish_events(pool: &DbPool, broker: &Broker, batch_pk: i64) {
-    let result: Result<usize, String> = async {
-        let channel = broker.channel().await.map_err(|e| e.to_string())?;
-        event_outbox::publish_pending(
-            pool,
-            &channel,
-            &broker.topology,
-            event_outbox::Scope::Batches(&[batch_pk]),
-        )
-        .await
-        .map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(e) = result {
+    let Some(channel) = channel(broker, "events").await else {
+        return;
+    };
+    let scope = event_outbox::Scope::Batches(&[batch_pk]);
+    if let Err(e) = event_outbox::publish_pending(pool, &channel, &broker.topology, scope).await {
         tracing::warn!(error = %e, "events left in the outbox for the sweeper");
+    }
+}
+
+/// A channel to publish on; without one, `what` stays in the outbox for the sweeper.
+async fn channel(broker: &Broker, what: &str) -> Option<lapin::Channel> {
+    match broker.channel().await {
+        Ok(channel) => Some(channel),
+        Err(e) => {
+            tracing::warn!(error = %e, "{what} left in the outbox for the sweeper");
+            None
+        }
     }
 }
 

@@ -126,27 +126,13 @@ impl<'a> Checker<'a> {
             return;
         }
         if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
-            let results: Vec<Vec<String>> = branches
-                .iter()
-                .map(|b| {
-                    let mut e = Vec::new();
-                    self.walk(b, value, at, &mut e, depth + 1);
-                    e
-                })
-                .collect();
+            let results = self.each_branch(branches, value, at, depth);
             if !results.iter().any(Vec::is_empty) {
                 errors.push(format!("{at}: matches no anyOf branch: {results:?}"));
             }
         }
         if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
-            let results: Vec<Vec<String>> = branches
-                .iter()
-                .map(|b| {
-                    let mut e = Vec::new();
-                    self.walk(b, value, at, &mut e, depth + 1);
-                    e
-                })
-                .collect();
+            let results = self.each_branch(branches, value, at, depth);
             let passing = results.iter().filter(|e| e.is_empty()).count();
             if passing != 1 {
                 errors.push(format!(
@@ -251,6 +237,24 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+    }
+
+    /// The errors of `value` against each branch of an `anyOf` or `oneOf`.
+    fn each_branch(
+        &self,
+        branches: &[Value],
+        value: &Value,
+        at: &str,
+        depth: u32,
+    ) -> Vec<Vec<String>> {
+        branches
+            .iter()
+            .map(|b| {
+                let mut e = Vec::new();
+                self.walk(b, value, at, &mut e, depth + 1);
+                e
+            })
+            .collect()
     }
 
     fn deref<'s>(&'s self, schema: &'s Value) -> &'s Value {
