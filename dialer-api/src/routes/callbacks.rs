@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use callback_worker::listing::EventFilter;
 use callback_worker::replay::ReplaySelection;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::api_schema::RedeliverRequest;
 use crate::auth::Client;
-use crate::json_body::{self, require_json};
+use crate::json_body::{self, JsonBody};
 use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
 use crate::ops::paging;
 
@@ -162,10 +162,8 @@ pub async fn get_callback(
 )]
 pub async fn redeliver(
     Client { state, account }: Client,
-    req: HttpRequest,
-    body: web::Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    require_json(&req)?;
     let selection = parse_redeliver_body(&body)?;
     let outcome: RedeliverOutcome =
         callbacks::redeliver(&state.pool, account.id, &selection).await?;

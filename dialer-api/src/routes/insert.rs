@@ -1,10 +1,10 @@
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::BatchSubmission;
 use crate::auth::Client;
 use crate::ingest::SubmitResponse;
-use crate::json_body::require_json;
+use crate::json_body::JsonBody;
 
 /// Add numbers to a batch.
 ///
@@ -32,10 +32,8 @@ use crate::json_body::require_json;
 )]
 pub async fn insert(
     Client { state, account }: Client,
-    req: HttpRequest,
-    body: web::Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    require_json(&req)?;
     let response = crate::ingest::submit(&state, &account, body).await?;
     Ok(HttpResponse::Ok().json(response))
 }
