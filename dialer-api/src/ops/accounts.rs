@@ -86,12 +86,7 @@ pub async fn create(
     let mut conn = pool.get().await?;
     let account = conn
         .transaction::<Account, OpsError, _>(async |conn| {
-            // PostgreSQL knows the IANA zone names; asking it keeps one source of truth.
-            diesel::sql_query("SELECT now() AT TIME ZONE $1")
-                .bind::<Text, _>(&input.timezone)
-                .execute(conn)
-                .await
-                .map_err(|_| OpsError::invalid(format!("unknown timezone `{}`", input.timezone)))?;
+            check_timezone(conn, &input.timezone).await?;
             let account: Account = diesel::insert_into(accounts::table)
                 .values(NewAccount {
                     accountcode: input.accountcode.clone(),
@@ -237,11 +232,7 @@ pub async fn update(
     let mut conn = pool.get().await?;
     conn.transaction::<Account, OpsError, _>(async |conn| {
         if let Some(tz) = &change.timezone {
-            diesel::sql_query("SELECT now() AT TIME ZONE $1")
-                .bind::<Text, _>(tz)
-                .execute(conn)
-                .await
-                .map_err(|_| OpsError::invalid(format!("unknown timezone `{tz}`")))?;
+            check_timezone(conn, tz).await?;
         }
         diesel::update(accounts::table.filter(accounts::accountcode.eq(code)))
             .set((&change, accounts::updated_at.eq(diesel::dsl::now)))
@@ -321,6 +312,16 @@ pub async fn usage(pool: &DbPool, account: &Account) -> OpsResult<AccountUsage> 
     .bind::<Text, _>(&account.timezone)
     .get_result(&mut conn)
     .await?)
+}
+
+/// An IANA zone name PostgreSQL knows; asking it keeps one source of truth.
+async fn check_timezone(conn: &mut AsyncPgConnection, tz: &str) -> OpsResult<()> {
+    diesel::sql_query("SELECT now() AT TIME ZONE $1")
+        .bind::<Text, _>(tz)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|_| OpsError::invalid(format!("unknown timezone `{tz}`")))
 }
 
 /// A new API key of the account (its hash and prefix; the key itself is shown once).
