@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::{BatchStatus, CallStatus, EventType};
 use crate::event_body::never_dialed_body_sql;
+use crate::lifecycle::schedule::open_status;
 use crate::schema::batches;
 
 /// The batch becomes `paused`: no new call of it starts.
@@ -31,14 +32,9 @@ pub async fn resume(
     batch_pk: i64,
     was_dispatched: bool,
 ) -> QueryResult<()> {
-    let next = if was_dispatched {
-        BatchStatus::Dispatching
-    } else {
-        BatchStatus::Pending
-    };
     diesel::update(batches::table.find(batch_pk))
         .set((
-            batches::status.eq(next.as_str()),
+            batches::status.eq(open_status(was_dispatched).as_str()),
             batches::paused_at.eq(None::<chrono::DateTime<chrono::Utc>>),
             batches::updated_at.eq(diesel::dsl::now),
         ))

@@ -64,17 +64,21 @@ pub async fn reopen(
     batch_pk: i64,
     was_dispatched: bool,
 ) -> QueryResult<()> {
-    let reopened = if was_dispatched {
-        BatchStatus::Dispatching
-    } else {
-        BatchStatus::Pending
-    };
     diesel::sql_query(
         "UPDATE batches SET status = $2, completed_at = NULL, updated_at = now() WHERE id = $1",
     )
     .bind::<BigInt, _>(batch_pk)
-    .bind::<Text, _>(reopened.as_str())
+    .bind::<Text, _>(open_status(was_dispatched).as_str())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The state of a batch that may dial: `dispatching` once it was dispatched, else `pending`.
+pub fn open_status(was_dispatched: bool) -> BatchStatus {
+    if was_dispatched {
+        BatchStatus::Dispatching
+    } else {
+        BatchStatus::Pending
+    }
 }
