@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use anyhow::bail;
-use dialer_api::accounts::AccountUpdate;
+use dialer_api::ops::accounts::AccountUpdate;
 use dialer_api::startup::Application;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;

@@ -17,7 +17,7 @@ use callback_worker::signing::CallbackSecret;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
 
-use dialer_api::accounts::AccountUpdate;
+use dialer_api::ops::accounts::AccountUpdate;
 
 use crate::api_client::ApiClient;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};

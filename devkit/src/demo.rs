@@ -14,7 +14,7 @@ use serde_json::Value;
 use dialer_core::Config;
 use dialer_core::domain::CallStatus;
 
-use dialer_api::accounts::AccountUpdate;
+use dialer_api::ops::accounts::AccountUpdate;
 
 use crate::api_client::ApiClient;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};

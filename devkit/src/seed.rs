@@ -6,8 +6,8 @@ use std::time::Duration;
 use dialer_core::db::DbPool;
 use dialer_core::models::NewAsteriskServer;
 
-use dialer_api::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
-use dialer_api::servers;
+use dialer_api::ops::accounts::{self, AccountUpdate, CreateAccount, CreatedAccount};
+use dialer_api::ops::servers;
 
 use crate::platform::RunningSim;
 use crate::receiver::Receiver;
@@ -28,9 +28,9 @@ pub async fn account(
     settings: AccountUpdate,
 ) -> Result<CreatedAccount, SeedError> {
     let callback_url = "http://127.0.0.1:9/callbacks";
-    let err = |e: dialer_api::api_error::ApiError| SeedError {
+    let err = |e: dialer_api::ops::OpsError| SeedError {
         what: format!("account {code}"),
-        message: e.message,
+        message: e.to_string(),
     };
     let mut created = accounts::create(
         pool,
@@ -62,7 +62,7 @@ pub async fn set_callback_url(pool: &DbPool, code: &str, url: &str) -> Result<()
         .map(|_| ())
         .map_err(|e| SeedError {
             what: format!("account {code}"),
-            message: e.message,
+            message: e.to_string(),
         })
 }
 
@@ -110,7 +110,7 @@ pub async fn servers(
         .await
         .map_err(|e| SeedError {
             what: format!("server {}", s.code),
-            message: e.message,
+            message: e.to_string(),
         })?;
     }
     Ok(())

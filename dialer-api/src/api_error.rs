@@ -6,6 +6,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::ops::error::OpsError;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -21,7 +23,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Error)]
 pub struct ErrorResponse {
-    #[schema(schema_with = crate::api_schema::error_status)]
+    #[schema(schema_with = crate::data_schema::error_status)]
     pub status: &'static str,
     /// Machine-readable code, e.g. `invalid_request`, `unauthorized`, `not_found`,
     /// `batch_closed`, `payload_too_large`, `quota_exceeded`, `rate_limited`.
@@ -124,29 +126,28 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+// The database's errors read as the operations' do (503 when unreachable, else 500).
 impl From<dialer_core::db::DbError> for ApiError {
     fn from(e: dialer_core::db::DbError) -> Self {
-        match e {
-            dialer_core::db::DbError::Pool(p) => {
-                ApiError::unavailable(format!("database unavailable: {p}"))
-            }
-            other => ApiError::internal(other),
-        }
+        OpsError::from(e).into()
     }
 }
 
 impl From<dialer_core::db::PoolError> for ApiError {
     fn from(e: dialer_core::db::PoolError) -> Self {
-        tracing::warn!(error = %e, "database pool");
-        ApiError::unavailable("database unavailable")
+        OpsError::from(e).into()
     }
 }
 
-impl From<callback_worker::WorkerError> for ApiError {
-    fn from(e: callback_worker::WorkerError) -> Self {
+/// The one place an operation's error becomes an HTTP answer.
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
         match e {
-            callback_worker::WorkerError::Db(db) => db.into(),
-            other => ApiError::internal(other),
+            OpsError::NotFound(message) => ApiError::not_found(message),
+            OpsError::Conflict { code, message } => ApiError::conflict(code, message),
+            OpsError::Invalid(message) => ApiError::invalid_request(message),
+            OpsError::Unavailable(message) => ApiError::unavailable(message),
+            e @ (OpsError::Db(_) | OpsError::Internal(_)) => ApiError::internal(e),
         }
     }
 }

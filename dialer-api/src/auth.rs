@@ -16,10 +16,13 @@ use crate::state::AppState;
 
 pub const API_KEY_HEADER: &str = "X-API-KEY";
 
-/// The account of the request's API key.
-pub struct ClientAccount(pub Account);
+/// The request's client: the application it calls and the account of its API key.
+pub struct Client {
+    pub state: web::Data<AppState>,
+    pub account: Account,
+}
 
-impl FromRequest for ClientAccount {
+impl FromRequest for Client {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -61,7 +64,7 @@ impl FromRequest for ClientAccount {
             state
                 .limiters
                 .check(key_id, account.api_requests_per_second)?;
-            Ok(ClientAccount(account))
+            Ok(Client { state, account })
         })
     }
 }

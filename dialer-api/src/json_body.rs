@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -32,6 +34,25 @@ pub fn require_json(req: &HttpRequest) -> ApiResult<()> {
             "unsupported_media_type",
             format!("Content-Type must be application/json, not `{content_type}`"),
         ))
+    }
+}
+
+/// A whole body that must be declared as JSON: read first (its size limit answers before the
+/// content type), then the content-type rule.
+pub struct JsonBody(pub web::Bytes);
+
+impl FromRequest for JsonBody {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let bytes = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = bytes.await?;
+            require_json(&req)?;
+            Ok(JsonBody(body))
+        })
     }
 }
 

@@ -1,25 +1,20 @@
 //! The client REST API of the contract (actix-web) and the operations dialerctl shares with it.
 
-pub mod accounts;
 pub mod api_error;
 pub mod api_schema;
 pub mod auth;
-pub mod batches;
 pub mod broker;
-pub mod call_listing;
-pub mod callbacks;
-pub mod dispatch;
-pub mod dnc;
+pub mod data_schema;
 pub mod error_json;
 pub mod ingest;
 pub mod json_body;
 pub mod metrics;
+pub mod ops;
 pub mod outbox_sweeper;
 pub mod rate_limit;
 pub mod request_log;
 mod routes;
 pub use routes::openapi::document as openapi_document;
-pub mod servers;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -15,7 +15,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use dialer_api::accounts::AccountUpdate;
+use dialer_api::ops::accounts::AccountUpdate;
 use dialer_core::db;
 use dialer_core::domain::CallStatus;
 use dialer_core::test_support::TestEnv;

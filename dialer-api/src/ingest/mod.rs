@@ -13,6 +13,7 @@ use dialer_core::phone::parse_country;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::json_body::{self, TopLevel};
+use crate::ops::handoff;
 use crate::state::AppState;
 
 /// A row that was not added, and why.
@@ -20,16 +21,16 @@ use crate::state::AppState;
 pub struct RejectedRow {
     /// Position of the row in `data`, from 0.
     pub index: usize,
-    #[schema(schema_with = crate::api_schema::phone_as_submitted, required = true)]
+    #[schema(schema_with = crate::data_schema::phone_as_submitted, required = true)]
     pub phone_number: Option<Box<RawValue>>,
-    #[schema(schema_with = crate::api_schema::reject_reason)]
+    #[schema(schema_with = crate::data_schema::reject_reason)]
     pub reason: rows::RejectReason,
 }
 
 /// The answer to a submission: what was added, what was a duplicate, what was rejected.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SubmitResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     pub status: &'static str,
     pub batch_id: i64,
     /// Rows added by this request.
@@ -112,8 +113,14 @@ pub async fn submit(
     let stored = store::store(&mut conn, account, batch_id, &settings, checked).await?;
     drop(conn);
     if let Some(d) = &stored.dispatched {
-        crate::dispatch::hand_off(&state.pool, &state.broker, d, crate::dispatch::API_HANDOFF)
-            .await;
+        handoff::hand_off(
+            &state.pool,
+            &state.broker,
+            d.dispatched,
+            &d.batch_pks,
+            handoff::API_HANDOFF,
+        )
+        .await;
     }
     let mut by_reason: Vec<(&'static str, usize)> = Vec::new();
     for r in &stored.rejected {

@@ -7,13 +7,14 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Tim
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::lifecycle;
 use dialer_core::models::Account;
 
 use super::rows::{Candidate, Checked, RejectReason, Rejection};
 use super::settings::BatchSettings;
 use crate::api_error::{ApiError, ApiResult};
-use crate::batches::find_batch;
-use crate::dispatch::{DispatchOutcome, schedule_in_tx};
+use crate::ops::batches::find_batch;
+use crate::ops::dispatch::{DispatchOutcome, schedule_in_tx};
 
 pub struct Stored {
     pub accepted: usize,
@@ -54,10 +55,17 @@ pub async fn store(
             .await?;
         let batch = upsert_batch(conn, account.id, batch_id, settings).await?;
         if !batch.status.accepts_calls() {
-            return Err(ApiError::conflict("batch_closed", format!("batch {batch_id} is cancelled")));
+            return Err(ApiError::conflict(
+                "batch_closed",
+                format!("batch {batch_id} is cancelled"),
+            ));
         }
 
-        let Checked { mut candidates, mut rejected, duplicates: in_request_duplicates } = checked;
+        let Checked {
+            mut candidates,
+            mut rejected,
+            duplicates: in_request_duplicates,
+        } = checked;
         let numbers: Vec<String> = candidates.iter().map(|c| c.e164.clone()).collect();
         let dnc: HashSet<String> = diesel::sql_query(
             "SELECT phone_e164 FROM dnc_numbers
@@ -111,12 +119,7 @@ pub async fn store(
             check_quotas(conn, account).await?;
             if batch.status == BatchStatus::Completed {
                 // New calls reopen a finished batch.
-                let reopened = if batch.dispatched_at.is_some() { "dispatching" } else { "pending" };
-                diesel::sql_query("UPDATE batches SET status = $2, completed_at = NULL, updated_at = now() WHERE id = $1")
-                    .bind::<BigInt, _>(batch.id)
-                    .bind::<Text, _>(reopened)
-                    .execute(conn)
-                    .await?;
+                lifecycle::schedule::reopen(conn, batch.id, batch.dispatched_at.is_some()).await?;
             }
         }
         let dispatched = if batch.auto_dispatch && batch.status != BatchStatus::Paused {
@@ -128,7 +131,13 @@ pub async fn store(
             .bind::<BigInt, _>(batch.id)
             .get_result(conn)
             .await?;
-        Ok(Stored { accepted, duplicates, rejected, total_calls: total.n, dispatched })
+        Ok(Stored {
+            accepted,
+            duplicates,
+            rejected,
+            total_calls: total.n,
+            dispatched,
+        })
     })
     .await
 }
@@ -159,7 +168,7 @@ async fn upsert_batch(
     .bind::<Nullable<Bool>, _>(s.dispatch)
     .execute(conn)
     .await?;
-    find_batch(conn, account_id, batch_id).await
+    Ok(find_batch(conn, account_id, batch_id).await?)
 }
 
 async fn insert_calls(

@@ -1,35 +1,15 @@
-use actix_web::{HttpResponse, web};
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::RunQueryDsl;
+use actix_web::HttpResponse;
 
-use dialer_core::domain::CallStatus;
 use dialer_core::models::AccountSettings;
 
 use crate::api_error::{ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
-use crate::state::AppState;
-
-#[derive(diesel::QueryableByName)]
-struct Usage {
-    #[diesel(sql_type = BigInt)]
-    queued_calls: i64,
-    #[diesel(sql_type = BigInt)]
-    calls_today: i64,
-}
-
-/// Current use of the account's quotas.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct AccountUsage {
-    /// Calls not yet at their final outcome (counted against `max_queued_calls`).
-    queued_calls: i64,
-    /// Calls submitted today in the account's timezone (counted against `max_calls_per_day`).
-    calls_today: i64,
-}
+use crate::auth::Client;
+use crate::ops::accounts::{self, AccountUsage};
 
 /// The account's settings, limits and quota use.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct AccountResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[schema(value_type = crate::api_schema::AccountSettings)]
     account: AccountSettings,
@@ -47,27 +27,11 @@ pub struct AccountResponse {
     ),
     security(("api_key" = []))
 )]
-pub async fn get_account(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-) -> ApiResult<HttpResponse> {
-    let pending = CallStatus::sql_list(|s| !s.is_final());
-    let mut conn = state.pool.get().await?;
-    let usage: Usage = diesel::sql_query(format!(
-        "SELECT count(*) FILTER (WHERE status IN ({pending})) AS queued_calls,
-                count(*) FILTER (WHERE created_at >= (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2)) AS calls_today
-         FROM calls WHERE account_id = $1"
-    ))
-    .bind::<BigInt, _>(account.id)
-    .bind::<Text, _>(&account.timezone)
-    .get_result(&mut conn)
-    .await?;
+pub async fn get_account(Client { state, account }: Client) -> ApiResult<HttpResponse> {
+    let usage = accounts::usage(&state.pool, &account).await?;
     Ok(HttpResponse::Ok().json(AccountResponse {
         status: "success",
         account: account.settings(),
-        usage: AccountUsage {
-            queued_calls: usage.queued_calls,
-            calls_today: usage.calls_today,
-        },
+        usage,
     }))
 }

@@ -1,101 +1,89 @@
 use actix_web::{HttpResponse, web};
 
 use crate::api_error::{ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
-use crate::batches::{self, BatchSummary};
+use crate::auth::Client;
 use crate::json_body::parse_batch_id;
-use crate::state::AppState;
+use crate::ops::batch_control::{self, Control};
+use crate::ops::batches::BatchSummary;
 
 /// The batch after a control: its status and counts.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct SummaryResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     pub status: &'static str,
     #[serde(flatten)]
     pub batch: BatchSummary,
 }
 
-fn respond(summary: BatchSummary) -> HttpResponse {
-    HttpResponse::Ok().json(SummaryResponse {
+/// The three controls differ only in what they do to the batch.
+async fn run(client: Client, path: web::Path<String>, control: Control) -> ApiResult<HttpResponse> {
+    let batch_id = parse_batch_id(&path)?;
+    let summary = batch_control::control(
+        &client.state.pool,
+        &client.state.broker,
+        &client.account,
+        batch_id,
+        control,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(SummaryResponse {
         status: "success",
         batch: summary,
-    })
+    }))
 }
 
-/// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/pause",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, now paused", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-        (status = 409, description = "`batch_closed`: the batch is cancelled or completed", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn pause(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::pause(&state.pool, account.id, batch_id).await?,
-    ))
+/// A control's route, documented as its own operation: its name, doc, path, what 200 means and
+/// the responses only it has.
+macro_rules! control_route {
+    ($(#[doc = $doc:tt])* $name:ident, $control:ident, $path:tt, $done:tt, [$($only:tt)*]) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "batches",
+            params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
+            responses(
+                (status = 200, description = $done, body = SummaryResponse),
+                (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
+                (status = 401, description = "`unauthorized`", body = ErrorResponse),
+                (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
+                $($only)*
+            ),
+            security(("api_key" = []))
+        )]
+        pub async fn $name(
+            client: Client,
+            path: web::Path<String>,
+        ) -> ApiResult<HttpResponse> {
+            run(client, path, Control::$control).await
+        }
+    };
 }
 
-/// Resume a paused batch: dialing continues where it stopped, without another dispatch.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/resume",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, dialing again", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-        (status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn resume(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::resume(&state.pool, &state.broker, account.id, batch_id).await?,
-    ))
-}
+control_route!(
+    /// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
+    pause,
+    Pause,
+    "/api/v1/batches/{batch_id}/pause",
+    "the batch, now paused",
+    [(status = 409, description = "`batch_closed`: the batch is cancelled or completed", body = ErrorResponse),]
+);
 
-/// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
-/// ends with a `call_cancelled` event. Idempotent.
-#[utoipa::path(
-    post,
-    path = "/api/v1/batches/{batch_id}/cancel",
-    tag = "batches",
-    params(("batch_id" = i64, Path, minimum = 1, description = "the client's batch id")),
-    responses(
-        (status = 200, description = "the batch, now cancelled", body = SummaryResponse),
-        (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn cancel(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let batch_id = parse_batch_id(&path)?;
-    Ok(respond(
-        batches::cancel(&state.pool, &state.broker, &account, batch_id).await?,
-    ))
-}
+control_route!(
+    /// Resume a paused batch: dialing continues where it stopped, without another dispatch.
+    resume,
+    Resume,
+    "/api/v1/batches/{batch_id}/resume",
+    "the batch, dialing again",
+    [(status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),]
+);
+
+control_route!(
+    /// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
+    /// ends with a `call_cancelled` event. Idempotent.
+    cancel,
+    Cancel,
+    "/api/v1/batches/{batch_id}/cancel",
+    "the batch, now cancelled",
+    []
+);

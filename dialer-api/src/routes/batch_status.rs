@@ -11,25 +11,25 @@ use dialer_core::domain::CallStatus;
 use dialer_core::models::Batch;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
-use crate::auth::ClientAccount;
-use crate::batches::{self, BatchSummary};
-use crate::call_listing::{self, CSV_HEADER};
+use crate::auth::Client;
 use crate::json_body::parse_batch_id;
+use crate::ops::batches::{self, BatchSummary};
+use crate::ops::call_listing::{self, CSV_HEADER};
+use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::paging;
 use crate::state::AppState;
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 const CSV_CHUNK: i64 = 5000;
 
 /// A batch's progress and a page of its calls.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
     batch: BatchSummary,
     /// One entry per call: the callback body of its latest event, or a queued entry.
-    #[schema(schema_with = crate::api_schema::call_entries)]
+    #[schema(schema_with = crate::data_schema::call_entries)]
     calls: Vec<Box<RawValue>>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
@@ -68,21 +68,6 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
     }
 }
 
-fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!(
-                    "`limit` must be an integer from 1 to {MAX_LIMIT}"
-                ))
-            }),
-    }
-}
-
 /// Batch progress and its calls.
 ///
 /// `?format=csv` streams every matching call as CSV (`limit` and `cursor` do not apply).
@@ -109,8 +94,7 @@ fn parse_limit(q: &HashMap<String, String>) -> ApiResult<i64> {
     security(("api_key" = []))
 )]
 pub async fn batch_status(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
@@ -137,7 +121,7 @@ pub async fn batch_status(
         ));
     }
     let cursor = parse_cursor(&query)?;
-    let limit = parse_limit(&query)?;
+    let limit = paging::parse_limit(query.get("limit").map(String::as_str))?;
     let summary = batches::summary(&mut conn, &batch).await?;
     let mut rows =
         call_listing::page(&mut conn, batch.id, statuses.as_deref(), cursor, limit + 1).await?;
@@ -150,7 +134,7 @@ pub async fn batch_status(
     let calls = rows
         .iter()
         .map(|r| r.entry_json(&account.accountcode, batch.batch_id))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<OpsResult<Vec<_>>>()?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         status: "success",
         batch: summary,
@@ -222,7 +206,7 @@ fn csv_response(
                 if let Some(last) = rows.last() {
                     st.after = last.id;
                 }
-                Some((Ok::<Bytes, ApiError>(Bytes::from(out)), st))
+                Some((Ok::<Bytes, OpsError>(Bytes::from(out)), st))
             }
             // Headers are gone by now: ending the stream early is the only signal left.
             Err(e) => Some((Err(e), CsvState { done: true, ..st })),

@@ -4,21 +4,22 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use callback_worker::listing::EventFilter;
+use callback_worker::replay::ReplaySelection;
 use serde::Serialize;
 
-use crate::api_error::{ApiResult, ErrorResponse};
+use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::api_schema::RedeliverRequest;
-use crate::auth::ClientAccount;
-use crate::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
-use crate::json_body::require_json;
-use crate::state::AppState;
+use crate::auth::Client;
+use crate::json_body::{self, JsonBody};
+use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
+use crate::ops::paging;
 
 /// A page of the account's callback events.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CallbackListResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
     page: EventPage,
@@ -27,7 +28,7 @@ pub struct CallbackListResponse {
 /// One callback event with its body and every try.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CallbackResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
     detail: EventDetail,
@@ -36,7 +37,7 @@ pub struct CallbackResponse {
 /// What a redelivery did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RedeliverResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     #[serde(flatten)]
     outcome: RedeliverOutcome,
@@ -79,8 +80,7 @@ pub struct RedeliverResponse {
     security(("api_key" = []))
 )]
 pub async fn list_callbacks(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
     let status = query
@@ -89,9 +89,7 @@ pub async fn list_callbacks(
         .transpose()?;
     let filter = EventFilter {
         status,
-        limit: Some(callbacks::parse_limit(
-            query.get("limit").map(String::as_str),
-        )?),
+        limit: Some(paging::parse_limit(query.get("limit").map(String::as_str))?),
         cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
     };
     let page: EventPage = callbacks::list(&state.pool, account.id, &filter).await?;
@@ -120,8 +118,7 @@ pub async fn list_callbacks(
     security(("api_key" = []))
 )]
 pub async fn get_callback(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let detail: EventDetail = callbacks::show(&state.pool, account.id, &path).await?;
@@ -164,13 +161,10 @@ pub async fn get_callback(
     security(("api_key" = []))
 )]
 pub async fn redeliver(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-    req: HttpRequest,
-    body: web::Bytes,
+    Client { state, account }: Client,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    require_json(&req)?;
-    let selection = callbacks::parse_redeliver_body(&body)?;
+    let selection = parse_redeliver_body(&body)?;
     let outcome: RedeliverOutcome =
         callbacks::redeliver(&state.pool, account.id, &selection).await?;
     tracing::info!(
@@ -182,4 +176,76 @@ pub async fn redeliver(
         status: "success",
         outcome,
     }))
+}
+
+/// The body of `POST /callbacks/redeliver`: `{"event_ids": [...]}` or `{"status": "failed"}`.
+pub fn parse_redeliver_body(body: &[u8]) -> ApiResult<ReplaySelection> {
+    let top = json_body::parse_object(body)?;
+    let ids: Option<Vec<String>> = top.get("event_ids", "an array of event id strings")?;
+    let status: Option<String> = top.get("status", "the string `failed`")?;
+    match (ids, status) {
+        (Some(_), Some(_)) => Err(ApiError::invalid_request(
+            "give either `event_ids` or `status`, not both",
+        )),
+        (None, None) => Err(ApiError::invalid_request(
+            "`event_ids` (an array of event ids) or `status` (`failed`) is required",
+        )),
+        (None, Some(s)) if s == "failed" => Ok(ReplaySelection::AllFailed),
+        (None, Some(s)) => Err(ApiError::invalid_request(format!(
+            "`status` must be `failed`, not `{s}` (name other events in `event_ids`)"
+        ))),
+        (Some(ids), None) => Ok(ReplaySelection::EventIds(callbacks::check_ids(ids)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::callbacks::MAX_REDELIVER_IDS;
+
+    fn code(r: ApiResult<ReplaySelection>) -> String {
+        match r {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => format!("{} {}", e.status.as_u16(), e.message),
+        }
+    }
+
+    #[test]
+    fn redeliver_bodies() {
+        assert_eq!(
+            parse_redeliver_body(br#"{"status":"failed"}"#).ok(),
+            Some(ReplaySelection::AllFailed)
+        );
+        assert_eq!(
+            parse_redeliver_body(br#"{"event_ids":["evt_a"," evt_b","evt_a"]}"#).ok(),
+            Some(ReplaySelection::EventIds(vec![
+                "evt_a".into(),
+                "evt_b".into()
+            ]))
+        );
+        for (body, want) in [
+            (&br#"{}"#[..], "is required"),
+            (br#"{"status":"failed","event_ids":["evt_a"]}"#, "not both"),
+            (br#"{"status":"delivered"}"#, "`status` must be `failed`"),
+            (br#"{"event_ids":[]}"#, "`event_ids` is empty"),
+            (br#"{"event_ids":[""]}"#, "`event_ids[0]`"),
+            (br#"{"event_ids":[1]}"#, "`event_ids` must be"),
+            (br#"{"event_ids":"evt_a"}"#, "`event_ids` must be"),
+            (br#"[1]"#, "JSON object"),
+            (br#"{"#, "malformed JSON"),
+        ] {
+            let got = code(parse_redeliver_body(body));
+            assert!(
+                got.starts_with("400 ") && got.contains(want),
+                "{}: {got}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let many: Vec<String> = (0..=MAX_REDELIVER_IDS)
+            .map(|i| format!("evt_{i}"))
+            .collect();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "event_ids": many })).unwrap_or_default();
+        assert!(code(parse_redeliver_body(&body)).contains("at most 1000"));
+    }
 }

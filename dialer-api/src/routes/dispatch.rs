@@ -3,14 +3,14 @@ use serde::Serialize;
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::DispatchRequest;
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::json_body::{self, require_json};
-use crate::state::AppState;
+use crate::ops::{dispatch, handoff};
 
 /// What a dispatch started.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DispatchResponse {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     /// Calls handed to the dialer by this request (0 when nothing was waiting).
     dispatched: i64,
@@ -39,8 +39,7 @@ pub struct DispatchResponse {
     security(("api_key" = []))
 )]
 pub async fn dispatch_calls(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
+    Client { state, account }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
@@ -51,12 +50,12 @@ pub async fn dispatch_calls(
         let top = json_body::parse_object(&body)?;
         json_body::batch_id_field(&top)?
     };
-    let outcome = crate::dispatch::dispatch(
+    let outcome = dispatch::dispatch(
         &state.pool,
         &state.broker,
         account.id,
         batch_id,
-        crate::dispatch::API_HANDOFF,
+        handoff::API_HANDOFF,
     )
     .await?;
     tracing::info!(dispatched = outcome.dispatched, "dispatch");

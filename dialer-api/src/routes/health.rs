@@ -7,7 +7,7 @@ use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     /// `dialer-api`.
     service: &'static str,
@@ -15,7 +15,7 @@ pub struct Health {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    #[schema(schema_with = crate::api_schema::success_status)]
+    #[schema(schema_with = crate::data_schema::success_status)]
     status: &'static str,
     /// `ok`.
     database: &'static str,

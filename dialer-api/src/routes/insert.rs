@@ -1,11 +1,10 @@
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::BatchSubmission;
-use crate::auth::ClientAccount;
+use crate::auth::Client;
 use crate::ingest::SubmitResponse;
-use crate::json_body::require_json;
-use crate::state::AppState;
+use crate::json_body::JsonBody;
 
 /// Add numbers to a batch.
 ///
@@ -32,12 +31,9 @@ use crate::state::AppState;
     security(("api_key" = []))
 )]
 pub async fn insert(
-    state: web::Data<AppState>,
-    ClientAccount(account): ClientAccount,
-    req: HttpRequest,
-    body: web::Bytes,
+    Client { state, account }: Client,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    require_json(&req)?;
     let response = crate::ingest::submit(&state, &account, body).await?;
     Ok(HttpResponse::Ok().json(response))
 }

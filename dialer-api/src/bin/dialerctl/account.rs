@@ -1,11 +1,11 @@
 //! `dialerctl account ...`: create, list, show, update, rotate keys and secrets, suspend.
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use dialer_api::accounts::{self, AccountUpdate, CreateAccount};
-use dialer_api::callbacks;
+use dialer_api::ops::accounts::{self, AccountUpdate, CreateAccount};
+use dialer_api::ops::callbacks;
 use dialer_core::event_body::rfc3339;
 use dialer_core::models::Account;
 
@@ -136,9 +136,7 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
                 callback_url,
                 caller_id,
             };
-            let created = accounts::create(&ctx.pool, new, allow_loopback)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let created = accounts::create(&ctx.pool, new, allow_loopback).await?;
             let text = format!(
                 "account {} created\napi key:         {}\ncallback secret: {}\n(shown once: store them now)",
                 created.account.accountcode, created.api_key, created.callback_secret
@@ -151,9 +149,7 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
             Output::success(json, text)
         }
         AccountCmd::List => {
-            let list = accounts::list(&ctx.pool)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let list = accounts::list(&ctx.pool).await?;
             const COLS: &[Col] = &[Col::Left(20), Col::Left(10), Col::Left(8), Col::Rest];
             let mut table = Table::new(COLS, &["ACCOUNTCODE", "STATUS", "COUNTRY", "CALLBACK URL"]);
             for a in &list {
@@ -172,9 +168,7 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
         AccountCmd::Update(u) => {
             let code = u.code.clone();
             let change = update_of(*u)?;
-            let a = accounts::update(&ctx.pool, &code, change, allow_loopback)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let a = accounts::update(&ctx.pool, &code, change, allow_loopback).await?;
             let text = format!("account {} updated", a.accountcode);
             Output::success(json!({ "account": account_json(&a) }), text)
         }
@@ -182,9 +176,7 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
             code,
             revoke_previous,
         } => {
-            let (key, revoked) = accounts::rotate_key(&ctx.pool, &code, revoke_previous)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let (key, revoked) = accounts::rotate_key(&ctx.pool, &code, revoke_previous).await?;
             let text = format!(
                 "new api key for {code}: {key}\n(shown once; {revoked} previous key(s) revoked)"
             );
@@ -200,10 +192,8 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
 }
 
 async fn rotate_secret(ctx: &Ctx, account: String, grace_hours: u32) -> anyhow::Result<Output> {
-    let grace = callbacks::grace_from_hours(grace_hours).map_err(|e| anyhow!(e.message))?;
-    let rotated = callbacks::rotate_secret(&ctx.pool, &account, grace)
-        .await
-        .map_err(|e| anyhow!(e.message))?;
+    let grace = callbacks::grace_from_hours(grace_hours)?;
+    let rotated = callbacks::rotate_secret(&ctx.pool, &account, grace).await?;
     let until = rotated.previous_valid_until.map(rfc3339);
     let previous = match &until {
         Some(t) => format!("the previous secret keeps signing until {t}"),
@@ -222,9 +212,7 @@ async fn rotate_secret(ctx: &Ctx, account: String, grace_hours: u32) -> anyhow::
 }
 
 async fn set_status(ctx: &Ctx, code: &str, status: &str) -> anyhow::Result<Output> {
-    let a = accounts::set_status(&ctx.pool, code, status)
-        .await
-        .map_err(|e| anyhow!(e.message))?;
+    let a = accounts::set_status(&ctx.pool, code, status).await?;
     let text = format!("account {} is {}", a.accountcode, a.status);
     Output::success(json!({ "account": account_json(&a) }), text)
 }

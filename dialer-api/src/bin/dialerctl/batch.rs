@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use dialer_api::batches::{self, BatchSummary};
-use dialer_api::dispatch;
+use dialer_api::ops::batch_control::{self, Control};
+use dialer_api::ops::batches::{self, BatchSummary};
+use dialer_api::ops::dispatch;
+use dialer_api::ops::handoff;
 
 use crate::Ctx;
 use crate::output::{self, Output};
@@ -39,9 +40,8 @@ pub enum BatchCmd {
 pub async fn dispatch(ctx: &Ctx, account: &str, batch: Option<i64>) -> anyhow::Result<Output> {
     let acc = ctx.account(account).await?;
     let broker = ctx.broker();
-    let outcome = dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, dispatch::Handoff::Wait)
-        .await
-        .map_err(|e| anyhow!(e.message))?;
+    let outcome =
+        dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, handoff::Handoff::Wait).await?;
     broker.close().await;
     let text = format!(
         "dispatched {} call(s) in batches {:?}",
@@ -62,23 +62,27 @@ pub async fn run(ctx: &Ctx, cmd: BatchCmd, as_json: bool) -> anyhow::Result<Outp
         }
         BatchCmd::Pause(r) => {
             let acc = ctx.account(&r.account).await?;
-            batches::pause(&ctx.pool, acc.id, r.batch)
-                .await
-                .map_err(|e| anyhow!(e.message))?
+            let broker = ctx.broker();
+            let paused =
+                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Pause).await;
+            broker.close().await;
+            paused?
         }
         BatchCmd::Resume(r) => {
             let acc = ctx.account(&r.account).await?;
             let broker = ctx.broker();
-            let resumed = batches::resume(&ctx.pool, &broker, acc.id, r.batch).await;
+            let resumed =
+                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Resume).await;
             broker.close().await;
-            resumed.map_err(|e| anyhow!(e.message))?
+            resumed?
         }
         BatchCmd::Cancel(r) => {
             let acc = ctx.account(&r.account).await?;
             let broker = ctx.broker();
-            let cancelled = batches::cancel(&ctx.pool, &broker, &acc, r.batch).await;
+            let cancelled =
+                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Cancel).await;
             broker.close().await;
-            cancelled.map_err(|e| anyhow!(e.message))?
+            cancelled?
         }
     };
     let t = &summary.totals;
@@ -107,13 +111,9 @@ pub async fn run(ctx: &Ctx, cmd: BatchCmd, as_json: bool) -> anyhow::Result<Outp
 }
 
 async fn summary(ctx: &Ctx, account_id: i64, batch_id: i64) -> anyhow::Result<BatchSummary> {
-    let result = async {
-        let mut conn = ctx.pool.get().await?;
-        let b = batches::find_batch(&mut conn, account_id, batch_id).await?;
-        batches::summary(&mut conn, &b).await
-    }
-    .await;
-    result.map_err(|e| anyhow!(e.message))
+    let mut conn = ctx.pool.get().await?;
+    let b = batches::find_batch(&mut conn, account_id, batch_id).await?;
+    Ok(batches::summary(&mut conn, &b).await?)
 }
 
 /// Follows a batch until nothing is pending: a progress bar on a terminal, or one JSON line

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use callback_worker::listing::EventFilter;
 use callback_worker::replay::ReplaySelection;
-use dialer_api::callbacks;
+use dialer_api::ops::{callbacks, paging};
 
 use crate::Ctx;
 use crate::output::{Col, Output, Table, or_dash};
@@ -57,21 +57,15 @@ pub async fn run(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
         } => {
             let acc = ctx.account(&account).await?;
             let filter = EventFilter {
-                status: status
-                    .as_deref()
-                    .map(callbacks::parse_status)
-                    .transpose()
-                    .map_err(|e| anyhow!(e.message))?,
+                status: status.as_deref().map(callbacks::parse_status).transpose()?,
                 limit: Some(
-                    callbacks::parse_limit(Some(&limit.to_string()))
-                        .map_err(|e| anyhow!("--limit: {}", e.message))?,
+                    paging::parse_limit(Some(&limit.to_string()))
+                        .map_err(|e| anyhow!("--limit: {e}"))?,
                 ),
                 cursor: callbacks::parse_cursor(cursor.as_deref())
-                    .map_err(|e| anyhow!("--cursor: {}", e.message))?,
+                    .map_err(|e| anyhow!("--cursor: {e}"))?,
             };
-            let page = callbacks::list(&ctx.pool, acc.id, &filter)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let page = callbacks::list(&ctx.pool, acc.id, &filter).await?;
             const COLS: &[Col] = &[
                 Col::Left(36),
                 Col::Left(15),
@@ -113,9 +107,7 @@ pub async fn run(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
         }
         CallbacksCmd::Show { account, event_id } => {
             let acc = ctx.account(&account).await?;
-            let detail = callbacks::show(&ctx.pool, acc.id, &event_id)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let detail = callbacks::show(&ctx.pool, acc.id, &event_id).await?;
             let e = &detail.event;
             let tries = match e.delivery_attempts {
                 1 => "1 try".to_owned(),
@@ -151,12 +143,10 @@ pub async fn run(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
                 ReplaySelection::AllFailed
             } else {
                 ReplaySelection::EventIds(
-                    callbacks::check_ids(r.event).map_err(|e| anyhow!("--event: {}", e.message))?,
+                    callbacks::check_ids(r.event).map_err(|e| anyhow!("--event: {e}"))?,
                 )
             };
-            let o = callbacks::redeliver(&ctx.pool, acc.id, &selection)
-                .await
-                .map_err(|e| anyhow!("{}", e.message))?;
+            let o = callbacks::redeliver(&ctx.pool, acc.id, &selection).await?;
             let mut text = format!("{} event(s) will be sent again", o.redelivered);
             if !o.already_pending.is_empty() {
                 text.push_str(&format!(

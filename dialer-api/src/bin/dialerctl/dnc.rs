@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use dialer_api::dnc;
+use dialer_api::ops::dnc;
 use dialer_core::phone;
 
 use crate::Ctx;
@@ -62,9 +62,7 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
             {
                 return Err(anyhow!("`{bad}` is not a phone number; nothing was added"));
             }
-            let o = dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let o = dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason).await?;
             let text = format!("{} added, {} already listed", o.added, o.already_listed);
             let json = json!({"added": o.added, "already_listed": o.already_listed});
             Output::success(json, text)
@@ -78,9 +76,7 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
             let content = std::fs::read_to_string(&file)
                 .with_context(|| format!("read {}", file.display()))?;
             let lines: Vec<String> = content.lines().map(str::to_owned).collect();
-            let o = dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let o = dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason).await?;
             let invalid: Vec<Value> = o
                 .invalid
                 .iter()
@@ -101,9 +97,7 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
         }
         DncCmd::Remove { number, scope } => {
             let id = account_id(ctx, &scope).await?;
-            let removed = dnc::remove(&ctx.pool, id, &scope.country, &number)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let removed = dnc::remove(&ctx.pool, id, &scope.country, &number).await?;
             if !removed {
                 return Err(anyhow!("{} is not on that list", phone::mask(&number)));
             }

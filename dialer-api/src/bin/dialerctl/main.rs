@@ -18,8 +18,8 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use dialer_api::accounts;
 use dialer_api::broker::Broker;
+use dialer_api::ops::accounts;
 use dialer_core::Config;
 use dialer_core::db::{self, DbPool};
 use dialer_core::migrations;
@@ -107,9 +107,7 @@ impl Ctx {
     }
 
     pub async fn account(&self, code: &str) -> anyhow::Result<Account> {
-        accounts::find(&self.pool, code)
-            .await
-            .map_err(|e| anyhow!(e.message))
+        Ok(accounts::find(&self.pool, code).await?)
     }
 }
 

@@ -1,10 +1,9 @@
 //! `dialerctl server ...`: register, list, change and disable Asterisk servers.
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use dialer_api::servers::{self, ServerUpdate};
+use dialer_api::ops::servers::{self, ServerUpdate};
 use dialer_core::models::{AsteriskServer, NewAsteriskServer};
 
 use crate::Ctx;
@@ -83,9 +82,7 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
                 channel_template: s.channel_template,
                 enabled: !s.disabled,
             };
-            let server = servers::add(&ctx.pool, new)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let server = servers::add(&ctx.pool, new).await?;
             let text = format!(
                 "server {} added ({}:{})",
                 server.code, server.host, server.port
@@ -117,9 +114,7 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
             one_server(server, text)
         }
         ServerCmd::List => {
-            let list = servers::list(&ctx.pool)
-                .await
-                .map_err(|e| anyhow!(e.message))?;
+            let list = servers::list(&ctx.pool).await?;
             const COLS: &[Col] = &[
                 Col::Left(12),
                 Col::Left(24),
@@ -147,9 +142,7 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
 }
 
 async fn update(ctx: &Ctx, code: &str, change: ServerUpdate) -> anyhow::Result<AsteriskServer> {
-    servers::update(&ctx.pool, code, change)
-        .await
-        .map_err(|e| anyhow!(e.message))
+    Ok(servers::update(&ctx.pool, code, change).await?)
 }
 
 fn one_server(server: AsteriskServer, text: String) -> anyhow::Result<Output> {

@@ -18,11 +18,8 @@ use serde_json::value::RawValue;
 use dialer_core::db::DbPool;
 use dialer_core::event_body::rfc3339;
 
-use crate::api_error::{ApiError, ApiResult};
-use crate::json_body;
+use crate::ops::error::{OpsError, OpsResult};
 
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
 /// Most event ids one redelivery request may name.
 pub const MAX_REDELIVER_IDS: usize = 1000;
 /// Event ids are `evt_` and 32 hex digits; anything much longer is not one.
@@ -34,7 +31,7 @@ pub const MAX_GRACE_HOURS: u32 = 720;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub event_id: String,
-    #[schema(schema_with = crate::api_schema::event_type)]
+    #[schema(schema_with = crate::data_schema::event_type)]
     pub event_type: String,
     pub batch_id: i64,
     /// Null for batch events.
@@ -44,7 +41,7 @@ pub struct EventView {
     #[schema(required = true)]
     pub sequence: Option<i32>,
     /// `pending`, `delivered`, `failed` or `skipped`.
-    #[schema(schema_with = crate::api_schema::delivery_status)]
+    #[schema(schema_with = crate::data_schema::delivery_status)]
     pub delivery_status: String,
     /// Tries so far (replays add to them; every try stays on record).
     pub delivery_attempts: i32,
@@ -52,11 +49,11 @@ pub struct EventView {
     #[schema(required = true)]
     pub last_error: Option<String>,
     /// When the next try is due (pending events only).
-    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
+    #[schema(schema_with = crate::data_schema::time_or_null, required = true)]
     pub next_attempt_at: Option<String>,
-    #[schema(schema_with = crate::api_schema::time_or_null, required = true)]
+    #[schema(schema_with = crate::data_schema::time_or_null, required = true)]
     pub delivered_at: Option<String>,
-    #[schema(schema_with = crate::api_schema::time_required)]
+    #[schema(schema_with = crate::data_schema::time_required)]
     pub occurred_at: String,
 }
 
@@ -90,7 +87,7 @@ pub struct EventPage {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
-    #[schema(schema_with = crate::api_schema::time_required)]
+    #[schema(schema_with = crate::data_schema::time_required)]
     pub attempted_at: String,
     pub url: String,
     /// The receiver's HTTP status (null when there was no answer).
@@ -124,7 +121,7 @@ pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventView,
     /// The exact body every try sends.
-    #[schema(schema_with = crate::api_schema::event_body)]
+    #[schema(schema_with = crate::data_schema::event_body)]
     pub body: Box<RawValue>,
     /// Every try, oldest first.
     pub deliveries: Vec<AttemptView>,
@@ -143,32 +140,16 @@ pub struct RedeliverOutcome {
 }
 
 /// `status`: pending, delivered, failed or skipped.
-pub fn parse_status(text: &str) -> ApiResult<DeliveryStatus> {
+pub fn parse_status(text: &str) -> OpsResult<DeliveryStatus> {
     DeliveryStatus::parse(text.trim()).ok_or_else(|| {
-        ApiError::invalid_request(format!(
+        OpsError::invalid(format!(
             "`status`: `{text}` is not one of pending, delivered, failed, skipped"
         ))
     })
 }
 
-/// `limit`: 1 to 1000.
-pub fn parse_limit(text: Option<&str>) -> ApiResult<i64> {
-    match text {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!(
-                    "`limit` must be an integer from 1 to {MAX_LIMIT}"
-                ))
-            }),
-    }
-}
-
 /// `cursor`: a `next_cursor` this API returned.
-pub fn parse_cursor(text: Option<&str>) -> ApiResult<Option<i64>> {
+pub fn parse_cursor(text: Option<&str>) -> OpsResult<Option<i64>> {
     match text {
         None | Some("") => Ok(None),
         Some(c) => c
@@ -176,12 +157,12 @@ pub fn parse_cursor(text: Option<&str>) -> ApiResult<Option<i64>> {
             .ok()
             .filter(|n| *n > 0)
             .map(Some)
-            .ok_or_else(|| ApiError::invalid_request("`cursor` is not a cursor this API returned")),
+            .ok_or_else(|| OpsError::invalid("`cursor` is not a cursor this API returned")),
     }
 }
 
 /// The account's events, newest first, optionally of one delivery status.
-pub async fn list(pool: &DbPool, account_id: i64, filter: &EventFilter) -> ApiResult<EventPage> {
+pub async fn list(pool: &DbPool, account_id: i64, filter: &EventFilter) -> OpsResult<EventPage> {
     let mut conn = pool.get().await?;
     let page = listing::list_events(&mut conn, account_id, filter).await?;
     Ok(EventPage {
@@ -190,12 +171,12 @@ pub async fn list(pool: &DbPool, account_id: i64, filter: &EventFilter) -> ApiRe
     })
 }
 
-fn event_not_found(event_id: &str) -> ApiError {
-    ApiError::not_found(format!("callback event `{event_id}` not found"))
+fn event_not_found(event_id: &str) -> OpsError {
+    OpsError::not_found(format!("callback event `{event_id}` not found"))
 }
 
 /// One event of the account with its body and every try; 404 for any other id.
-pub async fn show(pool: &DbPool, account_id: i64, event_id: &str) -> ApiResult<EventDetail> {
+pub async fn show(pool: &DbPool, account_id: i64, event_id: &str) -> OpsResult<EventDetail> {
     #[derive(diesel::QueryableByName)]
     struct Body {
         #[diesel(sql_type = Text)]
@@ -214,38 +195,18 @@ pub async fn show(pool: &DbPool, account_id: i64, event_id: &str) -> ApiResult<E
         .unwrap_or_default();
     Ok(EventDetail {
         event: EventView::from(&event),
-        body: RawValue::from_string(body.body).map_err(ApiError::internal)?,
+        body: RawValue::from_string(body.body).map_err(OpsError::internal)?,
         deliveries: attempts.into_iter().map(AttemptView::from).collect(),
     })
 }
 
-/// The body of `POST /callbacks/redeliver`: `{"event_ids": [...]}` or `{"status": "failed"}`.
-pub fn parse_redeliver_body(body: &[u8]) -> ApiResult<ReplaySelection> {
-    let top = json_body::parse_object(body)?;
-    let ids: Option<Vec<String>> = top.get("event_ids", "an array of event id strings")?;
-    let status: Option<String> = top.get("status", "the string `failed`")?;
-    match (ids, status) {
-        (Some(_), Some(_)) => Err(ApiError::invalid_request(
-            "give either `event_ids` or `status`, not both",
-        )),
-        (None, None) => Err(ApiError::invalid_request(
-            "`event_ids` (an array of event ids) or `status` (`failed`) is required",
-        )),
-        (None, Some(s)) if s == "failed" => Ok(ReplaySelection::AllFailed),
-        (None, Some(s)) => Err(ApiError::invalid_request(format!(
-            "`status` must be `failed`, not `{s}` (name other events in `event_ids`)"
-        ))),
-        (Some(ids), None) => Ok(ReplaySelection::EventIds(check_ids(ids)?)),
-    }
-}
-
 /// Checks named event ids and drops repeats (first occurrence kept).
-pub fn check_ids(ids: Vec<String>) -> ApiResult<Vec<String>> {
+pub fn check_ids(ids: Vec<String>) -> OpsResult<Vec<String>> {
     if ids.is_empty() {
-        return Err(ApiError::invalid_request("`event_ids` is empty"));
+        return Err(OpsError::invalid("`event_ids` is empty"));
     }
     if ids.len() > MAX_REDELIVER_IDS {
-        return Err(ApiError::invalid_request(format!(
+        return Err(OpsError::invalid(format!(
             "`event_ids` has {} ids; at most {MAX_REDELIVER_IDS} per request",
             ids.len()
         )));
@@ -255,7 +216,7 @@ pub fn check_ids(ids: Vec<String>) -> ApiResult<Vec<String>> {
     for (i, id) in ids.into_iter().enumerate() {
         let id = id.trim().to_owned();
         if id.is_empty() || id.len() > MAX_EVENT_ID_LEN {
-            return Err(ApiError::invalid_request(format!(
+            return Err(OpsError::invalid(format!(
                 "`event_ids[{i}]` is not an event id (such as evt_ and 32 hex digits)"
             )));
         }
@@ -274,7 +235,7 @@ pub async fn redeliver(
     pool: &DbPool,
     account_id: i64,
     selection: &ReplaySelection,
-) -> ApiResult<RedeliverOutcome> {
+) -> OpsResult<RedeliverOutcome> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = Text)]
@@ -314,7 +275,7 @@ pub async fn redeliver(
     if reset.is_empty() && already_pending.is_empty() {
         return Err(match not_found.as_slice() {
             [one] => event_not_found(one),
-            many => ApiError::not_found(format!(
+            many => OpsError::not_found(format!(
                 "none of the {} ids in `event_ids` is a callback event of this account",
                 many.len()
             )),
@@ -335,9 +296,9 @@ pub async fn redeliver(
 }
 
 /// The grace period of a rotation, from whole hours (0: the old secret stops at once).
-pub fn grace_from_hours(hours: u32) -> ApiResult<Duration> {
+pub fn grace_from_hours(hours: u32) -> OpsResult<Duration> {
     if hours > MAX_GRACE_HOURS {
-        return Err(ApiError::invalid_request(format!(
+        return Err(OpsError::invalid(format!(
             "the grace period is at most {MAX_GRACE_HOURS} hours, not {hours}"
         )));
     }
@@ -350,63 +311,18 @@ pub async fn rotate_secret(
     pool: &DbPool,
     accountcode: &str,
     grace: Duration,
-) -> ApiResult<rotation::RotatedSecret> {
-    let account = crate::accounts::find(pool, accountcode).await?;
+) -> OpsResult<rotation::RotatedSecret> {
+    let account = crate::ops::accounts::find(pool, accountcode).await?;
     let mut conn = pool.get().await?;
     rotation::rotate_secret(&mut conn, account.id, grace)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("account `{accountcode}` not found")))
+        .ok_or_else(|| OpsError::not_found(format!("account `{accountcode}` not found")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn code(r: ApiResult<ReplaySelection>) -> String {
-        match r {
-            Ok(s) => format!("{s:?}"),
-            Err(e) => format!("{} {}", e.status.as_u16(), e.message),
-        }
-    }
-
-    #[test]
-    fn redeliver_bodies() {
-        assert_eq!(
-            parse_redeliver_body(br#"{"status":"failed"}"#).ok(),
-            Some(ReplaySelection::AllFailed)
-        );
-        assert_eq!(
-            parse_redeliver_body(br#"{"event_ids":["evt_a"," evt_b","evt_a"]}"#).ok(),
-            Some(ReplaySelection::EventIds(vec![
-                "evt_a".into(),
-                "evt_b".into()
-            ]))
-        );
-        for (body, want) in [
-            (&br#"{}"#[..], "is required"),
-            (br#"{"status":"failed","event_ids":["evt_a"]}"#, "not both"),
-            (br#"{"status":"delivered"}"#, "`status` must be `failed`"),
-            (br#"{"event_ids":[]}"#, "`event_ids` is empty"),
-            (br#"{"event_ids":[""]}"#, "`event_ids[0]`"),
-            (br#"{"event_ids":[1]}"#, "`event_ids` must be"),
-            (br#"{"event_ids":"evt_a"}"#, "`event_ids` must be"),
-            (br#"[1]"#, "JSON object"),
-            (br#"{"#, "malformed JSON"),
-        ] {
-            let got = code(parse_redeliver_body(body));
-            assert!(
-                got.starts_with("400 ") && got.contains(want),
-                "{}: {got}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        let many: Vec<String> = (0..=MAX_REDELIVER_IDS)
-            .map(|i| format!("evt_{i}"))
-            .collect();
-        let body =
-            serde_json::to_vec(&serde_json::json!({ "event_ids": many })).unwrap_or_default();
-        assert!(code(parse_redeliver_body(&body)).contains("at most 1000"));
-    }
+    use crate::ops::paging::{DEFAULT_LIMIT, parse_limit};
 
     #[test]
     fn query_values() {

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use dialer_core::db::DbPool;
 use dialer_core::phone::{E164, parse_country};
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::ops::error::{OpsError, OpsResult};
 
 pub struct ImportOutcome {
     pub added: usize,
@@ -23,8 +23,8 @@ pub async fn add_many(
     country: &str,
     numbers: &[String],
     reason: &str,
-) -> ApiResult<ImportOutcome> {
-    let country = parse_country(country).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+) -> OpsResult<ImportOutcome> {
+    let country = parse_country(country).map_err(|e| OpsError::invalid(e.to_string()))?;
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for (i, raw) in numbers.iter().enumerate() {
@@ -69,10 +69,10 @@ pub async fn remove(
     account_id: Option<i64>,
     country: &str,
     number: &str,
-) -> ApiResult<bool> {
-    let country = parse_country(country).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let n = E164::parse(number, country)
-        .map_err(|e| ApiError::invalid_request(format!("`{number}`: {e}")))?;
+) -> OpsResult<bool> {
+    let country = parse_country(country).map_err(|e| OpsError::invalid(e.to_string()))?;
+    let n =
+        E164::parse(number, country).map_err(|e| OpsError::invalid(format!("`{number}`: {e}")))?;
     let mut conn = pool.get().await?;
     let removed = diesel::sql_query(
         "DELETE FROM dnc_numbers WHERE phone_e164 = $2 AND account_id IS NOT DISTINCT FROM $1",

@@ -1,7 +1,6 @@
 //! The real application on port 0 against its own database and queue names.
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
-use dialer_api::accounts::{self, CreateAccount};
+use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_api::startup::Application;
 use dialer_core::db::{self, DbPool};
 use dialer_core::test_support::TestEnv;
@@ -30,6 +29,17 @@ impl Reply {
     /// The body as JSON; every answer of the API must be JSON unless asked for CSV.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts the answer is the contract's error with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.error_code().as_str()), (status, code));
+    }
+
+    /// The error body's message ("" when there is none).
+    pub fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or("").to_owned()
     }
 
     /// Asserts the contract's error shape and returns the code.
@@ -272,4 +282,53 @@ pub async fn wait_dial_queue_len(app: &TestApp, n: u32, timeout: std::time::Dura
     }
     let _ = conn.close(200, "done".into()).await;
     count
+}
+
+/// What a dialerctl process did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
+    }
+
+    /// A failure: non-zero exit and one line on stderr containing `want`.
+    pub fn refused(&self, want: &str) {
+        assert_ne!(self.code, 0, "{}", self.stdout);
+        assert_eq!(self.stderr.trim().lines().count(), 1, "{}", self.stderr);
+        assert!(self.stderr.contains(want), "want `{want}`: {}", self.stderr);
+    }
+}
+
+/// Runs dialerctl against the app's database and broker, with `set` added to and `unset`
+/// taken from the environment.
+pub fn dialerctl(app: &TestApp, set: &[(&str, &str)], unset: &[&str], args: &[&str]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dialerctl"));
+    cmd.args(args)
+        .env("DATABASE_URL", &app.env.config.database_url)
+        .env("AMQP_URL", &app.env.config.amqp_url)
+        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
+        .env_remove("RUST_LOG");
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dialerctl");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A command line's words, so a dialerctl call reads like the shell line it stands for.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }

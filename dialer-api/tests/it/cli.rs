@@ -1,40 +1,10 @@
 //! dialerctl against the real database and broker, next to the running API.
 
-mod common;
-
-use std::process::Command;
-
-use common::{Client, TestApp, drain_dial_queue};
-use serde_json::{Value, json};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
+use crate::helpers::{Client, Run, TestApp, dialerctl, drain_dial_queue, words};
+use serde_json::json;
 
 fn ctl(app: &TestApp, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialerctl"))
-        .args(args)
-        .env("DATABASE_URL", &app.env.config.database_url)
-        .env("AMQP_URL", &app.env.config.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
-        .env("DIALER_AMI_SECRET", "ami-secret-123")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run dialerctl");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    dialerctl(app, &[("DIALER_AMI_SECRET", "ami-secret-123")], &[], args)
 }
 
 #[tokio::test]
@@ -46,16 +16,7 @@ async fn operator_workflow() {
 
     let r = ctl(
         &app,
-        &[
-            "account",
-            "create",
-            "ACME",
-            "--country",
-            "IN",
-            "--timezone",
-            "Asia/Kolkata",
-            "--json",
-        ],
+        &words("account create ACME --country IN --timezone Asia/Kolkata --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let created = r.json();
@@ -89,7 +50,7 @@ async fn operator_workflow() {
             r.stdout
         );
     }
-    let r = ctl(&app, &["account", "create", "ACME"]);
+    let r = ctl(&app, &words("account create ACME"));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1);
@@ -105,26 +66,12 @@ async fn operator_workflow() {
 
     let r = ctl(
         &app,
-        &[
-            "server",
-            "add",
-            "--code",
-            "ast1",
-            "--host",
-            "127.0.0.1",
-            "--username",
-            "dialer",
-            "--max-channels",
-            "30",
-            "--max-cps",
-            "10",
-            "--channel-template",
-            "PJSIP/{number}@trunk",
-            "--json",
-        ],
+        &words(
+            "server add --code ast1 --host 127.0.0.1 --username dialer --max-channels 30 --max-cps 10 --channel-template PJSIP/{number}@trunk --json",
+        ),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = ctl(&app, &["server", "list", "--json"]);
+    let r = ctl(&app, &words("server list --json"));
     assert_eq!(r.json()["servers"][0]["code"], "ast1");
     assert!(
         !r.stdout.contains("ami-secret-123"),
@@ -133,122 +80,52 @@ async fn operator_workflow() {
     );
     let r = ctl(
         &app,
-        &[
-            "server",
-            "add",
-            "--code",
-            "bad",
-            "--host",
-            "h",
-            "--username",
-            "u",
-            "--max-channels",
-            "1",
-            "--max-cps",
-            "1",
-            "--channel-template",
-            "PJSIP/trunk",
-        ],
+        &words(
+            "server add --code bad --host h --username u --max-channels 1 --max-cps 1 --channel-template PJSIP/trunk",
+        ),
     );
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("{number}"), "{}", r.stderr);
 
-    let r = ctl(&app, &["--json", "dispatch", "--account", "ACME"]);
+    let r = ctl(&app, &words("--json dispatch --account ACME"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["dispatched"], 2);
     assert_eq!(
-        ctl(
-            &app,
-            &["--json", "dispatch", "--account", "ACME", "--batch", "7"]
-        )
-        .json()["dispatched"],
+        ctl(&app, &words("--json dispatch --account ACME --batch 7")).json()["dispatched"],
         0
     );
     assert_eq!(drain_dial_queue(&app).await.len(), 2);
 
-    let r = ctl(
-        &app,
-        &[
-            "--json",
-            "batch",
-            "status",
-            "--account",
-            "ACME",
-            "--batch",
-            "7",
-        ],
-    );
+    let r = ctl(&app, &words("--json batch status --account ACME --batch 7"));
     let v = r.json();
     assert_eq!(
         (v["batch_status"].clone(), v["total_calls"].clone()),
         (json!("dispatching"), json!(2))
     );
     assert_eq!(
-        ctl(
-            &app,
-            &[
-                "--json",
-                "batch",
-                "pause",
-                "--account",
-                "ACME",
-                "--batch",
-                "7"
-            ]
-        )
-        .json()["batch_status"],
+        ctl(&app, &words("--json batch pause --account ACME --batch 7")).json()["batch_status"],
         "paused"
     );
     assert_eq!(
-        ctl(
-            &app,
-            &[
-                "--json",
-                "batch",
-                "resume",
-                "--account",
-                "ACME",
-                "--batch",
-                "7"
-            ]
-        )
-        .json()["batch_status"],
+        ctl(&app, &words("--json batch resume --account ACME --batch 7")).json()["batch_status"],
         "dispatching"
     );
-    let v = ctl(
-        &app,
-        &[
-            "--json",
-            "batch",
-            "cancel",
-            "--account",
-            "ACME",
-            "--batch",
-            "7",
-        ],
-    )
-    .json();
+    let v = ctl(&app, &words("--json batch cancel --account ACME --batch 7")).json();
     assert_eq!(
         (v["batch_status"].clone(), v["failed_calls"].clone()),
         (json!("cancelled"), json!(2))
     );
-    let r = ctl(
-        &app,
-        &["batch", "status", "--account", "ACME", "--batch", "7"],
-    );
+    let r = ctl(&app, &words("batch status --account ACME --batch 7"));
     assert!(
         r.stdout.contains("batch 7 cancelled: 2 calls"),
         "{}",
         r.stdout
     );
 
-    let r = ctl(
-        &app,
-        &["batch", "status", "--account", "ACME", "--batch", "8"],
-    );
+    let r = ctl(&app, &words("batch status --account ACME --batch 8"));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("batch 8 not found"), "{}", r.stderr);
-    let r = ctl(&app, &["--json", "dispatch", "--account", "NOPE"]);
+    let r = ctl(&app, &words("--json dispatch --account NOPE"));
     assert_ne!(r.code, 0);
     assert_eq!(r.json()["status"], "error");
 }
@@ -274,7 +151,7 @@ async fn refuses_an_unmigrated_database_until_migrate() {
 #[tokio::test]
 async fn account_update_rotate_suspend_and_servers() {
     let app = TestApp::spawn().await;
-    let r = ctl(&app, &["--json", "account", "create", "ACME"]);
+    let r = ctl(&app, &words("--json account create ACME"));
     let key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
     let old = Client {
         app: &app,
@@ -330,7 +207,7 @@ async fn account_update_rotate_suspend_and_servers() {
     }
 
     // rotation without downtime: both keys work until the old ones are revoked
-    let r = ctl(&app, &["--json", "account", "rotate-key", "ACME"]);
+    let r = ctl(&app, &words("--json account rotate-key ACME"));
     let new_key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
     let new = Client {
         app: &app,
@@ -341,13 +218,7 @@ async fn account_update_rotate_suspend_and_servers() {
     assert_eq!(new.get("/api/v1/account").await.status, 200);
     let r = ctl(
         &app,
-        &[
-            "--json",
-            "account",
-            "rotate-key",
-            "ACME",
-            "--revoke-previous",
-        ],
+        &words("--json account rotate-key ACME --revoke-previous"),
     );
     assert_eq!(r.json()["revoked"], 2);
     assert_eq!(old.get("/api/v1/account").await.status, 401);
@@ -359,42 +230,20 @@ async fn account_update_rotate_suspend_and_servers() {
     };
     assert_eq!(newest.get("/api/v1/account").await.status, 200);
 
-    assert_eq!(ctl(&app, &["account", "suspend", "ACME"]).code, 0);
+    assert_eq!(ctl(&app, &words("account suspend ACME")).code, 0);
     assert_eq!(newest.get("/api/v1/account").await.status, 403);
-    assert_eq!(ctl(&app, &["account", "activate", "ACME"]).code, 0);
+    assert_eq!(ctl(&app, &words("account activate ACME")).code, 0);
     assert_eq!(newest.get("/api/v1/account").await.status, 200);
 
     ctl(
         &app,
-        &[
-            "server",
-            "add",
-            "--code",
-            "ast1",
-            "--host",
-            "h",
-            "--username",
-            "u",
-            "--max-channels",
-            "2",
-            "--max-cps",
-            "1",
-            "--channel-template",
-            "Local/{number}@out",
-        ],
+        &words(
+            "server add --code ast1 --host h --username u --max-channels 2 --max-cps 1 --channel-template Local/{number}@out",
+        ),
     );
     let r = ctl(
         &app,
-        &[
-            "--json",
-            "server",
-            "update",
-            "ast1",
-            "--max-channels",
-            "40",
-            "--port",
-            "5039",
-        ],
+        &words("--json server update ast1 --max-channels 40 --port 5039"),
     );
     assert_eq!(
         (
@@ -403,30 +252,21 @@ async fn account_update_rotate_suspend_and_servers() {
         ),
         (json!(40), json!(5039))
     );
-    let r = ctl(&app, &["--json", "server", "disable", "ast1"]);
+    let r = ctl(&app, &words("--json server disable ast1"));
     assert_eq!(r.json()["server"]["enabled"], false);
-    assert_ne!(
-        ctl(&app, &["server", "update", "ast1", "--port", "70000"]).code,
-        0
-    );
-    assert_ne!(ctl(&app, &["server", "disable", "nope"]).code, 0);
+    assert_ne!(ctl(&app, &words("server update ast1 --port 70000")).code, 0);
+    assert_ne!(ctl(&app, &words("server disable nope")).code, 0);
 }
 
 #[tokio::test]
 async fn dnc_lists_block_submissions() {
     let app = TestApp::spawn().await;
     let acme = app.account("ACME").await;
-    let r = ctl(
-        &app,
-        &["--json", "dnc", "add", "9876543210", "+919876543211"],
-    );
+    let r = ctl(&app, &words("--json dnc add 9876543210 +919876543211"));
     assert_eq!(r.json()["added"], 2, "{}", r.stderr);
-    let r = ctl(
-        &app,
-        &["--json", "dnc", "add", "9876543210", "--account", "ACME"],
-    );
+    let r = ctl(&app, &words("--json dnc add 9876543210 --account ACME"));
     assert_eq!(r.json()["added"], 1);
-    let r = ctl(&app, &["dnc", "add", "12x"]);
+    let r = ctl(&app, &words("dnc add 12x"));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("nothing was added"), "{}", r.stderr);
 
@@ -469,9 +309,9 @@ async fn dnc_lists_block_submissions() {
         Some(4)
     );
 
-    assert_eq!(ctl(&app, &["dnc", "remove", "9876543211"]).code, 0);
+    assert_eq!(ctl(&app, &words("dnc remove 9876543211")).code, 0);
     assert_ne!(
-        ctl(&app, &["dnc", "remove", "9876543211"]).code,
+        ctl(&app, &words("dnc remove 9876543211")).code,
         0,
         "already removed"
     );

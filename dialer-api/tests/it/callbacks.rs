@@ -6,14 +6,11 @@
 //! `call_cancelled` event); their delivery state is then set in SQL, except in the last test,
 //! where the callback worker itself fails and then delivers them.
 
-mod common;
-
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestApp};
+use crate::helpers::{Client, Run, TestApp, dialerctl, words};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 
@@ -489,43 +486,8 @@ async fn redelivery_resets_failed_and_delivered_events() {
 
 // ---- dialerctl ----
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
-    }
-
-    /// A failure: non-zero exit and one line on stderr containing `want`.
-    fn refused(&self, want: &str) {
-        assert_ne!(self.code, 0, "{}", self.stdout);
-        assert_eq!(self.stderr.trim().lines().count(), 1, "{}", self.stderr);
-        assert!(self.stderr.contains(want), "want `{want}`: {}", self.stderr);
-    }
-}
-
 fn ctl_env(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerctl"));
-    cmd.args(args)
-        .env("DATABASE_URL", &app.env.config.database_url)
-        .env("AMQP_URL", &app.env.config.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &app.env.config.queue_prefix)
-        .env_remove("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run dialerctl");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    dialerctl(app, env, &["DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS"], args)
 }
 
 fn ctl(app: &TestApp, args: &[&str]) -> Run {
@@ -546,15 +508,7 @@ async fn cli_lists_and_replays_callbacks() {
 
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-            "--json",
-        ],
+        &words("callbacks list --account ACME --status failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
@@ -564,16 +518,7 @@ async fn cli_lists_and_replays_callbacks() {
     // text, paginated
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-            "--limit",
-            "1",
-        ],
+        &words("callbacks list --account ACME --status failed --limit 1"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -610,7 +555,7 @@ async fn cli_lists_and_replays_callbacks() {
         r.stdout
     );
     // never another account's
-    let r = ctl(&app, &["callbacks", "list", "--account", "ACME", "--json"]);
+    let r = ctl(&app, &words("callbacks list --account ACME --json"));
     assert!(!r.stdout.contains(&theirs[0]));
     let r = ctl(
         &app,
@@ -623,12 +568,8 @@ async fn cli_lists_and_replays_callbacks() {
         &["callbacks", "show", "--account", "ACME", &theirs[0]],
     )
     .refused("not found");
-    ctl(&app, &["callbacks", "list", "--account", "NOPE"]).refused("account `NOPE` not found");
-    ctl(
-        &app,
-        &["callbacks", "list", "--account", "ACME", "--limit", "0"],
-    )
-    .refused("--limit");
+    ctl(&app, &words("callbacks list --account NOPE")).refused("account `NOPE` not found");
+    ctl(&app, &words("callbacks list --account ACME --limit 0")).refused("--limit");
 
     // replay one by id: reset to pending
     let r = ctl(
@@ -690,20 +631,13 @@ async fn cli_lists_and_replays_callbacks() {
     // every failed one
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--failed",
-            "--json",
-        ],
+        &words("callbacks replay --account ACME --failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["event_ids"], json!([ids[1]]));
     assert_eq!(state_of(&app, &theirs[0]).await, their_state);
     // neither --event nor --failed, or both: usage error
-    let r = ctl(&app, &["callbacks", "replay", "--account", "ACME"]);
+    let r = ctl(&app, &words("callbacks replay --account ACME"));
     assert_ne!(r.code, 0);
     let r = ctl(
         &app,
@@ -731,15 +665,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
 
     let r = ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "2",
-            "--json",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 2 --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
@@ -778,7 +704,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
     }
 
     // the default grace is 24 hours; text output prints the secret once
-    let r = ctl(&app, &["account", "rotate-secret", "--account", "ACME"]);
+    let r = ctl(&app, &words("account rotate-secret --account ACME"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.matches("whsec_").count(), 1, "{}", r.stdout);
     assert!(r.stdout.contains("keeps signing until"), "{}", r.stdout);
@@ -810,15 +736,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
     // no grace: the old secret stops at once
     let r = ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "0",
-            "--json",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 0 --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["previous_valid_until"], Value::Null);
@@ -831,18 +749,10 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
         .await,
         "true"
     );
-    ctl(&app, &["account", "rotate-secret", "--account", "NOPE"])
-        .refused("account `NOPE` not found");
+    ctl(&app, &words("account rotate-secret --account NOPE")).refused("account `NOPE` not found");
     ctl(
         &app,
-        &[
-            "account",
-            "rotate-secret",
-            "--account",
-            "ACME",
-            "--grace-hours",
-            "9999",
-        ],
+        &words("account rotate-secret --account ACME --grace-hours 9999"),
     )
     .refused("at most 720 hours");
 }
@@ -886,13 +796,7 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     // credentials in the URL: refused without repeating them
     let r = ctl(
         &app,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "https://u:hunter2@93.184.216.34/cb",
-        ],
+        &words("account update ACME --callback-url https://u:hunter2@93.184.216.34/cb"),
     );
     r.refused("user name or password");
     assert!(!r.stderr.contains("hunter2"));
@@ -939,14 +843,7 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     // a public https URL is fine anywhere
     let r = ctl(
         &app,
-        &[
-            "account",
-            "create",
-            "NEW",
-            "--callback-url",
-            "https://93.184.216.34/cb",
-            "--json",
-        ],
+        &words("account create NEW --callback-url https://93.184.216.34/cb --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
@@ -1048,14 +945,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     assert_eq!(ids_of(&listed), vec![id.clone()]);
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "list",
-            "--account",
-            "ACME",
-            "--status",
-            "failed",
-        ],
+        &words("callbacks list --account ACME --status failed"),
     );
     assert!(
         r.stdout.contains(&id) && r.stdout.contains("HTTP 503"),
@@ -1068,14 +958,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     failing.store(false, Ordering::SeqCst);
     let r = ctl(
         &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--failed",
-            "--json",
-        ],
+        &words("callbacks replay --account ACME --failed --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["event_ids"], json!([id]));

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use dialer_core::domain::CallStatus;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::ops::error::{OpsError, OpsResult};
 
 #[derive(diesel::QueryableByName)]
 pub struct CallRow {
@@ -59,12 +59,12 @@ struct QueuedEntry<'a> {
 
 impl CallRow {
     /// The JSON of this call's entry: its latest event body as stored, or a queued entry.
-    pub fn entry_json(&self, accountcode: &str, batch_id: i64) -> ApiResult<Box<RawValue>> {
+    pub fn entry_json(&self, accountcode: &str, batch_id: i64) -> OpsResult<Box<RawValue>> {
         if let Some(body) = &self.event_body {
-            return RawValue::from_string(body.clone()).map_err(ApiError::internal);
+            return RawValue::from_string(body.clone()).map_err(OpsError::internal);
         }
         let custom = match &self.custom_data {
-            Some(c) => Some(RawValue::from_string(c.clone()).map_err(ApiError::internal)?),
+            Some(c) => Some(RawValue::from_string(c.clone()).map_err(OpsError::internal)?),
             None => None,
         };
         let entry = QueuedEntry {
@@ -90,7 +90,7 @@ impl CallRow {
             sequence: 0,
             occurred_at: None,
         };
-        serde_json::value::to_raw_value(&entry).map_err(ApiError::internal)
+        serde_json::value::to_raw_value(&entry).map_err(OpsError::internal)
     }
 }
 
@@ -101,7 +101,7 @@ pub async fn page(
     statuses: Option<&[String]>,
     after: i64,
     limit: i64,
-) -> ApiResult<Vec<CallRow>> {
+) -> OpsResult<Vec<CallRow>> {
     Ok(diesel::sql_query(
         "SELECT c.id, c.call_id, c.phone_raw, c.phone_e164, c.custom_data, c.status,
                 c.attempts::bigint AS attempts, e.body AS event_body

@@ -7,11 +7,11 @@ use dialer_core::db::DbPool;
 use dialer_core::models::{AsteriskServer, NewAsteriskServer};
 use dialer_core::schema::asterisk_servers;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::ops::error::{OpsError, OpsResult, Refusals};
 
-pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> ApiResult<AsteriskServer> {
+pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> OpsResult<AsteriskServer> {
     if !server.channel_template.contains("{number}") {
-        return Err(ApiError::invalid_request(
+        return Err(OpsError::invalid(
             "channel template must contain {number}, e.g. PJSIP/{number}@trunk",
         ));
     }
@@ -22,20 +22,17 @@ pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> ApiResult<Asterisk
         .returning(AsteriskServer::as_returning())
         .get_result(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => ApiError::conflict("server_exists", format!("server `{code}` already exists")),
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::CheckViolation,
-                info,
-            ) => ApiError::invalid_request(format!("invalid server: {}", info.message())),
-            other => other.into(),
+        .map_err(|e| {
+            Refusals {
+                exists: Some(("server_exists", format!("server `{code}` already exists"))),
+                invalid: Some("invalid server"),
+                ..Refusals::default()
+            }
+            .error(e)
         })
 }
 
-pub async fn list(pool: &DbPool) -> ApiResult<Vec<AsteriskServer>> {
+pub async fn list(pool: &DbPool) -> OpsResult<Vec<AsteriskServer>> {
     let mut conn = pool.get().await?;
     Ok(asterisk_servers::table
         .order(asterisk_servers::code)
@@ -58,16 +55,14 @@ pub struct ServerUpdate {
     pub enabled: Option<bool>,
 }
 
-pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> ApiResult<AsteriskServer> {
+pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> OpsResult<AsteriskServer> {
     use diesel::prelude::ExpressionMethods;
     if change
         .channel_template
         .as_ref()
         .is_some_and(|t| !t.contains("{number}"))
     {
-        return Err(ApiError::invalid_request(
-            "channel template must contain {number}",
-        ));
+        return Err(OpsError::invalid("channel template must contain {number}"));
     }
     let mut conn = pool.get().await?;
     diesel::update(asterisk_servers::table.filter(asterisk_servers::code.eq(code)))
@@ -75,14 +70,12 @@ pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> ApiResul
         .returning(AsteriskServer::as_returning())
         .get_result(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => {
-                ApiError::not_found(format!("server `{code}` not found"))
+        .map_err(|e| {
+            Refusals {
+                not_found: Some(format!("server `{code}` not found")),
+                invalid: Some("invalid server setting"),
+                ..Refusals::default()
             }
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::CheckViolation,
-                info,
-            ) => ApiError::invalid_request(format!("invalid server setting: {}", info.message())),
-            other => other.into(),
+            .error(e)
         })
 }

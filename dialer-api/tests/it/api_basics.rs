@@ -1,8 +1,6 @@
 //! Authentication, the JSON shape of every error, health endpoints, the account endpoint.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use serde_json::json;
 
 #[tokio::test]
@@ -80,27 +78,21 @@ async fn actix_errors_speak_the_contract() {
     let acme = app.account("ACME").await;
 
     let r = acme.get("/api/v1/nope").await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
     let r = app
         .raw(app.http.get(format!("{}/totally/unknown", app.base)))
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
 
     let r = acme.get("/api/v1/controls/dispatch-calls").await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (405, "method_not_allowed")
-    );
+    r.assert_error(405, "method_not_allowed");
     let r = app
         .raw(
             app.http
                 .delete(format!("{}/api/v1/queues/insertdataincallqueue", app.base)),
         )
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (405, "method_not_allowed")
-    );
+    r.assert_error(405, "method_not_allowed");
 
     let r = acme
         .post_raw(
@@ -109,16 +101,8 @@ async fn actix_errors_speak_the_contract() {
             "{\"batch_id\": 1, ",
         )
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "invalid_request")
-    );
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("malformed JSON")
-    );
+    r.assert_error(400, "invalid_request");
+    assert!(r.message().contains("malformed JSON"));
 
     let r = acme
         .post_raw(
@@ -127,10 +111,7 @@ async fn actix_errors_speak_the_contract() {
             "{}",
         )
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (415, "unsupported_media_type")
-    );
+    r.assert_error(415, "unsupported_media_type");
 
     let big = format!(
         "{{\"batch_id\": 1, \"data\": [{}]}}",
@@ -143,29 +124,15 @@ async fn actix_errors_speak_the_contract() {
             &big,
         )
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (413, "payload_too_large")
-    );
+    r.assert_error(413, "payload_too_large");
 
     let r = acme.get("/api/v1/queues/batch-status/abc").await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "invalid_request")
-    );
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("batch_id")
-    );
+    r.assert_error(400, "invalid_request");
+    assert!(r.message().contains("batch_id"));
     let r = acme.post_json("/api/v1/batches/-4/pause", &json!({})).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "invalid_request")
-    );
+    r.assert_error(400, "invalid_request");
     let r = acme.get("/api/v1/calls/not-a-uuid").await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -294,5 +261,5 @@ async fn database_outage_is_503_json() {
         r.text
     );
     let r = app.raw(app.http.get(format!("{}/readyz", app.base))).await;
-    assert_eq!((r.status, r.error_code().as_str()), (503, "not_ready"));
+    r.assert_error(503, "not_ready");
 }

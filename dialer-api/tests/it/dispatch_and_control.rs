@@ -1,9 +1,7 @@
 //! dispatch-calls with RabbitMQ (each call published once), pause/resume/cancel, batch status
 //! (counts, filter, pagination, CSV), call detail, tenant isolation.
 
-mod common;
-
-use common::{TestApp, drain_dial_queue};
+use crate::helpers::{TestApp, drain_dial_queue};
 use serde_json::{Value, json};
 
 fn rows(from: u64, n: u64) -> Vec<Value> {
@@ -70,12 +68,9 @@ async fn dispatch_one_batch_and_its_errors() {
     assert_eq!(drain_dial_queue(&app).await.len(), 1);
 
     let r = acme.dispatch(Some(&json!({"batch_id": 99}))).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
     let r = acme.dispatch(Some(&json!({"batch_id": "x"}))).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "invalid_request")
-    );
+    r.assert_error(400, "invalid_request");
     let r = acme
         .post_raw(
             "/api/v1/controls/dispatch-calls",
@@ -83,20 +78,17 @@ async fn dispatch_one_batch_and_its_errors() {
             "{oops",
         )
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "invalid_request")
-    );
+    r.assert_error(400, "invalid_request");
 
     acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
-    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_paused"));
+    r.assert_error(409, "batch_paused");
     // without a batch, paused batches are left out
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 0);
     acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
-    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    r.assert_error(409, "batch_closed");
 }
 
 #[tokio::test]
@@ -194,11 +186,11 @@ async fn pause_resume_cancel() {
     assert_eq!(detail["events"].as_array().map(Vec::len), Some(1));
     // the events went to the callback worker's queue
     let r = acme.post_json("/api/v1/batches/1/resume", &json!({})).await;
-    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    r.assert_error(409, "batch_closed");
     let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
-    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    r.assert_error(409, "batch_closed");
     let r = acme.post_json("/api/v1/batches/77/pause", &json!({})).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -294,7 +286,7 @@ async fn batch_status_filters_and_paginates() {
         );
     }
     let r = acme.get("/api/v1/queues/batch-status/2").await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -363,7 +355,7 @@ async fn call_detail() {
     let r = acme
         .get(&format!("/api/v1/calls/{}", uuid::Uuid::new_v4()))
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -403,7 +395,7 @@ async fn tenants_never_see_each_other() {
         );
     }
     let r = beta.dispatch(Some(&json!({"batch_id": 1}))).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    r.assert_error(404, "not_found");
     // beta's dispatch-all touches only beta's batch
     let r = beta.dispatch(None).await.json();
     assert_eq!(
@@ -476,7 +468,8 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
     assert_eq!(r.json()["accepted"], 10_500);
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 10_500);
-    let n = common::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
+    let n =
+        crate::helpers::wait_dial_queue_len(&app, 10_500, std::time::Duration::from_secs(60)).await;
     assert_eq!(n, 10_500);
 }
 

@@ -1,9 +1,7 @@
 //! insertdataincallqueue: accepted rows, every rejection reason, duplicates, idempotency,
 //! whole-request errors, quotas.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use serde_json::json;
 
 #[tokio::test]
@@ -231,16 +229,8 @@ async fn row_limit_is_413_and_quotas_are_429() {
     let r = acme
         .insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
         .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (413, "payload_too_large")
-    );
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("limit is 2")
-    );
+    r.assert_error(413, "payload_too_large");
+    assert!(r.message().contains("limit is 2"));
 
     assert_eq!(
         acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
@@ -251,13 +241,8 @@ async fn row_limit_is_413_and_quotas_are_429() {
     let r = acme
         .insert(&json!({"batch_id": 1, "data": rows(2, 2)}))
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (429, "quota_exceeded"));
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("max_queued_calls")
-    );
+    r.assert_error(429, "quota_exceeded");
+    assert!(r.message().contains("max_queued_calls"));
     // all or nothing: the rejected request stored none of its rows
     let s = acme.get("/api/v1/queues/batch-status/1").await.json();
     assert_eq!(s["total_calls"], 2);
@@ -273,13 +258,8 @@ async fn row_limit_is_413_and_quotas_are_429() {
     let r = acme
         .insert(&json!({"batch_id": 1, "data": rows(4, 1)}))
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (429, "quota_exceeded"));
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("max_calls_per_day")
-    );
+    r.assert_error(429, "quota_exceeded");
+    assert!(r.message().contains("max_calls_per_day"));
 }
 
 #[tokio::test]
@@ -297,7 +277,7 @@ async fn cancelled_batch_is_closed() {
     let r = acme
         .insert(&json!({"batch_id": 5, "data": [{"phone_number": "9876543211"}]}))
         .await;
-    assert_eq!((r.status, r.error_code().as_str()), (409, "batch_closed"));
+    r.assert_error(409, "batch_closed");
 }
 
 #[tokio::test]

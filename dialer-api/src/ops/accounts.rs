@@ -2,17 +2,18 @@
 //! list, show.
 
 use diesel::prelude::{ExpressionMethods, QueryDsl, SelectableHelper};
-use diesel::sql_types::Text;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use callback_worker::url_policy::{UrlPolicy, UrlPolicyError};
-use dialer_core::credentials::{generate_api_key, generate_callback_secret};
+use dialer_core::credentials::{NewApiKey, generate_api_key, generate_callback_secret};
 use dialer_core::db::DbPool;
+use dialer_core::domain::CallStatus;
 use dialer_core::models::{Account, NewAccount};
 use dialer_core::phone::parse_country;
 use dialer_core::schema::{accounts, api_keys};
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::ops::error::{OpsError, OpsResult, Refusals};
 
 pub struct CreateAccount {
     pub accountcode: String,
@@ -39,7 +40,7 @@ const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// name is resolved now too and refused when every address it has is refused; a name that does
 /// not resolve yet is accepted, since the worker checks the addresses again at every connect.
 /// The message never repeats the URL (it may carry a token or a password).
-pub async fn check_callback_url(url: &str, allow_loopback: bool) -> ApiResult<()> {
+pub async fn check_callback_url(url: &str, allow_loopback: bool) -> OpsResult<()> {
     let policy = UrlPolicy { allow_loopback };
     let refused = |e: UrlPolicyError| {
         let hint = match e {
@@ -49,7 +50,7 @@ pub async fn check_callback_url(url: &str, allow_loopback: bool) -> ApiResult<()
             }
             _ => "",
         };
-        ApiError::invalid_request(format!("callback URL refused: {e}{hint}"))
+        OpsError::invalid(format!("callback URL refused: {e}{hint}"))
     };
     let parsed = policy.check(url).map_err(refused)?;
     if let Some(host) = parsed.domain() {
@@ -74,25 +75,18 @@ pub async fn create(
     pool: &DbPool,
     input: CreateAccount,
     allow_http_loopback: bool,
-) -> ApiResult<CreatedAccount> {
+) -> OpsResult<CreatedAccount> {
     let country = input.default_country.trim().to_ascii_uppercase();
-    parse_country(&country).map_err(|e| ApiError::invalid_request(format!("country: {e}")))?;
+    parse_country(&country).map_err(|e| OpsError::invalid(format!("country: {e}")))?;
     if let Some(url) = &input.callback_url {
         check_callback_url(url, allow_http_loopback).await?;
     }
-    let key = generate_api_key().map_err(ApiError::internal)?;
-    let secret = generate_callback_secret().map_err(ApiError::internal)?;
+    let key = generate_api_key().map_err(OpsError::internal)?;
+    let secret = generate_callback_secret().map_err(OpsError::internal)?;
     let mut conn = pool.get().await?;
     let account = conn
-        .transaction::<Account, ApiError, _>(async |conn| {
-            // PostgreSQL knows the IANA zone names; asking it keeps one source of truth.
-            diesel::sql_query("SELECT now() AT TIME ZONE $1")
-                .bind::<Text, _>(&input.timezone)
-                .execute(conn)
-                .await
-                .map_err(|_| {
-                    ApiError::invalid_request(format!("unknown timezone `{}`", input.timezone))
-                })?;
+        .transaction::<Account, OpsError, _>(async |conn| {
+            check_timezone(conn, &input.timezone).await?;
             let account: Account = diesel::insert_into(accounts::table)
                 .values(NewAccount {
                     accountcode: input.accountcode.clone(),
@@ -106,29 +100,18 @@ pub async fn create(
                 .returning(Account::as_returning())
                 .get_result(conn)
                 .await
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => ApiError::conflict(
-                        "account_exists",
-                        format!("account `{}` already exists", input.accountcode),
-                    ),
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::CheckViolation,
-                        info,
-                    ) => ApiError::invalid_request(format!("invalid account: {}", info.message())),
-                    other => other.into(),
+                .map_err(|e| {
+                    Refusals {
+                        exists: Some((
+                            "account_exists",
+                            format!("account `{}` already exists", input.accountcode),
+                        )),
+                        invalid: Some("invalid account"),
+                        ..Refusals::default()
+                    }
+                    .error(e)
                 })?;
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::account_id.eq(account.id),
-                    api_keys::key_hash.eq(key.hash.as_slice()),
-                    api_keys::key_prefix.eq(&key.prefix),
-                    api_keys::label.eq("initial"),
-                ))
-                .execute(conn)
-                .await?;
+            add_key(conn, account.id, &key, "initial").await?;
             Ok(account)
         })
         .await?;
@@ -139,7 +122,7 @@ pub async fn create(
     })
 }
 
-pub async fn list(pool: &DbPool) -> ApiResult<Vec<Account>> {
+pub async fn list(pool: &DbPool) -> OpsResult<Vec<Account>> {
     let mut conn = pool.get().await?;
     Ok(accounts::table
         .order(accounts::accountcode)
@@ -148,47 +131,20 @@ pub async fn list(pool: &DbPool) -> ApiResult<Vec<Account>> {
         .await?)
 }
 
-pub async fn find(pool: &DbPool, accountcode: &str) -> ApiResult<Account> {
+pub async fn find(pool: &DbPool, accountcode: &str) -> OpsResult<Account> {
     let mut conn = pool.get().await?;
     accounts::table
         .filter(accounts::accountcode.eq(accountcode))
         .select(Account::as_select())
         .first(&mut conn)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => {
-                ApiError::not_found(format!("account `{accountcode}` not found"))
+        .map_err(|e| {
+            Refusals {
+                not_found: Some(format!("account `{accountcode}` not found")),
+                ..Refusals::default()
             }
-            other => other.into(),
+            .error(e)
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_callback_url;
-
-    #[tokio::test]
-    async fn callback_urls() {
-        let ok = async |url: &str, allow: bool| check_callback_url(url, allow).await.is_ok();
-        assert!(ok("https://93.184.216.34/hook", false).await);
-        assert!(!ok("http://93.184.216.34/hook", true).await);
-        assert!(!ok("http://127.0.0.1:8080/hook", false).await);
-        assert!(ok("http://127.0.0.1:8080/hook", true).await);
-        assert!(ok("http://localhost:8080/hook", true).await);
-        assert!(!ok("ftp://x", true).await);
-        assert!(!ok("https://10.0.0.1/hook", true).await);
-        assert!(!ok("https://169.254.169.254/latest", false).await);
-        assert!(!ok("https://[::1]/hook", false).await);
-        // a name is judged by its addresses
-        assert!(!ok("https://localhost/hook", false).await);
-        let err = check_callback_url("https://user:hunter2@93.184.216.34/", false)
-            .await
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
-        assert!(err.contains("user name or password"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
-    }
 }
 
 /// Settings an operator may change; `None` leaves a setting as it is.
@@ -220,17 +176,13 @@ pub struct AccountUpdate {
     pub callback_batch_events: Option<bool>,
 }
 
-fn map_update_error(code: &str, e: diesel::result::Error) -> ApiError {
-    match e {
-        diesel::result::Error::NotFound => {
-            ApiError::not_found(format!("account `{code}` not found"))
-        }
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::CheckViolation,
-            info,
-        ) => ApiError::invalid_request(format!("invalid setting: {}", info.message())),
-        other => other.into(),
+fn map_update_error(code: &str, e: diesel::result::Error) -> OpsError {
+    Refusals {
+        not_found: Some(format!("account `{code}` not found")),
+        invalid: Some("invalid setting"),
+        ..Refusals::default()
     }
+    .error(e)
 }
 
 /// Validates and applies an update; returns the account as it now is.
@@ -239,18 +191,17 @@ pub async fn update(
     code: &str,
     mut change: AccountUpdate,
     allow_http_loopback: bool,
-) -> ApiResult<Account> {
+) -> OpsResult<Account> {
     if let Some(country) = &change.default_country {
         let upper = country.trim().to_ascii_uppercase();
-        parse_country(&upper).map_err(|e| ApiError::invalid_request(format!("country: {e}")))?;
+        parse_country(&upper).map_err(|e| OpsError::invalid(format!("country: {e}")))?;
         change.default_country = Some(upper);
     }
     if let Some(Some(url)) = &change.callback_url {
         check_callback_url(url, allow_http_loopback).await?;
     }
     if let Some(Some(hours)) = &change.calling_hours {
-        dialer_core::calling_hours::CallingHours::from_json(hours)
-            .map_err(ApiError::invalid_request)?;
+        dialer_core::calling_hours::CallingHours::from_json(hours).map_err(OpsError::invalid)?;
     }
     if let Some(list) = &change.retry_on {
         for d in list {
@@ -258,7 +209,7 @@ pub async fn update(
                 .parse::<dialer_core::domain::Disposition>()
                 .is_ok_and(|d| d.is_retryable())
             {
-                return Err(ApiError::invalid_request(format!(
+                return Err(OpsError::invalid(format!(
                     "retry_on: `{d}` is not a retryable disposition"
                 )));
             }
@@ -267,26 +218,21 @@ pub async fn update(
     if let Some(list) = &mut change.allowed_countries {
         for c in list.iter_mut() {
             *c = c.trim().to_ascii_uppercase();
-            parse_country(c)
-                .map_err(|e| ApiError::invalid_request(format!("allowed countries: {e}")))?;
+            parse_country(c).map_err(|e| OpsError::invalid(format!("allowed countries: {e}")))?;
         }
     }
     let bad_prefix = |p: &&String| {
         !(p.starts_with('+') && p.len() > 1 && p[1..].bytes().all(|b| b.is_ascii_digit()))
     };
     if let Some(bad) = change.allowed_prefixes.iter().flatten().find(bad_prefix) {
-        return Err(ApiError::invalid_request(format!(
+        return Err(OpsError::invalid(format!(
             "allowed prefix `{bad}` must be + and digits, e.g. +9198"
         )));
     }
     let mut conn = pool.get().await?;
-    conn.transaction::<Account, ApiError, _>(async |conn| {
+    conn.transaction::<Account, OpsError, _>(async |conn| {
         if let Some(tz) = &change.timezone {
-            diesel::sql_query("SELECT now() AT TIME ZONE $1")
-                .bind::<Text, _>(tz)
-                .execute(conn)
-                .await
-                .map_err(|_| ApiError::invalid_request(format!("unknown timezone `{tz}`")))?;
+            check_timezone(conn, tz).await?;
         }
         diesel::update(accounts::table.filter(accounts::accountcode.eq(code)))
             .set((&change, accounts::updated_at.eq(diesel::dsl::now)))
@@ -299,7 +245,7 @@ pub async fn update(
 }
 
 /// `active` or `suspended` (a suspended account's keys get 403).
-pub async fn set_status(pool: &DbPool, code: &str, status: &str) -> ApiResult<Account> {
+pub async fn set_status(pool: &DbPool, code: &str, status: &str) -> OpsResult<Account> {
     let mut conn = pool.get().await?;
     diesel::update(accounts::table.filter(accounts::accountcode.eq(code)))
         .set((
@@ -318,12 +264,12 @@ pub async fn rotate_key(
     pool: &DbPool,
     code: &str,
     revoke_previous: bool,
-) -> ApiResult<(String, i64)> {
+) -> OpsResult<(String, i64)> {
     let account = find(pool, code).await?;
-    let key = generate_api_key().map_err(ApiError::internal)?;
+    let key = generate_api_key().map_err(OpsError::internal)?;
     let mut conn = pool.get().await?;
     let revoked = conn
-        .transaction::<i64, ApiError, _>(async |conn| {
+        .transaction::<i64, OpsError, _>(async |conn| {
             let revoked = if revoke_previous {
                 diesel::update(
                     api_keys::table
@@ -336,17 +282,90 @@ pub async fn rotate_key(
             } else {
                 0
             };
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::account_id.eq(account.id),
-                    api_keys::key_hash.eq(key.hash.as_slice()),
-                    api_keys::key_prefix.eq(&key.prefix),
-                    api_keys::label.eq("rotated"),
-                ))
-                .execute(conn)
-                .await?;
+            add_key(conn, account.id, &key, "rotated").await?;
             Ok(revoked)
         })
         .await?;
     Ok((key.key, revoked))
+}
+
+/// Current use of the account's quotas.
+#[derive(Debug, diesel::QueryableByName, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountUsage {
+    /// Calls not yet at their final outcome (counted against `max_queued_calls`).
+    #[diesel(sql_type = BigInt)]
+    pub queued_calls: i64,
+    /// Calls submitted today in the account's timezone (counted against `max_calls_per_day`).
+    #[diesel(sql_type = BigInt)]
+    pub calls_today: i64,
+}
+
+pub async fn usage(pool: &DbPool, account: &Account) -> OpsResult<AccountUsage> {
+    let pending = CallStatus::sql_list(|s| !s.is_final());
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(format!(
+        "SELECT count(*) FILTER (WHERE status IN ({pending})) AS queued_calls,
+                count(*) FILTER (WHERE created_at >= (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2)) AS calls_today
+         FROM calls WHERE account_id = $1"
+    ))
+    .bind::<BigInt, _>(account.id)
+    .bind::<Text, _>(&account.timezone)
+    .get_result(&mut conn)
+    .await?)
+}
+
+/// An IANA zone name PostgreSQL knows; asking it keeps one source of truth.
+async fn check_timezone(conn: &mut AsyncPgConnection, tz: &str) -> OpsResult<()> {
+    diesel::sql_query("SELECT now() AT TIME ZONE $1")
+        .bind::<Text, _>(tz)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|_| OpsError::invalid(format!("unknown timezone `{tz}`")))
+}
+
+/// A new API key of the account (its hash and prefix; the key itself is shown once).
+async fn add_key(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    key: &NewApiKey,
+    label: &str,
+) -> diesel::QueryResult<usize> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::account_id.eq(account_id),
+            api_keys::key_hash.eq(key.hash.as_slice()),
+            api_keys::key_prefix.eq(&key.prefix),
+            api_keys::label.eq(label),
+        ))
+        .execute(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_callback_url;
+
+    #[tokio::test]
+    async fn callback_urls() {
+        let ok = async |url: &str, allow: bool| check_callback_url(url, allow).await.is_ok();
+        assert!(ok("https://93.184.216.34/hook", false).await);
+        assert!(!ok("http://93.184.216.34/hook", true).await);
+        assert!(!ok("http://127.0.0.1:8080/hook", false).await);
+        assert!(ok("http://127.0.0.1:8080/hook", true).await);
+        assert!(ok("http://localhost:8080/hook", true).await);
+        assert!(!ok("ftp://x", true).await);
+        assert!(!ok("https://10.0.0.1/hook", true).await);
+        assert!(!ok("https://169.254.169.254/latest", false).await);
+        assert!(!ok("https://[::1]/hook", false).await);
+        // a name is judged by its addresses
+        assert!(!ok("https://localhost/hook", false).await);
+        let err = check_callback_url("https://user:hunter2@93.184.216.34/", false)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("user name or password"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }

@@ -1,13 +1,11 @@
 //! A dispatch whose process dies between the database commit and the publish loses no call:
 //! the outbox sweeper of the next process publishes every job, each once.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, TestApp, drain_dial_queue};
-use dialer_api::accounts::{self, CreateAccount};
+use crate::helpers::{Client, TestApp, drain_dial_queue};
+use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
 use diesel_async::RunQueryDsl;

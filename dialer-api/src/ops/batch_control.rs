@@ -1,0 +1,156 @@
+//! Batch control (pause, resume, cancel), shared by the API and dialerctl: the batch is locked,
+//! the core's lifecycle changes its rows, and the committed outbox rows are handed to RabbitMQ.
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use dialer_core::db::DbPool;
+use dialer_core::domain::{BatchStatus, EventType};
+use dialer_core::lifecycle::control::{self as lifecycle, CancelledBatch};
+use dialer_core::models::{Account, Batch};
+
+use crate::broker::Broker;
+use crate::ops::batches::{BatchSummary, find_batch, lock_batch, summary};
+use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::handoff::{publish_committed, publish_events};
+
+/// What an operator or client does to a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// No new call starts; calls in progress finish. Idempotent.
+    Pause,
+    /// Dialing continues without another dispatch.
+    Resume,
+    /// No new call starts; every call not yet dialed ends now with a `call_cancelled` event,
+    /// written in the same transaction as the status change. Idempotent.
+    Cancel,
+}
+
+/// What a control left for after the commit.
+enum Effect {
+    Nothing,
+    /// Dial jobs re-armed for the outbox (resume).
+    Rearmed,
+    /// Events written (cancel): cancelled calls, and `batch_completed` when that finished it.
+    Events(usize),
+}
+
+/// Applies `control` to the account's batch; returns the batch as it now is.
+pub async fn control(
+    pool: &DbPool,
+    broker: &Broker,
+    account: &Account,
+    batch_id: i64,
+    control: Control,
+) -> OpsResult<BatchSummary> {
+    let mut conn = pool.get().await?;
+    let (summary, batch_pk, effect) = conn
+        .transaction::<(BatchSummary, i64, Effect), OpsError, _>(async |conn| {
+            let batch = lock_batch(conn, account.id, batch_id).await?;
+            let effect = apply(conn, account, &batch, control).await?;
+            let batch = find_batch(conn, account.id, batch_id).await?;
+            let summary = summary(conn, &batch).await?;
+            let effect = match effect {
+                Effect::Events(n)
+                    if n > 0
+                        && summary.totals.pending_calls == 0
+                        && account.callback_batch_events =>
+                {
+                    // Nothing left in progress: the cancel itself finishes the batch.
+                    write_batch_completed(conn, account, &batch, &summary).await?;
+                    Effect::Events(n + 1)
+                }
+                other => other,
+            };
+            Ok((summary, batch.id, effect))
+        })
+        .await?;
+    drop(conn);
+    match effect {
+        Effect::Nothing | Effect::Events(0) => {}
+        Effect::Rearmed => publish_committed(pool, broker, &[batch_pk]).await,
+        Effect::Events(cancelled) => {
+            tracing::info!(batch_id, cancelled, "batch cancelled");
+            publish_events(pool, broker, batch_pk).await;
+        }
+    }
+    Ok(summary)
+}
+
+/// The rows `control` changes in the locked batch, or why it cannot.
+async fn apply(
+    conn: &mut AsyncPgConnection,
+    account: &Account,
+    batch: &Batch,
+    control: Control,
+) -> OpsResult<Effect> {
+    let closed = || {
+        OpsError::conflict(
+            "batch_closed",
+            format!("batch {} is {}", batch.batch_id, batch.status),
+        )
+    };
+    Ok(match (control, batch.status) {
+        (Control::Pause, BatchStatus::Cancelled | BatchStatus::Completed) => return Err(closed()),
+        (Control::Pause, BatchStatus::Pending | BatchStatus::Dispatching) => {
+            lifecycle::pause(conn, batch.id).await?;
+            Effect::Nothing
+        }
+        (Control::Resume, BatchStatus::Cancelled) => return Err(closed()),
+        (Control::Resume, BatchStatus::Paused) => {
+            lifecycle::resume(conn, batch.id, batch.dispatched_at.is_some()).await?;
+            Effect::Rearmed
+        }
+        (Control::Cancel, status) if status != BatchStatus::Cancelled => {
+            let cancelled = CancelledBatch {
+                batch_pk: batch.id,
+                batch_id: batch.batch_id,
+                account_id: account.id,
+                accountcode: &account.accountcode,
+            };
+            Effect::Events(lifecycle::cancel(conn, cancelled).await?)
+        }
+        _ => Effect::Nothing,
+    })
+}
+
+/// The `batch_completed` event (for accounts that subscribe), same body as the dispatcher's.
+// MERGE: use lifecycle::completion
+async fn write_batch_completed(
+    conn: &mut AsyncPgConnection,
+    account: &dialer_core::models::Account,
+    batch: &Batch,
+    summary: &BatchSummary,
+) -> OpsResult<()> {
+    let event_id = dialer_core::event_body::new_event_id();
+    let now = chrono::Utc::now();
+    let counts: serde_json::Map<String, serde_json::Value> = summary
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| ((*k).to_owned(), (*n).into()))
+        .collect();
+    let body = serde_json::json!({
+        "event_id": event_id,
+        "event_type": EventType::BatchCompleted.as_str(),
+        "accountcode": account.accountcode,
+        "batch_id": batch.batch_id,
+        "total_calls": summary.totals.total_calls,
+        "completed_calls": summary.totals.completed_calls,
+        "failed_calls": summary.totals.failed_calls,
+        "counts": counts,
+        "occurred_at": dialer_core::event_body::rfc3339(now),
+    });
+    diesel::sql_query(
+        "INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body, occurred_at)
+         VALUES ($1, $2, $3, 'batch_completed', $4, $5)",
+    )
+    .bind::<Text, _>(&event_id)
+    .bind::<BigInt, _>(account.id)
+    .bind::<BigInt, _>(batch.id)
+    .bind::<Text, _>(body.to_string())
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The operations the API and dialerctl share: domain code over the database (and the broker's
+//! hand-off), knowing nothing of HTTP. Each returns [`OpsError`]; the API maps it to its answer
+//! in one place.
+
+pub mod accounts;
+pub mod batch_control;
+pub mod batches;
+pub mod call_listing;
+pub mod callbacks;
+pub mod calls;
+pub mod dispatch;
+pub mod dnc;
+pub mod error;
+pub mod handoff;
+pub mod paging;
+pub mod servers;
+
+pub use error::{OpsError, OpsResult};

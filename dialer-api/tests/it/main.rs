@@ -1,0 +1,11 @@
+//! The API's tests, one binary: the real application on port 0 against its own database and
+//! queue names (see `helpers`), one module per area.
+
+mod api_basics;
+mod callbacks;
+mod cli;
+mod crash_recovery;
+mod dispatch_and_control;
+mod helpers;
+mod ingestion;
+mod openapi;
