@@ -10,6 +10,7 @@ pub mod domain;
 pub mod event_body;
 pub mod event_outbox;
 pub mod failpoint;
+pub mod lifecycle;
 pub mod migrations;
 pub mod models;
 pub mod phone;
