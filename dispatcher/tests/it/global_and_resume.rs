@@ -2,15 +2,13 @@
 //! dispatchers on two servers (counted at the simulators), and a paused batch resumed the way the
 //! API resumes it.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
 use ami_sim::stats::max_in_window;
-use common::{World, rule};
 use dialer_core::dial_outbox;
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;

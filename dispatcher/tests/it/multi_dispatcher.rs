@@ -2,13 +2,11 @@
 //! limit holds in aggregate (as the simulated PBX counts), and when one dies another takes its
 //! servers within ten seconds.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;

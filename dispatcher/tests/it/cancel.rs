@@ -2,12 +2,10 @@
 //! retry, calls not dialed end `call_cancelled`, and the batch finishes once with its
 //! `batch_completed`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;

@@ -1,12 +1,10 @@
 //! Dialing rules through the whole dispatcher: retries, do-not-call added after submission,
 //! calling hours, expiry, pause, and `Local/` channel templates.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;

@@ -1,12 +1,10 @@
 //! Channel limits as the simulated PBX counts them, a pause taking effect within a second, and
 //! the batch's completion.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;

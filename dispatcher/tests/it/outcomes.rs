@@ -1,12 +1,10 @@
 //! Every outcome through the whole dispatcher: dial jobs from RabbitMQ, claims in PostgreSQL,
 //! Originates on a simulated Asterisk, events written with their call's state.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use dispatcher::Dispatcher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

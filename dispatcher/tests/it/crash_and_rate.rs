@@ -2,13 +2,11 @@
 //! middle of a batch dials no number twice and leaves no call without a final state; an account
 //! limited to 20 calls per second gets 20, evenly.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use dispatcher::Dispatcher;
 
 fn spawn_dispatcher(world: &World, name: &str) -> Child {

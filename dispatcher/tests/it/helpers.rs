@@ -1,7 +1,6 @@
 //! A world for dispatcher tests: a fresh database and queue prefix, simulated Asterisk servers
 //! registered as servers, accounts and batches written as the API writes them, and dial jobs
 //! published through the real outbox.
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,8 @@ use dispatcher::DispatcherConfig;
 pub struct World {
     pub env: TestEnv,
     pub sims: Vec<Simulator>,
-    pub amqp: lapin::Connection,
+    /// Held open for `channel`.
+    _amqp: lapin::Connection,
     pub channel: lapin::Channel,
     pub pool: dialer_core::db::DbPool,
 }
@@ -75,7 +75,7 @@ impl World {
         let world = World {
             env,
             sims,
-            amqp,
+            _amqp: amqp,
             channel,
             pool,
         };

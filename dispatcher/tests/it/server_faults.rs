@@ -2,12 +2,10 @@
 //! with it end with a clear terminal event, and nothing is dialed twice. And the platform's own
 //! hang-up at an account's maximum call length.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{self, World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -50,7 +48,7 @@ async fn wait_dialed(world: &World, n: u64) {
     }
 }
 
-fn check_final(world: &World, calls: &[common::CallRow], numbers: &[String]) {
+fn check_final(world: &World, calls: &[helpers::CallRow], numbers: &[String]) {
     for c in calls {
         assert_eq!(c.attempts, 1, "{} attempts {}", c.phone_raw, c.attempts);
     }

@@ -1,12 +1,10 @@
 //! Fairness: while one account has a long batch queued, another account's small batch starts
 //! dialing within two seconds and gets its share of a shared server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
