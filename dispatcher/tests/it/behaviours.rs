@@ -8,7 +8,6 @@ use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 fn rules() -> Vec<ami_sim::Rule> {
     vec![
@@ -29,9 +28,7 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
         )
         .await;
     let batch = world.batch(account, 1, &["+15551110001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "busy");
@@ -89,9 +86,7 @@ async fn do_not_call_expiry_and_destination_rules_end_calls_undialed() {
             "UPDATE batches SET expires_at = now() - interval '1 minute' WHERE id = {expired}"
         ))
         .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     let exp = world.wait_final(expired, Duration::from_secs(30)).await;
     d.shutdown().await;
@@ -150,9 +145,7 @@ async fn outside_calling_hours_a_call_waits_in_the_database_and_is_not_dialed() 
         )
         .await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.shutdown().await;
     assert_eq!(world.sims[0].stats().originates_total, 0);
@@ -189,9 +182,7 @@ async fn a_paused_batch_is_not_dialed() {
             "UPDATE batches SET status = 'paused' WHERE id = {batch}"
         ))
         .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(world.sims[0].stats().originates_total, 0);
     assert_eq!(world.calls(batch).await[0].status, "scheduled");
@@ -204,9 +195,7 @@ async fn local_channel_templates_map_like_trunks() {
     let account = world.account("ACME", 50, 20, "").await;
     let numbers = ["+15550000001".to_string(), "+15551110002".to_string()];
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     d.shutdown().await;
     assert_eq!(

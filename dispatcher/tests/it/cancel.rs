@@ -2,14 +2,13 @@
 //! retry, calls not dialed end `call_cancelled`, and the batch finishes once with its
 //! `batch_completed`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[derive(QueryableByName)]
 struct BatchEnd {
@@ -70,14 +69,15 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
         "+15550000003".to_string(),
     ];
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while world.sims[0].stats().originates_total < 3 {
-        assert!(Instant::now() < deadline, "never dialed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = world.start().await;
+    world
+        .wait_originates(
+            3,
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            "never dialed",
+        )
+        .await;
     cancel(&world, batch).await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     // Let a wrongly scheduled retry show itself.
@@ -106,13 +106,7 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 50, 100).await;
     let account = world
         .account("ACME", 50, 20, "callback_batch_events = true")
         .await;
@@ -123,9 +117,7 @@ async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
             "UPDATE batches SET status = 'cancelled', cancelled_at = now() WHERE id = {batch}"
         ))
         .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "cancelled");

@@ -3,12 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{World, numbers};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[derive(QueryableByName)]
 struct First {
@@ -21,20 +19,12 @@ struct First {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_batch_is_not_stuck_behind_a_big_one() {
     // The server takes 20 calls per second; each account may use all of it.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        200,
-        20,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 200, 20).await;
     let big = world.account("BIG", 20, 100, "").await;
     let small = world.account("SMALL", 20, 100, "").await;
-    let numbers: Vec<String> = (0..600).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(600);
     let big_batch = world.batch(big, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     // Let the big batch get going.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let submitted = chrono::Utc::now();

@@ -4,31 +4,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{World, numbers};
 use ami_sim::stats::max_in_window;
 use dialer_core::dial_outbox;
-use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use dispatcher::{Dispatcher, DispatcherConfig};
-
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(world: &World, sql: &str) -> i64 {
-    let mut conn = world.conn().await;
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
-}
 
 /// Two dispatchers, started and waited for until each holds one of the two servers, so both
 /// dial from the first call on.
@@ -44,39 +27,13 @@ async fn two_dispatchers(
     tweak(&mut cb);
     let a = Dispatcher::start(ca).await.expect("a");
     let b = Dispatcher::start(cb).await.expect("b");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let a_held = count(
-            world,
-            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-a' AND expires_at > now()",
-        )
-        .await;
-        let b_held = count(
-            world,
-            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-b' AND expires_at > now()",
-        )
-        .await;
-        if a_held == 1 && b_held == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "servers never shared ({a_held}, {b_held})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    world.wait_servers_shared(" AND expires_at > now()").await;
     (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        200,
-        1000,
-    )
-    .await;
+    let world = World::answering(2, 0, 100, 200, 1000).await;
     let acme = world.account("ACME", 20, 100, "").await;
     let globex = world.account("GLOBEX", 20, 100, "").await;
     let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
@@ -115,28 +72,20 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
     for sim in &world.sims {
         assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
     }
-    let dialers = count(
-        &world,
-        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
-    )
-    .await;
+    let dialers = world
+        .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
+        .await;
     assert_eq!(dialers, 2, "both dispatchers dialed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_channel_limit_holds_across_two_dispatchers() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 1500)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(2, 0, 1500, 50, 200).await;
     let account = world.account("ACME", 50, 6, "").await;
     let (a, b) = two_dispatchers(&world, |_| {}).await;
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let numbers: Vec<String> = (0..48).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(48);
     let batch = world.batch(account, 1, &numbers).await;
 
     // Both simulators' channels up now, summed, sampled every few milliseconds until the end.
@@ -186,11 +135,9 @@ async fn an_account_channel_limit_holds_across_two_dispatchers() {
     );
     assert!(max >= 5, "the limit was not even approached ({max})");
     assert!(st0.max_concurrent_channels + st1.max_concurrent_channels >= 6);
-    let dialers = count(
-        &world,
-        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
-    )
-    .await;
+    let dialers = world
+        .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
+        .await;
     assert_eq!(dialers, 2, "both dispatchers dialed");
 }
 
@@ -235,24 +182,19 @@ async fn resume_like_the_api(world: &World, batch_pk: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 50, 200).await;
     let account = world.account("ACME", 20, 50, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(200);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims[0].stats().originates_total < 30 {
-        assert!(Instant::now() < deadline, "never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = world.start().await;
+    world
+        .wait_originates(
+            30,
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            "never got going",
+        )
+        .await;
     // What the API's pause does to the batch.
     world
         .exec(&format!(
@@ -300,10 +242,10 @@ async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
             c.phone_raw
         );
     }
-    let status = count(
-        &world,
-        &format!("SELECT count(*) AS n FROM batches WHERE id = {batch} AND status = 'completed'"),
-    )
-    .await;
+    let status = world
+        .count(&format!(
+            "SELECT count(*) AS n FROM batches WHERE id = {batch} AND status = 'completed'"
+        ))
+        .await;
     assert_eq!(status, 1, "the batch completed");
 }

@@ -2,6 +2,7 @@
 //! registered as servers, accounts and batches written as the API writes them, and dial jobs
 //! published through the real outbox.
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ami_sim::{OutcomeKind, Rule, SimConfig, Simulator};
@@ -11,7 +12,7 @@ use dialer_core::topology;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use dispatcher::DispatcherConfig;
+use dispatcher::{Dispatcher, DispatcherConfig};
 
 pub struct World {
     pub env: TestEnv,
@@ -31,7 +32,45 @@ pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> 
     }
 }
 
+/// `n` test numbers, `+15550000000` on.
+pub fn numbers(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("+1555{i:07}")).collect()
+}
+
+/// Polls `done` every `every` until it holds; fails with `what` once `within` has passed.
+pub async fn wait_until(
+    within: Duration,
+    every: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 impl World {
+    /// `servers` simulators answering every `+1555` number after `ring_ms` and hanging up after
+    /// `talk_ms`, each registered with `max_channels` and `max_cps`.
+    pub async fn answering(
+        servers: usize,
+        ring_ms: u64,
+        talk_ms: u64,
+        max_channels: i32,
+        max_cps: i32,
+    ) -> World {
+        let rules = vec![rule("+1555*", OutcomeKind::Answered, ring_ms, talk_ms)];
+        World::new(servers, rules, max_channels, max_cps).await
+    }
+
     /// `servers` simulators with `rules`, each registered with `max_channels` and `max_cps`.
     pub async fn new(servers: usize, rules: Vec<Rule>, max_channels: i32, max_cps: i32) -> World {
         World::with_template(
@@ -97,6 +136,71 @@ impl World {
         AsyncPgConnection::establish(&self.env.config.database_url)
             .await
             .expect("connect")
+    }
+
+    /// The `n` of a one-row query (`SELECT count(*) AS n ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.conn().await;
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .n
+    }
+
+    /// Waits until `dispatcher-a` and `dispatcher-b` hold one server lease each (`leases`: an
+    /// extra condition on the leases counted).
+    pub async fn wait_servers_shared(&self, leases: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = |holder: &str| {
+                format!("SELECT count(*) AS n FROM server_leases WHERE holder = '{holder}'{leases}")
+            };
+            let a_held = self.count(&held("dispatcher-a")).await;
+            let b_held = self.count(&held("dispatcher-b")).await;
+            if a_held == 1 && b_held == 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "servers never shared ({a_held}, {b_held})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the first simulator has received `n` Originates; fails with `what` after
+    /// `within`.
+    pub async fn wait_originates(&self, n: u64, within: Duration, every: Duration, what: &str) {
+        wait_until(within, every, what, || {
+            self.sims[0].stats().originates_total >= n
+        })
+        .await;
+    }
+
+    /// A dispatcher in this process, with [`World::dispatcher_config`].
+    pub async fn start(&self) -> Dispatcher {
+        Dispatcher::start(self.dispatcher_config())
+            .await
+            .expect("start")
+    }
+
+    /// The dispatcher binary as its own process (to be killed), with id `id` (metrics served
+    /// at `metrics_addr`, none when empty).
+    pub fn spawn_dispatcher(&self, id: &str, lease_ttl_secs: &str, metrics_addr: &str) -> Child {
+        let c = &self.env.config;
+        Command::new(env!("CARGO_BIN_EXE_dispatcher"))
+            .env("DATABASE_URL", &c.database_url)
+            .env("AMQP_URL", &c.amqp_url)
+            .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
+            .env("DIALER_DISPATCHER_ID", id)
+            .env("DIALER_LEASE_TTL_SECS", lease_ttl_secs)
+            .env("RUST_LOG", "warn")
+            .env("DIALER_DISPATCHER_METRICS_ADDR", metrics_addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the dispatcher binary")
     }
 
     pub async fn exec(&self, sql: &str) {

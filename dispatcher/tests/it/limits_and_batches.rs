@@ -1,31 +1,22 @@
 //! Channel limits as the simulated PBX counts them, a pause taking effect within a second, and
 //! the batch's completion.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{World, rule};
+use crate::helpers::{World, numbers, rule};
 use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_and_server_channel_limits_are_never_exceeded() {
     // Account limit 5 on a server of 50.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 500, 50, 200).await;
     let account = world.account("ACME", 50, 5, "").await;
-    let numbers: Vec<String> = (0..40).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(40);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -36,18 +27,10 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     assert!(max >= 4, "the limit was not even approached ({max})");
 
     // Server limit 3 under an account allowed 50.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
-        3,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 500, 3, 200).await;
     let account = world.account("ACME", 50, 50, "").await;
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -56,24 +39,19 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 50, 200).await;
     let account = world.account("ACME", 20, 50, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(200);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims[0].stats().originates_total < 30 {
-        assert!(Instant::now() < deadline, "never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = world.start().await;
+    world
+        .wait_originates(
+            30,
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            "never got going",
+        )
+        .await;
     // What the API's pause does to the batch.
     world
         .exec(&format!(
@@ -130,9 +108,7 @@ async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
         "+15551110003".to_string(),
     ];
     let batch = world.batch(account, 9, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     world.wait_final(batch, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.shutdown().await;

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use dispatcher::Dispatcher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_gives_the_contracts_events_and_dispositions() {
@@ -27,9 +26,7 @@ async fn every_outcome_gives_the_contracts_events_and_dispositions() {
     let account = world.account("ACME", 50, 20, "").await;
     let numbers: Vec<String> = (1..=7).map(|i| format!("+155500000{i}")).collect();
     let batch = world.batch(account, 42, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
 
     let want: [(&str, &str, &[&str]); 7] = [

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, World, rule};
+use crate::helpers::{self, World, numbers, rule};
 use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
@@ -64,19 +64,11 @@ fn check_final(world: &World, calls: &[helpers::CallRow], numbers: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 3000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(2, 100, 3000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers: Vec<String> = (0..120).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(120);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     wait_dialed(&world, 30).await;
     // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
     world.sims[0].restart().await;
@@ -107,19 +99,11 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 1000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(2, 100, 1000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(200);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     wait_dialed(&world, 20).await;
     world.sims[0].stall();
     let stalled = chrono::Utc::now();
@@ -147,18 +131,10 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 50, 60_000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 50, 60_000, 30, 100).await;
     let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "timeout");
@@ -195,9 +171,7 @@ async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
     let account = world.account("ACME", 50, 50, "").await;
     let failing: Vec<String> = (0..30).map(|i| format!("+1555{i:07}")).collect();
     world.batch(account, 1, &failing).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let factor = |d: &Dispatcher| d.capacity_factors().into_iter().next().map_or(1.0, |f| f.1);
     let deadline = Instant::now() + Duration::from_secs(20);
     while factor(&d) >= 1.0 {
@@ -235,20 +209,12 @@ struct AttemptEnd {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_waiting_for_their_slot_across_a_reconnect_are_dialed_once_and_followed() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 3000)],
-        100,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 0, 3000, 100, 100).await;
     // Two calls per second: the first claim takes 20 calls whose slots span ten seconds.
     let account = world.account("ACME", 2, 50, "").await;
-    let numbers: Vec<String> = (0..20).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(20);
     let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     wait_dialed(&world, 3).await;
     // The connection drops with most claimed calls still waiting for their slot; the calls up
     // (talking 3 s) are still there when it comes back.
