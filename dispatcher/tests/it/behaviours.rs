@@ -82,9 +82,7 @@ async fn do_not_call_expiry_and_destination_rules_end_calls_undialed() {
         .await;
     let expired = world.batch(account, 2, &["+15550000009".to_string()]).await;
     world
-        .exec(&format!(
-            "UPDATE batches SET expires_at = now() - interval '1 minute' WHERE id = {expired}"
-        ))
+        .update_batch(expired, "expires_at = now() - interval '1 minute'")
         .await;
     let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
@@ -177,11 +175,7 @@ async fn a_paused_batch_is_not_dialed() {
     let world = World::new(1, rules(), 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused' WHERE id = {batch}"
-        ))
-        .await;
+    world.update_batch(batch, "status = 'paused'").await;
     let d = world.start().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(world.sims[0].stats().originates_total, 0);

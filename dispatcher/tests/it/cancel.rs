@@ -70,14 +70,7 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
     ];
     let batch = world.batch(account, 1, &numbers).await;
     let d = world.start().await;
-    world
-        .wait_originates(
-            3,
-            Duration::from_secs(20),
-            Duration::from_millis(20),
-            "never dialed",
-        )
-        .await;
+    world.wait_originates(3, 20, 20, "never dialed").await;
     cancel(&world, batch).await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     // Let a wrongly scheduled retry show itself.
@@ -113,9 +106,7 @@ async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
     // The batch cancelled, its call still `scheduled` (a retry released as the cancel ran).
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'cancelled', cancelled_at = now() WHERE id = {batch}"
-        ))
+        .update_batch(batch, "status = 'cancelled', cancelled_at = now()")
         .await;
     let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;

@@ -16,12 +16,7 @@ async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_ca
 
     let mut first = world.spawn_dispatcher("first", "3", "");
     world
-        .wait_originates(
-            40,
-            Duration::from_secs(60),
-            Duration::from_millis(50),
-            "the first dispatcher never got going",
-        )
+        .wait_originates(40, 60, 50, "the first dispatcher never got going")
         .await;
     // SIGKILL: no cleanup, leases and unacknowledged jobs left as they were.
     first.kill().expect("kill -9");
@@ -100,14 +95,7 @@ async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life()
 
     // A fixed DIALER_DISPATCHER_ID, as in a deployment with stable names.
     let mut first = KillOnDrop(world.spawn_dispatcher("fixed", "3", ""));
-    world
-        .wait_originates(
-            6,
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            "never got going",
-        )
-        .await;
+    world.wait_originates(6, 30, 50, "never got going").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.0.kill().expect("kill -9");
     let _ = first.0.wait();
@@ -183,12 +171,7 @@ async fn sigterm_finishes_calls_in_flight_and_leaves_the_rest_queued() {
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let mut first = world.spawn_dispatcher("first", "3", &metrics_addr);
     world
-        .wait_originates(
-            30,
-            Duration::from_secs(60),
-            Duration::from_millis(50),
-            "the dispatcher never got going",
-        )
+        .wait_originates(30, 60, 50, "the dispatcher never got going")
         .await;
     let metrics = scrape(metrics_port).await;
     assert!(

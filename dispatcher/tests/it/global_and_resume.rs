@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::helpers::{World, numbers};
+use crate::helpers::{World, batch_under_way, numbers};
 use ami_sim::stats::max_in_window;
 use dialer_core::dial_outbox;
 use diesel::sql_types::BigInt;
@@ -72,10 +72,7 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
     for sim in &world.sims {
         assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
     }
-    let dialers = world
-        .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
-        .await;
-    assert_eq!(dialers, 2, "both dispatchers dialed");
+    world.assert_two_dispatchers_dialed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,10 +132,7 @@ async fn an_account_channel_limit_holds_across_two_dispatchers() {
     );
     assert!(max >= 5, "the limit was not even approached ({max})");
     assert!(st0.max_concurrent_channels + st1.max_concurrent_channels >= 6);
-    let dialers = world
-        .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
-        .await;
-    assert_eq!(dialers, 2, "both dispatchers dialed");
+    world.assert_two_dispatchers_dialed().await;
 }
 
 /// What `dialer_api::batches::resume` does to a paused, dispatched batch (same statements, in one
@@ -182,25 +176,13 @@ async fn resume_like_the_api(world: &World, batch_pk: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
-    let world = World::answering(1, 0, 100, 50, 200).await;
-    let account = world.account("ACME", 20, 50, "").await;
-    let numbers = numbers(200);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
-    world
-        .wait_originates(
-            30,
-            Duration::from_secs(30),
-            Duration::from_millis(20),
-            "never got going",
-        )
-        .await;
+    let (world, batch, d) = batch_under_way().await;
     // What the API's pause does to the batch.
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused', paused_at = now(), updated_at = now() \
-             WHERE id = {batch}"
-        ))
+        .update_batch(
+            batch,
+            "status = 'paused', paused_at = now(), updated_at = now()",
+        )
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_a_second = world.sims[0].stats().originates_total;

@@ -37,6 +37,18 @@ pub fn numbers(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("+1555{i:07}")).collect()
 }
 
+/// One server answering after 100 ms talk, a batch of 200 calls at 20 per second, a dispatcher
+/// started and 30 calls dialed: a batch to pause mid-way. Returns the world, the batch and the
+/// dispatcher.
+pub async fn batch_under_way() -> (World, i64, Dispatcher) {
+    let world = World::answering(1, 0, 100, 50, 200).await;
+    let account = world.account("ACME", 20, 50, "").await;
+    let batch = world.batch(account, 1, &numbers(200)).await;
+    let d = world.start().await;
+    world.wait_originates(30, 30, 20, "never got going").await;
+    (world, batch, d)
+}
+
 /// Polls `done` every `every` until it holds; fails with `what` once `within` has passed.
 pub async fn wait_until(
     within: Duration,
@@ -169,13 +181,33 @@ impl World {
         }
     }
 
-    /// Waits until the first simulator has received `n` Originates; fails with `what` after
-    /// `within`.
-    pub async fn wait_originates(&self, n: u64, within: Duration, every: Duration, what: &str) {
+    /// Waits until the first simulator has received `n` Originates, polling every `every_ms`;
+    /// fails with `what` after `within_secs`.
+    pub async fn wait_originates(&self, n: u64, within_secs: u64, every_ms: u64, what: &str) {
+        let (within, every) = (
+            Duration::from_secs(within_secs),
+            Duration::from_millis(every_ms),
+        );
         wait_until(within, every, what, || {
             self.sims[0].stats().originates_total >= n
         })
         .await;
+    }
+
+    /// Sets `assignments` (SQL) on a batch row, as the API's controls do.
+    pub async fn update_batch(&self, batch_pk: i64, assignments: &str) {
+        self.exec(&format!(
+            "UPDATE batches SET {assignments} WHERE id = {batch_pk}"
+        ))
+        .await;
+    }
+
+    /// Both dispatchers of a two-dispatcher test took calls.
+    pub async fn assert_two_dispatchers_dialed(&self) {
+        let dialers = self
+            .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
+            .await;
+        assert_eq!(dialers, 2, "both dispatchers dialed");
     }
 
     /// A dispatcher in this process, with [`World::dispatcher_config`].

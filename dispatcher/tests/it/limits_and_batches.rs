@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, numbers, rule};
+use crate::helpers::{World, batch_under_way, numbers, rule};
 use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
@@ -39,24 +39,10 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
-    let world = World::answering(1, 0, 100, 50, 200).await;
-    let account = world.account("ACME", 20, 50, "").await;
-    let numbers = numbers(200);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
-    world
-        .wait_originates(
-            30,
-            Duration::from_secs(30),
-            Duration::from_millis(20),
-            "never got going",
-        )
-        .await;
+    let (world, batch, d) = batch_under_way().await;
     // What the API's pause does to the batch.
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused', paused_at = now() WHERE id = {batch}"
-        ))
+        .update_batch(batch, "status = 'paused', paused_at = now()")
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_a_second = world.sims[0].stats().originates_total;

@@ -49,10 +49,7 @@ async fn two_dispatchers_share_the_servers_and_hold_the_account_rate_in_aggregat
     let rate = (times.len() - 1) as f64 / span;
     assert!((19.4..=20.6).contains(&rate), "average {rate:.2}/s");
     assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
-    let dialers = world
-        .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
-        .await;
-    assert_eq!(dialers, 2, "both dispatchers dialed");
+    world.assert_two_dispatchers_dialed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
