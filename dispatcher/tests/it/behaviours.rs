@@ -196,11 +196,6 @@ async fn local_channel_templates_map_like_trunks() {
         (calls[0].status.as_str(), calls[1].status.as_str()),
         ("completed", "busy")
     );
-    let types: Vec<String> = world
-        .events(calls[0].id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_started", "call_answered", "call_completed"]);
 }

@@ -83,8 +83,7 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
         .collect();
     assert_eq!(got, [("busy", 1), ("busy", 1), ("completed", 1)]);
     for c in &calls[..2] {
-        let events = world.events(c.id).await;
-        let last = events.last().expect("final event");
+        let last = world.last_event(c.id).await;
         assert_eq!(last.event_type, "call_busy");
         let body: serde_json::Value = serde_json::from_str(&last.body).expect("json");
         assert_eq!(body["will_retry"], false, "{body}");
@@ -112,12 +111,7 @@ async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "cancelled");
-    let types: Vec<String> = world
-        .events(calls[0].id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_cancelled"]);
     assert_eq!(world.sims[0].stats().originates_total, 0);
     assert_eq!(batch_end(&world, batch).await, ("cancelled".to_string(), 1));

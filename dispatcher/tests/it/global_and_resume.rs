@@ -40,7 +40,7 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
     // Both simulators count from the same instant, so their times merge.
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let acme_numbers: Vec<String> = (0..75).map(|i| format!("+1555{i:07}")).collect();
+    let acme_numbers = numbers(75);
     let globex_numbers: Vec<String> = (0..75).map(|i| format!("+1555{:07}", 1000 + i)).collect();
     let b1 = world.batch(acme, 1, &acme_numbers).await;
     let b2 = world.batch(globex, 1, &globex_numbers).await;

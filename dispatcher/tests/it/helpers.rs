@@ -49,6 +49,14 @@ pub async fn batch_under_way() -> (World, i64, Dispatcher) {
     (world, batch, d)
 }
 
+/// A final event of a call the platform lost sight of or ended itself: clear, never silent.
+pub fn ended_clearly(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "call_completed" | "call_timeout" | "call_failed"
+    )
+}
+
 /// Polls `done` every `every` until it holds; fails with `what` once `within` has passed.
 pub async fn wait_until(
     within: Duration,
@@ -355,6 +363,17 @@ impl World {
         .load(&mut conn)
         .await
         .expect("calls")
+    }
+
+    /// A call's last event.
+    pub async fn last_event(&self, call_pk: i64) -> EventRow {
+        self.events(call_pk).await.pop().expect("a final event")
+    }
+
+    /// The types of a call's events in sequence order.
+    pub async fn event_types(&self, call_pk: i64) -> Vec<String> {
+        let events = self.events(call_pk).await;
+        events.into_iter().map(|e| e.event_type).collect()
     }
 
     /// `(event_type, sequence, body)` of a call's events in sequence order.

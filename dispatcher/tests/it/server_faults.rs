@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, World, numbers, rule};
+use crate::helpers::{self, World, ended_clearly, numbers, rule};
 use ami_sim::OutcomeKind;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
@@ -78,16 +78,8 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
     check_final(&world, &calls, &numbers);
     // The calls that were up on ast1 ended with their events (hung up by the shutdown).
     for c in &calls {
-        let events = world.events(c.id).await;
-        let last = events.last().expect("final event");
-        assert!(
-            matches!(
-                last.event_type.as_str(),
-                "call_completed" | "call_timeout" | "call_failed"
-            ),
-            "{}",
-            last.event_type
-        );
+        let last = world.last_event(c.id).await;
+        assert!(ended_clearly(&last.event_type), "{}", last.event_type);
     }
     // After the restart both servers dialed again.
     let spread = after(&world, restarted).await;
@@ -112,9 +104,8 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
     check_final(&world, &calls, &numbers);
     // Calls whose events were lost in the stall end `unknown` with a reason, never retried.
     for c in calls.iter().filter(|c| c.status == "timeout") {
-        let events = world.events(c.id).await;
         let body: serde_json::Value =
-            serde_json::from_str(&events.last().expect("event").body).expect("json");
+            serde_json::from_str(&world.last_event(c.id).await.body).expect("json");
         assert_eq!(body["disposition"], "unknown");
         assert!(
             body["error_message"]
@@ -169,7 +160,7 @@ async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
     )
     .await;
     let account = world.account("ACME", 50, 50, "").await;
-    let failing: Vec<String> = (0..30).map(|i| format!("+1555{i:07}")).collect();
+    let failing = numbers(30);
     world.batch(account, 1, &failing).await;
     let d = world.start().await;
     let factor = |d: &Dispatcher| d.capacity_factors().into_iter().next().map_or(1.0, |f| f.1);
