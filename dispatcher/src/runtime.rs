@@ -72,14 +72,14 @@ impl Dispatcher {
         let (stop_all, all_rx) = watch::channel(false);
 
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(lease_loop(
-            pool.clone(),
-            config.clone(),
-            registry.clone(),
-            servers.clone(),
-            transitions_tx.clone(),
-            all_rx.clone(),
-        )));
+        let shared = Shared {
+            pool: pool.clone(),
+            config: config.clone(),
+            registry: registry.clone(),
+            servers: servers.clone(),
+            transitions: transitions_tx.clone(),
+        };
+        tasks.push(tokio::spawn(lease_loop(shared.clone(), all_rx.clone())));
         tasks.push(tokio::spawn(writer_loop(
             pool.clone(),
             publish.clone(),
@@ -104,16 +104,7 @@ impl Dispatcher {
             account_pacers: Arc::default(),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
-        tasks.push(tokio::spawn(sweep_loop(
-            pool.clone(),
-            publish,
-            topology,
-            config.clone(),
-            registry.clone(),
-            servers.clone(),
-            transitions_tx,
-            all_rx,
-        )));
+        tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));
         info!(id = %config.id, "dispatcher started");
         Ok(Dispatcher {
             config,
@@ -188,21 +179,24 @@ impl Dispatcher {
     }
 }
 
-async fn lease_loop(
+/// What the lease and sweep tasks both work with.
+#[derive(Clone)]
+struct Shared {
     pool: DbPool,
     config: DispatcherConfig,
     registry: Arc<Registry>,
     servers: Servers,
     transitions: mpsc::UnboundedSender<Transition>,
-    mut stop: watch::Receiver<bool>,
-) {
+}
+
+async fn lease_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
+    let Shared { pool, config, .. } = &shared;
     let every = config.lease_ttl / 4;
     loop {
         match pool.get().await {
             Ok(mut conn) => match leases::renew(&mut conn, &config.id, config.lease_ttl).await {
                 Ok(holding) => {
-                    let (lost, release) =
-                        apply_holding(&holding, &config, &registry, &servers, &transitions);
+                    let (lost, release) = apply_holding(&holding, &shared);
                     for s in lost {
                         warn!(server = %s.spec.code, "server lease lost or server changed");
                         s.stop().await;
@@ -211,7 +205,7 @@ async fn lease_loop(
                         match leases::release(&mut conn, &config.id, s.spec.id).await {
                             Ok(()) => {
                                 info!(server = %s.spec.code, "drained server handed over");
-                                if let Ok(mut map) = servers.lock() {
+                                if let Ok(mut map) = shared.servers.lock() {
                                     map.remove(&s.spec.id);
                                 }
                                 s.stop().await;
@@ -235,11 +229,15 @@ async fn lease_loop(
 /// drains one server (no new calls) and returns the drained ones to be released.
 fn apply_holding(
     holding: &leases::Holding,
-    config: &DispatcherConfig,
-    registry: &Arc<Registry>,
-    servers: &Servers,
-    transitions: &mpsc::UnboundedSender<Transition>,
+    shared: &Shared,
 ) -> (Vec<Arc<Server>>, Vec<Arc<Server>>) {
+    let Shared {
+        config,
+        registry,
+        servers,
+        transitions,
+        ..
+    } = shared;
     let mut lost = Vec::new();
     let mut release = Vec::new();
     let Ok(mut map) = servers.lock() else {
@@ -502,17 +500,19 @@ async fn publisher_loop(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn sweep_loop(
-    pool: DbPool,
+    shared: Shared,
     channel: lapin::Channel,
     topology: Topology,
-    config: DispatcherConfig,
-    registry: Arc<Registry>,
-    servers: Servers,
-    transitions: mpsc::UnboundedSender<Transition>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Shared {
+        pool,
+        config,
+        registry,
+        servers,
+        transitions,
+    } = shared;
     let mut last_slow = Instant::now() - Duration::from_secs(60);
     loop {
         tokio::select! {
@@ -549,24 +549,15 @@ async fn sweep_loop(
             warn!(error = %e, "due calls sweep failed");
         }
         recovery::adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
-        if let Err(e) = dial_outbox::publish_pending(
-            &pool,
-            &channel,
-            &topology,
-            dial_outbox::Scope::OlderThan(5),
-        )
-        .await
-        {
+        // What a prompt publish left behind (broker down, process stopped before it).
+        let stale_jobs = dial_outbox::Scope::OlderThan(5);
+        let stale_events = event_outbox::Scope::OlderThan(5);
+        let jobs = dial_outbox::publish_pending(&pool, &channel, &topology, stale_jobs).await;
+        if let Err(e) = jobs {
             warn!(error = %e, "dial outbox sweep failed");
         }
-        if let Err(e) = event_outbox::publish_pending(
-            &pool,
-            &channel,
-            &topology,
-            event_outbox::Scope::OlderThan(5),
-        )
-        .await
-        {
+        let events = event_outbox::publish_pending(&pool, &channel, &topology, stale_events).await;
+        if let Err(e) = events {
             warn!(error = %e, "event outbox sweep failed");
         }
     }

@@ -51,11 +51,6 @@ pub struct Claimed {
 
 /// The claim proper, built once from the state names.
 static START_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
-    let (dialing, scheduled, originating) = (
-        CallStatus::Dialing,
-        CallStatus::Scheduled,
-        AttemptState::Originating,
-    );
     format!(
         "WITH j AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[]) \
                     AS j(call_pk, attempt, attempt_id)), \
@@ -72,7 +67,10 @@ static START_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
                 upd.attempts AS attempt, upd.phone_e164, COALESCE(b.caller_id, a.caller_id) AS caller_id, \
                 a.dial_context, a.dial_exten, a.ring_timeout_seconds, a.max_call_seconds, \
                 a.calls_per_second, $5 AS server_id \
-         FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk"
+         FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk",
+        dialing = CallStatus::Dialing,
+        scheduled = CallStatus::Scheduled,
+        originating = AttemptState::Originating,
     )
 });
 

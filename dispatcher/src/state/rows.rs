@@ -18,18 +18,11 @@ use super::transition::Transition;
 /// Everything an event body needs, read under lock with the attempt.
 #[derive(Debug, Clone, QueryableByName)]
 pub(super) struct CallRow {
+    // The call.
     #[diesel(sql_type = BigInt)]
     pub call_pk: i64,
     #[diesel(sql_type = SqlUuid)]
     pub call_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    pub account_id: i64,
-    #[diesel(sql_type = Text)]
-    pub accountcode: String,
-    #[diesel(sql_type = BigInt)]
-    pub batch_pk: i64,
-    #[diesel(sql_type = BigInt)]
-    pub batch_id: i64,
     #[diesel(sql_type = Text)]
     pub phone_raw: String,
     #[diesel(sql_type = Text)]
@@ -38,16 +31,26 @@ pub(super) struct CallRow {
     pub custom_data: Option<String>,
     #[diesel(sql_type = Integer)]
     pub event_seq: i32,
+    // Its batch and account.
+    #[diesel(sql_type = BigInt)]
+    pub batch_pk: i64,
+    #[diesel(sql_type = BigInt)]
+    pub batch_id: i64,
+    #[diesel(sql_type = Text)]
+    pub batch_status: BatchStatus,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = Text)]
+    pub accountcode: String,
+    #[diesel(sql_type = Bool)]
+    pub batch_events: bool,
+    // The retry policy (the batch's, else the account's).
     #[diesel(sql_type = Integer)]
     pub max_attempts: i32,
     #[diesel(sql_type = Integer)]
     pub retry_delay_seconds: i32,
     #[diesel(sql_type = Array<Text>)]
     pub retry_on: Vec<String>,
-    #[diesel(sql_type = Bool)]
-    pub batch_events: bool,
-    #[diesel(sql_type = Text)]
-    pub batch_status: BatchStatus,
 }
 
 impl CallRow {

@@ -20,11 +20,6 @@ use crate::outcome::Outcome;
 /// The attempts' new states, with the column each state sets (`started_at` and `answered_at`
 /// keep a time already set).
 static ATTEMPTS_UPDATE: LazyLock<String> = LazyLock::new(|| {
-    let (started, answered, ended) = (
-        AttemptState::Started,
-        AttemptState::Answered,
-        AttemptState::Ended,
-    );
     format!(
         "UPDATE call_attempts t SET state = u.state, \
            started_at = CASE WHEN u.state = '{started}' THEN COALESCE(t.started_at, u.at) ELSE t.started_at END, \
@@ -35,7 +30,10 @@ static ATTEMPTS_UPDATE: LazyLock<String> = LazyLock::new(|| {
            error_message = CASE WHEN u.state = '{ended}' THEN u.error ELSE t.error_message END \
          FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[]) \
               AS u(id, state, at, disposition, cause, error) \
-         WHERE t.id = u.id"
+         WHERE t.id = u.id",
+        started = AttemptState::Started,
+        answered = AttemptState::Answered,
+        ended = AttemptState::Ended,
     )
 });
 

@@ -86,8 +86,7 @@ impl Drop for KillOnDrop {
 async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life() {
     let world = World::answering(1, 100, 4000, 100, 200).await;
     let account = world.account("ACME", 25, 40, "").await;
-    let numbers = numbers(6);
-    let batch = world.batch(account, 7, &numbers).await;
+    let batch = world.batch(account, 7, &numbers(6)).await;
 
     // A fixed DIALER_DISPATCHER_ID, as in a deployment with stable names.
     let mut first = KillOnDrop(world.spawn_dispatcher("fixed", "3", ""));
@@ -117,8 +116,7 @@ async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life()
 async fn twenty_calls_per_second_is_twenty_evenly() {
     let world = World::answering(1, 0, 100, 500, 1000).await;
     let account = world.account("ACME", 20, 200, "").await;
-    let numbers = numbers(600);
-    let batch = world.batch(account, 1, &numbers).await;
+    let batch = world.batch(account, 1, &numbers(600)).await;
     let d = world.start().await;
     world.wait_final(batch, Duration::from_secs(90)).await;
     d.shutdown().await;
@@ -153,8 +151,7 @@ async fn scrape(port: u16) -> String {
 async fn sigterm_finishes_calls_in_flight_and_leaves_the_rest_queued() {
     let world = World::answering(1, 100, 1500, 100, 200).await;
     let account = world.account("ACME", 20, 40, "").await;
-    let numbers = numbers(200);
-    let batch = world.batch(account, 7, &numbers).await;
+    let batch = world.batch(account, 7, &numbers(200)).await;
     let metrics_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr").port()

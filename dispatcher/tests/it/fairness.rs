@@ -22,8 +22,7 @@ async fn a_small_batch_is_not_stuck_behind_a_big_one() {
     let world = World::answering(1, 0, 100, 200, 20).await;
     let big = world.account("BIG", 20, 100, "").await;
     let small = world.account("SMALL", 20, 100, "").await;
-    let numbers = numbers(600);
-    let big_batch = world.batch(big, 1, &numbers).await;
+    let big_batch = world.batch(big, 1, &numbers(600)).await;
     let d = world.start().await;
     // Let the big batch get going.
     tokio::time::sleep(Duration::from_secs(3)).await;

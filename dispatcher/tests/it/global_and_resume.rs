@@ -82,8 +82,7 @@ async fn an_account_channel_limit_holds_across_two_dispatchers() {
     let (a, b) = two_dispatchers(&world, |_| {}).await;
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let numbers = numbers(48);
-    let batch = world.batch(account, 1, &numbers).await;
+    let batch = world.batch(account, 1, &numbers(48)).await;
 
     // Both simulators' channels up now, summed, sampled every few milliseconds until the end.
     let s0 = world.sims[0].handle();

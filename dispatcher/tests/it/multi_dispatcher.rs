@@ -25,8 +25,7 @@ async fn two_servers_one_pbx(talk_ms: u64) -> World {
 async fn two_dispatchers_share_the_servers_and_hold_the_account_rate_in_aggregate() {
     let world = two_servers_one_pbx(100).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers = numbers(300);
-    let batch = world.batch(account, 1, &numbers).await;
+    let batch = world.batch(account, 1, &numbers(300)).await;
     let mut ca = world.dispatcher_config();
     ca.id = "dispatcher-a".into();
     let mut cb = world.dispatcher_config();
@@ -56,8 +55,7 @@ async fn two_dispatchers_share_the_servers_and_hold_the_account_rate_in_aggregat
 async fn a_dead_dispatchers_servers_are_taken_over_within_ten_seconds() {
     let world = two_servers_one_pbx(500).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers = numbers(300);
-    let batch = world.batch(account, 1, &numbers).await;
+    let batch = world.batch(account, 1, &numbers(300)).await;
     let mut a = world.spawn_dispatcher("dispatcher-a", "4", "");
     let mut b = world.spawn_dispatcher("dispatcher-b", "4", "");
     // Wait until each holds one server.
