@@ -44,16 +44,11 @@ async fn cancel(world: &World, batch: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555111*", OutcomeKind::Busy, 1500, 0),
-            rule("+1555000*", OutcomeKind::Answered, 0, 2000),
-        ],
-        50,
-        100,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555111*", OutcomeKind::Busy, 1500, 0),
+        rule("+1555000*", OutcomeKind::Answered, 0, 2000),
+    ];
+    let world = World::new(1, rules, 50, 100).await;
     let account = world
         .account(
             "ACME",

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::helpers::{World, batch_under_way, numbers};
 use ami_sim::stats::max_in_window;
-use dialer_core::dial_outbox;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use dispatcher::{Dispatcher, DispatcherConfig};
@@ -163,14 +162,7 @@ async fn resume_like_the_api(world: &World, batch_pk: i64) {
     })
     .await
     .expect("resume");
-    dial_outbox::publish_pending(
-        &world.pool,
-        &world.channel,
-        &world.env.topology(),
-        dial_outbox::Scope::Batches(&[batch_pk]),
-    )
-    .await
-    .expect("publish re-armed jobs");
+    world.publish_jobs(batch_pk).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,13 +185,7 @@ async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
         "dialed while paused (after the first second)"
     );
     assert!(before_resume < 200, "the pause came too late to test");
-    let undialed: Vec<String> = world
-        .calls(batch)
-        .await
-        .into_iter()
-        .filter(|c| c.status == "scheduled")
-        .map(|c| c.phone_raw)
-        .collect();
+    let undialed = world.scheduled(batch).await;
     assert_eq!(undialed.len() as u64, 200 - before_resume);
 
     resume_like_the_api(&world, batch).await;

@@ -10,6 +10,7 @@ use dialer_core::dial_outbox;
 use dialer_core::test_support::TestEnv;
 use dialer_core::topology;
 use diesel::QueryableByName;
+use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use dispatcher::{Dispatcher, DispatcherConfig};
@@ -311,14 +312,7 @@ impl World {
         .execute(&mut conn)
         .await
         .expect("calls");
-        dial_outbox::publish_pending(
-            &self.pool,
-            &self.channel,
-            &self.env.topology(),
-            dial_outbox::Scope::Batches(&[batch.id]),
-        )
-        .await
-        .expect("publish jobs");
+        self.publish_jobs(batch.id).await;
         batch.id
     }
 
@@ -354,15 +348,39 @@ impl World {
         }
     }
 
-    pub async fn calls(&self, batch_pk: i64) -> Vec<CallRow> {
+    /// Publishes the batch's dial jobs not published yet, through the real outbox.
+    pub async fn publish_jobs(&self, batch_pk: i64) {
+        let scope = dial_outbox::Scope::Batches(&[batch_pk]);
+        dial_outbox::publish_pending(&self.pool, &self.channel, &self.env.topology(), scope)
+            .await
+            .expect("publish jobs");
+    }
+
+    /// The rows of `sql`, whose one parameter is `pk`.
+    async fn rows<T: QueryableByName<Pg> + Send + 'static>(&self, sql: &str, pk: i64) -> Vec<T> {
         let mut conn = self.conn().await;
-        diesel::sql_query(
+        diesel::sql_query(sql)
+            .bind::<BigInt, _>(pk)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn calls(&self, batch_pk: i64) -> Vec<CallRow> {
+        self.rows(
             "SELECT id, phone_raw, status, disposition, attempts FROM calls WHERE batch_pk = $1 ORDER BY id",
+            batch_pk,
         )
-        .bind::<BigInt, _>(batch_pk)
-        .load(&mut conn)
         .await
-        .expect("calls")
+    }
+
+    /// The numbers of the batch's calls still `scheduled` (not dialed).
+    pub async fn scheduled(&self, batch_pk: i64) -> Vec<String> {
+        let calls = self.calls(batch_pk).await.into_iter();
+        calls
+            .filter(|c| c.status == "scheduled")
+            .map(|c| c.phone_raw)
+            .collect()
     }
 
     /// A call's last event.
@@ -378,14 +396,11 @@ impl World {
 
     /// `(event_type, sequence, body)` of a call's events in sequence order.
     pub async fn events(&self, call_pk: i64) -> Vec<EventRow> {
-        let mut conn = self.conn().await;
-        diesel::sql_query(
+        self.rows(
             "SELECT event_type, sequence, body FROM call_events WHERE call_pk = $1 ORDER BY sequence",
+            call_pk,
         )
-        .bind::<BigInt, _>(call_pk)
-        .load(&mut conn)
         .await
-        .expect("events")
     }
 }
 

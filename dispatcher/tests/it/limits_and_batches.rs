@@ -54,12 +54,7 @@ async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
         "still dialing a second after the pause"
     );
     assert!(later < 200);
-    let scheduled = world
-        .calls(batch)
-        .await
-        .iter()
-        .filter(|c| c.status == "scheduled")
-        .count();
+    let scheduled = world.scheduled(batch).await.len();
     assert_eq!(scheduled as u64, 200 - later, "the rest waits, undialed");
 }
 
@@ -75,16 +70,11 @@ struct Ev {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555000*", OutcomeKind::Answered, 0, 100),
-            rule("+1555111*", OutcomeKind::Busy, 0, 0),
-        ],
-        50,
-        200,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555000*", OutcomeKind::Answered, 0, 100),
+        rule("+1555111*", OutcomeKind::Busy, 0, 0),
+    ];
+    let world = World::new(1, rules, 50, 200).await;
     let account = world
         .account("ACME", 50, 50, "callback_batch_events = true")
         .await;

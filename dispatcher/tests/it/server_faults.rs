@@ -150,16 +150,11 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555*", OutcomeKind::Unreachable, 0, 0),
-            rule("+1666*", OutcomeKind::Answered, 0, 100),
-        ],
-        50,
-        100,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555*", OutcomeKind::Unreachable, 0, 0),
+        rule("+1666*", OutcomeKind::Answered, 0, 100),
+    ];
+    let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 50, "").await;
     let failing = numbers(30);
     world.batch(account, 1, &failing).await;
