@@ -27,8 +27,9 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
             "max_attempts = 2, retry_delay_seconds = 1, retry_on = '{busy}'",
         )
         .await;
-    let batch = world.batch(account, 1, &["+15551110001".to_string()]).await;
-    let d = world.start().await;
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15551110001".to_string()])
+        .await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "busy");
@@ -142,8 +143,9 @@ async fn outside_calling_hours_a_call_waits_in_the_database_and_is_not_dialed() 
             ),
         )
         .await;
-    let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = world.start().await;
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15550000001".to_string()])
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.shutdown().await;
     assert_eq!(world.sims[0].stats().originates_total, 0);
@@ -188,8 +190,7 @@ async fn local_channel_templates_map_like_trunks() {
     let world = World::with_template(1, rules(), 50, 100, "Local/{number}@dialer-sim").await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers = ["+15550000001".to_string(), "+15551110002".to_string()];
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     d.shutdown().await;
     assert_eq!(

@@ -63,8 +63,7 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
         "+15551110002".to_string(),
         "+15550000003".to_string(),
     ];
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     world.wait_originates(3, 20, 20, "never dialed").await;
     cancel(&world, batch).await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;

@@ -116,8 +116,7 @@ async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life()
 async fn twenty_calls_per_second_is_twenty_evenly() {
     let world = World::answering(1, 0, 100, 500, 1000).await;
     let account = world.account("ACME", 20, 200, "").await;
-    let batch = world.batch(account, 1, &numbers(600)).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers(600)).await;
     world.wait_final(batch, Duration::from_secs(90)).await;
     d.shutdown().await;
 

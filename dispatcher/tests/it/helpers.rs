@@ -44,8 +44,7 @@ pub fn numbers(n: usize) -> Vec<String> {
 pub async fn batch_under_way() -> (World, i64, Dispatcher) {
     let world = World::answering(1, 0, 100, 50, 200).await;
     let account = world.account("ACME", 20, 50, "").await;
-    let batch = world.batch(account, 1, &numbers(200)).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers(200)).await;
     world.wait_originates(30, 30, 20, "never got going").await;
     (world, batch, d)
 }
@@ -314,6 +313,17 @@ impl World {
         .expect("calls");
         self.publish_jobs(batch.id).await;
         batch.id
+    }
+
+    /// [`World::batch`], then a dispatcher started on it: the batch and the dispatcher.
+    pub async fn batch_and_dispatcher(
+        &self,
+        account: i64,
+        batch_id: i64,
+        numbers: &[String],
+    ) -> (i64, Dispatcher) {
+        let batch = self.batch(account, batch_id, numbers).await;
+        (batch, self.start().await)
     }
 
     /// Waits until every call of the batch is final; panics with the states after `timeout`.

@@ -15,8 +15,7 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     let world = World::answering(1, 0, 500, 50, 200).await;
     let account = world.account("ACME", 50, 5, "").await;
     let numbers = numbers(40);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -29,8 +28,7 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     // Server limit 3 under an account allowed 50.
     let world = World::answering(1, 0, 500, 3, 200).await;
     let account = world.account("ACME", 50, 50, "").await;
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -83,8 +81,7 @@ async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
         "+15550000002".to_string(),
         "+15551110003".to_string(),
     ];
-    let batch = world.batch(account, 9, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 9, &numbers).await;
     world.wait_final(batch, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.shutdown().await;

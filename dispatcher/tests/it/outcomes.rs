@@ -20,8 +20,7 @@ async fn every_outcome_gives_the_contracts_events_and_dispositions() {
     let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers: Vec<String> = (1..=7).map(|i| format!("+155500000{i}")).collect();
-    let batch = world.batch(account, 42, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 42, &numbers).await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
 
     let want: [(&str, &str, &[&str]); 7] = [

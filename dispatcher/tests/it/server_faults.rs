@@ -76,8 +76,7 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
     let world = World::answering(2, 100, 3000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
     let numbers = numbers(120);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 30).await;
     // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
     world.sims[0].restart().await;
@@ -99,8 +98,7 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
     let world = World::answering(2, 100, 1000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
     let numbers = numbers(200);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 20).await;
     world.sims[0].stall();
     let stalled = chrono::Utc::now();
@@ -125,8 +123,9 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
 async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
     let world = World::answering(1, 50, 60_000, 30, 100).await;
     let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
-    let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = world.start().await;
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15550000001".to_string()])
+        .await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "timeout");
@@ -200,8 +199,7 @@ async fn calls_waiting_for_their_slot_across_a_reconnect_are_dialed_once_and_fol
     // Two calls per second: the first claim takes 20 calls whose slots span ten seconds.
     let account = world.account("ACME", 2, 50, "").await;
     let numbers = numbers(20);
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = world.start().await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 3).await;
     // The connection drops with most claimed calls still waiting for their slot; the calls up
     // (talking 3 s) are still there when it comes back.
