@@ -5,6 +5,7 @@
 //!   transaction (the core's lifecycle for what is not AMI-driven).
 //! - [`recovery`]: restart release, orphan adoption and due calls, at start and in the sweep.
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
+//! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
@@ -19,6 +20,7 @@ pub mod claim;
 pub mod config;
 mod country_timezones;
 pub mod health;
+pub mod intake;
 pub mod leases;
 pub mod metrics_http;
 pub mod outcome;
