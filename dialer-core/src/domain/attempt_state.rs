@@ -1,16 +1,11 @@
 //! The state of one dial attempt (the `call_attempts.state` column): how far its channel got.
 
 crate::text_enum! {
-    /// Lifecycle of an attempt, forward only: a repeated or late signal never moves it back.
+    /// Lifecycle of an attempt, forward only (a repeated or late signal never moves it back):
+    /// `originating` (claimed, Originate sent or about to be, no channel yet), `started` (its
+    /// channel exists on the PBX), `answered`, `ended` (its outcome is written).
     pub enum AttemptState("attempt state") {
-        /// Claimed and (about to be) sent as an Originate; no channel yet.
-        Originating = "originating",
-        /// Its channel exists on the PBX.
-        Started = "started",
-        /// The callee answered.
-        Answered = "answered",
-        /// Over: its outcome is written.
-        Ended = "ended",
+        Originating = "originating", Started = "started", Answered = "answered", Ended = "ended",
     }
 }
 
