@@ -9,16 +9,14 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{
-    Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
-};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use dialer_core::dial_outbox::DialJob;
-use dialer_core::domain::{Disposition, EventType};
+use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
 
-use crate::call_state::{self, Applied, StateError};
+use crate::state::{self, Applied, Claimed, StateError};
+
 use crate::calling_hours::{CallingHours, waiting_reason, zone_for};
 
 /// Namespace of the per-account claim lock (first key of `pg_advisory_xact_lock(int, int)`).
@@ -42,45 +40,12 @@ pub enum Decision {
     NoCapacity,
 }
 
-/// A claimed attempt, with what the Originate needs.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub struct Claimed {
-    #[diesel(sql_type = SqlUuid)]
-    pub attempt_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    pub call_pk: i64,
-    #[diesel(sql_type = SqlUuid)]
-    pub call_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    pub account_id: i64,
-    #[diesel(sql_type = Text)]
-    pub accountcode: String,
-    #[diesel(sql_type = Integer)]
-    pub attempt: i32,
-    #[diesel(sql_type = Text)]
-    pub phone_e164: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub caller_id: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub dial_context: String,
-    #[diesel(sql_type = Text)]
-    pub dial_exten: String,
-    #[diesel(sql_type = Integer)]
-    pub ring_timeout_seconds: i32,
-    #[diesel(sql_type = Integer)]
-    pub max_call_seconds: i32,
-    #[diesel(sql_type = Integer)]
-    pub calls_per_second: i32,
-    #[diesel(sql_type = BigInt)]
-    pub server_id: i64,
-}
-
 #[derive(Debug, QueryableByName)]
 struct JobState {
     #[diesel(sql_type = BigInt)]
     call_pk: i64,
     #[diesel(sql_type = Text)]
-    status: String,
+    status: CallStatus,
     #[diesel(sql_type = Integer)]
     attempts: i32,
     #[diesel(sql_type = Text)]
@@ -88,7 +53,7 @@ struct JobState {
     #[diesel(sql_type = Nullable<Text>)]
     phone_region: Option<String>,
     #[diesel(sql_type = Text)]
-    batch_status: String,
+    batch_status: BatchStatus,
     #[diesel(sql_type = Bool)]
     expired: bool,
     #[diesel(sql_type = Nullable<Jsonb>)]
@@ -144,10 +109,11 @@ pub async fn claim(
         .bind::<Timestamptz, _>(now)
         .load(conn)
         .await?;
-        let live: Vec<Count> = diesel::sql_query(
-            "SELECT (SELECT count(*) FROM call_attempts WHERE account_id = $1 AND state <> 'ended') AS n, \
+        let live: Vec<Count> = diesel::sql_query(format!(
+            "SELECT (SELECT count(*) FROM call_attempts WHERE account_id = $1 AND state <> '{}') AS n, \
              max_concurrent_calls AS max FROM accounts WHERE id = $1",
-        )
+            AttemptState::Ended
+        ))
         .bind::<BigInt, _>(account_id)
         .load(conn)
         .await?;
@@ -171,7 +137,7 @@ pub async fn claim(
             .filter(|(_, p)| matches!(p, Pending::Dial))
             .map(|(j, _)| j)
             .collect();
-        let mut claimed = start_attempts(conn, &to_dial, server_id, dispatcher_id, now).await?;
+        let mut claimed = state::start_attempts(conn, &to_dial, server_id, dispatcher_id, now).await?;
         let mut decisions = Vec::with_capacity(jobs.len());
         for (job, decision) in jobs.iter().zip(pending) {
             let decision = match decision {
@@ -180,17 +146,11 @@ pub async fn claim(
                     None => Decision::Drop,
                 },
                 Pending::Wait { until, reason } => {
-                    diesel::sql_query("UPDATE calls SET next_due_at = $2, updated_at = now() WHERE id = $1")
-                        .bind::<BigInt, _>(job.call_pk)
-                        .bind::<Timestamptz, _>(until)
-                        .execute(conn)
-                        .await?;
+                    state::park_until(conn, job.call_pk, until).await?;
                     Decision::Wait { until, reason }
                 }
                 Pending::End(event_type, disposition) => {
-                    match call_state::end_undialed(conn, job.call_pk, event_type, disposition, now)
-                        .await?
-                    {
+                    match state::end_undialed(conn, job.call_pk, event_type, disposition, now).await? {
                         Some(applied) => Decision::Ended(applied),
                         None => Decision::Drop,
                     }
@@ -219,15 +179,15 @@ enum Pending {
 /// The rules, in order: stale jobs and closed batches are dropped; expiry, do-not-call and
 /// destination rules end the call undialed; calling hours park it; then the channel limit.
 fn decide(state: &JobState, job: &DialJob, now: DateTime<Utc>, headroom: &mut i64) -> Pending {
-    if state.status != "scheduled" || state.attempts != job.attempt - 1 {
+    if state.status != CallStatus::Scheduled || state.attempts != job.attempt - 1 {
         return Pending::Drop;
     }
-    if state.batch_status == "cancelled" {
+    if state.batch_status == BatchStatus::Cancelled {
         // A call scheduled after the cancel ran (a retry released meanwhile): it ends as the
         // cancel ends every undialed call, else it would stay `scheduled` for ever.
         return Pending::End(EventType::CallCancelled, None);
     }
-    if state.batch_status != "dispatching" {
+    if state.batch_status != BatchStatus::Dispatching {
         // Paused; resume re-arms jobs.
         return Pending::Drop;
     }
@@ -295,48 +255,4 @@ fn destination_allowed(state: &JobState) -> bool {
         .iter()
         .any(|p| state.phone_e164.starts_with(p.as_str()));
     country_ok || prefix_ok
-}
-
-/// The conditional update and the attempt rows, for all the jobs to dial at once: the claim
-/// proper. A call no longer `scheduled` for exactly this attempt is simply not returned.
-async fn start_attempts(
-    conn: &mut AsyncPgConnection,
-    jobs: &[&DialJob],
-    server_id: i64,
-    dispatcher_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<Claimed>, StateError> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let call_pks: Vec<i64> = jobs.iter().map(|j| j.call_pk).collect();
-    let attempts: Vec<i32> = jobs.iter().map(|j| j.attempt).collect();
-    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
-    let rows: Vec<Claimed> = diesel::sql_query(
-        "WITH j AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[]) \
-                    AS j(call_pk, attempt, attempt_id)), \
-         upd AS ( \
-           UPDATE calls c SET status = 'dialing', attempts = c.attempts + 1, last_dialed_at = $4, \
-                  next_due_at = NULL, updated_at = now() \
-           FROM j WHERE c.id = j.call_pk AND c.status = 'scheduled' AND c.attempts = j.attempt - 1 \
-           RETURNING c.id, c.call_id, c.account_id, c.batch_pk, c.attempts, c.phone_e164, j.attempt_id), \
-         ins AS ( \
-           INSERT INTO call_attempts (id, call_pk, attempt, server_id, state, originated_at, \
-                                      account_id, dispatcher_id) \
-           SELECT attempt_id, id, attempts, $5, 'originating', $4, account_id, $6 FROM upd) \
-         SELECT upd.attempt_id, upd.id AS call_pk, upd.call_id, upd.account_id, a.accountcode, \
-                upd.attempts AS attempt, upd.phone_e164, COALESCE(b.caller_id, a.caller_id) AS caller_id, \
-                a.dial_context, a.dial_exten, a.ring_timeout_seconds, a.max_call_seconds, \
-                a.calls_per_second, $5 AS server_id \
-         FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk",
-    )
-    .bind::<Array<BigInt>, _>(&call_pks)
-    .bind::<Array<Integer>, _>(&attempts)
-    .bind::<Array<SqlUuid>, _>(&ids)
-    .bind::<Timestamptz, _>(now)
-    .bind::<BigInt, _>(server_id)
-    .bind::<Text, _>(dispatcher_id)
-    .load(conn)
-    .await?;
-    Ok(rows)
 }

@@ -1,8 +1,11 @@
 //! The dispatcher: dial jobs in, calls on Asterisk out, each followed to its outcome.
 //!
 //! - [`outcome`]: the one table from AMI signals to the contract's events and dispositions.
-//! - [`call_state`]: where a dialed call's state changes, with its event, in one transaction.
+//! - [`state`]: every write of a call's, attempt's or batch's state, with its event, in one
+//!   transaction (the core's lifecycle for what is not AMI-driven).
+//! - [`recovery`]: restart release, orphan adoption and due calls, at start and in the sweep.
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
+//! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
@@ -12,21 +15,23 @@
 //! - [`calling_hours`]: when a call may go, in the callee's or the account's time zone.
 //! - [`runtime`]: the running dispatcher and its tasks.
 
-pub mod call_state;
 pub mod calling_hours;
 pub mod claim;
 pub mod config;
 mod country_timezones;
 pub mod health;
+pub mod intake;
 pub mod leases;
 pub mod metrics_http;
 pub mod outcome;
 pub mod pacer;
 pub mod pacing;
+pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
+pub mod state;
 
 pub use config::DispatcherConfig;
 pub use runtime::Dispatcher;

@@ -13,8 +13,8 @@ use ami_bridge::Event;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::call_state::Transition;
 use crate::outcome::{AttemptTracker, Signal};
+use crate::state::Transition;
 
 /// Extra time past the ring timeout (or the maximum call length) before a call the PBX says
 /// nothing more about is ended as `unknown`.
@@ -34,6 +34,32 @@ pub struct LiveAttempt {
     pub answered: Option<Instant>,
     /// The platform asked the PBX to hang up (maximum call length).
     pub hangup_requested: bool,
+}
+
+impl LiveAttempt {
+    /// An attempt followed from now, not sent yet, with the account's ring timeout and maximum
+    /// call length (at least a second each).
+    pub fn new(
+        call_pk: i64,
+        account_id: i64,
+        server_id: i64,
+        tracker: AttemptTracker,
+        ring_timeout_seconds: i32,
+        max_call_seconds: i32,
+    ) -> LiveAttempt {
+        LiveAttempt {
+            call_pk,
+            account_id,
+            server_id,
+            tracker,
+            originated: Instant::now(),
+            sent: None,
+            ring_timeout: Duration::from_secs(ring_timeout_seconds.max(1) as u64),
+            max_call: Duration::from_secs(max_call_seconds.max(1) as u64),
+            answered: None,
+            hangup_requested: false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -254,18 +280,7 @@ mod tests {
     use super::*;
 
     fn attempt(server_id: i64) -> LiveAttempt {
-        LiveAttempt {
-            call_pk: 1,
-            account_id: 1,
-            server_id,
-            tracker: AttemptTracker::new(),
-            originated: Instant::now(),
-            sent: None,
-            ring_timeout: Duration::from_secs(2),
-            max_call: Duration::from_secs(60),
-            answered: None,
-            hangup_requested: false,
-        }
+        LiveAttempt::new(1, 1, server_id, AttemptTracker::new(), 2, 60)
     }
 
     #[test]

@@ -2,41 +2,35 @@
 //!
 //! - leases: heartbeat, take/renew server leases, start and stop server connections;
 //! - intake: each account's dial jobs from RabbitMQ (manual acks, bounded prefetch) to the
-//!   scheduler;
+//!   scheduler ([`crate::intake`]);
 //! - scheduler: fair claims and paced Originates ([`crate::scheduler`]);
 //! - writer: transitions from the AMI to PostgreSQL with their events, then published;
 //! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
-//!   hours), attempts left behind by a dispatcher that died, and the outboxes.
+//!   hours), attempts left behind by a dispatcher that died ([`crate::recovery`]), and the
+//!   outboxes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicQosOptions;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use uuid::Uuid;
 
 use dialer_core::db::{self, DbPool};
-use dialer_core::dial_outbox::{self, DialJob};
+use dialer_core::dial_outbox;
 use dialer_core::event_outbox;
 use dialer_core::topology::{self, Topology};
 
-use crate::call_state::{self, Transition};
 use crate::config::DispatcherConfig;
+use crate::intake::intake_loop;
 use crate::leases;
-use crate::outcome::{AttemptTracker, Outcome};
-use crate::registry::{LiveAttempt, Registry};
+use crate::recovery;
+use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
-use crate::server::Server;
-
-type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
+use crate::server::{Server, Servers};
+use crate::state::{self, Transition};
 
 pub struct Dispatcher {
     config: DispatcherConfig,
@@ -56,23 +50,7 @@ impl Dispatcher {
         {
             let mut conn = pool.get().await.map_err(db::DbError::from)?;
             dialer_core::migrations::check_schema(&mut conn).await?;
-            // Restarted under the same id (a fixed `DIALER_DISPATCHER_ID`): attempts still
-            // carrying it belong to the previous process, which nobody follows now. Unmarked,
-            // they are orphans like a dead dispatcher's, adopted or settled by the sweeper.
-            // Done before this process claims anything, so none of its own are touched.
-            let released = diesel::sql_query(
-                "UPDATE call_attempts SET dispatcher_id = NULL \
-                 WHERE dispatcher_id = $1 AND state <> 'ended'",
-            )
-            .bind::<Text, _>(&config.id)
-            .execute(&mut conn)
-            .await?;
-            if released > 0 {
-                info!(
-                    attempts = released,
-                    "calls of this dispatcher's previous run to settle"
-                );
-            }
+            recovery::release_previous_run(&mut conn, &config.id).await?;
         }
         let topology = Topology::new(&config.core.queue_prefix);
         let amqp = topology::connect(&config.core.amqp_url, &config.id).await?;
@@ -91,14 +69,14 @@ impl Dispatcher {
         let (stop_all, all_rx) = watch::channel(false);
 
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(lease_loop(
-            pool.clone(),
-            config.clone(),
-            registry.clone(),
-            servers.clone(),
-            transitions_tx.clone(),
-            all_rx.clone(),
-        )));
+        let shared = Shared {
+            pool: pool.clone(),
+            config: config.clone(),
+            registry: registry.clone(),
+            servers: servers.clone(),
+            transitions: transitions_tx.clone(),
+        };
+        tasks.push(tokio::spawn(lease_loop(shared.clone(), all_rx.clone())));
         tasks.push(tokio::spawn(writer_loop(
             pool.clone(),
             publish.clone(),
@@ -123,16 +101,7 @@ impl Dispatcher {
             account_pacers: Arc::default(),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
-        tasks.push(tokio::spawn(sweep_loop(
-            pool.clone(),
-            publish,
-            topology,
-            config.clone(),
-            registry.clone(),
-            servers.clone(),
-            transitions_tx,
-            all_rx,
-        )));
+        tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));
         info!(id = %config.id, "dispatcher started");
         Ok(Dispatcher {
             config,
@@ -207,21 +176,24 @@ impl Dispatcher {
     }
 }
 
-async fn lease_loop(
+/// What the lease and sweep tasks both work with.
+#[derive(Clone)]
+struct Shared {
     pool: DbPool,
     config: DispatcherConfig,
     registry: Arc<Registry>,
     servers: Servers,
     transitions: mpsc::UnboundedSender<Transition>,
-    mut stop: watch::Receiver<bool>,
-) {
+}
+
+async fn lease_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
+    let Shared { pool, config, .. } = &shared;
     let every = config.lease_ttl / 4;
     loop {
         match pool.get().await {
             Ok(mut conn) => match leases::renew(&mut conn, &config.id, config.lease_ttl).await {
                 Ok(holding) => {
-                    let (lost, release) =
-                        apply_holding(&holding, &config, &registry, &servers, &transitions);
+                    let (lost, release) = apply_holding(&holding, &shared);
                     for s in lost {
                         warn!(server = %s.spec.code, "server lease lost or server changed");
                         s.stop().await;
@@ -230,7 +202,7 @@ async fn lease_loop(
                         match leases::release(&mut conn, &config.id, s.spec.id).await {
                             Ok(()) => {
                                 info!(server = %s.spec.code, "drained server handed over");
-                                if let Ok(mut map) = servers.lock() {
+                                if let Ok(mut map) = shared.servers.lock() {
                                     map.remove(&s.spec.id);
                                 }
                                 s.stop().await;
@@ -254,11 +226,15 @@ async fn lease_loop(
 /// drains one server (no new calls) and returns the drained ones to be released.
 fn apply_holding(
     holding: &leases::Holding,
-    config: &DispatcherConfig,
-    registry: &Arc<Registry>,
-    servers: &Servers,
-    transitions: &mpsc::UnboundedSender<Transition>,
+    shared: &Shared,
 ) -> (Vec<Arc<Server>>, Vec<Arc<Server>>) {
+    let Shared {
+        config,
+        registry,
+        servers,
+        transitions,
+        ..
+    } = shared;
     let mut lost = Vec::new();
     let mut release = Vec::new();
     let Ok(mut map) = servers.lock() else {
@@ -311,110 +287,8 @@ fn apply_holding(
     (lost, release)
 }
 
-/// Consumes the dial queue of every active account (one consumer each, bounded prefetch each),
-/// picking up new accounts as they appear.
-async fn intake_loop(
-    pool: DbPool,
-    channel: lapin::Channel,
-    topology: Topology,
-    tag: String,
-    jobs: mpsc::Sender<Job>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut consuming: HashSet<i64> = HashSet::new();
-    loop {
-        match active_accounts(&pool).await {
-            Ok(ids) => {
-                let new: Vec<i64> = ids
-                    .into_iter()
-                    .filter(|id| !consuming.contains(id))
-                    .collect();
-                for id in new {
-                    match start_consumer(&channel, &topology, &tag, id, jobs.clone()).await {
-                        Ok(()) => {
-                            consuming.insert(id);
-                        }
-                        Err(e) => warn!(error = %e, account = id, "cannot consume dial jobs"),
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot list accounts"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
-    // Unacknowledged jobs go back to their queues when the channel closes.
-    let _ = channel.close(200, "dispatcher stopping".into()).await;
-}
-
-#[derive(QueryableByName)]
-struct AccountId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-async fn active_accounts(pool: &DbPool) -> anyhow::Result<Vec<i64>> {
-    let mut conn = pool.get().await.map_err(db::DbError::from)?;
-    let rows: Vec<AccountId> =
-        diesel::sql_query("SELECT id FROM accounts WHERE status = 'active' ORDER BY id")
-            .load(&mut conn)
-            .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
-}
-
-async fn start_consumer(
-    channel: &lapin::Channel,
-    topology: &Topology,
-    tag: &str,
-    account: i64,
-    jobs: mpsc::Sender<Job>,
-) -> anyhow::Result<()> {
-    let queue = topology.declare_account_queue(channel, account).await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            format!("{tag}-{account}").as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    tokio::spawn(async move {
-        while let Some(delivery) = consumer.next().await {
-            let delivery = match delivery {
-                Ok(d) => d,
-                Err(e) => {
-                    warn!(error = %e, account, "dial job consumer error");
-                    continue;
-                }
-            };
-            match serde_json::from_slice::<DialJob>(&delivery.data) {
-                Ok(job) => {
-                    let job = Job {
-                        job,
-                        acker: delivery.acker,
-                    };
-                    if jobs.send(job).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    // Not a dial job: to the dead-letter queue for an operator, never retried.
-                    warn!(error = %e, account, "malformed dial job dead-lettered");
-                    let _ = delivery
-                        .acker
-                        .reject(BasicRejectOptions { requeue: false })
-                        .await;
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
 /// Transitions written in one transaction at most. A group costs a fixed handful of statements
-/// (see `call_state::apply_all`), so a backlog drains faster in large groups; the calls of a
+/// (see `state::apply_all`), so a backlog drains faster in large groups; the calls of a
 /// group stay locked until its commit (about a tenth of a second at this size).
 const MAX_TRANSITIONS_PER_WRITE: usize = 2000;
 
@@ -445,7 +319,7 @@ async fn writer_loop(
             }
         };
         let mut batches = Vec::new();
-        let mut note = |applied: Option<call_state::Applied>| {
+        let mut note = |applied: Option<state::Applied>| {
             if let Some(a) = applied
                 && !batches.contains(&a.batch_pk)
             {
@@ -457,7 +331,7 @@ async fn writer_loop(
         metrics::gauge!("dialer_state_backlog").set(rx.len() as f64);
         metrics::counter!("dialer_state_transitions_total").increment(batch.len() as u64);
         let write_started = Instant::now();
-        let result = call_state::apply_all(&mut conn, &batch).await;
+        let result = state::apply_all(&mut conn, &batch).await;
         metrics::histogram!("dialer_state_write_seconds")
             .record(write_started.elapsed().as_secs_f64());
         match result {
@@ -467,7 +341,7 @@ async fn writer_loop(
                 for t in &batch {
                     // Retried a few times; the guard time settles what still fails.
                     for attempt in 0..3 {
-                        match call_state::apply(&mut conn, t).await {
+                        match state::apply(&mut conn, t).await {
                             Ok(applied) => {
                                 note(applied);
                                 break;
@@ -521,41 +395,19 @@ async fn publisher_loop(
     }
 }
 
-#[derive(QueryableByName)]
-struct Orphan {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    server_id: i64,
-    #[diesel(sql_type = BigInt)]
-    call_pk: i64,
-    #[diesel(sql_type = BigInt)]
-    account_id: i64,
-    #[diesel(sql_type = Text)]
-    state: String,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    ring_timeout_seconds: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    max_call_seconds: i32,
-}
-
-#[derive(QueryableByName)]
-struct DueCall {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn sweep_loop(
-    pool: DbPool,
+    shared: Shared,
     channel: lapin::Channel,
     topology: Topology,
-    config: DispatcherConfig,
-    registry: Arc<Registry>,
-    servers: Servers,
-    transitions: mpsc::UnboundedSender<Transition>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Shared {
+        pool,
+        config,
+        registry,
+        servers,
+        transitions,
+    } = shared;
     let mut last_slow = Instant::now() - Duration::from_secs(60);
     loop {
         tokio::select! {
@@ -588,179 +440,20 @@ async fn sweep_loop(
             continue;
         }
         last_slow = now;
-        if let Err(e) = release_due_calls(&pool, &channel, &topology).await {
+        if let Err(e) = recovery::release_due_calls(&pool, &channel, &topology).await {
             warn!(error = %e, "due calls sweep failed");
         }
-        adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
-        if let Err(e) = dial_outbox::publish_pending(
-            &pool,
-            &channel,
-            &topology,
-            dial_outbox::Scope::OlderThan(5),
-        )
-        .await
-        {
+        recovery::adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
+        // What a prompt publish left behind (broker down, process stopped before it).
+        let stale_jobs = dial_outbox::Scope::OlderThan(5);
+        let stale_events = event_outbox::Scope::OlderThan(5);
+        let jobs = dial_outbox::publish_pending(&pool, &channel, &topology, stale_jobs).await;
+        if let Err(e) = jobs {
             warn!(error = %e, "dial outbox sweep failed");
         }
-        if let Err(e) = event_outbox::publish_pending(
-            &pool,
-            &channel,
-            &topology,
-            event_outbox::Scope::OlderThan(5),
-        )
-        .await
-        {
+        let events = event_outbox::publish_pending(&pool, &channel, &topology, stale_events).await;
+        if let Err(e) = events {
             warn!(error = %e, "event outbox sweep failed");
-        }
-    }
-}
-
-/// Calls whose due time came: retries get the job of their next attempt; calls parked for
-/// calling hours get their job again. Each row is taken by one dispatcher only (the update's
-/// condition), and the jobs go out through the dial outbox.
-async fn release_due_calls(
-    pool: &DbPool,
-    channel: &lapin::Channel,
-    topology: &Topology,
-) -> anyhow::Result<()> {
-    let mut conn = pool.get().await.map_err(db::DbError::from)?;
-    let retries: Vec<DueCall> = diesel::sql_query(
-        "WITH due AS ( \
-           UPDATE calls SET status = 'scheduled', next_due_at = NULL, updated_at = now() \
-           WHERE id IN (SELECT id FROM calls WHERE status = 'retry_wait' AND next_due_at <= now() \
-                        ORDER BY next_due_at LIMIT 1000 FOR UPDATE SKIP LOCKED) \
-           RETURNING id, attempts) \
-         INSERT INTO dial_jobs (call_pk, attempt) SELECT id, attempts + 1 FROM due \
-         ON CONFLICT (call_pk, attempt) DO UPDATE SET published_at = NULL \
-         RETURNING call_pk AS id",
-    )
-    .load(&mut conn)
-    .await?;
-    let parked: Vec<DueCall> = diesel::sql_query(
-        "WITH due AS ( \
-           UPDATE calls SET next_due_at = NULL, updated_at = now() \
-           WHERE id IN (SELECT id FROM calls WHERE status = 'scheduled' AND next_due_at <= now() \
-                        ORDER BY next_due_at LIMIT 1000 FOR UPDATE SKIP LOCKED) \
-           RETURNING id, attempts) \
-         UPDATE dial_jobs j SET published_at = NULL FROM due \
-         WHERE j.call_pk = due.id AND j.attempt = due.attempts + 1 RETURNING j.call_pk AS id",
-    )
-    .load(&mut conn)
-    .await?;
-    drop(conn);
-    let ids: Vec<i64> = retries.iter().chain(&parked).map(|d| d.id).collect();
-    if !ids.is_empty() {
-        dial_outbox::publish_pending(pool, channel, topology, dial_outbox::Scope::Calls(&ids))
-            .await?;
-    }
-    Ok(())
-}
-
-/// Attempts on servers we hold whose dispatcher is gone (crashed, killed): followed again when
-/// their channel is still up, else ended as `unknown` (the person may have been reached, so they
-/// are never retried on their own).
-async fn adopt_orphans(
-    pool: &DbPool,
-    config: &DispatcherConfig,
-    registry: &Registry,
-    servers: &Servers,
-    transitions: &mpsc::UnboundedSender<Transition>,
-) {
-    let held: Vec<i64> = servers
-        .lock()
-        .map(|m| m.keys().copied().collect())
-        .unwrap_or_default();
-    if held.is_empty() {
-        return;
-    }
-    let Ok(mut conn) = pool.get().await else {
-        return;
-    };
-    let stale = config.lease_ttl.as_secs_f64().max(2.0);
-    let orphans: Vec<Orphan> = match diesel::sql_query(
-        "SELECT t.id, t.server_id, t.call_pk, c.account_id, t.state, a.ring_timeout_seconds, \
-                a.max_call_seconds \
-         FROM call_attempts t JOIN calls c ON c.id = t.call_pk JOIN accounts a ON a.id = c.account_id \
-         WHERE t.state <> 'ended' AND t.server_id = ANY($1) \
-           AND (t.dispatcher_id IS NULL OR t.dispatcher_id <> $2) \
-           AND NOT EXISTS (SELECT 1 FROM dispatchers d WHERE d.id = t.dispatcher_id \
-                           AND d.heartbeat_at > now() - make_interval(secs => $3)) \
-         LIMIT 1000",
-    )
-    .bind::<Array<BigInt>, _>(&held)
-    .bind::<Text, _>(&config.id)
-    .bind::<diesel::sql_types::Double, _>(stale)
-    .load(&mut conn)
-    .await
-    {
-        Ok(o) => o,
-        Err(e) => {
-            warn!(error = %e, "orphan query failed");
-            return;
-        }
-    };
-    drop(conn);
-    for o in orphans {
-        if registry.contains(&o.id) {
-            continue;
-        }
-        let server = servers
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&o.server_id).cloned());
-        let Some(server) = server.filter(|s| s.is_connected()) else {
-            continue;
-        };
-        let live = server.live_channel(o.id).await;
-        let Ok(mut conn) = pool.get().await else {
-            return;
-        };
-        let _ = diesel::sql_query("UPDATE call_attempts SET dispatcher_id = $2 WHERE id = $1")
-            .bind::<SqlUuid, _>(o.id)
-            .bind::<Text, _>(&config.id)
-            .execute(&mut conn)
-            .await;
-        match live {
-            Some(answered) => {
-                info!(attempt = %o.id, "following a call left by a dispatcher that is gone");
-                registry.insert(
-                    o.id,
-                    LiveAttempt {
-                        call_pk: o.call_pk,
-                        account_id: o.account_id,
-                        server_id: o.server_id,
-                        tracker: AttemptTracker::adopted(o.id.to_string(), answered),
-                        originated: Instant::now(),
-                        // Sent by the dispatcher that is gone: guards and reconcile apply.
-                        sent: Some(Instant::now()),
-                        ring_timeout: Duration::from_secs(o.ring_timeout_seconds.max(1) as u64),
-                        max_call: Duration::from_secs(o.max_call_seconds.max(1) as u64),
-                        answered: answered.then(Instant::now),
-                        hangup_requested: false,
-                    },
-                );
-                if answered && o.state != "answered" {
-                    let _ = transitions.send(Transition::Answered {
-                        attempt: o.id,
-                        at: chrono::Utc::now(),
-                    });
-                }
-            }
-            None => {
-                let _ = transitions.send(Transition::Ended {
-                    attempt: o.id,
-                    outcome: Outcome {
-                        disposition: dialer_core::domain::Disposition::Unknown,
-                        cause: None,
-                        error_message: Some(
-                            "the dispatcher following this call stopped; its outcome is unknown"
-                                .into(),
-                        ),
-                    },
-                    cut_by_platform: false,
-                    at: chrono::Utc::now(),
-                });
-            }
         }
     }
 }

@@ -21,13 +21,13 @@ use tracing::{debug, warn};
 
 use ami_bridge::AmiError;
 
-use crate::call_state::Transition;
-use crate::claim::{self, Claimed, Decision};
+use crate::claim::{self, Decision};
 use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
 use crate::registry::{LiveAttempt, Registry};
-use crate::server::Server;
+use crate::server::{Server, Servers};
+use crate::state::{Claimed, Transition};
 
 /// Jobs taken per round across all accounts waiting: one account alone gets them all, several
 /// share them, at least [`MIN_PER_ACCOUNT`] each, so accounts interleave.
@@ -46,7 +46,7 @@ pub struct Scheduler {
     pub pool: DbPool,
     pub dispatcher_id: String,
     pub registry: Arc<Registry>,
-    pub servers: Arc<std::sync::Mutex<HashMap<i64, Arc<Server>>>>,
+    pub servers: Servers,
     pub transitions: mpsc::UnboundedSender<Transition>,
     pub global_cps: Option<f64>,
     /// Each account's own pacing in this process, after its slot in PostgreSQL: a call whose
@@ -239,18 +239,14 @@ impl Scheduler {
         for c in &claimed {
             self.registry.insert(
                 c.attempt_id,
-                LiveAttempt {
-                    call_pk: c.call_pk,
-                    account_id: c.account_id,
-                    server_id: server.spec.id,
-                    tracker: AttemptTracker::new(),
-                    originated: Instant::now(),
-                    sent: None,
-                    ring_timeout: Duration::from_secs(c.ring_timeout_seconds.max(1) as u64),
-                    max_call: Duration::from_secs(c.max_call_seconds.max(1) as u64),
-                    answered: None,
-                    hangup_requested: false,
-                },
+                LiveAttempt::new(
+                    c.call_pk,
+                    c.account_id,
+                    server.spec.id,
+                    AttemptTracker::new(),
+                    c.ring_timeout_seconds,
+                    c.max_call_seconds,
+                ),
             );
         }
         server.release(claimed.len());

@@ -5,7 +5,7 @@
 //! that were in flight on it are reconciled against `CoreShowChannels`: those whose channel is
 //! gone ended while we could not see them, and end as `unknown`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +16,13 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::call_state::Transition;
-use crate::claim::Claimed;
 use crate::health::{Health, HealthPolicy};
 use crate::pacer::Pacer;
 use crate::registry::Registry;
+use crate::state::{Claimed, Transition};
+
+/// The servers this dispatcher holds, by id.
+pub type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
 
 /// A server row as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,14 +180,18 @@ impl Server {
         self.pacer.lock().map_or(now, |mut p| p.reserve(now))
     }
 
-    /// Sends the Originate of a claimed attempt.
-    pub async fn originate(&self, c: &Claimed) -> Result<(), AmiError> {
-        let client = self
-            .client
+    /// The AMI client, while connected.
+    fn client(&self) -> Result<AmiClient, AmiError> {
+        self.client
             .lock()
             .ok()
             .and_then(|c| c.clone())
-            .ok_or(AmiError::NotConnected)?;
+            .ok_or(AmiError::NotConnected)
+    }
+
+    /// Sends the Originate of a claimed attempt.
+    pub async fn originate(&self, c: &Claimed) -> Result<(), AmiError> {
+        let client = self.client()?;
         let channel = channel_for(&self.spec.channel_template, &c.phone_e164);
         let mut o = Originate::new(channel)
             .extension(c.dial_context.clone(), c.dial_exten.clone(), 1)
@@ -203,12 +209,7 @@ impl Server {
     }
 
     pub async fn hangup(&self, attempt: Uuid) -> Result<(), AmiError> {
-        let client = self
-            .client
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or(AmiError::NotConnected)?;
+        let client = self.client()?;
         // Asterisk's Hangup takes a uniqueid as well as a channel name; ours is the attempt id.
         // Cause 16: normal clearing.
         client
@@ -219,7 +220,7 @@ impl Server {
 
     /// Whether the attempt's channel is up on the PBX (`Some(answered)`), from `CoreShowChannels`.
     pub async fn live_channel(&self, attempt: Uuid) -> Option<bool> {
-        let client = self.client.lock().ok().and_then(|c| c.clone())?;
+        let client = self.client().ok()?;
         let channels = client.core_show_channels().await.ok()?;
         let id = attempt.to_string();
         let mine: Vec<_> = channels

@@ -1,37 +1,26 @@
 //! Every outcome through the whole dispatcher: dial jobs from RabbitMQ, claims in PostgreSQL,
 //! Originates on a simulated Asterisk, events written with their call's state.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
-use dispatcher::Dispatcher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_gives_the_contracts_events_and_dispositions() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555000001", OutcomeKind::Answered, 100, 1200),
-            rule("+1555000002", OutcomeKind::Busy, 100, 0),
-            rule("+1555000003", OutcomeKind::NoAnswer, 0, 0),
-            rule("+1555000004", OutcomeKind::Congestion, 100, 0),
-            rule("+1555000005", OutcomeKind::NotFound, 100, 0),
-            rule("+1555000006", OutcomeKind::Decline, 100, 0),
-            rule("+1555000007", OutcomeKind::Unreachable, 0, 0),
-        ],
-        50,
-        100,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555000001", OutcomeKind::Answered, 100, 1200),
+        rule("+1555000002", OutcomeKind::Busy, 100, 0),
+        rule("+1555000003", OutcomeKind::NoAnswer, 0, 0),
+        rule("+1555000004", OutcomeKind::Congestion, 100, 0),
+        rule("+1555000005", OutcomeKind::NotFound, 100, 0),
+        rule("+1555000006", OutcomeKind::Decline, 100, 0),
+        rule("+1555000007", OutcomeKind::Unreachable, 0, 0),
+    ];
+    let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers: Vec<String> = (1..=7).map(|i| format!("+155500000{i}")).collect();
-    let batch = world.batch(account, 42, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world.batch_and_dispatcher(account, 42, &numbers).await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
 
     let want: [(&str, &str, &[&str]); 7] = [

@@ -1,16 +1,12 @@
 //! Fairness: while one account has a long batch queued, another account's small batch starts
 //! dialing within two seconds and gets its share of a shared server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use ami_sim::OutcomeKind;
-use common::{World, rule};
+use crate::helpers::{World, numbers};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[derive(QueryableByName)]
 struct First {
@@ -23,20 +19,11 @@ struct First {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_batch_is_not_stuck_behind_a_big_one() {
     // The server takes 20 calls per second; each account may use all of it.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        200,
-        20,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 200, 20).await;
     let big = world.account("BIG", 20, 100, "").await;
     let small = world.account("SMALL", 20, 100, "").await;
-    let numbers: Vec<String> = (0..600).map(|i| format!("+1555{i:07}")).collect();
-    let big_batch = world.batch(big, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let big_batch = world.batch(big, 1, &numbers(600)).await;
+    let d = world.start().await;
     // Let the big batch get going.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let submitted = chrono::Utc::now();
@@ -67,12 +54,7 @@ async fn a_small_batch_is_not_stuck_behind_a_big_one() {
         small_took < Duration::from_secs(6),
         "small batch took {small_took:?}"
     );
-    let big_left = world
-        .calls(big_batch)
-        .await
-        .iter()
-        .filter(|c| c.status == "scheduled")
-        .count();
+    let big_left = world.scheduled(big_batch).await.len();
     assert!(
         big_left > 300,
         "the big batch was nearly done ({big_left} left): no contention shown"

@@ -1,16 +1,13 @@
 //! Dialing rules through the whole dispatcher: retries, do-not-call added after submission,
 //! calling hours, expiry, pause, and `Local/` channel templates.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 fn rules() -> Vec<ami_sim::Rule> {
     vec![
@@ -30,10 +27,9 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
             "max_attempts = 2, retry_delay_seconds = 1, retry_on = '{busy}'",
         )
         .await;
-    let batch = world.batch(account, 1, &["+15551110001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15551110001".to_string()])
+        .await;
     let calls = world.wait_final(batch, Duration::from_secs(40)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "busy");
@@ -87,13 +83,9 @@ async fn do_not_call_expiry_and_destination_rules_end_calls_undialed() {
         .await;
     let expired = world.batch(account, 2, &["+15550000009".to_string()]).await;
     world
-        .exec(&format!(
-            "UPDATE batches SET expires_at = now() - interval '1 minute' WHERE id = {expired}"
-        ))
+        .update_batch(expired, "expires_at = now() - interval '1 minute'")
         .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     let exp = world.wait_final(expired, Duration::from_secs(30)).await;
     d.shutdown().await;
@@ -151,10 +143,9 @@ async fn outside_calling_hours_a_call_waits_in_the_database_and_is_not_dialed() 
             ),
         )
         .await;
-    let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15550000001".to_string()])
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     d.shutdown().await;
     assert_eq!(world.sims[0].stats().originates_total, 0);
@@ -186,14 +177,8 @@ async fn a_paused_batch_is_not_dialed() {
     let world = World::new(1, rules(), 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused' WHERE id = {batch}"
-        ))
-        .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    world.update_batch(batch, "status = 'paused'").await;
+    let d = world.start().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(world.sims[0].stats().originates_total, 0);
     assert_eq!(world.calls(batch).await[0].status, "scheduled");
@@ -205,21 +190,13 @@ async fn local_channel_templates_map_like_trunks() {
     let world = World::with_template(1, rules(), 50, 100, "Local/{number}@dialer-sim").await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers = ["+15550000001".to_string(), "+15551110002".to_string()];
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     d.shutdown().await;
     assert_eq!(
         (calls[0].status.as_str(), calls[1].status.as_str()),
         ("completed", "busy")
     );
-    let types: Vec<String> = world
-        .events(calls[0].id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_started", "call_answered", "call_completed"]);
 }

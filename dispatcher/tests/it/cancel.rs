@@ -2,16 +2,13 @@
 //! retry, calls not dialed end `call_cancelled`, and the batch finishes once with its
 //! `batch_completed`.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
+use crate::helpers::{World, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[derive(QueryableByName)]
 struct BatchEnd {
@@ -47,16 +44,11 @@ async fn cancel(world: &World, batch: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555111*", OutcomeKind::Busy, 1500, 0),
-            rule("+1555000*", OutcomeKind::Answered, 0, 2000),
-        ],
-        50,
-        100,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555111*", OutcomeKind::Busy, 1500, 0),
+        rule("+1555000*", OutcomeKind::Answered, 0, 2000),
+    ];
+    let world = World::new(1, rules, 50, 100).await;
     let account = world
         .account(
             "ACME",
@@ -71,15 +63,8 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
         "+15551110002".to_string(),
         "+15550000003".to_string(),
     ];
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while world.sims[0].stats().originates_total < 3 {
-        assert!(Instant::now() < deadline, "never dialed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
+    world.wait_originates(3, 20, 20, "never dialed").await;
     cancel(&world, batch).await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     // Let a wrongly scheduled retry show itself.
@@ -92,8 +77,7 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
         .collect();
     assert_eq!(got, [("busy", 1), ("busy", 1), ("completed", 1)]);
     for c in &calls[..2] {
-        let events = world.events(c.id).await;
-        let last = events.last().expect("final event");
+        let last = world.last_event(c.id).await;
         assert_eq!(last.event_type, "call_busy");
         let body: serde_json::Value = serde_json::from_str(&last.body).expect("json");
         assert_eq!(body["will_retry"], false, "{body}");
@@ -108,35 +92,20 @@ async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 50, 100).await;
     let account = world
         .account("ACME", 50, 20, "callback_batch_events = true")
         .await;
     let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
     // The batch cancelled, its call still `scheduled` (a retry released as the cancel ran).
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'cancelled', cancelled_at = now() WHERE id = {batch}"
-        ))
+        .update_batch(batch, "status = 'cancelled', cancelled_at = now()")
         .await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "cancelled");
-    let types: Vec<String> = world
-        .events(calls[0].id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_cancelled"]);
     assert_eq!(world.sims[0].stats().originates_total, 0);
     assert_eq!(batch_end(&world, batch).await, ("cancelled".to_string(), 1));

@@ -2,35 +2,15 @@
 //! dispatchers on two servers (counted at the simulators), and a paused batch resumed the way the
 //! API resumes it.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ami_sim::OutcomeKind;
+use crate::helpers::{World, batch_under_way, numbers};
 use ami_sim::stats::max_in_window;
-use common::{World, rule};
-use dialer_core::dial_outbox;
-use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use dispatcher::{Dispatcher, DispatcherConfig};
-
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(world: &World, sql: &str) -> i64 {
-    let mut conn = world.conn().await;
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
-}
 
 /// Two dispatchers, started and waited for until each holds one of the two servers, so both
 /// dial from the first call on.
@@ -46,46 +26,20 @@ async fn two_dispatchers(
     tweak(&mut cb);
     let a = Dispatcher::start(ca).await.expect("a");
     let b = Dispatcher::start(cb).await.expect("b");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let a_held = count(
-            world,
-            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-a' AND expires_at > now()",
-        )
-        .await;
-        let b_held = count(
-            world,
-            "SELECT count(*) AS n FROM server_leases WHERE holder = 'dispatcher-b' AND expires_at > now()",
-        )
-        .await;
-        if a_held == 1 && b_held == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "servers never shared ({a_held}, {b_held})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    world.wait_servers_shared(" AND expires_at > now()").await;
     (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        200,
-        1000,
-    )
-    .await;
+    let world = World::answering(2, 0, 100, 200, 1000).await;
     let acme = world.account("ACME", 20, 100, "").await;
     let globex = world.account("GLOBEX", 20, 100, "").await;
     let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
     // Both simulators count from the same instant, so their times merge.
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let acme_numbers: Vec<String> = (0..75).map(|i| format!("+1555{i:07}")).collect();
+    let acme_numbers = numbers(75);
     let globex_numbers: Vec<String> = (0..75).map(|i| format!("+1555{:07}", 1000 + i)).collect();
     let b1 = world.batch(acme, 1, &acme_numbers).await;
     let b2 = world.batch(globex, 1, &globex_numbers).await;
@@ -117,29 +71,17 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
     for sim in &world.sims {
         assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
     }
-    let dialers = count(
-        &world,
-        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
-    )
-    .await;
-    assert_eq!(dialers, 2, "both dispatchers dialed");
+    world.assert_two_dispatchers_dialed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_channel_limit_holds_across_two_dispatchers() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 1500)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(2, 0, 1500, 50, 200).await;
     let account = world.account("ACME", 50, 6, "").await;
     let (a, b) = two_dispatchers(&world, |_| {}).await;
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let numbers: Vec<String> = (0..48).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
+    let batch = world.batch(account, 1, &numbers(48)).await;
 
     // Both simulators' channels up now, summed, sampled every few milliseconds until the end.
     let s0 = world.sims[0].handle();
@@ -188,12 +130,7 @@ async fn an_account_channel_limit_holds_across_two_dispatchers() {
     );
     assert!(max >= 5, "the limit was not even approached ({max})");
     assert!(st0.max_concurrent_channels + st1.max_concurrent_channels >= 6);
-    let dialers = count(
-        &world,
-        "SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts",
-    )
-    .await;
-    assert_eq!(dialers, 2, "both dispatchers dialed");
+    world.assert_two_dispatchers_dialed().await;
 }
 
 /// What `dialer_api::batches::resume` does to a paused, dispatched batch (same statements, in one
@@ -225,42 +162,18 @@ async fn resume_like_the_api(world: &World, batch_pk: i64) {
     })
     .await
     .expect("resume");
-    dial_outbox::publish_pending(
-        &world.pool,
-        &world.channel,
-        &world.env.topology(),
-        dial_outbox::Scope::Batches(&[batch_pk]),
-    )
-    .await
-    .expect("publish re-armed jobs");
+    world.publish_jobs(batch_pk).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        200,
-    )
-    .await;
-    let account = world.account("ACME", 20, 50, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims[0].stats().originates_total < 30 {
-        assert!(Instant::now() < deadline, "never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (world, batch, d) = batch_under_way().await;
     // What the API's pause does to the batch.
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused', paused_at = now(), updated_at = now() \
-             WHERE id = {batch}"
-        ))
+        .update_batch(
+            batch,
+            "status = 'paused', paused_at = now(), updated_at = now()",
+        )
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_a_second = world.sims[0].stats().originates_total;
@@ -272,13 +185,7 @@ async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
         "dialed while paused (after the first second)"
     );
     assert!(before_resume < 200, "the pause came too late to test");
-    let undialed: Vec<String> = world
-        .calls(batch)
-        .await
-        .into_iter()
-        .filter(|c| c.status == "scheduled")
-        .map(|c| c.phone_raw)
-        .collect();
+    let undialed = world.scheduled(batch).await;
     assert_eq!(undialed.len() as u64, 200 - before_resume);
 
     resume_like_the_api(&world, batch).await;
@@ -302,10 +209,10 @@ async fn a_paused_batch_resumed_finishes_without_dialing_anyone_twice() {
             c.phone_raw
         );
     }
-    let status = count(
-        &world,
-        &format!("SELECT count(*) AS n FROM batches WHERE id = {batch} AND status = 'completed'"),
-    )
-    .await;
+    let status = world
+        .count(&format!(
+            "SELECT count(*) AS n FROM batches WHERE id = {batch} AND status = 'completed'"
+        ))
+        .await;
     assert_eq!(status, 1, "the batch completed");
 }

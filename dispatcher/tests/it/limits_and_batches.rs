@@ -1,33 +1,21 @@
 //! Channel limits as the simulated PBX counts them, a pause taking effect within a second, and
 //! the batch's completion.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
+use crate::helpers::{World, batch_under_way, numbers, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use dispatcher::Dispatcher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_and_server_channel_limits_are_never_exceeded() {
     // Account limit 5 on a server of 50.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
-        50,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 500, 50, 200).await;
     let account = world.account("ACME", 50, 5, "").await;
-    let numbers: Vec<String> = (0..40).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let numbers = numbers(40);
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -38,18 +26,9 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     assert!(max >= 4, "the limit was not even approached ({max})");
 
     // Server limit 3 under an account allowed 50.
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 500)],
-        3,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 0, 500, 3, 200).await;
     let account = world.account("ACME", 50, 50, "").await;
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     world.wait_final(batch, Duration::from_secs(60)).await;
     d.shutdown().await;
     let max = world.sims[0].stats().max_concurrent_channels;
@@ -58,29 +37,10 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        50,
-        200,
-    )
-    .await;
-    let account = world.account("ACME", 20, 50, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims[0].stats().originates_total < 30 {
-        assert!(Instant::now() < deadline, "never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (world, batch, d) = batch_under_way().await;
     // What the API's pause does to the batch.
     world
-        .exec(&format!(
-            "UPDATE batches SET status = 'paused', paused_at = now() WHERE id = {batch}"
-        ))
+        .update_batch(batch, "status = 'paused', paused_at = now()")
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_a_second = world.sims[0].stats().originates_total;
@@ -92,12 +52,7 @@ async fn a_batch_paused_mid_way_stops_dialing_within_a_second() {
         "still dialing a second after the pause"
     );
     assert!(later < 200);
-    let scheduled = world
-        .calls(batch)
-        .await
-        .iter()
-        .filter(|c| c.status == "scheduled")
-        .count();
+    let scheduled = world.scheduled(batch).await.len();
     assert_eq!(scheduled as u64, 200 - later, "the rest waits, undialed");
 }
 
@@ -113,16 +68,11 @@ struct Ev {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555000*", OutcomeKind::Answered, 0, 100),
-            rule("+1555111*", OutcomeKind::Busy, 0, 0),
-        ],
-        50,
-        200,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555000*", OutcomeKind::Answered, 0, 100),
+        rule("+1555111*", OutcomeKind::Busy, 0, 0),
+    ];
+    let world = World::new(1, rules, 50, 200).await;
     let account = world
         .account("ACME", 50, 50, "callback_batch_events = true")
         .await;
@@ -131,10 +81,7 @@ async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
         "+15550000002".to_string(),
         "+15551110003".to_string(),
     ];
-    let batch = world.batch(account, 9, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world.batch_and_dispatcher(account, 9, &numbers).await;
     world.wait_final(batch, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.shutdown().await;

@@ -2,53 +2,22 @@
 //! middle of a batch dials no number twice and leaves no call without a final state; an account
 //! limited to 20 calls per second gets 20, evenly.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use ami_sim::OutcomeKind;
-use common::{World, rule};
-use dispatcher::Dispatcher;
-
-fn spawn_dispatcher(world: &World, name: &str) -> Child {
-    let c = &world.env.config;
-    Command::new(env!("CARGO_BIN_EXE_dispatcher"))
-        .env("DATABASE_URL", &c.database_url)
-        .env("AMQP_URL", &c.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
-        .env("DIALER_DISPATCHER_ID", name)
-        .env("DIALER_LEASE_TTL_SECS", "3")
-        .env("RUST_LOG", "warn")
-        .env("DIALER_DISPATCHER_METRICS_ADDR", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the dispatcher binary")
-}
+use crate::helpers::{World, ended_clearly, numbers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_call() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 200, 1500)],
-        100,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 200, 1500, 100, 200).await;
     let account = world.account("ACME", 25, 40, "").await;
-    let numbers: Vec<String> = (0..150).map(|i| format!("+1555{i:07}")).collect();
+    let numbers = numbers(150);
     let batch = world.batch(account, 7, &numbers).await;
 
-    let mut first = spawn_dispatcher(&world, "first");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while world.sims[0].stats().originates_total < 40 {
-        assert!(
-            Instant::now() < deadline,
-            "the first dispatcher never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut first = world.spawn_dispatcher("first", "3", "");
+    world
+        .wait_originates(40, 60, 50, "the first dispatcher never got going")
+        .await;
     // SIGKILL: no cleanup, leases and unacknowledged jobs left as they were.
     first.kill().expect("kill -9");
     let _ = first.wait();
@@ -58,7 +27,7 @@ async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_ca
         "killed before the batch was done ({killed_at})"
     );
 
-    let mut second = spawn_dispatcher(&world, "second");
+    let mut second = world.spawn_dispatcher("second", "3", "");
     let calls = world.wait_final(batch, Duration::from_secs(120)).await;
     let _ = second.kill();
     let _ = second.wait();
@@ -75,13 +44,9 @@ async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_ca
             c.phone_raw,
             c.attempts
         );
-        let events = world.events(c.id).await;
-        let last = events.last().expect("a final event");
+        let last = world.last_event(c.id).await;
         assert!(
-            matches!(
-                last.event_type.as_str(),
-                "call_completed" | "call_timeout" | "call_failed"
-            ),
+            ended_clearly(&last.event_type),
             "{}: {}",
             c.phone_raw,
             last.event_type
@@ -119,24 +84,13 @@ impl Drop for KillOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 4000)],
-        100,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 100, 4000, 100, 200).await;
     let account = world.account("ACME", 25, 40, "").await;
-    let numbers: Vec<String> = (0..6).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 7, &numbers).await;
+    let batch = world.batch(account, 7, &numbers(6)).await;
 
     // A fixed DIALER_DISPATCHER_ID, as in a deployment with stable names.
-    let mut first = KillOnDrop(spawn_dispatcher(&world, "fixed"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.sims[0].stats().originates_total < 6 {
-        assert!(Instant::now() < deadline, "never got going");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut first = KillOnDrop(world.spawn_dispatcher("fixed", "3", ""));
+    world.wait_originates(6, 30, 50, "never got going").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.0.kill().expect("kill -9");
     let _ = first.0.wait();
@@ -145,7 +99,7 @@ async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life()
         "calls still up on the PBX"
     );
 
-    let again = KillOnDrop(spawn_dispatcher(&world, "fixed"));
+    let again = KillOnDrop(world.spawn_dispatcher("fixed", "3", ""));
     let calls = world.wait_final(batch, Duration::from_secs(30)).await;
     drop(again);
     let stats = world.sims[0].stats();
@@ -153,31 +107,16 @@ async fn restarted_under_the_same_id_it_settles_the_calls_of_its_previous_life()
     for c in &calls {
         // Still up when the process restarted: followed again to their real end.
         assert_eq!(c.status, "completed", "{}", c.phone_raw);
-        let types: Vec<String> = world
-            .events(c.id)
-            .await
-            .into_iter()
-            .map(|e| e.event_type)
-            .collect();
+        let types = world.event_types(c.id).await;
         assert_eq!(types, ["call_started", "call_answered", "call_completed"]);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_calls_per_second_is_twenty_evenly() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 100)],
-        500,
-        1000,
-    )
-    .await;
+    let world = World::answering(1, 0, 100, 500, 1000).await;
     let account = world.account("ACME", 20, 200, "").await;
-    let numbers: Vec<String> = (0..600).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers(600)).await;
     world.wait_final(batch, Duration::from_secs(90)).await;
     d.shutdown().await;
 
@@ -209,41 +148,18 @@ async fn scrape(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_calls_in_flight_and_leaves_the_rest_queued() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 1500)],
-        100,
-        200,
-    )
-    .await;
+    let world = World::answering(1, 100, 1500, 100, 200).await;
     let account = world.account("ACME", 20, 40, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 7, &numbers).await;
+    let batch = world.batch(account, 7, &numbers(200)).await;
     let metrics_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr").port()
     };
-    let c = &world.env.config;
-    let mut first = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
-        .env("DATABASE_URL", &c.database_url)
-        .env("AMQP_URL", &c.amqp_url)
-        .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
-        .env("DIALER_DISPATCHER_ID", "first")
-        .env("DIALER_LEASE_TTL_SECS", "3")
-        .env(
-            "DIALER_DISPATCHER_METRICS_ADDR",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the dispatcher binary");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while world.sims[0].stats().originates_total < 30 {
-        assert!(Instant::now() < deadline, "the dispatcher never got going");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut first = world.spawn_dispatcher("first", "3", &metrics_addr);
+    world
+        .wait_originates(30, 60, 50, "the dispatcher never got going")
+        .await;
     let metrics = scrape(metrics_port).await;
     assert!(
         metrics.contains("dialer_originates_total{server=\"ast1\"}"),
@@ -283,7 +199,7 @@ async fn sigterm_finishes_calls_in_flight_and_leaves_the_rest_queued() {
     }
     assert!(dialed_before < 200, "stopped before the end of the batch");
     // The rest is still queued: another dispatcher finishes the batch, dialing nothing twice.
-    let mut second = spawn_dispatcher(&world, "second");
+    let mut second = world.spawn_dispatcher("second", "3", "");
     let calls = world.wait_final(batch, Duration::from_secs(90)).await;
     let _ = second.kill();
     let _ = second.wait();

@@ -2,12 +2,10 @@
 //! with it end with a clear terminal event, and nothing is dialed twice. And the platform's own
 //! hang-up at an account's maximum call length.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{self, World, ended_clearly, numbers, rule};
 use ami_sim::OutcomeKind;
-use common::{World, rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -36,6 +34,15 @@ async fn after(world: &World, since: chrono::DateTime<chrono::Utc>) -> Vec<(Stri
     .collect()
 }
 
+/// The second server took calls after `since` (the first one's trouble).
+async fn assert_ast2_dialed_since(world: &World, since: chrono::DateTime<chrono::Utc>) {
+    let spread = after(world, since).await;
+    assert!(
+        spread.iter().any(|(code, n)| code == "ast2" && *n > 0),
+        "{spread:?}"
+    );
+}
+
 async fn wait_dialed(world: &World, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while world
@@ -50,7 +57,7 @@ async fn wait_dialed(world: &World, n: u64) {
     }
 }
 
-fn check_final(world: &World, calls: &[common::CallRow], numbers: &[String]) {
+fn check_final(world: &World, calls: &[helpers::CallRow], numbers: &[String]) {
     for c in calls {
         assert_eq!(c.attempts, 1, "{} attempts {}", c.phone_raw, c.attempts);
     }
@@ -66,19 +73,10 @@ fn check_final(world: &World, calls: &[common::CallRow], numbers: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 3000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(2, 100, 3000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers: Vec<String> = (0..120).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let numbers = numbers(120);
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 30).await;
     // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
     world.sims[0].restart().await;
@@ -88,40 +86,19 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
     check_final(&world, &calls, &numbers);
     // The calls that were up on ast1 ended with their events (hung up by the shutdown).
     for c in &calls {
-        let events = world.events(c.id).await;
-        let last = events.last().expect("final event");
-        assert!(
-            matches!(
-                last.event_type.as_str(),
-                "call_completed" | "call_timeout" | "call_failed"
-            ),
-            "{}",
-            last.event_type
-        );
+        let last = world.last_event(c.id).await;
+        assert!(ended_clearly(&last.event_type), "{}", last.event_type);
     }
     // After the restart both servers dialed again.
-    let spread = after(&world, restarted).await;
-    assert!(
-        spread.iter().any(|(code, n)| code == "ast2" && *n > 0),
-        "{spread:?}"
-    );
+    assert_ast2_dialed_since(&world, restarted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
-    let world = World::new(
-        2,
-        vec![rule("+1555*", OutcomeKind::Answered, 100, 1000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(2, 100, 1000, 30, 100).await;
     let account = world.account("ACME", 20, 100, "").await;
-    let numbers: Vec<String> = (0..200).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let numbers = numbers(200);
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 20).await;
     world.sims[0].stall();
     let stalled = chrono::Utc::now();
@@ -130,9 +107,8 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
     check_final(&world, &calls, &numbers);
     // Calls whose events were lost in the stall end `unknown` with a reason, never retried.
     for c in calls.iter().filter(|c| c.status == "timeout") {
-        let events = world.events(c.id).await;
         let body: serde_json::Value =
-            serde_json::from_str(&events.last().expect("event").body).expect("json");
+            serde_json::from_str(&world.last_event(c.id).await.body).expect("json");
         assert_eq!(body["disposition"], "unknown");
         assert!(
             body["error_message"]
@@ -140,27 +116,16 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
                 .is_some_and(|m| !m.is_empty())
         );
     }
-    let spread = after(&world, stalled).await;
-    assert!(
-        spread.iter().any(|(code, n)| code == "ast2" && *n > 0),
-        "{spread:?}"
-    );
+    assert_ast2_dialed_since(&world, stalled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 50, 60_000)],
-        30,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 50, 60_000, 30, 100).await;
     let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
-    let batch = world.batch(account, 1, &["+15550000001".to_string()]).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let (batch, d) = world
+        .batch_and_dispatcher(account, 1, &["+15550000001".to_string()])
+        .await;
     let calls = world.wait_final(batch, Duration::from_secs(20)).await;
     d.shutdown().await;
     assert_eq!(calls[0].status, "timeout");
@@ -184,22 +149,15 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
-    let world = World::new(
-        1,
-        vec![
-            rule("+1555*", OutcomeKind::Unreachable, 0, 0),
-            rule("+1666*", OutcomeKind::Answered, 0, 100),
-        ],
-        50,
-        100,
-    )
-    .await;
+    let rules = vec![
+        rule("+1555*", OutcomeKind::Unreachable, 0, 0),
+        rule("+1666*", OutcomeKind::Answered, 0, 100),
+    ];
+    let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 50, "").await;
-    let failing: Vec<String> = (0..30).map(|i| format!("+1555{i:07}")).collect();
+    let failing = numbers(30);
     world.batch(account, 1, &failing).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let d = world.start().await;
     let factor = |d: &Dispatcher| d.capacity_factors().into_iter().next().map_or(1.0, |f| f.1);
     let deadline = Instant::now() + Duration::from_secs(20);
     while factor(&d) >= 1.0 {
@@ -237,20 +195,11 @@ struct AttemptEnd {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_waiting_for_their_slot_across_a_reconnect_are_dialed_once_and_followed() {
-    let world = World::new(
-        1,
-        vec![rule("+1555*", OutcomeKind::Answered, 0, 3000)],
-        100,
-        100,
-    )
-    .await;
+    let world = World::answering(1, 0, 3000, 100, 100).await;
     // Two calls per second: the first claim takes 20 calls whose slots span ten seconds.
     let account = world.account("ACME", 2, 50, "").await;
-    let numbers: Vec<String> = (0..20).map(|i| format!("+1555{i:07}")).collect();
-    let batch = world.batch(account, 1, &numbers).await;
-    let d = Dispatcher::start(world.dispatcher_config())
-        .await
-        .expect("start");
+    let numbers = numbers(20);
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
     wait_dialed(&world, 3).await;
     // The connection drops with most claimed calls still waiting for their slot; the calls up
     // (talking 3 s) are still there when it comes back.

@@ -1,8 +1,8 @@
 //! A world for dispatcher tests: a fresh database and queue prefix, simulated Asterisk servers
 //! registered as servers, accounts and batches written as the API writes them, and dial jobs
 //! published through the real outbox.
-#![allow(dead_code)]
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ami_sim::{OutcomeKind, Rule, SimConfig, Simulator};
@@ -10,14 +10,16 @@ use dialer_core::dial_outbox;
 use dialer_core::test_support::TestEnv;
 use dialer_core::topology;
 use diesel::QueryableByName;
+use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use dispatcher::DispatcherConfig;
+use dispatcher::{Dispatcher, DispatcherConfig};
 
 pub struct World {
     pub env: TestEnv,
     pub sims: Vec<Simulator>,
-    pub amqp: lapin::Connection,
+    /// Held open for `channel`.
+    _amqp: lapin::Connection,
     pub channel: lapin::Channel,
     pub pool: dialer_core::db::DbPool,
 }
@@ -31,7 +33,64 @@ pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> 
     }
 }
 
+/// `n` test numbers, `+15550000000` on.
+pub fn numbers(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("+1555{i:07}")).collect()
+}
+
+/// One server answering after 100 ms talk, a batch of 200 calls at 20 per second, a dispatcher
+/// started and 30 calls dialed: a batch to pause mid-way. Returns the world, the batch and the
+/// dispatcher.
+pub async fn batch_under_way() -> (World, i64, Dispatcher) {
+    let world = World::answering(1, 0, 100, 50, 200).await;
+    let account = world.account("ACME", 20, 50, "").await;
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers(200)).await;
+    world.wait_originates(30, 30, 20, "never got going").await;
+    (world, batch, d)
+}
+
+/// A final event of a call the platform lost sight of or ended itself: clear, never silent.
+pub fn ended_clearly(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "call_completed" | "call_timeout" | "call_failed"
+    )
+}
+
+/// Polls `done` every `every` until it holds; fails with `what` once `within` has passed.
+pub async fn wait_until(
+    within: Duration,
+    every: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 impl World {
+    /// `servers` simulators answering every `+1555` number after `ring_ms` and hanging up after
+    /// `talk_ms`, each registered with `max_channels` and `max_cps`.
+    pub async fn answering(
+        servers: usize,
+        ring_ms: u64,
+        talk_ms: u64,
+        max_channels: i32,
+        max_cps: i32,
+    ) -> World {
+        let rules = vec![rule("+1555*", OutcomeKind::Answered, ring_ms, talk_ms)];
+        World::new(servers, rules, max_channels, max_cps).await
+    }
+
     /// `servers` simulators with `rules`, each registered with `max_channels` and `max_cps`.
     pub async fn new(servers: usize, rules: Vec<Rule>, max_channels: i32, max_cps: i32) -> World {
         World::with_template(
@@ -75,7 +134,7 @@ impl World {
         let world = World {
             env,
             sims,
-            amqp,
+            _amqp: amqp,
             channel,
             pool,
         };
@@ -97,6 +156,91 @@ impl World {
         AsyncPgConnection::establish(&self.env.config.database_url)
             .await
             .expect("connect")
+    }
+
+    /// The `n` of a one-row query (`SELECT count(*) AS n ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.conn().await;
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .n
+    }
+
+    /// Waits until `dispatcher-a` and `dispatcher-b` hold one server lease each (`leases`: an
+    /// extra condition on the leases counted).
+    pub async fn wait_servers_shared(&self, leases: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = |holder: &str| {
+                format!("SELECT count(*) AS n FROM server_leases WHERE holder = '{holder}'{leases}")
+            };
+            let a_held = self.count(&held("dispatcher-a")).await;
+            let b_held = self.count(&held("dispatcher-b")).await;
+            if a_held == 1 && b_held == 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "servers never shared ({a_held}, {b_held})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the first simulator has received `n` Originates, polling every `every_ms`;
+    /// fails with `what` after `within_secs`.
+    pub async fn wait_originates(&self, n: u64, within_secs: u64, every_ms: u64, what: &str) {
+        let (within, every) = (
+            Duration::from_secs(within_secs),
+            Duration::from_millis(every_ms),
+        );
+        wait_until(within, every, what, || {
+            self.sims[0].stats().originates_total >= n
+        })
+        .await;
+    }
+
+    /// Sets `assignments` (SQL) on a batch row, as the API's controls do.
+    pub async fn update_batch(&self, batch_pk: i64, assignments: &str) {
+        self.exec(&format!(
+            "UPDATE batches SET {assignments} WHERE id = {batch_pk}"
+        ))
+        .await;
+    }
+
+    /// Both dispatchers of a two-dispatcher test took calls.
+    pub async fn assert_two_dispatchers_dialed(&self) {
+        let dialers = self
+            .count("SELECT count(DISTINCT dispatcher_id) AS n FROM call_attempts")
+            .await;
+        assert_eq!(dialers, 2, "both dispatchers dialed");
+    }
+
+    /// A dispatcher in this process, with [`World::dispatcher_config`].
+    pub async fn start(&self) -> Dispatcher {
+        Dispatcher::start(self.dispatcher_config())
+            .await
+            .expect("start")
+    }
+
+    /// The dispatcher binary as its own process (to be killed), with id `id` (metrics served
+    /// at `metrics_addr`, none when empty).
+    pub fn spawn_dispatcher(&self, id: &str, lease_ttl_secs: &str, metrics_addr: &str) -> Child {
+        let c = &self.env.config;
+        Command::new(env!("CARGO_BIN_EXE_dispatcher"))
+            .env("DATABASE_URL", &c.database_url)
+            .env("AMQP_URL", &c.amqp_url)
+            .env("DIALER_QUEUE_PREFIX", &c.queue_prefix)
+            .env("DIALER_DISPATCHER_ID", id)
+            .env("DIALER_LEASE_TTL_SECS", lease_ttl_secs)
+            .env("RUST_LOG", "warn")
+            .env("DIALER_DISPATCHER_METRICS_ADDR", metrics_addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the dispatcher binary")
     }
 
     pub async fn exec(&self, sql: &str) {
@@ -167,15 +311,19 @@ impl World {
         .execute(&mut conn)
         .await
         .expect("calls");
-        dial_outbox::publish_pending(
-            &self.pool,
-            &self.channel,
-            &self.env.topology(),
-            dial_outbox::Scope::Batches(&[batch.id]),
-        )
-        .await
-        .expect("publish jobs");
+        self.publish_jobs(batch.id).await;
         batch.id
+    }
+
+    /// [`World::batch`], then a dispatcher started on it: the batch and the dispatcher.
+    pub async fn batch_and_dispatcher(
+        &self,
+        account: i64,
+        batch_id: i64,
+        numbers: &[String],
+    ) -> (i64, Dispatcher) {
+        let batch = self.batch(account, batch_id, numbers).await;
+        (batch, self.start().await)
     }
 
     /// Waits until every call of the batch is final; panics with the states after `timeout`.
@@ -210,27 +358,59 @@ impl World {
         }
     }
 
-    pub async fn calls(&self, batch_pk: i64) -> Vec<CallRow> {
+    /// Publishes the batch's dial jobs not published yet, through the real outbox.
+    pub async fn publish_jobs(&self, batch_pk: i64) {
+        let scope = dial_outbox::Scope::Batches(&[batch_pk]);
+        dial_outbox::publish_pending(&self.pool, &self.channel, &self.env.topology(), scope)
+            .await
+            .expect("publish jobs");
+    }
+
+    /// The rows of `sql`, whose one parameter is `pk`.
+    async fn rows<T: QueryableByName<Pg> + Send + 'static>(&self, sql: &str, pk: i64) -> Vec<T> {
         let mut conn = self.conn().await;
-        diesel::sql_query(
+        diesel::sql_query(sql)
+            .bind::<BigInt, _>(pk)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn calls(&self, batch_pk: i64) -> Vec<CallRow> {
+        self.rows(
             "SELECT id, phone_raw, status, disposition, attempts FROM calls WHERE batch_pk = $1 ORDER BY id",
+            batch_pk,
         )
-        .bind::<BigInt, _>(batch_pk)
-        .load(&mut conn)
         .await
-        .expect("calls")
+    }
+
+    /// The numbers of the batch's calls still `scheduled` (not dialed).
+    pub async fn scheduled(&self, batch_pk: i64) -> Vec<String> {
+        let calls = self.calls(batch_pk).await.into_iter();
+        calls
+            .filter(|c| c.status == "scheduled")
+            .map(|c| c.phone_raw)
+            .collect()
+    }
+
+    /// A call's last event.
+    pub async fn last_event(&self, call_pk: i64) -> EventRow {
+        self.events(call_pk).await.pop().expect("a final event")
+    }
+
+    /// The types of a call's events in sequence order.
+    pub async fn event_types(&self, call_pk: i64) -> Vec<String> {
+        let events = self.events(call_pk).await;
+        events.into_iter().map(|e| e.event_type).collect()
     }
 
     /// `(event_type, sequence, body)` of a call's events in sequence order.
     pub async fn events(&self, call_pk: i64) -> Vec<EventRow> {
-        let mut conn = self.conn().await;
-        diesel::sql_query(
+        self.rows(
             "SELECT event_type, sequence, body FROM call_events WHERE call_pk = $1 ORDER BY sequence",
+            call_pk,
         )
-        .bind::<BigInt, _>(call_pk)
-        .load(&mut conn)
         .await
-        .expect("events")
     }
 }
 

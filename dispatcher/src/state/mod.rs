@@ -1,0 +1,25 @@
+//! Every write of a call's, an attempt's or a batch's state the dispatcher makes:
+//!
+//! - `writer`: the AMI-driven transitions (`call_started`, `call_answered`, the attempt's
+//!   end), with their events, in one transaction; `writes` holds its statements, `rows`
+//!   what it reads under lock.
+//! - `claiming`: the claim's writes (attempt rows, parked calls, calls ended undialed).
+//! - `due`: calls whose retry or calling-hours wait is over.
+//! - `handover`: which dispatcher follows an attempt (restart, orphan adoption).
+//!
+//! Changes that are not the dispatcher's own (an undialed call's end, a batch's completion) are
+//! the core's [`dialer_core::lifecycle`], called from here.
+
+mod claiming;
+mod due;
+mod handover;
+mod rows;
+mod transition;
+mod writer;
+mod writes;
+
+pub use claiming::{Claimed, end_undialed, park_until, start_attempts};
+pub use due::release_due_calls;
+pub use handover::{adopt_attempt, release_attempts_of};
+pub use transition::{Applied, StateError, Transition};
+pub use writer::{apply, apply_all};

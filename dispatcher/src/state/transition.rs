@@ -1,0 +1,69 @@
+//! What the state module is told (a [`Transition`] the AMI or a guard reported), what it
+//! answers ([`Applied`]), and how it fails.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use dialer_core::domain::EventType;
+use dialer_core::lifecycle::{EndedUndialed, LifecycleError};
+
+use crate::outcome::Outcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("event body: {0}")]
+    Body(#[from] serde_json::Error),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+}
+
+/// A change the AMI (or a guard) reported for an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    Started {
+        attempt: Uuid,
+        at: DateTime<Utc>,
+    },
+    Answered {
+        attempt: Uuid,
+        at: DateTime<Utc>,
+    },
+    Ended {
+        attempt: Uuid,
+        outcome: Outcome,
+        /// The platform hung up an answered call at its maximum length.
+        cut_by_platform: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Transition {
+    pub fn attempt(&self) -> Uuid {
+        match self {
+            Transition::Started { attempt, .. }
+            | Transition::Answered { attempt, .. }
+            | Transition::Ended { attempt, .. } => *attempt,
+        }
+    }
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub batch_pk: i64,
+    pub event_type: Option<EventType>,
+    /// The batch has no call left to finish (its `batch_completed` is written).
+    pub batch_completed: bool,
+}
+
+impl From<EndedUndialed> for Applied {
+    fn from(e: EndedUndialed) -> Applied {
+        Applied {
+            batch_pk: e.batch_pk,
+            event_type: Some(e.event_type),
+            batch_completed: e.batch_completed,
+        }
+    }
+}

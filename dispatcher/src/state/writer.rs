@@ -1,0 +1,266 @@
+//! The AMI-driven transitions of dialed calls (`call_started`, `call_answered`, the attempt's
+//! end), each written with its callback event in one transaction, so the event outbox and the
+//! call never disagree.
+//!
+//! Every transition is conditional on the attempt's current state, so a repeated or late signal
+//! (a redelivered AMI event after a reconnect, a guard firing after the real end) changes
+//! nothing and writes no event.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use uuid::Uuid;
+
+use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
+use dialer_core::lifecycle::complete_batch_if_done;
+
+use super::rows::{AttemptRow, CallRow, lock_rows};
+use super::transition::{Applied, StateError, Transition};
+use super::writes::{EventFacts, Writes};
+use crate::outcome::Outcome;
+
+/// Applies one transition in its own transaction. `None` when it changed nothing (repeated or
+/// late signal, unknown attempt).
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    t: &Transition,
+) -> Result<Option<Applied>, StateError> {
+    let mut all = apply_all(conn, std::slice::from_ref(t)).await?;
+    Ok(all.pop().flatten())
+}
+
+/// Applies several transitions, in order, in one transaction: one commit (one WAL flush) for
+/// many calls. If it fails, nothing of it is kept; the caller applies them one by one.
+///
+/// The transitions go in waves: a wave holds at most one transition of each attempt, in
+/// arrival order, and its statements are pipelined on the connection (they touch distinct calls
+/// and attempts; a later transition of the same attempt is in a later wave and sees the earlier
+/// one's changes). The batches whose calls reached their final outcome are then checked for
+/// completion once each, in batch order.
+pub async fn apply_all(
+    conn: &mut AsyncPgConnection,
+    ts: &[Transition],
+) -> Result<Vec<Option<Applied>>, StateError> {
+    conn.transaction::<_, StateError, _>(async |conn| {
+        let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
+        let mut finished: Vec<CallRow> = Vec::new();
+        let mut rows = lock_rows(conn, ts).await?;
+        // One transition per call in a wave: the wave's writes are one row per call.
+        let by_call = |i: usize, t: &Transition| match rows.get(&t.attempt()) {
+            Some((call, _)) => call.call_pk,
+            None => -1 - i as i64,
+        };
+        for wave in waves(ts, by_call) {
+            let mut writes = Writes::default();
+            let mut steps = Vec::with_capacity(wave.len());
+            for &i in &wave {
+                let t = &ts[i];
+                let step = match rows.get(&t.attempt()) {
+                    Some((call, attempt)) => plan(t, call, attempt, &mut writes)?,
+                    None => None,
+                };
+                steps.push(step);
+            }
+            writes.execute(conn).await?;
+            for (i, step) in wave.into_iter().zip(steps) {
+                if let Some(step) = step {
+                    // What the statements just wrote, for the attempt's next transition.
+                    if let Some((call, attempt)) = rows.get_mut(&ts[i].attempt()) {
+                        advance(call, attempt, &ts[i]);
+                    }
+                    out[i] = Some(step.applied);
+                    finished.extend(step.finished);
+                }
+            }
+        }
+        finished.sort_by_key(|c| c.batch_pk);
+        finished.dedup_by_key(|c| c.batch_pk);
+        for call in &finished {
+            if complete_batch_if_done(conn, &call.batch()).await? {
+                for a in out.iter_mut().flatten() {
+                    if a.batch_pk == call.batch_pk {
+                        a.batch_completed = true;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// The rows as a transition that was applied left them.
+fn advance(call: &mut CallRow, attempt: &mut AttemptRow, t: &Transition) {
+    call.event_seq += 1;
+    match t {
+        Transition::Started { .. } => attempt.state = AttemptState::Started,
+        Transition::Answered { at, .. } => {
+            attempt.state = AttemptState::Answered;
+            attempt.answered_at.get_or_insert(*at);
+        }
+        Transition::Ended { .. } => attempt.state = AttemptState::Ended,
+    }
+}
+
+/// Indexes of `ts` by wave: the n-th transition of a key (its call) goes in wave n, so a wave
+/// holds at most one transition of each call, in arrival order.
+fn waves<K: std::hash::Hash + Eq>(
+    ts: &[Transition],
+    key: impl Fn(usize, &Transition) -> K,
+) -> Vec<Vec<usize>> {
+    let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, t) in ts.iter().enumerate() {
+        let n = seen.entry(key(i, t)).or_insert(0);
+        if waves.len() <= *n {
+            waves.push(Vec::new());
+        }
+        waves[*n].push(i);
+        *n += 1;
+    }
+    waves
+}
+
+/// What one transition did, and the call when it reached its final outcome (its batch may be
+/// complete).
+struct Step {
+    applied: Applied,
+    finished: Option<CallRow>,
+}
+
+impl Step {
+    fn in_progress(call: &CallRow, event_type: EventType) -> Step {
+        Step {
+            applied: applied(call, event_type, false),
+            finished: None,
+        }
+    }
+}
+
+/// One transition on the rows as its earlier transitions in the group left them (locked by
+/// [`lock_rows`]): its writes go into `w`.
+fn plan(
+    t: &Transition,
+    call: &CallRow,
+    attempt: &AttemptRow,
+    w: &mut Writes,
+) -> Result<Option<Step>, StateError> {
+    let attempt_id = t.attempt();
+    match t {
+        Transition::Started { at, .. } => {
+            if attempt.state != AttemptState::Originating {
+                return Ok(None);
+            }
+            let event = EventFacts::in_progress(EventType::CallStarted, attempt, *at);
+            w.attempt(attempt_id, AttemptState::Started, *at, None);
+            w.event(call, &event, CallStatus::Started, None)?;
+            Ok(Some(Step::in_progress(call, EventType::CallStarted)))
+        }
+        Transition::Answered { at, .. } => {
+            if !matches!(
+                attempt.state,
+                AttemptState::Originating | AttemptState::Started
+            ) {
+                return Ok(None);
+            }
+            let mut event = EventFacts::in_progress(EventType::CallAnswered, attempt, *at);
+            event.disposition = Some(Disposition::Answered);
+            event.answer_time = Some(*at);
+            w.attempt(attempt_id, AttemptState::Answered, *at, None);
+            w.event(call, &event, CallStatus::Answered, None)?;
+            Ok(Some(Step::in_progress(call, EventType::CallAnswered)))
+        }
+        Transition::Ended {
+            outcome,
+            cut_by_platform,
+            at,
+            ..
+        } => {
+            if attempt.state == AttemptState::Ended {
+                return Ok(None);
+            }
+            plan_end(w, call, attempt_id, attempt, outcome, *cut_by_platform, *at).map(Some)
+        }
+    }
+}
+
+fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Applied {
+    Applied {
+        batch_pk: call.batch_pk,
+        event_type: Some(event_type),
+        batch_completed,
+    }
+}
+
+fn plan_end(
+    w: &mut Writes,
+    call: &CallRow,
+    attempt_id: Uuid,
+    attempt: &AttemptRow,
+    outcome: &Outcome,
+    cut_by_platform: bool,
+    at: DateTime<Utc>,
+) -> Result<Step, StateError> {
+    let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
+    // A cancelled batch starts no new call: its call in progress ends with this attempt.
+    let will_retry = call.batch_status != BatchStatus::Cancelled
+        && outcome.disposition.is_retryable()
+        && call
+            .retry_on
+            .iter()
+            .any(|d| d == outcome.disposition.as_str())
+        && attempt.attempt < call.max_attempts;
+    let final_status = event_type.call_status().unwrap_or(CallStatus::Failed);
+    let (status, next_due) = if will_retry {
+        (
+            CallStatus::RetryWait,
+            Some(at + ChronoDuration::seconds(i64::from(call.retry_delay_seconds.max(0)))),
+        )
+    } else {
+        (final_status, None)
+    };
+    let event = EventFacts {
+        event_type,
+        disposition: Some(outcome.disposition),
+        attempt: attempt.attempt,
+        start_time: Some(attempt.originated_at),
+        answer_time: attempt.answered_at,
+        end_time: Some(at),
+        server_code: attempt.server_code.clone(),
+        error_message: outcome.error_message.clone(),
+        will_retry,
+        occurred_at: at,
+    };
+    w.attempt(attempt_id, AttemptState::Ended, at, Some(outcome));
+    w.event(call, &event, status, Some((outcome.disposition, next_due)))?;
+    Ok(Step {
+        applied: applied(call, event_type, false),
+        finished: (!will_retry).then(|| call.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Transition, waves};
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    #[test]
+    fn waves_hold_one_transition_per_attempt_in_arrival_order() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let at = Utc::now();
+        let ts = [
+            Transition::Started { attempt: a, at },
+            Transition::Started { attempt: b, at },
+            Transition::Answered { attempt: a, at },
+            Transition::Started { attempt: c, at },
+            Transition::Answered { attempt: b, at },
+            Transition::Answered { attempt: a, at },
+        ];
+        let by_attempt = |_: usize, t: &Transition| t.attempt();
+        assert_eq!(
+            waves(&ts, by_attempt),
+            vec![vec![0, 1, 3], vec![2, 4], vec![5]]
+        );
+        assert!(waves(&[], by_attempt).is_empty());
+    }
+}

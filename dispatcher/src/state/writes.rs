@@ -1,0 +1,242 @@
+//! The statements of a wave of transitions: three set-based writes (attempts, calls, events).
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use dialer_core::domain::{AttemptState, CallStatus, Disposition, EventType};
+use dialer_core::event_body::{CallEventBody, new_event_id, rfc3339};
+
+use super::rows::{AttemptRow, CallRow};
+use super::transition::StateError;
+use crate::outcome::Outcome;
+
+/// The attempts' new states, with the column each state sets (`started_at` and `answered_at`
+/// keep a time already set).
+static ATTEMPTS_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE call_attempts t SET state = u.state, \
+           started_at = CASE WHEN u.state = '{started}' THEN COALESCE(t.started_at, u.at) ELSE t.started_at END, \
+           answered_at = CASE WHEN u.state = '{answered}' THEN COALESCE(t.answered_at, u.at) ELSE t.answered_at END, \
+           ended_at = CASE WHEN u.state = '{ended}' THEN u.at ELSE t.ended_at END, \
+           disposition = CASE WHEN u.state = '{ended}' THEN u.disposition ELSE t.disposition END, \
+           hangup_cause = CASE WHEN u.state = '{ended}' THEN u.cause ELSE t.hangup_cause END, \
+           error_message = CASE WHEN u.state = '{ended}' THEN u.error ELSE t.error_message END \
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[]) \
+              AS u(id, state, at, disposition, cause, error) \
+         WHERE t.id = u.id",
+        started = AttemptState::Started,
+        answered = AttemptState::Answered,
+        ended = AttemptState::Ended,
+    )
+});
+
+/// The facts of one event beyond the call's own fields.
+pub(super) struct EventFacts {
+    pub event_type: EventType,
+    pub disposition: Option<Disposition>,
+    pub attempt: i32,
+    pub start_time: Option<DateTime<Utc>>,
+    pub answer_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub server_code: Option<String>,
+    pub error_message: Option<String>,
+    pub will_retry: bool,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl EventFacts {
+    pub fn in_progress(
+        event_type: EventType,
+        attempt: &AttemptRow,
+        at: DateTime<Utc>,
+    ) -> EventFacts {
+        EventFacts {
+            event_type,
+            disposition: None,
+            attempt: attempt.attempt,
+            start_time: Some(attempt.originated_at),
+            answer_time: attempt.answered_at,
+            end_time: None,
+            server_code: attempt.server_code.clone(),
+            error_message: None,
+            will_retry: false,
+            occurred_at: at,
+        }
+    }
+}
+
+/// The writes of one wave of transitions, sent as three set-based statements (one per table)
+/// instead of three statements per transition. Raw SQL is parsed and planned at every use, so the
+/// count of statements, not rows, is what a group costs.
+#[derive(Default)]
+pub(super) struct Writes {
+    a_id: Vec<Uuid>,
+    a_state: Vec<AttemptState>,
+    a_at: Vec<DateTime<Utc>>,
+    a_disposition: Vec<Option<Disposition>>,
+    a_cause: Vec<Option<i32>>,
+    a_error: Vec<Option<String>>,
+    c_id: Vec<i64>,
+    c_seq: Vec<i32>,
+    c_status: Vec<CallStatus>,
+    c_disposition: Vec<Option<Disposition>>,
+    c_due: Vec<Option<DateTime<Utc>>>,
+    c_finished: Vec<bool>,
+    e_id: Vec<String>,
+    e_account: Vec<i64>,
+    e_batch: Vec<i64>,
+    e_call: Vec<i64>,
+    e_seq: Vec<i32>,
+    e_type: Vec<EventType>,
+    e_body: Vec<String>,
+    e_at: Vec<DateTime<Utc>>,
+}
+
+impl Writes {
+    /// The attempt's new state: `started` and `answered` keep a time already set; `ended`
+    /// records the outcome.
+    pub fn attempt(
+        &mut self,
+        id: Uuid,
+        state: AttemptState,
+        at: DateTime<Utc>,
+        outcome: Option<&Outcome>,
+    ) {
+        self.a_id.push(id);
+        self.a_state.push(state);
+        self.a_at.push(at);
+        self.a_disposition.push(outcome.map(|o| o.disposition));
+        self.a_cause
+            .push(outcome.and_then(|o| o.cause.map(i32::from)));
+        self.a_error
+            .push(outcome.and_then(|o| o.error_message.clone()));
+    }
+
+    /// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
+    /// due time), and writes the event with its body fixed now.
+    pub fn event(
+        &mut self,
+        call: &CallRow,
+        e: &EventFacts,
+        status: CallStatus,
+        end: Option<(Disposition, Option<DateTime<Utc>>)>,
+    ) -> Result<(), StateError> {
+        let sequence = call.event_seq + 1;
+        let duration = match (e.answer_time, e.end_time) {
+            (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
+            _ => 0,
+        };
+        let custom_data = match &call.custom_data {
+            Some(text) => Some(RawValue::from_string(text.clone())?),
+            None => None,
+        };
+        let event_id = new_event_id();
+        let body = CallEventBody {
+            event_id: event_id.clone(),
+            event_type: e.event_type,
+            accountcode: call.accountcode.clone(),
+            batch_id: call.batch_id,
+            call_id: call.call_id,
+            phone_number: call.phone_raw.clone(),
+            phone_number_e164: call.phone_e164.clone(),
+            call_status: e.event_type.call_status().unwrap_or(status),
+            disposition: e.disposition,
+            duration,
+            start_time: e.start_time.map(rfc3339),
+            answer_time: e.answer_time.map(rfc3339),
+            end_time: e.end_time.map(rfc3339),
+            recording_url: None,
+            custom_data,
+            server_code: e.server_code.clone(),
+            error_message: e.error_message.clone(),
+            attempt: e.attempt,
+            will_retry: e.will_retry,
+            sequence,
+            occurred_at: rfc3339(e.occurred_at),
+        };
+        self.e_body.push(serde_json::to_string(&body)?);
+        self.c_id.push(call.call_pk);
+        self.c_seq.push(sequence);
+        self.c_status.push(status);
+        self.c_disposition.push(end.map(|(d, _)| d));
+        self.c_due.push(end.and_then(|(_, due)| due));
+        self.c_finished.push(status.is_final());
+        self.e_id.push(event_id);
+        self.e_account.push(call.account_id);
+        self.e_batch.push(call.batch_pk);
+        self.e_call.push(call.call_pk);
+        self.e_seq.push(sequence);
+        self.e_type.push(e.event_type);
+        self.e_at.push(e.occurred_at);
+        Ok(())
+    }
+
+    /// Sends the three statements together (pipelined); the server runs them in this order.
+    pub async fn execute(self, conn: &AsyncPgConnection) -> Result<(), StateError> {
+        let attempts = async {
+            if self.a_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(ATTEMPTS_UPDATE.as_str())
+                .bind::<Array<SqlUuid>, _>(&self.a_id)
+                .bind::<Array<Text>, _>(&self.a_state)
+                .bind::<Array<Timestamptz>, _>(&self.a_at)
+                .bind::<Array<Nullable<Text>>, _>(&self.a_disposition)
+                .bind::<Array<Nullable<Integer>>, _>(&self.a_cause)
+                .bind::<Array<Nullable<Text>>, _>(&self.a_error)
+                .execute(&mut &*conn)
+                .await
+        };
+        let calls = async {
+            if self.c_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "UPDATE calls c SET event_seq = u.seq, status = u.status, \
+                   disposition = COALESCE(u.disposition, c.disposition), next_due_at = u.due, \
+                   updated_at = now(), finished_at = CASE WHEN u.finished THEN now() ELSE c.finished_at END \
+                 FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[]) \
+                      AS u(id, seq, status, disposition, due, finished) \
+                 WHERE c.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(&self.c_id)
+            .bind::<Array<Integer>, _>(&self.c_seq)
+            .bind::<Array<Text>, _>(&self.c_status)
+            .bind::<Array<Nullable<Text>>, _>(&self.c_disposition)
+            .bind::<Array<Nullable<Timestamptz>>, _>(&self.c_due)
+            .bind::<Array<Bool>, _>(&self.c_finished)
+            .execute(&mut &*conn)
+            .await
+        };
+        let events = async {
+            if self.e_id.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, \
+                   event_type, body, occurred_at) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                   $5::int[], $6::text[], $7::text[], $8::timestamptz[])",
+            )
+            .bind::<Array<Text>, _>(&self.e_id)
+            .bind::<Array<BigInt>, _>(&self.e_account)
+            .bind::<Array<BigInt>, _>(&self.e_batch)
+            .bind::<Array<BigInt>, _>(&self.e_call)
+            .bind::<Array<Integer>, _>(&self.e_seq)
+            .bind::<Array<Text>, _>(&self.e_type)
+            .bind::<Array<Text>, _>(&self.e_body)
+            .bind::<Array<Timestamptz>, _>(&self.e_at)
+            .execute(&mut &*conn)
+            .await
+        };
+        futures_util::future::try_join3(attempts, calls, events).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! The dispatcher's integration tests, one binary: each module a former test file, `helpers`
+//! the world they share (a fresh database and queue prefix, simulated Asterisk servers).
+
+mod behaviours;
+mod cancel;
+mod crash_and_rate;
+mod fairness;
+mod global_and_resume;
+mod helpers;
+mod limits_and_batches;
+mod multi_dispatcher;
+mod outcome_transcripts;
+mod outcomes;
+mod server_faults;
