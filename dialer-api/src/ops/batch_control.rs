@@ -1,11 +1,11 @@
 //! Batch control (pause, resume, cancel), shared by the API and dialerctl: the batch is locked,
 //! the core's lifecycle changes its rows, and the committed outbox rows are handed to RabbitMQ.
 
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use dialer_core::db::DbPool;
-use dialer_core::domain::{BatchStatus, EventType};
+use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::lifecycle::BatchRef;
 use dialer_core::lifecycle::control::{self as lifecycle, CancelledBatch};
 use dialer_core::models::{Account, Batch};
 
@@ -114,43 +114,25 @@ async fn apply(
     })
 }
 
-/// The `batch_completed` event (for accounts that subscribe), same body as the dispatcher's.
-// MERGE: use lifecycle::completion
+/// The `batch_completed` event (for accounts that subscribe), through the core's one builder.
 async fn write_batch_completed(
     conn: &mut AsyncPgConnection,
-    account: &dialer_core::models::Account,
+    account: &Account,
     batch: &Batch,
     summary: &BatchSummary,
 ) -> OpsResult<()> {
-    let event_id = dialer_core::event_body::new_event_id();
-    let now = chrono::Utc::now();
-    let counts: serde_json::Map<String, serde_json::Value> = summary
+    let counts: Vec<(CallStatus, i64)> = summary
         .counts
         .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| ((*k).to_owned(), (*n).into()))
+        .filter_map(|(k, n)| k.parse::<CallStatus>().ok().map(|s| (s, *n)))
         .collect();
-    let body = serde_json::json!({
-        "event_id": event_id,
-        "event_type": EventType::BatchCompleted.as_str(),
-        "accountcode": account.accountcode,
-        "batch_id": batch.batch_id,
-        "total_calls": summary.totals.total_calls,
-        "completed_calls": summary.totals.completed_calls,
-        "failed_calls": summary.totals.failed_calls,
-        "counts": counts,
-        "occurred_at": dialer_core::event_body::rfc3339(now),
-    });
-    diesel::sql_query(
-        "INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body, occurred_at)
-         VALUES ($1, $2, $3, 'batch_completed', $4, $5)",
-    )
-    .bind::<Text, _>(&event_id)
-    .bind::<BigInt, _>(account.id)
-    .bind::<BigInt, _>(batch.id)
-    .bind::<Text, _>(body.to_string())
-    .bind::<diesel::sql_types::Timestamptz, _>(now)
-    .execute(conn)
-    .await?;
+    let batch = BatchRef {
+        batch_pk: batch.id,
+        account_id: account.id,
+        accountcode: &account.accountcode,
+        batch_id: batch.batch_id,
+        batch_events: account.callback_batch_events,
+    };
+    dialer_core::lifecycle::write_batch_completed(conn, &batch, &counts).await?;
     Ok(())
 }

@@ -114,3 +114,12 @@ impl From<callback_worker::WorkerError> for OpsError {
         }
     }
 }
+
+impl From<dialer_core::lifecycle::LifecycleError> for OpsError {
+    fn from(e: dialer_core::lifecycle::LifecycleError) -> Self {
+        match e {
+            dialer_core::lifecycle::LifecycleError::Db(db) => db.into(),
+            other => OpsError::internal(other),
+        }
+    }
+}
