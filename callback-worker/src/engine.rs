@@ -23,7 +23,7 @@ use crate::delivery::{self, AttemptReport, HttpSettings};
 use crate::endpoints::{Endpoint, EndpointCache};
 use crate::record::{self, AttemptRecord, Outcome, Resolution};
 use crate::schedule::NextStep;
-use crate::url_policy::UrlPolicy;
+use dialer_core::url_policy::UrlPolicy;
 
 /// Time a request must still have on its lease when it starts, beyond the request timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);

@@ -9,8 +9,6 @@ pub enum WorkerError {
     Db(#[from] DbError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    #[error("{0}")]
-    Invalid(String),
 }
 
 impl From<diesel::result::Error> for WorkerError {

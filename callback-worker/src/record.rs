@@ -3,6 +3,7 @@
 //! An event's state changes only if its claim token is still in place.
 
 use chrono::{DateTime, Utc};
+use dialer_core::domain::DeliveryStatus;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -123,11 +124,19 @@ pub async fn record(
     );
     for o in outcomes {
         let (status, next_at, error) = match &o.resolution {
-            Resolution::Delivered => ("delivered", now, None),
-            Resolution::RetryAt(at) => ("pending", *at, o.attempt.as_ref().and_then(attempt_error)),
-            Resolution::Failed => ("failed", now, o.attempt.as_ref().and_then(attempt_error)),
-            Resolution::Released(at) => ("pending", *at, None),
-            Resolution::Skipped(reason) => ("skipped", now, Some(reason.clone())),
+            Resolution::Delivered => (DeliveryStatus::Delivered, now, None),
+            Resolution::RetryAt(at) => (
+                DeliveryStatus::Pending,
+                *at,
+                o.attempt.as_ref().and_then(attempt_error),
+            ),
+            Resolution::Failed => (
+                DeliveryStatus::Failed,
+                now,
+                o.attempt.as_ref().and_then(attempt_error),
+            ),
+            Resolution::Released(at) => (DeliveryStatus::Pending, *at, None),
+            Resolution::Skipped(reason) => (DeliveryStatus::Skipped, now, Some(reason.clone())),
         };
         ids.push(o.event_pk);
         tokens.push(o.lease_token);

@@ -142,10 +142,10 @@ impl From<dialer_core::db::PoolError> for ApiError {
     }
 }
 
-impl From<callback_worker::WorkerError> for ApiError {
-    fn from(e: callback_worker::WorkerError) -> Self {
+impl From<dialer_core::callbacks::CallbackError> for ApiError {
+    fn from(e: dialer_core::callbacks::CallbackError) -> Self {
         match e {
-            callback_worker::WorkerError::Db(db) => db.into(),
+            dialer_core::callbacks::CallbackError::Db(db) => db.into(),
             other => ApiError::internal(other),
         }
     }

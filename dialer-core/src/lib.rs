@@ -1,6 +1,7 @@
 //! Shared core of the dialer services: configuration, the contract's domain vocabulary, the
 //! database (schema, models, migrations, pool), and the RabbitMQ topology and outbox.
 
+pub mod callbacks;
 pub mod calling_hours;
 pub mod config;
 pub mod credentials;
@@ -14,8 +15,10 @@ pub mod migrations;
 pub mod models;
 pub mod phone;
 pub mod schema;
+pub mod telemetry;
 pub mod text_enum;
 pub mod topology;
+pub mod url_policy;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;

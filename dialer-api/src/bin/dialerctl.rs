@@ -7,13 +7,13 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use callback_worker::listing::EventFilter;
-use callback_worker::replay::ReplaySelection;
 use dialer_api::accounts::{self, CreateAccount};
 use dialer_api::broker::Broker;
 use dialer_api::local::{bench, demo};
 use dialer_api::{batches, callbacks, dispatch, servers};
 use dialer_core::Config;
+use dialer_core::callbacks::listing::EventFilter;
+use dialer_core::callbacks::replay::ReplaySelection;
 use dialer_core::db::{self, DbPool};
 use dialer_core::event_body::rfc3339;
 use dialer_core::migrations;

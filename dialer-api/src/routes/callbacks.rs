@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use callback_worker::listing::EventFilter;
+use dialer_core::callbacks::listing::EventFilter;
 use serde::Serialize;
 
 use crate::api_error::{ApiResult, ErrorResponse};

@@ -2,10 +2,12 @@
 
 mod batch_status;
 mod call_status;
+mod delivery_status;
 mod disposition;
 mod event_type;
 
 pub use batch_status::BatchStatus;
 pub use call_status::{Bucket, CallStatus, Totals};
+pub use delivery_status::DeliveryStatus;
 pub use disposition::Disposition;
 pub use event_type::EventType;

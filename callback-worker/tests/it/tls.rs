@@ -1,13 +1,11 @@
 //! A real rustls receiver on 127.0.0.1 with a certificate from a CA made here: trusted when the
 //! account carries that CA, refused (never sent to) when it does not.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::receiver::{self, ReceiverState};
-use common::{Harness, secret};
+use crate::helpers::{Harness, secret};
+use crate::receiver::{self, ReceiverState};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 

@@ -2,13 +2,11 @@
 //! middle of deliveries and started again: every event arrives (duplicates allowed, same
 //! event_id), in order per call. Then SIGTERM stops it cleanly.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::receiver::{self, ReceiverState};
-use common::{Harness, assert_in_order_per_call, secret};
+use crate::helpers::{Harness, assert_in_order_per_call, secret};
+use crate::receiver::{self, ReceiverState};
 use dialer_core::event_outbox::{self, Scope};
 use dialer_core::topology;
 

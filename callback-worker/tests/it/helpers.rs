@@ -1,9 +1,6 @@
 //! Shared setup of the integration tests: a test database and queue prefix (dialer-core's
 //! TestEnv), accounts and events written the way the platform writes them, the engine in
 //! process, and waiting on the database.
-#![allow(dead_code)]
-
-pub mod receiver;
 
 use std::time::{Duration, Instant};
 
@@ -215,7 +212,7 @@ pub fn secret() -> String {
 
 /// Checks that every call's accepted events arrived in sequence order (first acceptance of
 /// each event), and that every one of `expected` events was accepted.
-pub fn assert_in_order_per_call(accepted: &[receiver::Received], expected: usize) {
+pub fn assert_in_order_per_call(accepted: &[crate::receiver::Received], expected: usize) {
     use std::collections::{HashMap, HashSet};
     let mut seen: HashSet<&str> = HashSet::new();
     let mut last: HashMap<&str, i64> = HashMap::new();

@@ -1,14 +1,13 @@
 //! The engine against real PostgreSQL and real HTTP receivers on loopback.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use callback_worker::listing::{self, DeliveryStatus, EventFilter};
-use callback_worker::replay::{self, ReplaySelection};
-use callback_worker::rotation;
-use common::receiver::{self, MODE_FAIL, MODE_HANG, MODE_OK, ReceiverState};
-use common::{Harness, assert_in_order_per_call, secret};
+use crate::helpers::{Harness, assert_in_order_per_call, secret};
+use crate::receiver::{self, MODE_FAIL, MODE_HANG, MODE_OK, ReceiverState};
+use dialer_core::callbacks::listing::{self, EventFilter};
+use dialer_core::callbacks::replay::{self, ReplaySelection};
+use dialer_core::callbacks::rotation;
+use dialer_core::domain::DeliveryStatus;
 
 #[tokio::test]
 async fn receiver_verifies_both_signatures_and_rejects_a_changed_byte() {
