@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dialer_core::db::DbPool;
+use dialer_core::domain::EventType;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc, watch};
@@ -410,7 +411,7 @@ async fn dispatcher(
 }
 
 fn skip_reason(job: &Job) -> Option<String> {
-    if job.event.event_type == "batch_completed" && !job.endpoint.batch_events {
+    if job.event.event_type == EventType::BatchCompleted && !job.endpoint.batch_events {
         return Some("the account does not subscribe to batch events".into());
     }
     if job.endpoint.url_text.is_none() {

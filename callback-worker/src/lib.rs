@@ -10,7 +10,6 @@ pub mod config;
 pub mod delivery;
 pub mod endpoints;
 pub mod engine;
-pub mod error;
 pub mod prompts;
 pub mod record;
 pub mod resolver;
@@ -19,4 +18,5 @@ pub mod signing;
 
 pub use config::WorkerConfig;
 pub use engine::Engine;
-pub use error::WorkerError;
+/// The worker fails in the database or in the broker.
+pub type WorkerError = dialer_core::ServiceError;

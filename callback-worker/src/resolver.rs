@@ -38,12 +38,8 @@ impl Resolve for PolicyResolver {
 mod tests {
     use super::*;
 
-    const STRICT: UrlPolicy = UrlPolicy {
-        allow_loopback: false,
-    };
-    const TESTS: UrlPolicy = UrlPolicy {
-        allow_loopback: true,
-    };
+    const STRICT: UrlPolicy = UrlPolicy::STRICT;
+    const TESTS: UrlPolicy = UrlPolicy::LOOPBACK_ALLOWED;
 
     #[tokio::test]
     async fn the_resolver_refuses_names_of_internal_addresses() {

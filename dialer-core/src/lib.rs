@@ -13,8 +13,10 @@ pub mod event_outbox;
 pub mod failpoint;
 pub mod migrations;
 pub mod models;
+pub mod outbox;
 pub mod phone;
 pub mod schema;
+pub mod service_error;
 pub mod telemetry;
 pub mod text_enum;
 pub mod topology;
@@ -24,3 +26,4 @@ pub mod url_policy;
 pub mod test_support;
 
 pub use config::Config;
+pub use service_error::ServiceError;

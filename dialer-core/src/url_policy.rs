@@ -32,6 +32,15 @@ pub struct UrlPolicy {
 }
 
 impl UrlPolicy {
+    /// Production: `https` to public addresses only.
+    pub const STRICT: UrlPolicy = UrlPolicy {
+        allow_loopback: false,
+    };
+    /// Demos and tests: loopback allowed, over `http` too.
+    pub const LOOPBACK_ALLOWED: UrlPolicy = UrlPolicy {
+        allow_loopback: true,
+    };
+
     /// Checks a URL as written (scheme, credentials, literal addresses). Names are checked
     /// again by the callback worker's resolver on every connect.
     pub fn check(&self, url: &str) -> Result<Url, UrlPolicyError> {
@@ -131,12 +140,8 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
 mod tests {
     use super::*;
 
-    const STRICT: UrlPolicy = UrlPolicy {
-        allow_loopback: false,
-    };
-    const TESTS: UrlPolicy = UrlPolicy {
-        allow_loopback: true,
-    };
+    const STRICT: UrlPolicy = UrlPolicy::STRICT;
+    const TESTS: UrlPolicy = UrlPolicy::LOOPBACK_ALLOWED;
 
     #[test]
     fn only_https_to_public_addresses_by_default() {

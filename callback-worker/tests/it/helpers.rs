@@ -2,14 +2,62 @@
 //! TestEnv), accounts and events written the way the platform writes them, the engine in
 //! process, and waiting on the database.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callback_worker::{Engine, WorkerConfig};
 use dialer_core::db::{self, DbPool};
+use dialer_core::domain::DeliveryStatus;
 use dialer_core::test_support::TestEnv;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::watch;
+
+use crate::receiver::{self, ReceiverState};
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct EventId {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Events whose delivery has ended one way or another (for [`Harness::wait_count`]).
+pub const SETTLED: &str =
+    "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'";
+
+/// Counts the events in `status` (for [`Harness::wait_count`]).
+pub fn events_in(status: DeliveryStatus) -> String {
+    format!("SELECT count(*) AS n FROM call_events WHERE delivery_status = '{status}'")
+}
+
+/// Counts the events of `account` in `status`.
+pub fn account_events_in(account: i64, status: DeliveryStatus) -> String {
+    format!(
+        "SELECT count(*) AS n FROM call_events WHERE account_id = {account} AND delivery_status = '{status}'"
+    )
+}
+
+/// A receiving endpoint: a fresh secret, a receiver on loopback that knows it, and an account
+/// whose callbacks go there.
+pub struct Endpoint {
+    pub secret: String,
+    pub state: Arc<ReceiverState>,
+    pub addr: SocketAddr,
+    pub account: i64,
+}
 
 pub struct Harness {
     pub env: TestEnv,
@@ -50,6 +98,23 @@ impl Harness {
         Running { stop: tx, task }
     }
 
+    /// An [`Endpoint`] whose receiver answers in `mode`, for a new account `code`.
+    pub async fn endpoint(&self, code: &str, mode: u8) -> Endpoint {
+        let secret = secret();
+        let state = ReceiverState::new(vec![secret.clone()]);
+        state.set_mode(mode);
+        let addr = receiver::start(state.clone(), None).await;
+        let account = self
+            .account(code, &format!("http://{addr}/cb"), &secret, false, None)
+            .await;
+        Endpoint {
+            secret,
+            state,
+            addr,
+            account,
+        }
+    }
+
     pub async fn account(
         &self,
         code: &str,
@@ -58,11 +123,6 @@ impl Harness {
         batch_events: bool,
         ca_pem: Option<&str>,
     ) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-        }
         let mut conn = self.conn().await;
         let row: Id = diesel::sql_query(
             "INSERT INTO accounts (accountcode, callback_url, callback_secret, callback_batch_events, callback_ca_cert) \
@@ -82,11 +142,6 @@ impl Harness {
     /// A new batch with `calls` calls of `events_per_call` events each (sequence 1..n, in id
     /// order), bodies like the contract's. Returns the batch's primary key.
     pub async fn events(&self, account_id: i64, calls: i32, events_per_call: i32) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-        }
         let mut conn = self.conn().await;
         let batch: Id = diesel::sql_query(
             "INSERT INTO batches (account_id, batch_id) \
@@ -110,13 +165,8 @@ impl Harness {
 
     /// A `batch_completed` event of the batch.
     pub async fn batch_event(&self, account_id: i64, batch_pk: i64) -> String {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = Text)]
-            event_id: String,
-        }
         let mut conn = self.conn().await;
-        let row: Id = diesel::sql_query(
+        let row: EventId = diesel::sql_query(
             "WITH e AS (SELECT 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id) \
              INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body) \
              SELECT e.event_id, $1, $2, 'batch_completed', \
@@ -132,14 +182,34 @@ impl Harness {
         row.event_id
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
+    /// Runs one statement on a connection of its own.
+    pub async fn exec(&self, sql: &str) {
         let mut conn = self.conn().await;
-        let row: N = diesel::sql_query(sql)
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Writes `calls` calls of `per_call` events each for `account`, runs the engine with the
+    /// test settings until `delivered` events (all told) are delivered, and stops it.
+    pub async fn deliver(&self, account: i64, calls: i32, per_call: i32, delivered: i64) {
+        self.events(account, calls, per_call).await;
+        let run = self.start(self.config());
+        self.wait_delivered(delivered, Duration::from_secs(30))
+            .await;
+        run.shutdown().await;
+    }
+
+    /// [`Harness::wait_count`] of the delivered events.
+    pub async fn wait_delivered(&self, want: i64, limit: Duration) -> Duration {
+        self.wait_count(&events_in(DeliveryStatus::Delivered), want, limit)
+            .await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.conn().await;
+        let row: Count = diesel::sql_query(sql)
             .get_result(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -212,7 +282,7 @@ pub fn secret() -> String {
 
 /// Checks that every call's accepted events arrived in sequence order (first acceptance of
 /// each event), and that every one of `expected` events was accepted.
-pub fn assert_in_order_per_call(accepted: &[crate::receiver::Received], expected: usize) {
+pub fn assert_in_order_per_call(accepted: &[receiver::Received], expected: usize) {
     use std::collections::{HashMap, HashSet};
     let mut seen: HashSet<&str> = HashSet::new();
     let mut last: HashMap<&str, i64> = HashMap::new();

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{Harness, secret};
+use crate::helpers::{Harness, SETTLED, account_events_in, secret};
 use crate::receiver::{self, ReceiverState};
+use dialer_core::domain::DeliveryStatus::{Delivered, Failed};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -68,21 +69,12 @@ async fn the_accounts_own_ca_is_trusted_and_an_unknown_certificate_is_not() {
     let mut config = h.config();
     config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
     let run = h.start(config);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'",
-        6,
-        Duration::from_secs(30),
-    )
-    .await;
+    h.wait_count(SETTLED, 6, Duration::from_secs(30)).await;
     run.shutdown().await;
-    let status_of = |account: i64, status: &str| {
-        format!(
-            "SELECT count(*) AS n FROM call_events WHERE account_id = {account} AND delivery_status = '{status}'"
-        )
-    };
-    assert_eq!(h.count(&status_of(trusting, "delivered")).await, 2);
-    assert_eq!(h.count(&status_of(untrusting, "failed")).await, 2);
-    assert_eq!(h.count(&status_of(wrong_ca, "failed")).await, 2);
+    let status_of = account_events_in;
+    assert_eq!(h.count(&status_of(trusting, Delivered)).await, 2);
+    assert_eq!(h.count(&status_of(untrusting, Failed)).await, 2);
+    assert_eq!(h.count(&status_of(wrong_ca, Failed)).await, 2);
     assert_eq!(
         state.accepted().len(),
         2,

@@ -180,27 +180,26 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable_and_the_value() {
-        let err = one("N", "ten")
-            .number("N", 1u32)
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("environment variable N: `ten` is not a valid number")
-        );
-        let err = one("N", "0")
-            .positive("N", 1usize)
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("environment variable N: must be at least 1")
-        );
-        let err = one("A", "here").optional::<std::net::SocketAddr>("A", "host:port");
-        assert_eq!(
-            err.err().map(|e| e.to_string()).as_deref(),
-            Some("environment variable A: `here` is not host:port")
-        );
-        assert!(one("F", "maybe").flag("F", false).is_err());
+        let message = |e: Option<ConfigError>| e.map(|e| e.to_string());
+        for (got, want) in [
+            (
+                message(one("N", "ten").number("N", 1u32).err()),
+                "environment variable N: `ten` is not a valid number",
+            ),
+            (
+                message(one("N", "0").positive("N", 1usize).err()),
+                "environment variable N: must be at least 1",
+            ),
+            (
+                message(one("A", "here").parse("A", 0u8, "host:port").err()),
+                "environment variable A: `here` is not host:port",
+            ),
+            (
+                message(one("F", "maybe").flag("F", false).err()),
+                "environment variable F: `maybe` is not true/false",
+            ),
+        ] {
+            assert_eq!(got.as_deref(), Some(want));
+        }
     }
 }
