@@ -44,21 +44,18 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env() -> Result<WorkerConfig, ConfigError> {
-        WorkerConfig::read(&Env::process())
+        WorkerConfig::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// The shared config and the worker's own variables from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<WorkerConfig, ConfigError> {
-        WorkerConfig::read(&Env::new(get))
-    }
-
-    /// Reads the shared config and the worker's own variables from `env`.
-    pub fn read<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerConfig, ConfigError> {
+        let env = Env::new(get);
         let jitter = env.number::<u64>("DIALER_CALLBACK_RETRY_JITTER_PERCENT", 20)? as f64 / 100.0;
         let schedule_text = env.text("DIALER_CALLBACK_RETRY_SCHEDULE", RetrySchedule::DEFAULT);
         let schedule = RetrySchedule::parse(&schedule_text, jitter)
             .map_err(|e| ConfigError::new("DIALER_CALLBACK_RETRY_SCHEDULE", e.reason))?;
         let config = WorkerConfig {
-            core: Config::read(env)?,
+            core: Config::read(&env)?,
             request_timeout: env.millis("DIALER_CALLBACK_TIMEOUT_MS", 10_000)?,
             connect_timeout: env.millis("DIALER_CALLBACK_CONNECT_TIMEOUT_MS", 5_000)?,
             schedule,

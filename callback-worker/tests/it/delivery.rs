@@ -284,17 +284,20 @@ async fn a_hanging_endpoint_does_not_delay_another() {
 #[tokio::test]
 async fn batch_events_go_only_to_subscribers() {
     let h = Harness::new().await;
-    let (s1, s2) = (secret(), secret());
-    let yes = ReceiverState::new(vec![s1.clone()]);
-    let no = ReceiverState::new(vec![s2.clone()]);
-    let a1 = receiver::start(yes.clone(), None).await;
-    let a2 = receiver::start(no.clone(), None).await;
-    let subscriber = h
-        .account("SUB", &format!("http://{a1}/cb"), &s1, true, None)
-        .await;
-    let other = h
-        .account("NOSUB", &format!("http://{a2}/cb"), &s2, false, None)
-        .await;
+    let Endpoint {
+        state: yes,
+        account: subscriber,
+        ..
+    } = h.endpoint("SUB", MODE_OK).await;
+    h.exec(&format!(
+        "UPDATE accounts SET callback_batch_events = true WHERE id = {subscriber}"
+    ))
+    .await;
+    let Endpoint {
+        state: no,
+        account: other,
+        ..
+    } = h.endpoint("NOSUB", MODE_OK).await;
     let b1 = h.events(subscriber, 1, 1).await;
     let b2 = h.events(other, 1, 1).await;
     let e1 = h.batch_event(subscriber, b1).await;
@@ -307,7 +310,8 @@ async fn batch_events_go_only_to_subscribers() {
     assert_eq!(no.accepted().len(), 1, "its call event still goes");
     assert_eq!(
         h.count(&format!(
-            "SELECT count(*) AS n FROM call_events WHERE event_id = '{e2}' AND delivery_status = 'skipped'"
+            "SELECT count(*) AS n FROM call_events WHERE event_id = '{e2}' AND delivery_status = '{}'",
+            DeliveryStatus::Skipped
         ))
         .await,
         1
@@ -385,26 +389,15 @@ async fn private_and_loopback_urls_are_refused_unless_allowed() {
 #[tokio::test]
 async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
     let h = Harness::new().await;
-    let (s1, s2) = (secret(), secret());
-    let moving = ReceiverState::new(vec![s1.clone()]);
-    moving.set_mode(receiver::MODE_REDIRECT);
-    let chatty = ReceiverState::new(vec![s2.clone()]);
-    chatty.set_mode(receiver::MODE_BIG);
-    let a1 = receiver::start(moving.clone(), None).await;
-    let a2 = receiver::start(chatty.clone(), None).await;
-    let redirected = h
-        .account("MOVED", &format!("http://{a1}/cb"), &s1, false, None)
-        .await;
-    let big = h
-        .account("BIG", &format!("http://{a2}/cb"), &s2, false, None)
-        .await;
+    let Endpoint {
+        state: moving,
+        account: redirected,
+        ..
+    } = h.endpoint("MOVED", receiver::MODE_REDIRECT).await;
+    let Endpoint { account: big, .. } = h.endpoint("BIG", receiver::MODE_BIG).await;
     h.events(redirected, 1, 1).await;
     h.events(big, 1, 1).await;
-    let mut config = h.config();
-    config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
-    let run = h.start(config);
-    h.wait_count(SETTLED, 2, Duration::from_secs(30)).await;
-    run.shutdown().await;
+    h.settle_without_retries(2).await;
     // A 3xx is a failure, and its Location is never visited.
     assert_eq!(moving.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(

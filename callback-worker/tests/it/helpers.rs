@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callback_worker::schedule::RetrySchedule;
 use callback_worker::{Engine, WorkerConfig};
 use dialer_core::db::{self, DbPool};
 use dialer_core::domain::DeliveryStatus;
@@ -80,8 +81,7 @@ impl Harness {
     /// Test settings: loopback allowed, short schedule, quick polls.
     pub fn config(&self) -> WorkerConfig {
         let mut c = WorkerConfig::for_tests(self.env.config.clone());
-        c.schedule = callback_worker::schedule::RetrySchedule::parse("200ms,200ms,200ms", 0.0)
-            .expect("schedule");
+        c.schedule = RetrySchedule::parse("200ms,200ms,200ms", 0.0).expect("schedule");
         c.request_timeout = Duration::from_secs(5);
         c.lease = Duration::from_secs(30);
         c.circuit.failures_to_open = 1000;
@@ -197,6 +197,17 @@ impl Harness {
         self.events(account, calls, per_call).await;
         let run = self.start(self.config());
         self.wait_delivered(delivered, Duration::from_secs(30))
+            .await;
+        run.shutdown().await;
+    }
+
+    /// Runs the engine with no retries until `settled` events (all told) are no longer pending,
+    /// and stops it.
+    pub async fn settle_without_retries(&self, settled: i64) {
+        let mut config = self.config();
+        config.schedule = RetrySchedule::parse("", 0.0).expect("none");
+        let run = self.start(config);
+        self.wait_count(SETTLED, settled, Duration::from_secs(30))
             .await;
         run.shutdown().await;
     }

@@ -2,9 +2,8 @@
 //! account carries that CA, refused (never sent to) when it does not.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::helpers::{Harness, SETTLED, account_events_in, secret};
+use crate::helpers::{Harness, account_events_in, secret};
 use crate::receiver::{self, ReceiverState};
 use dialer_core::domain::DeliveryStatus::{Delivered, Failed};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -66,11 +65,7 @@ async fn the_accounts_own_ca_is_trusted_and_an_unknown_certificate_is_not() {
     for a in [trusting, untrusting, wrong_ca] {
         h.events(a, 2, 1).await;
     }
-    let mut config = h.config();
-    config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
-    let run = h.start(config);
-    h.wait_count(SETTLED, 6, Duration::from_secs(30)).await;
-    run.shutdown().await;
+    h.settle_without_retries(6).await;
     let status_of = account_events_in;
     assert_eq!(h.count(&status_of(trusting, Delivered)).await, 2);
     assert_eq!(h.count(&status_of(untrusting, Failed)).await, 2);

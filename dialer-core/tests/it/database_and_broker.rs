@@ -110,22 +110,23 @@ async fn database_enforces_one_call_per_number_and_batch_ownership() {
     )
     .await
     .expect("seed");
-    let dup = conn
-        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '2', '+919876543210')")
-        .await;
-    assert!(dup.is_err(), "same number twice in a batch");
-    let foreign = conn
-        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 20, '3', '+919876543211')")
-        .await;
-    assert!(foreign.is_err(), "a call in another account's batch");
-    let dup_batch = conn
-        .batch_execute("INSERT INTO batches (account_id, batch_id) VALUES (1, 5)")
-        .await;
-    assert!(dup_batch.is_err(), "same batch_id twice for an account");
-    let bad_status = conn
-        .batch_execute("UPDATE calls SET status = 'dialling'")
-        .await;
-    assert!(bad_status.is_err(), "unknown status");
+    for (sql, refused) in [
+        (
+            "INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '2', '+919876543210')",
+            "same number twice in a batch",
+        ),
+        (
+            "INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 20, '3', '+919876543211')",
+            "a call in another account's batch",
+        ),
+        (
+            "INSERT INTO batches (account_id, batch_id) VALUES (1, 5)",
+            "same batch_id twice for an account",
+        ),
+        ("UPDATE calls SET status = 'dialling'", "unknown status"),
+    ] {
+        assert!(conn.batch_execute(sql).await.is_err(), "{refused}");
+    }
 }
 
 #[tokio::test]
