@@ -114,7 +114,7 @@ async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one()
 #[tokio::test]
 async fn endpoint_down_then_up_gets_every_event_in_order_per_call() {
     let h = Harness::new().await;
-    let Endpoint { state, account, .. } = h.endpoint("DOWN", MODE_FAIL).await;
+    let (state, account) = h.receiving("DOWN", MODE_FAIL).await;
     h.events(account, 20, 3).await;
     let mut config = h.config();
     config.schedule = callback_worker::schedule::RetrySchedule::parse(
@@ -152,7 +152,7 @@ async fn endpoint_down_then_up_gets_every_event_in_order_per_call() {
 #[tokio::test]
 async fn failing_forever_ends_failed_and_redelivery_sends_it_again() {
     let h = Harness::new().await;
-    let Endpoint { state, account, .. } = h.endpoint("FAIL", MODE_FAIL).await;
+    let (state, account) = h.receiving("FAIL", MODE_FAIL).await;
     h.events(account, 2, 2).await;
     let run = h.start(h.config());
     // 4 tries each (first + 3 retries) of the first event of each call, then the second.
@@ -238,16 +238,8 @@ async fn failing_forever_ends_failed_and_redelivery_sends_it_again() {
 #[tokio::test]
 async fn a_hanging_endpoint_does_not_delay_another() {
     let h = Harness::new().await;
-    let Endpoint {
-        state: hanging,
-        account: slow,
-        ..
-    } = h.endpoint("HANG", MODE_HANG).await;
-    let Endpoint {
-        state: healthy,
-        account: fast,
-        ..
-    } = h.endpoint("FAST", MODE_OK).await;
+    let (hanging, slow) = h.receiving("HANG", MODE_HANG).await;
+    let (healthy, fast) = h.receiving("FAST", MODE_OK).await;
     // The hanging endpoint's events are written first, so they are claimed first.
     h.events(slow, 200, 1).await;
     h.events(fast, 30, 2).await;
@@ -284,20 +276,12 @@ async fn a_hanging_endpoint_does_not_delay_another() {
 #[tokio::test]
 async fn batch_events_go_only_to_subscribers() {
     let h = Harness::new().await;
-    let Endpoint {
-        state: yes,
-        account: subscriber,
-        ..
-    } = h.endpoint("SUB", MODE_OK).await;
+    let (yes, subscriber) = h.receiving("SUB", MODE_OK).await;
     h.exec(&format!(
         "UPDATE accounts SET callback_batch_events = true WHERE id = {subscriber}"
     ))
     .await;
-    let Endpoint {
-        state: no,
-        account: other,
-        ..
-    } = h.endpoint("NOSUB", MODE_OK).await;
+    let (no, other) = h.receiving("NOSUB", MODE_OK).await;
     let b1 = h.events(subscriber, 1, 1).await;
     let b2 = h.events(other, 1, 1).await;
     let e1 = h.batch_event(subscriber, b1).await;
@@ -389,12 +373,8 @@ async fn private_and_loopback_urls_are_refused_unless_allowed() {
 #[tokio::test]
 async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
     let h = Harness::new().await;
-    let Endpoint {
-        state: moving,
-        account: redirected,
-        ..
-    } = h.endpoint("MOVED", receiver::MODE_REDIRECT).await;
-    let Endpoint { account: big, .. } = h.endpoint("BIG", receiver::MODE_BIG).await;
+    let (moving, redirected) = h.receiving("MOVED", receiver::MODE_REDIRECT).await;
+    let (_, big) = h.receiving("BIG", receiver::MODE_BIG).await;
     h.events(redirected, 1, 1).await;
     h.events(big, 1, 1).await;
     h.settle_without_retries(2).await;
@@ -422,7 +402,7 @@ async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
 #[tokio::test]
 async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() {
     let h = Harness::new().await;
-    let Endpoint { state, account, .. } = h.endpoint("CIRCUIT", MODE_FAIL).await;
+    let (state, account) = h.receiving("CIRCUIT", MODE_FAIL).await;
     h.events(account, 40, 1).await;
     let mut config = h.config();
     config.endpoint_concurrency = 2;

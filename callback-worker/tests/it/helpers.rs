@@ -115,6 +115,12 @@ impl Harness {
         }
     }
 
+    /// The receiver and the account of a new [`Endpoint`].
+    pub async fn receiving(&self, code: &str, mode: u8) -> (Arc<ReceiverState>, i64) {
+        let e = self.endpoint(code, mode).await;
+        (e.state, e.account)
+    }
+
     pub async fn account(
         &self,
         code: &str,
