@@ -46,15 +46,20 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("accountcode", &self.accountcode)
-            .field("status", &self.status)
-            .finish_non_exhaustive()
-    }
+/// A `Debug` that shows only the named fields: the others may be secrets.
+macro_rules! debug_only {
+    ($ty:ident: $($field:ident),+) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
+
+debug_only!(Account: id, accountcode, status);
 
 /// The settings an account shows to its own key (`GET /account`) and to operators: never its
 /// secrets. Serialized straight from the account, in the contract's field order, with the limits
@@ -144,15 +149,7 @@ pub struct AsteriskServer {
     pub updated_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for AsteriskServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsteriskServer")
-            .field("code", &self.code)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(AsteriskServer: code, host, port);
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = asterisk_servers)]

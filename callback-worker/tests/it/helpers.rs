@@ -149,23 +149,13 @@ impl Harness {
     /// order), bodies like the contract's. Returns the batch's primary key.
     pub async fn events(&self, account_id: i64, calls: i32, events_per_call: i32) -> i64 {
         let mut conn = self.conn().await;
-        let batch: Id = diesel::sql_query(
-            "INSERT INTO batches (account_id, batch_id) \
-             VALUES ($1, (SELECT coalesce(max(batch_id), 0) + 1 FROM batches WHERE account_id = $1)) \
-             RETURNING id",
-        )
-        .bind::<BigInt, _>(account_id)
-        .get_result(&mut conn)
-        .await
-        .expect("insert batch");
-        diesel::sql_query(SEED_SQL)
+        let batch: Id = diesel::sql_query(SEED_SQL)
             .bind::<BigInt, _>(account_id)
-            .bind::<BigInt, _>(batch.id)
             .bind::<Integer, _>(calls)
             .bind::<Integer, _>(events_per_call)
-            .execute(&mut conn)
+            .get_result(&mut conn)
             .await
-            .expect("insert calls and events");
+            .expect("insert a batch, its calls and events");
         batch.id
     }
 
@@ -250,25 +240,35 @@ impl Harness {
     }
 }
 
+/// A batch of account `$1` with `$2` calls of `$3` events each, in one statement; returns the
+/// batch's `id` (the rows of all the data-modifying parts are written whatever the last reads).
 const SEED_SQL: &str = "\
-WITH c AS (
+WITH b AS (
+    INSERT INTO batches (account_id, batch_id)
+    VALUES ($1, (SELECT coalesce(max(batch_id), 0) + 1 FROM batches WHERE account_id = $1))
+    RETURNING id
+), c AS (
     INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164, event_seq, custom_data)
-    SELECT $1, $2, '98765' || lpad(g::text, 5, '0'), '+9198765' || lpad(g::text, 5, '0'), $4,
+    SELECT $1, b.id, '98765' || lpad(g::text, 5, '0'), '+9198765' || lpad(g::text, 5, '0'), $3,
            '{\"customer_id\": \"C' || g || '\"}'
-    FROM generate_series(1, $3) g
-    RETURNING id, call_id, phone_raw, phone_e164, custom_data
+    FROM b, generate_series(1, $2) g
+    RETURNING id, batch_pk, call_id, phone_raw, phone_e164, custom_data
 ), e AS (
     SELECT c.*, s, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id,
-           CASE WHEN s = 1 THEN 'call_started' WHEN s = 2 THEN 'call_answered' ELSE 'call_completed' END AS event_type
-    FROM c, generate_series(1, $4) s
+           CASE s WHEN 1 THEN 'call_started' WHEN 2 THEN 'call_answered' ELSE 'call_completed' END
+               AS event_type
+    FROM c, generate_series(1, $3) s
+), written AS (
+    INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, body)
+    SELECT event_id, $1, batch_pk, id, s, event_type,
+           '{\"event_id\":\"' || event_id || '\",\"event_type\":\"' ||
+           event_type || '\",\"accountcode\":\"T\",\"batch_id\":1,' ||
+           '\"call_id\":\"' || call_id || '\",\"phone_number\":\"' || phone_raw ||
+           '\",\"phone_number_e164\":\"' || phone_e164 || '\",\"custom_data\":' || custom_data ||
+           ',\"sequence\":' || s || '}'
+    FROM e ORDER BY id, s
 )
-INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, body)
-SELECT event_id, $1, $2, id, s, event_type,
-       '{\"event_id\":\"' || event_id || '\",\"event_type\":\"' || event_type ||
-       '\",\"accountcode\":\"T\",\"batch_id\":1,\"call_id\":\"' || call_id ||
-       '\",\"phone_number\":\"' || phone_raw || '\",\"phone_number_e164\":\"' || phone_e164 ||
-       '\",\"custom_data\":' || custom_data || ',\"sequence\":' || s || '}'
-FROM e ORDER BY id, s";
+SELECT id FROM b";
 
 pub struct Running {
     pub stop: watch::Sender<bool>,

@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as Sq
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::CallbackError;
+use crate::db::DbError;
 use crate::domain::DeliveryStatus;
 
 #[derive(Debug, Clone, Default)]
@@ -71,7 +71,7 @@ pub async fn find_event(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     event_id: &str,
-) -> Result<Option<EventDelivery>, CallbackError> {
+) -> Result<Option<EventDelivery>, DbError> {
     let found: Vec<EventDelivery> = diesel::sql_query(format!(
         "{EVENT_SELECT} WHERE e.account_id = $1 AND e.event_id = $2"
     ))
@@ -86,7 +86,7 @@ pub async fn list_events(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     filter: &EventFilter,
-) -> Result<EventPage, CallbackError> {
+) -> Result<EventPage, DbError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
     let mut events: Vec<EventDelivery> = diesel::sql_query(format!(
         "{EVENT_SELECT} \
@@ -138,7 +138,7 @@ pub async fn event_attempts(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     event_id: &str,
-) -> Result<Option<Vec<DeliveryAttempt>>, CallbackError> {
+) -> Result<Option<Vec<DeliveryAttempt>>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Pk {
         #[diesel(sql_type = BigInt)]

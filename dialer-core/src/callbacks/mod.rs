@@ -8,17 +8,12 @@ pub mod rotation;
 use crate::credentials::RandomError;
 use crate::db::DbError;
 
-/// The error of the callback operations: the database, or the random source of a new secret.
+/// The error of a secret rotation: the database, or the random source of the new secret
+/// (listing and redelivery only touch the database and return [`DbError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
+    #[error("generating a callback secret: {0}")]
     Random(#[from] RandomError),
-}
-
-impl From<diesel::result::Error> for CallbackError {
-    fn from(e: diesel::result::Error) -> Self {
-        CallbackError::Db(DbError::Query(e))
-    }
 }

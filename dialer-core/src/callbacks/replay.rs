@@ -4,7 +4,7 @@
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::CallbackError;
+use crate::db::DbError;
 use crate::domain::DeliveryStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub async fn redeliver(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     selection: &ReplaySelection,
-) -> Result<Vec<String>, CallbackError> {
+) -> Result<Vec<String>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = Text)]

@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::CallbackError;
+use crate::db::DbError;
 
 /// The contract's default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -52,7 +53,8 @@ pub async fn rotate_secret(
     .bind::<Double, _>(grace.as_secs_f64())
     .get_result(conn)
     .await
-    .optional()?;
+    .optional()
+    .map_err(DbError::from)?;
     Ok(row.map(|r| RotatedSecret {
         secret,
         previous_valid_until: r.until,
