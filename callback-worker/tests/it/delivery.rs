@@ -63,12 +63,12 @@ async fn receiver_verifies_both_signatures_and_rejects_a_changed_byte() {
 #[tokio::test]
 async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one() {
     let h = Harness::new().await;
-    let old = secret();
-    let account_url_state = ReceiverState::new(vec![old.clone()]);
-    let addr = receiver::start(account_url_state.clone(), None).await;
-    let account = h
-        .account("ROT", &format!("http://{addr}/cb"), &old, false, None)
-        .await;
+    let Endpoint {
+        secret: old,
+        state: account_url_state,
+        account,
+        ..
+    } = h.endpoint("ROT", MODE_OK).await;
     let mut conn = h.conn().await;
     let rotated = rotation::rotate_secret(&mut conn, account, Duration::from_secs(3600))
         .await
