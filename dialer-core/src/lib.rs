@@ -1,5 +1,7 @@
-//! Shared core of the dialer services: configuration, the contract's domain vocabulary, the
-//! database (schema, models, migrations, pool), and the RabbitMQ topology and outbox.
+//! Shared core of the dialer services: configuration ([`config::Env`]) and logging
+//! ([`telemetry::init`]), the contract's domain vocabulary, the database (schema, models,
+//! migrations, pool), the RabbitMQ topology and outboxes, and the callback data access the API and
+//! the CLI share ([`callbacks`], [`url_policy`]); services meet only through these.
 
 pub mod callbacks;
 pub mod calling_hours;
