@@ -284,8 +284,8 @@ async fn batch_events_go_only_to_subscribers() {
     let (no, other) = h.receiving("NOSUB", MODE_OK).await;
     let b1 = h.events(subscriber, 1, 1).await;
     let b2 = h.events(other, 1, 1).await;
-    let e1 = h.batch_event(subscriber, b1).await;
-    let e2 = h.batch_event(other, b2).await;
+    let e1 = h.batch_event(b1).await;
+    let e2 = h.batch_event(b2).await;
     let run = h.start(h.config());
     h.wait_count(SETTLED, 4, Duration::from_secs(30)).await;
     run.shutdown().await;
@@ -403,7 +403,6 @@ async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
 async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() {
     let h = Harness::new().await;
     let (state, account) = h.receiving("CIRCUIT", MODE_FAIL).await;
-    h.events(account, 40, 1).await;
     let mut config = h.config();
     config.endpoint_concurrency = 2;
     config.circuit.failures_to_open = 3;
@@ -412,6 +411,7 @@ async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() 
     config.schedule =
         callback_worker::schedule::RetrySchedule::parse("100ms,100ms,100ms,100ms,100ms", 0.0)
             .expect("schedule");
+    h.events(account, 40, 1).await;
     let run = h.start(config);
     let t0 = Instant::now();
     while state.requests.load(std::sync::atomic::Ordering::SeqCst) < 3 {

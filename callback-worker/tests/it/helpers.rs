@@ -160,17 +160,16 @@ impl Harness {
     }
 
     /// A `batch_completed` event of the batch.
-    pub async fn batch_event(&self, account_id: i64, batch_pk: i64) -> String {
+    pub async fn batch_event(&self, batch_pk: i64) -> String {
         let mut conn = self.conn().await;
         let row: EventId = diesel::sql_query(
             "WITH e AS (SELECT 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id) \
              INSERT INTO call_events (event_id, account_id, batch_pk, event_type, body) \
-             SELECT e.event_id, $1, $2, 'batch_completed', \
+             SELECT e.event_id, b.account_id, b.id, 'batch_completed', \
                     json_build_object('event_id', e.event_id, 'event_type', 'batch_completed', \
                                       'batch_id', b.batch_id, 'total_calls', 0)::text \
-             FROM e, batches b WHERE b.id = $2 RETURNING event_id",
+             FROM e, batches b WHERE b.id = $1 RETURNING event_id",
         )
-        .bind::<BigInt, _>(account_id)
         .bind::<BigInt, _>(batch_pk)
         .get_result(&mut conn)
         .await
