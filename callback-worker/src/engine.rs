@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::db::DbPool;
 use dialer_core::domain::EventType;
 use rand::SeedableRng;
@@ -22,7 +23,7 @@ use crate::claim::{self, ClaimedEvent};
 use crate::config::WorkerConfig;
 use crate::delivery::{self, AttemptReport, HttpSettings};
 use crate::endpoints::{Endpoint, EndpointCache};
-use crate::record::{self, AttemptRecord, Outcome, Resolution};
+use crate::record::{self, Outcome, Resolution};
 use crate::schedule::NextStep;
 use dialer_core::url_policy::UrlPolicy;
 
@@ -437,13 +438,13 @@ fn outcome_of(done: Finished, resolution: Resolution) -> Outcome {
         event_pk: done.event.id,
         lease_token: done.event.lease_token,
         resolution,
-        attempt: Some(AttemptRecord {
+        attempt: Some(DeliveryAttempt {
             attempt: done.event.attempt_number(),
             attempted_at: done.attempted_at,
             url: done.endpoint.url_text.clone().unwrap_or_default(),
             status_code: report.status_code.map(i32::from),
             error: report.error,
-            latency_ms: report.latency.as_millis().min(i32::MAX as u128) as i32,
+            latency_ms: Some(report.latency.as_millis().min(i32::MAX as u128) as i32),
             response_head: report.response_head,
         }),
     }

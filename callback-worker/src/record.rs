@@ -3,6 +3,7 @@
 //! An event's state changes only if its claim token is still in place.
 
 use chrono::{DateTime, Utc};
+use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::domain::DeliveryStatus;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -21,24 +22,13 @@ pub enum Resolution {
     Skipped(String),
 }
 
-/// One try, as recorded in `callback_deliveries`.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub attempt: i32,
-    pub attempted_at: DateTime<Utc>,
-    pub url: String,
-    pub status_code: Option<i32>,
-    pub error: Option<String>,
-    pub latency_ms: i32,
-    pub response_head: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub event_pk: i64,
     pub lease_token: DateTime<Utc>,
     pub resolution: Resolution,
-    pub attempt: Option<AttemptRecord>,
+    /// The try made, as recorded in `callback_deliveries` (the row the API lists).
+    pub attempt: Option<DeliveryAttempt>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, diesel::QueryableByName)]
@@ -168,14 +158,14 @@ pub async fn record(
         .bind::<Array<Text>, _>(&a_urls)
         .bind::<Array<Nullable<Integer>>, _>(&a_codes)
         .bind::<Array<Nullable<Text>>, _>(&a_errors)
-        .bind::<Array<Integer>, _>(&a_lat)
+        .bind::<Array<Nullable<Integer>>, _>(&a_lat)
         .bind::<Array<Nullable<Text>>, _>(&a_heads)
         .get_result(conn)
         .await
 }
 
 /// The event's `last_error`: the attempt's error, or its status.
-fn attempt_error(a: &AttemptRecord) -> Option<String> {
+fn attempt_error(a: &DeliveryAttempt) -> Option<String> {
     match (&a.error, a.status_code) {
         (Some(e), _) => Some(e.clone()),
         (None, Some(code)) => Some(format!("HTTP {code}")),
