@@ -8,9 +8,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
+use dialer_core::domain::EventType;
+use diesel::sql_types::{Array, BigInt, Double, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+/// A claimed event. The statement also returns each event's call and sequence; nothing here
+/// reads them (order per call is kept by the statement itself).
 #[derive(Debug, Clone, diesel::QueryableByName)]
 pub struct ClaimedEvent {
     #[diesel(sql_type = BigInt)]
@@ -19,12 +22,8 @@ pub struct ClaimedEvent {
     pub event_id: String,
     #[diesel(sql_type = BigInt)]
     pub account_id: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub call_pk: Option<i64>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    pub sequence: Option<i32>,
     #[diesel(sql_type = Text)]
-    pub event_type: String,
+    pub event_type: EventType,
     #[diesel(sql_type = Text)]
     pub body: String,
     /// Tries so far, all time (attempt numbers keep growing across replays).

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use dialer_core::Config;
-use dialer_core::config::ConfigError;
+use dialer_core::config::{ConfigError, Env};
 
 use crate::circuit::CircuitSettings;
 use crate::schedule::RetrySchedule;
@@ -47,72 +47,40 @@ impl WorkerConfig {
         WorkerConfig::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// The shared config and the worker's own variables from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<WorkerConfig, ConfigError> {
-        let core = Config::from_lookup(&get)?;
-        let num = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                    name,
-                    reason: format!("`{v}` is not a valid number"),
-                }),
-            }
-        };
-        let ms = |name: &'static str, default: u64| num(name, default).map(Duration::from_millis);
-        let jitter = num("DIALER_CALLBACK_RETRY_JITTER_PERCENT", 20)? as f64 / 100.0;
-        let schedule_text = get("DIALER_CALLBACK_RETRY_SCHEDULE")
-            .unwrap_or_else(|| RetrySchedule::DEFAULT.to_owned());
-        let schedule = RetrySchedule::parse(&schedule_text, jitter).map_err(|e| ConfigError {
-            name: "DIALER_CALLBACK_RETRY_SCHEDULE",
-            reason: e.reason,
-        })?;
-        let positive = |name: &'static str, v: u64| -> Result<u64, ConfigError> {
-            if v == 0 {
-                Err(ConfigError {
-                    name,
-                    reason: "must be at least 1".into(),
-                })
-            } else {
-                Ok(v)
-            }
-        };
+        let env = Env::new(get);
+        let jitter = env.number::<u64>("DIALER_CALLBACK_RETRY_JITTER_PERCENT", 20)? as f64 / 100.0;
+        let schedule_text = env.text("DIALER_CALLBACK_RETRY_SCHEDULE", RetrySchedule::DEFAULT);
+        let schedule = RetrySchedule::parse(&schedule_text, jitter)
+            .map_err(|e| ConfigError::new("DIALER_CALLBACK_RETRY_SCHEDULE", e.reason))?;
         let config = WorkerConfig {
-            request_timeout: ms("DIALER_CALLBACK_TIMEOUT_MS", 10_000)?,
-            connect_timeout: ms("DIALER_CALLBACK_CONNECT_TIMEOUT_MS", 5_000)?,
+            core: Config::read(&env)?,
+            request_timeout: env.millis("DIALER_CALLBACK_TIMEOUT_MS", 10_000)?,
+            connect_timeout: env.millis("DIALER_CALLBACK_CONNECT_TIMEOUT_MS", 5_000)?,
             schedule,
-            endpoint_concurrency: positive(
-                "DIALER_CALLBACK_ENDPOINT_CONCURRENCY",
-                num("DIALER_CALLBACK_ENDPOINT_CONCURRENCY", 32)?,
-            )? as usize,
+            endpoint_concurrency: env.positive("DIALER_CALLBACK_ENDPOINT_CONCURRENCY", 32)?,
             circuit: CircuitSettings {
-                failures_to_open: positive(
-                    "DIALER_CALLBACK_CIRCUIT_FAILURES",
-                    num("DIALER_CALLBACK_CIRCUIT_FAILURES", 10)?,
-                )? as u32,
-                first_cooldown: ms("DIALER_CALLBACK_CIRCUIT_COOLDOWN_MS", 30_000)?,
-                max_cooldown: ms("DIALER_CALLBACK_CIRCUIT_MAX_COOLDOWN_MS", 600_000)?,
+                failures_to_open: env.positive("DIALER_CALLBACK_CIRCUIT_FAILURES", 10)?,
+                first_cooldown: env.millis("DIALER_CALLBACK_CIRCUIT_COOLDOWN_MS", 30_000)?,
+                max_cooldown: env.millis("DIALER_CALLBACK_CIRCUIT_MAX_COOLDOWN_MS", 600_000)?,
             },
-            lease: Duration::from_secs(num("DIALER_CALLBACK_LEASE_SECS", 120)?),
-            claim_batch: positive(
-                "DIALER_CALLBACK_CLAIM_BATCH",
-                num("DIALER_CALLBACK_CLAIM_BATCH", 500)?,
-            )? as usize,
-            max_outstanding: positive(
-                "DIALER_CALLBACK_MAX_OUTSTANDING",
-                num("DIALER_CALLBACK_MAX_OUTSTANDING", 4_000)?,
-            )? as usize,
-            poll_interval: ms("DIALER_CALLBACK_POLL_MS", 1_000)?,
-            account_cache: ms("DIALER_CALLBACK_ACCOUNT_CACHE_MS", 5_000)?,
-            shutdown_grace: Duration::from_secs(num("DIALER_CALLBACK_SHUTDOWN_GRACE_SECS", 15)?),
-            prefetch: num("DIALER_CALLBACK_PREFETCH", 1_000)?.min(u16::MAX as u64) as u16,
-            core,
+            lease: env.secs("DIALER_CALLBACK_LEASE_SECS", 120)?,
+            claim_batch: env.positive("DIALER_CALLBACK_CLAIM_BATCH", 500)?,
+            max_outstanding: env.positive("DIALER_CALLBACK_MAX_OUTSTANDING", 4_000)?,
+            poll_interval: env.millis("DIALER_CALLBACK_POLL_MS", 1_000)?,
+            account_cache: env.millis("DIALER_CALLBACK_ACCOUNT_CACHE_MS", 5_000)?,
+            shutdown_grace: env.secs("DIALER_CALLBACK_SHUTDOWN_GRACE_SECS", 15)?,
+            prefetch: env
+                .number::<u64>("DIALER_CALLBACK_PREFETCH", 1_000)?
+                .min(u64::from(u16::MAX)) as u16,
         };
         // A request starts only with a request timeout and a second left on its lease.
         if config.lease < config.request_timeout + Duration::from_secs(2) {
-            return Err(ConfigError {
-                name: "DIALER_CALLBACK_LEASE_SECS",
-                reason: "must be at least the request timeout plus 2 seconds".into(),
-            });
+            return Err(ConfigError::new(
+                "DIALER_CALLBACK_LEASE_SECS",
+                "must be at least the request timeout plus 2 seconds",
+            ));
         }
         Ok(config)
     }

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use url::Url;
 
+use crate::resolver::PolicyResolver;
 use crate::signing::SignatureHeaders;
-use crate::url_policy::{PolicyResolver, UrlPolicy};
+use dialer_core::url_policy::UrlPolicy;
 
 /// How much of an answer is read and kept.
 pub const RESPONSE_HEAD_BYTES: usize = 1024;

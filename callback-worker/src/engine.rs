@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::db::DbPool;
+use dialer_core::domain::EventType;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc, watch};
@@ -21,9 +23,9 @@ use crate::claim::{self, ClaimedEvent};
 use crate::config::WorkerConfig;
 use crate::delivery::{self, AttemptReport, HttpSettings};
 use crate::endpoints::{Endpoint, EndpointCache};
-use crate::record::{self, AttemptRecord, Outcome, Resolution};
+use crate::record::{self, Outcome, Resolution};
 use crate::schedule::NextStep;
-use crate::url_policy::UrlPolicy;
+use dialer_core::url_policy::UrlPolicy;
 
 /// Time a request must still have on its lease when it starts, beyond the request timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
@@ -410,7 +412,7 @@ async fn dispatcher(
 }
 
 fn skip_reason(job: &Job) -> Option<String> {
-    if job.event.event_type == "batch_completed" && !job.endpoint.batch_events {
+    if job.event.event_type == EventType::BatchCompleted && !job.endpoint.batch_events {
         return Some("the account does not subscribe to batch events".into());
     }
     if job.endpoint.url_text.is_none() {
@@ -436,13 +438,13 @@ fn outcome_of(done: Finished, resolution: Resolution) -> Outcome {
         event_pk: done.event.id,
         lease_token: done.event.lease_token,
         resolution,
-        attempt: Some(AttemptRecord {
+        attempt: Some(DeliveryAttempt {
             attempt: done.event.attempt_number(),
             attempted_at: done.attempted_at,
             url: done.endpoint.url_text.clone().unwrap_or_default(),
             status_code: report.status_code.map(i32::from),
             error: report.error,
-            latency_ms: report.latency.as_millis().min(i32::MAX as u128) as i32,
+            latency_ms: Some(report.latency.as_millis().min(i32::MAX as u128) as i32),
             response_head: report.response_head,
         }),
     }

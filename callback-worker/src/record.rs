@@ -3,6 +3,8 @@
 //! An event's state changes only if its claim token is still in place.
 
 use chrono::{DateTime, Utc};
+use dialer_core::callbacks::listing::DeliveryAttempt;
+use dialer_core::domain::DeliveryStatus;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -20,24 +22,13 @@ pub enum Resolution {
     Skipped(String),
 }
 
-/// One try, as recorded in `callback_deliveries`.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub attempt: i32,
-    pub attempted_at: DateTime<Utc>,
-    pub url: String,
-    pub status_code: Option<i32>,
-    pub error: Option<String>,
-    pub latency_ms: i32,
-    pub response_head: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub event_pk: i64,
     pub lease_token: DateTime<Utc>,
     pub resolution: Resolution,
-    pub attempt: Option<AttemptRecord>,
+    /// The try made, as recorded in `callback_deliveries` (the row the API lists).
+    pub attempt: Option<DeliveryAttempt>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, diesel::QueryableByName)]
@@ -123,11 +114,19 @@ pub async fn record(
     );
     for o in outcomes {
         let (status, next_at, error) = match &o.resolution {
-            Resolution::Delivered => ("delivered", now, None),
-            Resolution::RetryAt(at) => ("pending", *at, o.attempt.as_ref().and_then(attempt_error)),
-            Resolution::Failed => ("failed", now, o.attempt.as_ref().and_then(attempt_error)),
-            Resolution::Released(at) => ("pending", *at, None),
-            Resolution::Skipped(reason) => ("skipped", now, Some(reason.clone())),
+            Resolution::Delivered => (DeliveryStatus::Delivered, now, None),
+            Resolution::RetryAt(at) => (
+                DeliveryStatus::Pending,
+                *at,
+                o.attempt.as_ref().and_then(attempt_error),
+            ),
+            Resolution::Failed => (
+                DeliveryStatus::Failed,
+                now,
+                o.attempt.as_ref().and_then(attempt_error),
+            ),
+            Resolution::Released(at) => (DeliveryStatus::Pending, *at, None),
+            Resolution::Skipped(reason) => (DeliveryStatus::Skipped, now, Some(reason.clone())),
         };
         ids.push(o.event_pk);
         tokens.push(o.lease_token);
@@ -159,14 +158,14 @@ pub async fn record(
         .bind::<Array<Text>, _>(&a_urls)
         .bind::<Array<Nullable<Integer>>, _>(&a_codes)
         .bind::<Array<Nullable<Text>>, _>(&a_errors)
-        .bind::<Array<Integer>, _>(&a_lat)
+        .bind::<Array<Nullable<Integer>>, _>(&a_lat)
         .bind::<Array<Nullable<Text>>, _>(&a_heads)
         .get_result(conn)
         .await
 }
 
 /// The event's `last_error`: the attempt's error, or its status.
-fn attempt_error(a: &AttemptRecord) -> Option<String> {
+fn attempt_error(a: &DeliveryAttempt) -> Option<String> {
     match (&a.error, a.status_code) {
         (Some(e), _) => Some(e.clone()),
         (None, Some(code)) => Some(format!("HTTP {code}")),

@@ -8,8 +8,9 @@ use diesel::sql_types::{Array, BigInt, Integer, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbError, DbPool};
-use crate::topology::{self, BrokerError, Topology};
+use crate::db::DbPool;
+use crate::outbox::{self, CHUNK, OutboxError};
+use crate::topology::{self, Topology};
 
 /// The message of a dial job on the dial queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
@@ -35,20 +36,6 @@ impl DialJob {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-}
-
-impl From<diesel::result::Error> for OutboxError {
-    fn from(e: diesel::result::Error) -> Self {
-        OutboxError::Db(DbError::Query(e))
-    }
-}
-
 /// Which unpublished jobs a sweep takes.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -61,8 +48,6 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
-const CHUNK: i64 = 500;
-
 /// Publishes unpublished dial jobs in chunks; returns how many were published. Rows are locked
 /// with `SKIP LOCKED` while their chunk is in flight, so concurrent sweeps never publish the same
 /// job twice.
@@ -72,79 +57,78 @@ pub async fn publish_pending(
     topology: &Topology,
     scope: Scope<'_>,
 ) -> Result<usize, OutboxError> {
-    let mut total = 0;
-    let mut conn = pool.get().await.map_err(DbError::from)?;
-    loop {
-        let n = publish_chunk(&mut conn, channel, topology, scope).await?;
-        total += n;
-        if (n as i64) < CHUNK {
-            return Ok(total);
-        }
-    }
+    outbox::drain(
+        pool,
+        DialChunk {
+            channel,
+            topology,
+            scope,
+        },
+    )
+    .await
 }
 
-async fn publish_chunk(
-    conn: &mut AsyncPgConnection,
-    channel: &lapin::Channel,
-    topology: &Topology,
-    scope: Scope<'_>,
-) -> Result<usize, OutboxError> {
-    conn.transaction::<usize, OutboxError, _>(async |conn| {
-        let select = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, j.attempt \
-             FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
-             WHERE j.published_at IS NULL";
-        let jobs: Vec<DialJob> = match scope {
-            Scope::OlderThan(secs) => {
-                diesel::sql_query(format!(
-                    "{select} AND j.created_at < now() - make_interval(secs => $1) \
-                     ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                ))
-                .bind::<diesel::sql_types::Double, _>(secs as f64)
-                .bind::<BigInt, _>(CHUNK)
-                .load(conn)
-                .await?
+struct DialChunk<'a> {
+    channel: &'a lapin::Channel,
+    topology: &'a Topology,
+    scope: Scope<'a>,
+}
+
+impl outbox::Chunk for DialChunk<'_> {
+    async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
+        let (channel, topology, scope) = (self.channel, self.topology, self.scope);
+        conn.transaction::<usize, OutboxError, _>(async |conn| {
+            let select = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, j.attempt \
+                 FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+                 WHERE j.published_at IS NULL";
+            let jobs: Vec<DialJob> = match scope {
+                Scope::OlderThan(secs) => {
+                    diesel::sql_query(format!(
+                        "{select} AND j.created_at < now() - make_interval(secs => $1) \
+                         ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+                    ))
+                    .bind::<diesel::sql_types::Double, _>(secs as f64)
+                    .bind::<BigInt, _>(CHUNK)
+                    .load(conn)
+                    .await?
+                }
+                Scope::Calls(ids) | Scope::Batches(ids) => {
+                    let column = match scope {
+                        Scope::Calls(_) => "j.call_pk",
+                        _ => "c.batch_pk",
+                    };
+                    diesel::sql_query(format!(
+                        "{select} AND {column} = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+                    ))
+                    .bind::<Array<BigInt>, _>(ids)
+                    .bind::<BigInt, _>(CHUNK)
+                    .load(conn)
+                    .await?
+                }
+            };
+            if jobs.is_empty() {
+                return Ok(0);
             }
-            Scope::Calls(calls) => {
-                diesel::sql_query(format!(
-                    "{select} AND j.call_pk = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                ))
-                .bind::<Array<BigInt>, _>(calls)
-                .bind::<BigInt, _>(CHUNK)
-                .load(conn)
-                .await?
+            // Each account's queue exists before its first job is routed to it (an unroutable job
+            // would come back as an error, not vanish).
+            let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            for account in accounts {
+                topology.declare_account_queue(channel, account).await?;
             }
-            Scope::Batches(batches) => {
-                diesel::sql_query(format!(
-                    "{select} AND c.batch_pk = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                ))
-                .bind::<Array<BigInt>, _>(batches)
-                .bind::<BigInt, _>(CHUNK)
-                .load(conn)
-                .await?
-            }
-        };
-        if jobs.is_empty() {
-            return Ok(0);
-        }
-        // Each account's queue exists before its first job is routed to it (an unroutable job
-        // would come back as an error, not vanish).
-        let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
-        accounts.sort_unstable();
-        accounts.dedup();
-        for account in accounts {
-            topology.declare_account_queue(channel, account).await?;
-        }
-        // The whole chunk confirmed before anything is marked published.
-        topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
-            (Topology::account_routing_key(job.account_id), job.message_id())
-        })
-        .await?;
-        let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
-        diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
-            .bind::<Array<BigInt>, _>(&ids)
-            .execute(conn)
+            // The whole chunk confirmed before anything is marked published.
+            topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
+                (Topology::account_routing_key(job.account_id), job.message_id())
+            })
             .await?;
-        Ok(jobs.len())
-    })
-    .await
+            let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
+            diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
+                .bind::<Array<BigInt>, _>(&ids)
+                .execute(conn)
+                .await?;
+            Ok(jobs.len())
+        })
+        .await
+    }
 }

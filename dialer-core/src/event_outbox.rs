@@ -7,8 +7,8 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbError, DbPool};
-use crate::dial_outbox::OutboxError;
+use crate::db::DbPool;
+use crate::outbox::{self, CHUNK, OutboxError};
 use crate::topology::{self, BrokerError, Topology};
 
 /// A pointer to a stored event (its body stays in PostgreSQL, so the bytes sent are the stored
@@ -45,40 +45,40 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
-const CHUNK: i64 = 500;
-
 pub async fn publish_pending(
     pool: &DbPool,
     channel: &lapin::Channel,
     topology: &Topology,
     scope: Scope<'_>,
 ) -> Result<usize, OutboxError> {
-    let mut total = 0;
-    let mut conn = pool.get().await.map_err(DbError::from)?;
-    loop {
-        let n = publish_chunk(&mut conn, channel, topology, scope).await?;
-        total += n;
-        if (n as i64) < CHUNK {
-            return Ok(total);
-        }
-    }
+    outbox::drain(
+        pool,
+        EventChunk {
+            channel,
+            topology,
+            scope,
+        },
+    )
+    .await
 }
 
-async fn publish_chunk(
-    conn: &mut AsyncPgConnection,
-    channel: &lapin::Channel,
-    topology: &Topology,
-    scope: Scope<'_>,
-) -> Result<usize, OutboxError> {
-    conn.transaction::<usize, OutboxError, _>(async |conn| {
-        let select = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
-                      FROM call_events WHERE published_at IS NULL";
-        let events: Vec<EventMessage> =
-            match scope {
+struct EventChunk<'a> {
+    channel: &'a lapin::Channel,
+    topology: &'a Topology,
+    scope: Scope<'a>,
+}
+
+impl outbox::Chunk for EventChunk<'_> {
+    async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
+        let (channel, topology, scope) = (self.channel, self.topology, self.scope);
+        conn.transaction::<usize, OutboxError, _>(async |conn| {
+            let select = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
+                          FROM call_events WHERE published_at IS NULL";
+            let events: Vec<EventMessage> = match scope {
                 Scope::OlderThan(secs) => {
                     diesel::sql_query(format!(
                         "{select} AND occurred_at < now() - make_interval(secs => $1) \
-                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
                     ))
                     .bind::<diesel::sql_types::Double, _>(secs as f64)
                     .bind::<BigInt, _>(CHUNK)
@@ -93,27 +93,28 @@ async fn publish_chunk(
                 .load(conn)
                 .await?,
             };
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
-        let message_id = format!("events-{}-{}", ids[0], ids[ids.len() - 1]);
-        let payload = serde_json::to_vec(&EventPrompt { events })
-            .map_err(|e| BrokerError::Encode(e.to_string()))?;
-        // Confirmed before anything is marked published.
-        topology::publish_confirmed(
-            channel,
-            &topology.events_exchange,
-            topology::EVENT_ROUTING_KEY,
-            &message_id,
-            &payload,
-        )
-        .await?;
-        diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
-            .bind::<Array<BigInt>, _>(&ids)
-            .execute(conn)
+            if events.is_empty() {
+                return Ok(0);
+            }
+            let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
+            let message_id = format!("events-{}-{}", ids[0], ids[ids.len() - 1]);
+            let payload = serde_json::to_vec(&EventPrompt { events })
+                .map_err(|e| BrokerError::Encode(e.to_string()))?;
+            // Confirmed before anything is marked published.
+            topology::publish_confirmed(
+                channel,
+                &topology.events_exchange,
+                topology::EVENT_ROUTING_KEY,
+                &message_id,
+                &payload,
+            )
             .await?;
-        Ok(ids.len())
-    })
-    .await
+            diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
+                .bind::<Array<BigInt>, _>(&ids)
+                .execute(conn)
+                .await?;
+            Ok(ids.len())
+        })
+        .await
+    }
 }

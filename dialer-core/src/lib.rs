@@ -1,6 +1,9 @@
-//! Shared core of the dialer services: configuration, the contract's domain vocabulary, the
-//! database (schema, models, migrations, pool), and the RabbitMQ topology and outbox.
+//! Shared core of the dialer services: configuration ([`config::Env`]) and logging
+//! ([`telemetry::init`]), the contract's domain vocabulary, the database (schema, models,
+//! migrations, pool), the RabbitMQ topology and outboxes, and the callback data access the API and
+//! the CLI share ([`callbacks`], [`url_policy`]); services meet only through these.
 
+pub mod callbacks;
 pub mod calling_hours;
 pub mod config;
 pub mod credentials;
@@ -13,12 +16,17 @@ pub mod failpoint;
 pub mod lifecycle;
 pub mod migrations;
 pub mod models;
+pub mod outbox;
 pub mod phone;
 pub mod schema;
+pub mod service_error;
+pub mod telemetry;
 pub mod text_enum;
 pub mod topology;
+pub mod url_policy;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
 pub use config::Config;
+pub use service_error::ServiceError;

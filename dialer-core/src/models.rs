@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::{Insertable, Queryable, Selectable};
 use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
 
 use crate::domain::BatchStatus;
 use crate::schema::{accounts, asterisk_servers, batches};
@@ -45,89 +46,76 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("accountcode", &self.accountcode)
-            .field("status", &self.status)
-            .finish_non_exhaustive()
+/// A `Debug` that shows only the named fields: the others may be secrets.
+macro_rules! debug_only {
+    ($ty:ident: $($field:ident),+) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+debug_only!(Account: id, accountcode, status);
+
+/// The settings an account shows to its own key (`GET /account`) and to operators: never its
+/// secrets. Serialized straight from the account, in the contract's field order, with the limits
+/// grouped under `limits`.
+#[derive(Debug, Clone)]
+pub struct AccountSettings(Account);
+
+/// Serializes the named fields of `$account` under their own names.
+macro_rules! serialize_fields {
+    ($out:ident, $account:ident; $($field:ident),+) => {
+        $( $out.serialize_field(stringify!($field), &$account.$field)?; )+
+    };
+}
+
+impl Serialize for AccountSettings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = &self.0;
+        let mut out = s.serialize_struct("AccountSettings", 22)?;
+        serialize_fields! { out, a; accountcode, name }
+        out.serialize_field("account_status", &a.status)?;
+        serialize_fields! {
+            out, a;
+            default_country, timezone, calling_hours, caller_id, dial_context, dial_exten,
+            ring_timeout_seconds, max_attempts, retry_delay_seconds, retry_on, max_call_seconds,
+            allowed_countries, allowed_prefixes, redial_window_hours
+        }
+        out.serialize_field("limits", &AccountLimits(a))?;
+        serialize_fields! { out, a; callback_url, callback_batch_events }
+        let rotating_until = a
+            .callback_secret_previous_until
+            .filter(|until| *until > Utc::now());
+        out.serialize_field("callback_secret_rotating_until", &rotating_until)?;
+        serialize_fields! { out, a; created_at }
+        out.end()
     }
 }
 
-/// The settings an account shows to its own key (`GET /account`) and to operators: never its
-/// secrets.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountSettings {
-    pub accountcode: String,
-    pub name: String,
-    pub account_status: String,
-    pub default_country: String,
-    pub timezone: String,
-    pub calling_hours: Option<serde_json::Value>,
-    pub caller_id: Option<String>,
-    pub dial_context: String,
-    pub dial_exten: String,
-    pub ring_timeout_seconds: i32,
-    pub max_attempts: i32,
-    pub retry_delay_seconds: i32,
-    pub retry_on: Vec<String>,
-    pub max_call_seconds: i32,
-    pub allowed_countries: Vec<String>,
-    pub allowed_prefixes: Vec<String>,
-    pub redial_window_hours: i32,
-    pub limits: AccountLimits,
-    pub callback_url: Option<String>,
-    pub callback_batch_events: bool,
-    pub callback_secret_rotating_until: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
+/// The `limits` object of [`AccountSettings`].
+struct AccountLimits<'a>(&'a Account);
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountLimits {
-    pub max_rows_per_request: i32,
-    pub max_queued_calls: i64,
-    pub max_calls_per_day: i64,
-    pub calls_per_second: i32,
-    pub max_concurrent_calls: i32,
-    pub api_requests_per_second: i32,
+impl Serialize for AccountLimits<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut out = s.serialize_struct("AccountLimits", 6)?;
+        serialize_fields! {
+            out, a;
+            max_rows_per_request, max_queued_calls, max_calls_per_day, calls_per_second,
+            max_concurrent_calls, api_requests_per_second
+        }
+        out.end()
+    }
 }
 
 impl Account {
     pub fn settings(&self) -> AccountSettings {
-        AccountSettings {
-            accountcode: self.accountcode.clone(),
-            name: self.name.clone(),
-            account_status: self.status.clone(),
-            default_country: self.default_country.clone(),
-            timezone: self.timezone.clone(),
-            calling_hours: self.calling_hours.clone(),
-            caller_id: self.caller_id.clone(),
-            dial_context: self.dial_context.clone(),
-            dial_exten: self.dial_exten.clone(),
-            ring_timeout_seconds: self.ring_timeout_seconds,
-            max_attempts: self.max_attempts,
-            retry_delay_seconds: self.retry_delay_seconds,
-            retry_on: self.retry_on.clone(),
-            max_call_seconds: self.max_call_seconds,
-            allowed_countries: self.allowed_countries.clone(),
-            allowed_prefixes: self.allowed_prefixes.clone(),
-            redial_window_hours: self.redial_window_hours,
-            limits: AccountLimits {
-                max_rows_per_request: self.max_rows_per_request,
-                max_queued_calls: self.max_queued_calls,
-                max_calls_per_day: self.max_calls_per_day,
-                calls_per_second: self.calls_per_second,
-                max_concurrent_calls: self.max_concurrent_calls,
-                api_requests_per_second: self.api_requests_per_second,
-            },
-            callback_url: self.callback_url.clone(),
-            callback_batch_events: self.callback_batch_events,
-            callback_secret_rotating_until: self
-                .callback_secret_previous_until
-                .filter(|until| *until > Utc::now()),
-            created_at: self.created_at,
-        }
+        AccountSettings(self.clone())
     }
 }
 
@@ -161,15 +149,7 @@ pub struct AsteriskServer {
     pub updated_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for AsteriskServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsteriskServer")
-            .field("code", &self.code)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(AsteriskServer: code, host, port);
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = asterisk_servers)]

@@ -9,6 +9,9 @@ pub struct UnknownName {
     pub value: String,
 }
 
+/// Declares a domain enum as a table of `Variant = "text"` pairs (several to a line; what a value
+/// means goes in the enum's doc comment), with `ALL`, `as_str`, `Display`, `FromStr`, serde and
+/// diesel TEXT mappings all from that one table.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! text_enum {

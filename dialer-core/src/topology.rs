@@ -61,30 +61,20 @@ impl Topology {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        channel
-            .exchange_declare(
-                self.dead_exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .exchange_declare(
-                self.dial_exchange.as_str().into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .exchange_declare(
-                self.events_exchange.as_str().into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        for (exchange, kind) in [
+            (&self.dead_exchange, ExchangeKind::Fanout),
+            (&self.dial_exchange, ExchangeKind::Direct),
+            (&self.events_exchange, ExchangeKind::Direct),
+        ] {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    kind,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
 
         self.declare_quorum_queue(channel, &self.dead_queue, None)
             .await?;

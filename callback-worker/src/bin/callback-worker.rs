@@ -9,12 +9,7 @@ use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    dialer_core::telemetry::init("callback-worker");
     let config = WorkerConfig::from_env().context("configuration")?;
     tracing::info!(core = ?config.core, "starting callback-worker");
 

@@ -5,13 +5,13 @@ use diesel::prelude::{ExpressionMethods, QueryDsl, SelectableHelper};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use callback_worker::url_policy::{UrlPolicy, UrlPolicyError};
 use dialer_core::credentials::{NewApiKey, generate_api_key, generate_callback_secret};
 use dialer_core::db::DbPool;
 use dialer_core::domain::CallStatus;
 use dialer_core::models::{Account, NewAccount};
 use dialer_core::phone::parse_country;
 use dialer_core::schema::{accounts, api_keys};
+use dialer_core::url_policy::{UrlPolicy, UrlPolicyError};
 
 use crate::ops::error::{OpsError, OpsResult, Refusals};
 

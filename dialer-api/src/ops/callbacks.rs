@@ -7,9 +7,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use callback_worker::listing::{self, DeliveryAttempt, DeliveryStatus, EventDelivery, EventFilter};
-use callback_worker::replay::{self, ReplaySelection};
-use callback_worker::rotation;
+use dialer_core::callbacks::listing::{self, DeliveryAttempt, EventDelivery, EventFilter};
+use dialer_core::callbacks::replay::{self, ReplaySelection};
+use dialer_core::callbacks::rotation;
+use dialer_core::domain::DeliveryStatus;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -65,7 +66,7 @@ impl From<&EventDelivery> for EventView {
             batch_id: e.batch_id,
             call_id: e.call_id,
             sequence: e.sequence,
-            delivery_status: e.delivery_status.clone(),
+            delivery_status: e.delivery_status.to_string(),
             delivery_attempts: e.delivery_attempts,
             last_error: e.last_error.clone(),
             next_attempt_at: e.next_attempt_at.map(rfc3339),
@@ -141,7 +142,7 @@ pub struct RedeliverOutcome {
 
 /// `status`: pending, delivered, failed or skipped.
 pub fn parse_status(text: &str) -> OpsResult<DeliveryStatus> {
-    DeliveryStatus::parse(text.trim()).ok_or_else(|| {
+    text.trim().parse::<DeliveryStatus>().ok().ok_or_else(|| {
         OpsError::invalid(format!(
             "`status`: `{text}` is not one of pending, delivered, failed, skipped"
         ))

@@ -106,10 +106,10 @@ impl From<dialer_core::db::PoolError> for OpsError {
     }
 }
 
-impl From<callback_worker::WorkerError> for OpsError {
-    fn from(e: callback_worker::WorkerError) -> Self {
+impl From<dialer_core::callbacks::CallbackError> for OpsError {
+    fn from(e: dialer_core::callbacks::CallbackError) -> Self {
         match e {
-            callback_worker::WorkerError::Db(db) => db.into(),
+            dialer_core::callbacks::CallbackError::Db(db) => db.into(),
             other => OpsError::internal(other),
         }
     }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
-use callback_worker::listing::EventFilter;
-use callback_worker::replay::ReplaySelection;
+use dialer_core::callbacks::listing::EventFilter;
+use dialer_core::callbacks::replay::ReplaySelection;
 use serde::Serialize;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};

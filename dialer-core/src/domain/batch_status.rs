@@ -1,14 +1,10 @@
 //! The state of a batch.
 
 crate::text_enum! {
+    /// `pending`: nothing dispatched yet; `completed`: every call has its final outcome.
     pub enum BatchStatus("batch status") {
-        /// Nothing dispatched yet.
-        Pending = "pending",
-        Dispatching = "dispatching",
-        Paused = "paused",
-        /// Every call has its final outcome.
-        Completed = "completed",
-        Cancelled = "cancelled",
+        Pending = "pending", Dispatching = "dispatching", Paused = "paused",
+        Completed = "completed", Cancelled = "cancelled",
     }
 }
 

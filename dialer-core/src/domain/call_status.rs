@@ -4,27 +4,21 @@
 crate::text_enum! {
     /// Lifecycle of a call. The in-progress states and the final ones of the contract's event
     /// table, plus the platform's own waiting states (`queued`, `scheduled`, `dialing`, `retry_wait`).
+    ///
+    /// | state | meaning |
+    /// |---|---|
+    /// | `queued` | accepted, not dispatched yet |
+    /// | `scheduled` | dispatched: a dial job exists; waiting for capacity, calling hours or its due time |
+    /// | `dialing` | Originate sent, no channel yet |
+    /// | `started` | the attempt's channel exists (`call_started`) |
+    /// | `answered` | the callee answered (`call_answered`) |
+    /// | `retry_wait` | an attempt ended without an answer and another one is scheduled |
+    /// | `completed` ... `expired` | the final outcomes |
     pub enum CallStatus("call status") {
-        /// Accepted, not dispatched yet.
-        Queued = "queued",
-        /// Dispatched: a dial job exists; waiting for capacity, calling hours or its due time.
-        Scheduled = "scheduled",
-        /// Originate sent, no channel yet.
-        Dialing = "dialing",
-        /// The attempt's channel exists (`call_started`).
-        Started = "started",
-        /// The callee answered (`call_answered`).
-        Answered = "answered",
-        /// An attempt ended without an answer and another one is scheduled.
-        RetryWait = "retry_wait",
-        Completed = "completed",
-        Busy = "busy",
-        NoAnswer = "no_answer",
-        Failed = "failed",
-        Timeout = "timeout",
-        Cancelled = "cancelled",
-        Skipped = "skipped",
-        Expired = "expired",
+        Queued = "queued", Scheduled = "scheduled", Dialing = "dialing",
+        Started = "started", Answered = "answered", RetryWait = "retry_wait",
+        Completed = "completed", Busy = "busy", NoAnswer = "no_answer", Failed = "failed",
+        Timeout = "timeout", Cancelled = "cancelled", Skipped = "skipped", Expired = "expired",
     }
 }
 

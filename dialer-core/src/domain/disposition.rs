@@ -1,19 +1,12 @@
 //! The outcome of an attempt, as the contract names it.
 
 crate::text_enum! {
+    /// `unknown`: the platform lost track of the call (never retried on its own).
     pub enum Disposition("disposition") {
-        Answered = "answered",
-        Busy = "busy",
-        NoAnswer = "no_answer",
-        Rejected = "rejected",
-        Congestion = "congestion",
-        InvalidNumber = "invalid_number",
-        Unreachable = "unreachable",
-        Failed = "failed",
-        /// The platform lost track of the call: never retried on its own.
-        Unknown = "unknown",
-        DoNotCall = "do_not_call",
-        DestinationNotAllowed = "destination_not_allowed",
+        Answered = "answered", Busy = "busy", NoAnswer = "no_answer", Rejected = "rejected",
+        Congestion = "congestion", InvalidNumber = "invalid_number", Unreachable = "unreachable",
+        Failed = "failed", Unknown = "unknown",
+        DoNotCall = "do_not_call", DestinationNotAllowed = "destination_not_allowed",
     }
 }
 

@@ -4,16 +4,10 @@ use super::{CallStatus, Disposition};
 
 crate::text_enum! {
     pub enum EventType("event type") {
-        CallStarted = "call_started",
-        CallAnswered = "call_answered",
-        CallCompleted = "call_completed",
-        CallBusy = "call_busy",
-        CallNoAnswer = "call_no_answer",
-        CallFailed = "call_failed",
-        CallTimeout = "call_timeout",
-        CallCancelled = "call_cancelled",
-        CallSkipped = "call_skipped",
-        CallExpired = "call_expired",
+        CallStarted = "call_started", CallAnswered = "call_answered",
+        CallCompleted = "call_completed", CallBusy = "call_busy", CallNoAnswer = "call_no_answer",
+        CallFailed = "call_failed", CallTimeout = "call_timeout", CallCancelled = "call_cancelled",
+        CallSkipped = "call_skipped", CallExpired = "call_expired",
         BatchCompleted = "batch_completed",
     }
 }

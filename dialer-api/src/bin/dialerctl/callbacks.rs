@@ -3,9 +3,9 @@
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 
-use callback_worker::listing::EventFilter;
-use callback_worker::replay::ReplaySelection;
 use dialer_api::ops::{callbacks, paging};
+use dialer_core::callbacks::listing::EventFilter;
+use dialer_core::callbacks::replay::ReplaySelection;
 
 use crate::Ctx;
 use crate::output::{Col, Output, Table, or_dash};

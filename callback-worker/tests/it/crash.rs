@@ -2,13 +2,12 @@
 //! middle of deliveries and started again: every event arrives (duplicates allowed, same
 //! event_id), in order per call. Then SIGTERM stops it cleanly.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::receiver::{self, ReceiverState};
-use common::{Harness, assert_in_order_per_call, secret};
+use crate::helpers::{Harness, assert_in_order_per_call, events_in, secret};
+use crate::receiver::{self, ReceiverState};
+use dialer_core::domain::DeliveryStatus;
 use dialer_core::event_outbox::{self, Scope};
 use dialer_core::topology;
 
@@ -74,9 +73,7 @@ async fn kill_9_during_deliveries_then_restart_delivers_every_event() {
     }
     worker.kill().expect("SIGKILL");
     let _ = worker.wait();
-    let at_kill = h
-        .count("SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'")
-        .await;
+    let at_kill = h.count(&events_in(DeliveryStatus::Delivered)).await;
     assert!(
         at_kill < 600,
         "killed too late to prove anything ({at_kill} delivered)"
@@ -85,13 +82,7 @@ async fn kill_9_during_deliveries_then_restart_delivers_every_event() {
     // The new process finds the killed one's claims when their leases end, and the prompts
     // that were never acked.
     let mut worker = spawn_worker(&h);
-    let took = h
-        .wait_count(
-            "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-            600,
-            Duration::from_secs(120),
-        )
-        .await;
+    let took = h.wait_delivered(600, Duration::from_secs(120)).await;
     eprintln!("after the restart, everything delivered in {took:?}");
     assert_in_order_per_call(&state.accepted(), 600);
     assert_eq!(

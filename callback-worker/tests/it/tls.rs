@@ -1,13 +1,11 @@
 //! A real rustls receiver on 127.0.0.1 with a certificate from a CA made here: trusted when the
 //! account carries that CA, refused (never sent to) when it does not.
 
-mod common;
-
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::receiver::{self, ReceiverState};
-use common::{Harness, secret};
+use crate::helpers::{Harness, account_events_in, secret};
+use crate::receiver::{self, ReceiverState};
+use dialer_core::domain::DeliveryStatus::{Delivered, Failed};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -67,24 +65,11 @@ async fn the_accounts_own_ca_is_trusted_and_an_unknown_certificate_is_not() {
     for a in [trusting, untrusting, wrong_ca] {
         h.events(a, 2, 1).await;
     }
-    let mut config = h.config();
-    config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
-    let run = h.start(config);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'",
-        6,
-        Duration::from_secs(30),
-    )
-    .await;
-    run.shutdown().await;
-    let status_of = |account: i64, status: &str| {
-        format!(
-            "SELECT count(*) AS n FROM call_events WHERE account_id = {account} AND delivery_status = '{status}'"
-        )
-    };
-    assert_eq!(h.count(&status_of(trusting, "delivered")).await, 2);
-    assert_eq!(h.count(&status_of(untrusting, "failed")).await, 2);
-    assert_eq!(h.count(&status_of(wrong_ca, "failed")).await, 2);
+    h.settle_without_retries(6).await;
+    let status_of = account_events_in;
+    assert_eq!(h.count(&status_of(trusting, Delivered)).await, 2);
+    assert_eq!(h.count(&status_of(untrusting, Failed)).await, 2);
+    assert_eq!(h.count(&status_of(wrong_ca, Failed)).await, 2);
     assert_eq!(
         state.accepted().len(),
         2,

@@ -2,42 +2,13 @@
 //! first, paginated by a cursor) and the attempts of one event. Never another account's.
 
 use chrono::{DateTime, Utc};
+use diesel::OptionalExtension;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use crate::WorkerError;
-
-/// `call_events.delivery_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Failed,
-    Skipped,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<DeliveryStatus> {
-        Some(match text {
-            "pending" => DeliveryStatus::Pending,
-            "delivered" => DeliveryStatus::Delivered,
-            "failed" => DeliveryStatus::Failed,
-            "skipped" => DeliveryStatus::Skipped,
-            _ => return None,
-        })
-    }
-}
+use crate::db::DbError;
+use crate::domain::DeliveryStatus;
 
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -65,7 +36,7 @@ pub struct EventDelivery {
     #[diesel(sql_type = Nullable<Integer>)]
     pub sequence: Option<i32>,
     #[diesel(sql_type = Text)]
-    pub delivery_status: String,
+    pub delivery_status: DeliveryStatus,
     #[diesel(sql_type = Integer)]
     pub delivery_attempts: i32,
     #[diesel(sql_type = Timestamptz)]
@@ -100,7 +71,7 @@ pub async fn find_event(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     event_id: &str,
-) -> Result<Option<EventDelivery>, WorkerError> {
+) -> Result<Option<EventDelivery>, DbError> {
     let found: Vec<EventDelivery> = diesel::sql_query(format!(
         "{EVENT_SELECT} WHERE e.account_id = $1 AND e.event_id = $2"
     ))
@@ -115,7 +86,7 @@ pub async fn list_events(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     filter: &EventFilter,
-) -> Result<EventPage, WorkerError> {
+) -> Result<EventPage, DbError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
     let mut events: Vec<EventDelivery> = diesel::sql_query(format!(
         "{EVENT_SELECT} \
@@ -125,7 +96,7 @@ pub async fn list_events(
          ORDER BY e.id DESC LIMIT $4"
     ))
     .bind::<BigInt, _>(account_id)
-    .bind::<Nullable<Text>, _>(filter.status.map(DeliveryStatus::as_str))
+    .bind::<Nullable<Text>, _>(filter.status)
     .bind::<Nullable<BigInt>, _>(filter.cursor)
     .bind::<BigInt, _>(limit + 1)
     .load(conn)
@@ -167,7 +138,7 @@ pub async fn event_attempts(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     event_id: &str,
-) -> Result<Option<Vec<DeliveryAttempt>>, WorkerError> {
+) -> Result<Option<Vec<DeliveryAttempt>>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Pk {
         #[diesel(sql_type = BigInt)]
@@ -179,11 +150,7 @@ pub async fn event_attempts(
             .bind::<Text, _>(event_id)
             .get_result(conn)
             .await
-            .map(Some)
-            .or_else(|e| match e {
-                diesel::result::Error::NotFound => Ok(None),
-                e => Err(e),
-            })?;
+            .optional()?;
     let Some(pk) = found else {
         return Ok(None);
     };

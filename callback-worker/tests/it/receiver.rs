@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -31,14 +31,12 @@ pub struct Received {
     pub event_id: String,
     pub call_id: Option<String>,
     pub sequence: Option<i64>,
-    pub event_type: String,
     /// Which known secret matched `X-Signature` (index), if any.
     pub x_signature_secret: Option<usize>,
     /// Which known secrets matched an entry of `webhook-signature`.
     pub webhook_secrets: Vec<usize>,
     pub webhook_entries: usize,
     pub status: u16,
-    pub at: Instant,
 }
 
 pub struct ReceiverState {
@@ -192,16 +190,10 @@ async fn handle(
                 .and_then(|v| v.as_str())
                 .map(str::to_owned),
             sequence: parsed.get("sequence").and_then(|v| v.as_i64()),
-            event_type: parsed
-                .get("event_type")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned(),
             x_signature_secret: x_match,
             webhook_secrets: wh_matches,
             webhook_entries: entries,
             status,
-            at: Instant::now(),
         });
     let mut resp = Response::new(Full::new(Bytes::from(text)));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");

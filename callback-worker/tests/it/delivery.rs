@@ -1,33 +1,26 @@
 //! The engine against real PostgreSQL and real HTTP receivers on loopback.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use callback_worker::listing::{self, DeliveryStatus, EventFilter};
-use callback_worker::replay::{self, ReplaySelection};
-use callback_worker::rotation;
-use common::receiver::{self, MODE_FAIL, MODE_HANG, MODE_OK, ReceiverState};
-use common::{Harness, assert_in_order_per_call, secret};
+use crate::helpers::{
+    Endpoint, Harness, SETTLED, account_events_in, assert_in_order_per_call, events_in, secret,
+};
+use crate::receiver::{self, MODE_FAIL, MODE_HANG, MODE_OK, ReceiverState};
+use dialer_core::callbacks::listing::{self, EventFilter};
+use dialer_core::callbacks::replay::{self, ReplaySelection};
+use dialer_core::callbacks::rotation;
+use dialer_core::domain::DeliveryStatus;
 
 #[tokio::test]
 async fn receiver_verifies_both_signatures_and_rejects_a_changed_byte() {
     let h = Harness::new().await;
-    let s = secret();
-    let state = ReceiverState::new(vec![s.clone()]);
-    let addr = receiver::start(state.clone(), None).await;
-    let account = h
-        .account("SIGN", &format!("http://{addr}/cb"), &s, false, None)
-        .await;
-    h.events(account, 4, 2).await;
-    let run = h.start(h.config());
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        8,
-        Duration::from_secs(30),
-    )
-    .await;
-    run.shutdown().await;
+    let Endpoint {
+        secret: s,
+        state,
+        addr,
+        account,
+    } = h.endpoint("SIGN", MODE_OK).await;
+    h.deliver(account, 4, 2, 8).await;
     let got = state.received();
     assert_eq!(got.len(), 8, "one request per event");
     for r in &got {
@@ -70,27 +63,19 @@ async fn receiver_verifies_both_signatures_and_rejects_a_changed_byte() {
 #[tokio::test]
 async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one() {
     let h = Harness::new().await;
-    let old = secret();
-    let account_url_state = ReceiverState::new(vec![old.clone()]);
-    let addr = receiver::start(account_url_state.clone(), None).await;
-    let account = h
-        .account("ROT", &format!("http://{addr}/cb"), &old, false, None)
-        .await;
+    let Endpoint {
+        secret: old,
+        state: account_url_state,
+        account,
+        ..
+    } = h.endpoint("ROT", MODE_OK).await;
     let mut conn = h.conn().await;
     let rotated = rotation::rotate_secret(&mut conn, account, Duration::from_secs(3600))
         .await
         .expect("rotate")
         .expect("account exists");
     assert!(rotated.previous_valid_until.is_some());
-    h.events(account, 2, 1).await;
-    let run = h.start(h.config());
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        2,
-        Duration::from_secs(30),
-    )
-    .await;
-    run.shutdown().await;
+    h.deliver(account, 2, 1, 2).await;
     // A client that knows only the old secret still verifies both headers...
     for r in account_url_state.received() {
         assert_eq!(r.status, 200);
@@ -103,23 +88,11 @@ async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one()
     // ...and one that knows only the new secret verifies webhook-signature.
     let both = ReceiverState::new(vec![rotated.secret.clone(), old.clone()]);
     let addr2 = receiver::start(both.clone(), None).await;
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(format!(
-            "UPDATE accounts SET callback_url = 'http://{addr2}/cb'"
-        )),
-        &mut conn,
-    )
-    .await
-    .expect("new url");
-    h.events(account, 1, 1).await;
-    let run = h.start(h.config());
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        3,
-        Duration::from_secs(30),
-    )
+    h.exec(&format!(
+        "UPDATE accounts SET callback_url = 'http://{addr2}/cb'"
+    ))
     .await;
-    run.shutdown().await;
+    h.deliver(account, 1, 1, 3).await;
     let r = &both.received()[0];
     assert_eq!(r.webhook_secrets, vec![0, 1]);
     assert_eq!(
@@ -129,23 +102,9 @@ async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one()
     );
 
     // After the grace period only the new secret signs.
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE accounts SET callback_secret_previous_until = now() - interval '1 second'",
-        ),
-        &mut conn,
-    )
-    .await
-    .expect("end grace");
-    h.events(account, 1, 1).await;
-    let run = h.start(h.config());
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        4,
-        Duration::from_secs(30),
-    )
-    .await;
-    run.shutdown().await;
+    h.exec("UPDATE accounts SET callback_secret_previous_until = now() - interval '1 second'")
+        .await;
+    h.deliver(account, 1, 1, 4).await;
     let r = &both.received()[1];
     assert_eq!(r.webhook_secrets, vec![0]);
     assert_eq!(r.webhook_entries, 1);
@@ -155,13 +114,7 @@ async fn rotation_signs_with_both_secrets_and_keeps_x_signature_on_the_old_one()
 #[tokio::test]
 async fn endpoint_down_then_up_gets_every_event_in_order_per_call() {
     let h = Harness::new().await;
-    let s = secret();
-    let state = ReceiverState::new(vec![s.clone()]);
-    state.set_mode(MODE_FAIL);
-    let addr = receiver::start(state.clone(), None).await;
-    let account = h
-        .account("DOWN", &format!("http://{addr}/cb"), &s, false, None)
-        .await;
+    let (state, account) = h.receiving("DOWN", MODE_FAIL).await;
     h.events(account, 20, 3).await;
     let mut config = h.config();
     config.schedule = callback_worker::schedule::RetrySchedule::parse(
@@ -183,12 +136,7 @@ async fn endpoint_down_then_up_gets_every_event_in_order_per_call() {
         "a later event went before its predecessor was settled"
     );
     state.set_mode(MODE_OK);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        60,
-        Duration::from_secs(60),
-    )
-    .await;
+    h.wait_delivered(60, Duration::from_secs(60)).await;
     run.shutdown().await;
     assert_in_order_per_call(&state.accepted(), 60);
     // Every try is on record: the failed ones too.
@@ -204,18 +152,12 @@ async fn endpoint_down_then_up_gets_every_event_in_order_per_call() {
 #[tokio::test]
 async fn failing_forever_ends_failed_and_redelivery_sends_it_again() {
     let h = Harness::new().await;
-    let s = secret();
-    let state = ReceiverState::new(vec![s.clone()]);
-    state.set_mode(MODE_FAIL);
-    let addr = receiver::start(state.clone(), None).await;
-    let account = h
-        .account("FAIL", &format!("http://{addr}/cb"), &s, false, None)
-        .await;
+    let (state, account) = h.receiving("FAIL", MODE_FAIL).await;
     h.events(account, 2, 2).await;
     let run = h.start(h.config());
     // 4 tries each (first + 3 retries) of the first event of each call, then the second.
     h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'failed'",
+        &events_in(DeliveryStatus::Failed),
         4,
         Duration::from_secs(60),
     )
@@ -276,22 +218,12 @@ async fn failing_forever_ends_failed_and_redelivery_sends_it_again() {
         .await
         .expect("redeliver one");
     assert_eq!(reset, one);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    h.wait_delivered(1, Duration::from_secs(30)).await;
     let reset = replay::redeliver(&mut conn, account, &ReplaySelection::AllFailed)
         .await
         .expect("redeliver all");
     assert_eq!(reset.len(), 3);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        4,
-        Duration::from_secs(30),
-    )
-    .await;
+    h.wait_delivered(4, Duration::from_secs(30)).await;
     run.shutdown().await;
     // Attempt numbers went on from 5: the failed tries stay on record.
     assert_eq!(
@@ -306,18 +238,8 @@ async fn failing_forever_ends_failed_and_redelivery_sends_it_again() {
 #[tokio::test]
 async fn a_hanging_endpoint_does_not_delay_another() {
     let h = Harness::new().await;
-    let (s1, s2) = (secret(), secret());
-    let hanging = ReceiverState::new(vec![s1.clone()]);
-    hanging.set_mode(MODE_HANG);
-    let healthy = ReceiverState::new(vec![s2.clone()]);
-    let addr1 = receiver::start(hanging.clone(), None).await;
-    let addr2 = receiver::start(healthy.clone(), None).await;
-    let slow = h
-        .account("HANG", &format!("http://{addr1}/cb"), &s1, false, None)
-        .await;
-    let fast = h
-        .account("FAST", &format!("http://{addr2}/cb"), &s2, false, None)
-        .await;
+    let (hanging, slow) = h.receiving("HANG", MODE_HANG).await;
+    let (healthy, fast) = h.receiving("FAST", MODE_OK).await;
     // The hanging endpoint's events are written first, so they are claimed first.
     h.events(slow, 200, 1).await;
     h.events(fast, 30, 2).await;
@@ -329,9 +251,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     let run = h.start(config);
     let took = h
         .wait_count(
-            &format!(
-                "SELECT count(*) AS n FROM call_events WHERE account_id = {fast} AND delivery_status = 'delivered'"
-            ),
+            &account_events_in(fast, DeliveryStatus::Delivered),
             60,
             Duration::from_secs(30),
         )
@@ -356,35 +276,26 @@ async fn a_hanging_endpoint_does_not_delay_another() {
 #[tokio::test]
 async fn batch_events_go_only_to_subscribers() {
     let h = Harness::new().await;
-    let (s1, s2) = (secret(), secret());
-    let yes = ReceiverState::new(vec![s1.clone()]);
-    let no = ReceiverState::new(vec![s2.clone()]);
-    let a1 = receiver::start(yes.clone(), None).await;
-    let a2 = receiver::start(no.clone(), None).await;
-    let subscriber = h
-        .account("SUB", &format!("http://{a1}/cb"), &s1, true, None)
-        .await;
-    let other = h
-        .account("NOSUB", &format!("http://{a2}/cb"), &s2, false, None)
-        .await;
+    let (yes, subscriber) = h.receiving("SUB", MODE_OK).await;
+    h.exec(&format!(
+        "UPDATE accounts SET callback_batch_events = true WHERE id = {subscriber}"
+    ))
+    .await;
+    let (no, other) = h.receiving("NOSUB", MODE_OK).await;
     let b1 = h.events(subscriber, 1, 1).await;
     let b2 = h.events(other, 1, 1).await;
-    let e1 = h.batch_event(subscriber, b1).await;
-    let e2 = h.batch_event(other, b2).await;
+    let e1 = h.batch_event(b1).await;
+    let e2 = h.batch_event(b2).await;
     let run = h.start(h.config());
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'",
-        4,
-        Duration::from_secs(30),
-    )
-    .await;
+    h.wait_count(SETTLED, 4, Duration::from_secs(30)).await;
     run.shutdown().await;
     assert!(yes.accepted().iter().any(|r| r.event_id == e1));
     assert!(no.received().iter().all(|r| r.event_id != e2));
     assert_eq!(no.accepted().len(), 1, "its call event still goes");
     assert_eq!(
         h.count(&format!(
-            "SELECT count(*) AS n FROM call_events WHERE event_id = '{e2}' AND delivery_status = 'skipped'"
+            "SELECT count(*) AS n FROM call_events WHERE event_id = '{e2}' AND delivery_status = '{}'",
+            DeliveryStatus::Skipped
         ))
         .await,
         1
@@ -427,7 +338,7 @@ async fn private_and_loopback_urls_are_refused_unless_allowed() {
     config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
     let run = h.start(config);
     h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'failed'",
+        &events_in(DeliveryStatus::Failed),
         3,
         Duration::from_secs(30),
     )
@@ -462,31 +373,11 @@ async fn private_and_loopback_urls_are_refused_unless_allowed() {
 #[tokio::test]
 async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
     let h = Harness::new().await;
-    let (s1, s2) = (secret(), secret());
-    let moving = ReceiverState::new(vec![s1.clone()]);
-    moving.set_mode(receiver::MODE_REDIRECT);
-    let chatty = ReceiverState::new(vec![s2.clone()]);
-    chatty.set_mode(receiver::MODE_BIG);
-    let a1 = receiver::start(moving.clone(), None).await;
-    let a2 = receiver::start(chatty.clone(), None).await;
-    let redirected = h
-        .account("MOVED", &format!("http://{a1}/cb"), &s1, false, None)
-        .await;
-    let big = h
-        .account("BIG", &format!("http://{a2}/cb"), &s2, false, None)
-        .await;
+    let (moving, redirected) = h.receiving("MOVED", receiver::MODE_REDIRECT).await;
+    let (_, big) = h.receiving("BIG", receiver::MODE_BIG).await;
     h.events(redirected, 1, 1).await;
     h.events(big, 1, 1).await;
-    let mut config = h.config();
-    config.schedule = callback_worker::schedule::RetrySchedule::parse("", 0.0).expect("none");
-    let run = h.start(config);
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status <> 'pending'",
-        2,
-        Duration::from_secs(30),
-    )
-    .await;
-    run.shutdown().await;
+    h.settle_without_retries(2).await;
     // A 3xx is a failure, and its Location is never visited.
     assert_eq!(moving.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(
@@ -511,14 +402,7 @@ async fn redirects_are_not_followed_and_answers_are_read_to_1_kb() {
 #[tokio::test]
 async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() {
     let h = Harness::new().await;
-    let s = secret();
-    let state = ReceiverState::new(vec![s.clone()]);
-    state.set_mode(MODE_FAIL);
-    let addr = receiver::start(state.clone(), None).await;
-    let account = h
-        .account("CIRCUIT", &format!("http://{addr}/cb"), &s, false, None)
-        .await;
-    h.events(account, 40, 1).await;
+    let (state, account) = h.receiving("CIRCUIT", MODE_FAIL).await;
     let mut config = h.config();
     config.endpoint_concurrency = 2;
     config.circuit.failures_to_open = 3;
@@ -527,6 +411,7 @@ async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() 
     config.schedule =
         callback_worker::schedule::RetrySchedule::parse("100ms,100ms,100ms,100ms,100ms", 0.0)
             .expect("schedule");
+    h.events(account, 40, 1).await;
     let run = h.start(config);
     let t0 = Instant::now();
     while state.requests.load(std::sync::atomic::Ordering::SeqCst) < 3 {
@@ -549,12 +434,7 @@ async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() 
     );
     state.set_mode(MODE_OK);
     // No one tells the worker: the half-open probe finds the endpoint back.
-    h.wait_count(
-        "SELECT count(*) AS n FROM call_events WHERE delivery_status = 'delivered'",
-        40,
-        Duration::from_secs(30),
-    )
-    .await;
+    h.wait_delivered(40, Duration::from_secs(30)).await;
     run.shutdown().await;
     assert!(state.requests.load(std::sync::atomic::Ordering::SeqCst) <= 40 + 5 + 2);
 }

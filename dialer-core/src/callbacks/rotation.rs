@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::OptionalExtension;
 use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::WorkerError;
+use super::CallbackError;
+use crate::db::DbError;
 
 /// The contract's default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -32,14 +34,13 @@ pub async fn rotate_secret(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     grace: Duration,
-) -> Result<Option<RotatedSecret>, WorkerError> {
+) -> Result<Option<RotatedSecret>, CallbackError> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = Nullable<Timestamptz>)]
         until: Option<DateTime<Utc>>,
     }
-    let secret = dialer_core::credentials::generate_callback_secret()
-        .map_err(|e| WorkerError::Invalid(e.to_string()))?;
+    let secret = crate::credentials::generate_callback_secret()?;
     let row: Option<Row> = diesel::sql_query(
         "UPDATE accounts SET \
              callback_secret_previous = CASE WHEN $3 > 0 THEN callback_secret END, \
@@ -52,11 +53,8 @@ pub async fn rotate_secret(
     .bind::<Double, _>(grace.as_secs_f64())
     .get_result(conn)
     .await
-    .map(Some)
-    .or_else(|e| match e {
-        diesel::result::Error::NotFound => Ok(None),
-        e => Err(e),
-    })?;
+    .optional()
+    .map_err(DbError::from)?;
     Ok(row.map(|r| RotatedSecret {
         secret,
         previous_valid_until: r.until,

@@ -4,7 +4,8 @@
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::WorkerError;
+use crate::db::DbError;
+use crate::domain::DeliveryStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplaySelection {
@@ -20,15 +21,22 @@ pub async fn redeliver(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     selection: &ReplaySelection,
-) -> Result<Vec<String>, WorkerError> {
+) -> Result<Vec<String>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = Text)]
         event_id: String,
     }
-    let (statuses, ids): (&[&str], Option<&[String]>) = match selection {
-        ReplaySelection::AllFailed => (&["failed"], None),
-        ReplaySelection::EventIds(ids) => (&["failed", "skipped", "delivered"], Some(ids)),
+    let (statuses, ids): (&[DeliveryStatus], Option<&[String]>) = match selection {
+        ReplaySelection::AllFailed => (&[DeliveryStatus::Failed], None),
+        ReplaySelection::EventIds(ids) => (
+            &[
+                DeliveryStatus::Failed,
+                DeliveryStatus::Skipped,
+                DeliveryStatus::Delivered,
+            ],
+            Some(ids),
+        ),
     };
     let rows: Vec<Id> = diesel::sql_query(
         "WITH chosen AS ( \

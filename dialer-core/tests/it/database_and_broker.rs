@@ -23,7 +23,7 @@ struct Count {
 }
 
 macro_rules! check_table {
-    ($conn:expr, $table:ident) => {{
+    ($conn:expr, $($table:ident),+) => {$({
         let query = schema::$table::table.select(schema::$table::all_columns).limit(0);
         let sql = diesel::debug_query::<Pg, _>(&query).to_string();
         let sql = sql.split(" -- binds").next().unwrap_or(&sql).replace("$1", "0");
@@ -42,7 +42,7 @@ macro_rules! check_table {
             .count() as i64
             + 1;
         assert_eq!(in_db.n, n_schema, "column count of {}", stringify!($table));
-    }};
+    })+};
 }
 
 #[tokio::test]
@@ -52,19 +52,10 @@ async fn schema_rs_matches_the_migrated_database() {
     migrations::check_schema(&mut conn)
         .await
         .expect("schema is current");
-    check_table!(conn, accounts);
-    check_table!(conn, api_keys);
-    check_table!(conn, asterisk_servers);
-    check_table!(conn, batches);
-    check_table!(conn, calls);
-    check_table!(conn, call_attempts);
-    check_table!(conn, call_events);
-    check_table!(conn, callback_deliveries);
-    check_table!(conn, dnc_numbers);
-    check_table!(conn, dial_jobs);
-    check_table!(conn, dispatchers);
-    check_table!(conn, server_leases);
-    check_table!(conn, pacing);
+    check_table! {
+        conn, accounts, api_keys, asterisk_servers, batches, calls, call_attempts, call_events,
+        callback_deliveries, dnc_numbers, dial_jobs, dispatchers, server_leases, pacing
+    }
 }
 
 #[tokio::test]
@@ -110,22 +101,23 @@ async fn database_enforces_one_call_per_number_and_batch_ownership() {
     )
     .await
     .expect("seed");
-    let dup = conn
-        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '2', '+919876543210')")
-        .await;
-    assert!(dup.is_err(), "same number twice in a batch");
-    let foreign = conn
-        .batch_execute("INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 20, '3', '+919876543211')")
-        .await;
-    assert!(foreign.is_err(), "a call in another account's batch");
-    let dup_batch = conn
-        .batch_execute("INSERT INTO batches (account_id, batch_id) VALUES (1, 5)")
-        .await;
-    assert!(dup_batch.is_err(), "same batch_id twice for an account");
-    let bad_status = conn
-        .batch_execute("UPDATE calls SET status = 'dialling'")
-        .await;
-    assert!(bad_status.is_err(), "unknown status");
+    for (sql, refused) in [
+        (
+            "INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 10, '2', '+919876543210')",
+            "same number twice in a batch",
+        ),
+        (
+            "INSERT INTO calls (account_id, batch_pk, phone_raw, phone_e164) VALUES (1, 20, '3', '+919876543211')",
+            "a call in another account's batch",
+        ),
+        (
+            "INSERT INTO batches (account_id, batch_id) VALUES (1, 5)",
+            "same batch_id twice for an account",
+        ),
+        ("UPDATE calls SET status = 'dialling'", "unknown status"),
+    ] {
+        assert!(conn.batch_execute(sql).await.is_err(), "{refused}");
+    }
 }
 
 #[tokio::test]

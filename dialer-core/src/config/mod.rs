@@ -1,15 +1,12 @@
 //! Configuration from environment variables, with defaults that work on a developer's machine
 //! (PostgreSQL and RabbitMQ on loopback).
 
+mod env;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub reason: String,
-}
+pub use env::{ConfigError, Env, ProcessLookup};
 
 /// Everything a dialer process reads from its environment.
 #[derive(Clone)]
@@ -76,79 +73,44 @@ pub fn redact_url(url: &str) -> String {
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| std::env::var(k).ok())
+        Config::read(&Env::process())
     }
 
     /// Builds the config from any key lookup (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text =
-            |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
-        fn num<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            name: &'static str,
-            default: T,
-        ) -> Result<T, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                    name,
-                    reason: format!("`{v}` is not a valid number"),
-                }),
-            }
-        }
-        let api_addr_text = text("DIALER_API_ADDR", "127.0.0.1:8080");
-        let api_addr = api_addr_text.parse().map_err(|_| ConfigError {
-            name: "DIALER_API_ADDR",
-            reason: format!("`{api_addr_text}` is not host:port"),
-        })?;
-        let allow_http = text("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", "false");
-        let allow_http_loopback_callbacks = match allow_http.as_str() {
-            "1" | "true" | "yes" => true,
-            "0" | "false" | "no" | "" => false,
-            other => {
-                return Err(ConfigError {
-                    name: "DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS",
-                    reason: format!("`{other}` is not true/false"),
-                });
-            }
-        };
-        let queue_prefix = text("DIALER_QUEUE_PREFIX", "dialer");
+        Config::read(&Env::new(get))
+    }
+
+    /// Reads every variable of the shared config from `env`.
+    pub fn read<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
+        let queue_prefix = env.text("DIALER_QUEUE_PREFIX", "dialer");
         if queue_prefix.is_empty()
             || !queue_prefix
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(ConfigError {
-                name: "DIALER_QUEUE_PREFIX",
-                reason: "must be non-empty letters, digits, `-`, `_` or `.`".into(),
-            });
+            return Err(ConfigError::new(
+                "DIALER_QUEUE_PREFIX",
+                "must be non-empty letters, digits, `-`, `_` or `.`",
+            ));
         }
-        let config = Config {
-            database_url: text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
-            db_pool_size: num(&get, "DIALER_DB_POOL_SIZE", 10)?,
-            db_statement_timeout: Duration::from_millis(num(
-                &get,
-                "DIALER_DB_STATEMENT_TIMEOUT_MS",
-                60_000,
-            )?),
-            amqp_url: text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        let default_addr = SocketAddr::from(([127, 0, 0, 1], 8080));
+        Ok(Config {
+            database_url: env.text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
+            db_pool_size: env.positive("DIALER_DB_POOL_SIZE", 10)?,
+            db_statement_timeout: env.millis("DIALER_DB_STATEMENT_TIMEOUT_MS", 60_000)?,
+            amqp_url: env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue_prefix,
-            api_addr,
-            max_body_bytes: num(&get, "DIALER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
-            max_rows_per_request: num(&get, "DIALER_MAX_ROWS_PER_REQUEST", 50_000)?,
-            max_custom_data_bytes: num(&get, "DIALER_MAX_CUSTOM_DATA_BYTES", 4096)?,
-            outbox_interval: Duration::from_secs(num(&get, "DIALER_OUTBOX_INTERVAL_SECS", 5)?),
-            outbox_grace: Duration::from_secs(num(&get, "DIALER_OUTBOX_GRACE_SECS", 30)?),
-            api_workers: num(&get, "DIALER_API_WORKERS", 0)?,
-            allow_http_loopback_callbacks,
-        };
-        if config.db_pool_size == 0 {
-            return Err(ConfigError {
-                name: "DIALER_DB_POOL_SIZE",
-                reason: "must be at least 1".into(),
-            });
-        }
-        Ok(config)
+            api_addr: env.parse("DIALER_API_ADDR", default_addr, "host:port")?,
+            max_body_bytes: env.number("DIALER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            max_rows_per_request: env.number("DIALER_MAX_ROWS_PER_REQUEST", 50_000)?,
+            max_custom_data_bytes: env.number("DIALER_MAX_CUSTOM_DATA_BYTES", 4096)?,
+            outbox_interval: env.secs("DIALER_OUTBOX_INTERVAL_SECS", 5)?,
+            outbox_grace: env.secs("DIALER_OUTBOX_GRACE_SECS", 30)?,
+            api_workers: env.number("DIALER_API_WORKERS", 0)?,
+            allow_http_loopback_callbacks: env
+                .flag("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", false)?,
+        })
     }
 }
 
