@@ -114,7 +114,7 @@ async fn main() -> ExitCode {
         Command::Demo(a) => a.failure.json,
         Command::Bench(a) => a.failure.json,
     };
-    dialer_api::telemetry::init("warn");
+    dialer_core::telemetry::init_with_default("dialer-devkit", "warn");
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,4 +17,3 @@ mod routes;
 pub use routes::openapi::document as openapi_document;
 pub mod startup;
 pub mod state;
-pub mod telemetry;

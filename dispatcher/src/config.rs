@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use dialer_core::Config;
+use dialer_core::config::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -21,33 +22,16 @@ pub struct DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    pub fn from_env() -> Result<DispatcherConfig, anyhow::Error> {
-        let core = Config::from_env()?;
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let num = |k: &str, default: u64| -> Result<u64, anyhow::Error> {
-            match get(k) {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("{k}: `{v}` is not a whole number")),
-                None => Ok(default),
-            }
-        };
-        let global_cps = match get("DIALER_GLOBAL_CPS") {
-            Some(v) => Some(
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| anyhow::anyhow!("DIALER_GLOBAL_CPS: `{v}` is not a number"))?,
-            ),
-            None => None,
-        };
+    /// The core settings and the dispatcher's own; an empty variable counts as unset.
+    pub fn from_env() -> Result<DispatcherConfig, ConfigError> {
+        let env = Env::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
         Ok(DispatcherConfig {
-            id: get("DIALER_DISPATCHER_ID").unwrap_or_else(default_id),
-            global_cps,
-            lease_ttl: Duration::from_secs(num("DIALER_LEASE_TTL_SECS", 8)?),
-            prefetch: num("DIALER_PREFETCH", 200)?.clamp(1, u64::from(u16::MAX)) as u16,
-            shutdown_deadline: Duration::from_secs(num("DIALER_SHUTDOWN_SECS", 30)?),
-            core,
+            core: Config::from_env()?,
+            id: env.get("DIALER_DISPATCHER_ID").unwrap_or_else(default_id),
+            global_cps: env.optional("DIALER_GLOBAL_CPS", "a number")?,
+            lease_ttl: env.secs("DIALER_LEASE_TTL_SECS", 8)?,
+            prefetch: env.positive("DIALER_PREFETCH", 200)?,
+            shutdown_deadline: env.secs("DIALER_SHUTDOWN_SECS", 30)?,
         })
     }
 

@@ -2,14 +2,10 @@
 
 use anyhow::Context;
 use dispatcher::{Dispatcher, DispatcherConfig};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    dialer_core::telemetry::init("dispatcher");
     let config = DispatcherConfig::from_env().context("configuration")?;
     // DIALER_DISPATCHER_METRICS_ADDR: where `GET /metrics` is served; empty turns it off.
     let metrics_addr =

@@ -8,7 +8,7 @@ use dialer_core::Config;
 // blocking sections need it (see STACK.md); actix's HttpServer runs fine inside it.
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    dialer_api::telemetry::init("info");
+    dialer_core::telemetry::init("dialer-api");
     let config = Config::from_env().context("configuration")?;
     tracing::info!(?config, "starting dialer-api");
     let app = Application::build(config)

@@ -136,7 +136,7 @@ async fn run(command: Command, as_json: bool) -> anyhow::Result<ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    dialer_api::telemetry::init("warn");
+    dialer_core::telemetry::init_with_default("dialerctl", "warn");
     let as_json = cli.json;
     match run(cli.command, as_json).await {
         Ok(code) => code,
