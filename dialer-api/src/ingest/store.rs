@@ -30,6 +30,11 @@ struct Phone {
     phone_e164: String,
 }
 
+/// The numbers a `SELECT phone_e164 ...` found.
+fn phone_set(rows: Vec<Phone>) -> HashSet<String> {
+    rows.into_iter().map(|p| p.phone_e164).collect()
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -67,19 +72,17 @@ pub async fn store(
             duplicates: in_request_duplicates,
         } = checked;
         let numbers: Vec<String> = candidates.iter().map(|c| c.e164.clone()).collect();
-        let dnc: HashSet<String> = diesel::sql_query(
+        let dnc = diesel::sql_query(
             "SELECT phone_e164 FROM dnc_numbers
              WHERE phone_e164 = ANY($1) AND (account_id IS NULL OR account_id = $2)",
         )
         .bind::<Array<Text>, _>(&numbers)
         .bind::<BigInt, _>(account.id)
         .load::<Phone>(conn)
-        .await?
-        .into_iter()
-        .map(|p| p.phone_e164)
-        .collect();
-        let recent: HashSet<String> = if account.redial_window_hours > 0 {
-            diesel::sql_query(
+        .await?;
+        let dnc = phone_set(dnc);
+        let recent = if account.redial_window_hours > 0 {
+            let recent = diesel::sql_query(
                 "SELECT DISTINCT phone_e164 FROM calls
                  WHERE account_id = $1 AND phone_e164 = ANY($2)
                    AND last_dialed_at > now() - make_interval(hours => $3)",
@@ -88,10 +91,8 @@ pub async fn store(
             .bind::<Array<Text>, _>(&numbers)
             .bind::<Integer, _>(account.redial_window_hours)
             .load::<Phone>(conn)
-            .await?
-            .into_iter()
-            .map(|p| p.phone_e164)
-            .collect()
+            .await?;
+            phone_set(recent)
         } else {
             HashSet::new()
         };
