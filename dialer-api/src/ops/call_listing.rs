@@ -2,28 +2,25 @@
 //! latest event (verbatim), or a `queued` entry before any event; keyset pagination on the call
 //! key, so pages stay fast and a CSV export streams a million rows in chunks.
 
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use dialer_core::domain::CallStatus;
+use dialer_core::schema::calls;
 
 use crate::ops::error::{OpsError, OpsResult};
 
+/// A call of the page; the columns of `calls` take their SQL types from the schema.
 #[derive(diesel::QueryableByName)]
+#[diesel(table_name = calls)]
 pub struct CallRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = SqlUuid)]
     pub call_id: uuid::Uuid,
-    #[diesel(sql_type = Text)]
     pub phone_raw: String,
-    #[diesel(sql_type = Text)]
     pub phone_e164: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub custom_data: Option<String>,
-    #[diesel(sql_type = Text)]
     pub status: CallStatus,
     #[diesel(sql_type = BigInt)]
     pub attempts: i64,

@@ -46,9 +46,7 @@ async fn cancelled_events(c: &Client<'_>, batch_id: i64, n: usize) -> Vec<String
         .collect();
     let r = c.insert(&json!({"batch_id": batch_id, "data": data})).await;
     assert_eq!(r.json()["accepted"], n, "{}", r.text);
-    let r = c
-        .post_json(&format!("/api/v1/batches/{batch_id}/cancel"), &json!({}))
-        .await;
+    let r = c.control(batch_id, "cancel").await;
     assert_eq!(r.status, 200, "{}", r.text);
     texts(
         c.app,
@@ -210,13 +208,11 @@ async fn list_filters_by_status_and_paginates() {
     let r = app
         .raw(app.http.get(format!("{}/api/v1/callbacks", app.base)))
         .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.error_code(), "unauthorized");
+    r.assert_error(401, "unauthorized");
     let r = acme
         .post_json("/api/v1/callbacks", &json!({"status": "failed"}))
         .await;
-    assert_eq!(r.status, 405);
-    assert_eq!(r.error_code(), "method_not_allowed");
+    r.assert_error(405, "method_not_allowed");
     let r = acme.get("/api/v1/callbacks/redeliver").await;
     assert_eq!(r.status, 405, "{}", r.text);
 }
@@ -259,8 +255,7 @@ async fn one_event_shows_its_body_and_every_try() {
     let r = acme
         .get("/api/v1/callbacks/evt_00000000000000000000000000000000")
         .await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.error_code(), "not_found");
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -316,8 +311,7 @@ async fn another_accounts_events_are_never_seen_nor_redelivered() {
     // their id: 404 like an unknown one, same message shape, nothing changes
     let unknown = "evt_ffffffffffffffffffffffffffffffff";
     let r = acme.get(&format!("/api/v1/callbacks/{}", theirs[0])).await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.error_code(), "not_found");
+    r.assert_error(404, "not_found");
     let r_unknown = acme.get(&format!("/api/v1/callbacks/{unknown}")).await;
     assert_eq!(
         r.json()["message"]
@@ -471,8 +465,7 @@ async fn redelivery_resets_failed_and_delivered_events() {
     let r = acme
         .post_raw("/api/v1/callbacks/redeliver", Some("application/json"), "{")
         .await;
-    assert_eq!(r.status, 400);
-    assert_eq!(r.error_code(), "invalid_request");
+    r.assert_error(400, "invalid_request");
     let r = acme
         .post_raw(
             "/api/v1/callbacks/redeliver",
@@ -480,8 +473,7 @@ async fn redelivery_resets_failed_and_delivered_events() {
             r#"{"status":"failed"}"#,
         )
         .await;
-    assert_eq!(r.status, 415);
-    assert_eq!(r.error_code(), "unsupported_media_type");
+    r.assert_error(415, "unsupported_media_type");
 }
 
 // ---- dialerctl ----

@@ -80,13 +80,13 @@ async fn dispatch_one_batch_and_its_errors() {
         .await;
     r.assert_error(400, "invalid_request");
 
-    acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    acme.control(1, "pause").await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
     r.assert_error(409, "batch_paused");
     // without a batch, paused batches are left out
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 0);
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
     r.assert_error(409, "batch_closed");
 }
@@ -115,7 +115,7 @@ async fn pause_resume_cancel() {
              UPDATE calls SET status = 'completed', attempts = 1 WHERE id = (SELECT min(id) + 1 FROM calls)")
         .await;
 
-    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    let r = acme.control(1, "pause").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
     assert_eq!(
@@ -129,17 +129,12 @@ async fn pause_resume_cancel() {
             .contains("paused")
     );
     assert_eq!(
-        acme.post_json("/api/v1/batches/1/pause", &json!({}))
-            .await
-            .json()["batch_status"],
+        acme.control(1, "pause").await.json()["batch_status"],
         "paused"
     );
 
     // resume re-arms the scheduled calls' jobs, so dialing continues without a dispatch
-    let v = acme
-        .post_json("/api/v1/batches/1/resume", &json!({}))
-        .await
-        .json();
+    let v = acme.control(1, "resume").await.json();
     assert_eq!(v["batch_status"], "dispatching");
     assert_eq!(
         drain_dial_queue(&app).await.len(),
@@ -147,10 +142,7 @@ async fn pause_resume_cancel() {
         "the two undialed calls are republished"
     );
 
-    let v = acme
-        .post_json("/api/v1/batches/1/cancel", &json!({}))
-        .await
-        .json();
+    let v = acme.control(1, "cancel").await.json();
     assert_eq!(v["batch_status"], "cancelled");
     assert_eq!(v["counts"]["cancelled"], 2);
     assert_eq!(v["counts"]["answered"], 1);
@@ -180,16 +172,16 @@ async fn pause_resume_cancel() {
         assert!(c["event_id"].as_str().unwrap_or("").starts_with("evt_"));
     }
     // cancel is idempotent and writes no second event
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
     let call_id = calls[0]["call_id"].as_str().unwrap_or_default().to_owned();
     let detail = acme.get(&format!("/api/v1/calls/{call_id}")).await.json();
     assert_eq!(detail["events"].as_array().map(Vec::len), Some(1));
     // the events went to the callback worker's queue
-    let r = acme.post_json("/api/v1/batches/1/resume", &json!({})).await;
+    let r = acme.control(1, "resume").await;
     r.assert_error(409, "batch_closed");
-    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    let r = acme.control(1, "pause").await;
     r.assert_error(409, "batch_closed");
-    let r = acme.post_json("/api/v1/batches/77/pause", &json!({})).await;
+    let r = acme.control(77, "pause").await;
     r.assert_error(404, "not_found");
 }
 
@@ -200,7 +192,7 @@ async fn cancel_events_reach_the_events_queue() {
     let acme = app.account("ACME").await;
     acme.insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
         .await;
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
     let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "t")
         .await
         .expect("amqp");
@@ -385,9 +377,7 @@ async fn tenants_never_see_each_other() {
         );
     }
     for action in ["pause", "resume", "cancel"] {
-        let r = beta
-            .post_json(&format!("/api/v1/batches/1/{action}"), &json!({}))
-            .await;
+        let r = beta.control(1, action).await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
             (404, "not_found"),
@@ -439,8 +429,8 @@ async fn cancel_of_an_idle_batch_completes_it_for_subscribers() {
         .await;
     beta.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
         .await;
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
-    beta.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
+    beta.control(1, "cancel").await;
     let mut conn = app.pool.get().await.expect("conn");
     let events: Vec<Ev> = diesel::sql_query(
         "SELECT e.body FROM call_events e JOIN accounts a ON a.id = e.account_id WHERE e.event_type = 'batch_completed'",

@@ -37,6 +37,14 @@ impl Reply {
         assert_eq!((self.status, self.error_code().as_str()), (status, code));
     }
 
+    /// Asserts the contract's error with this status and code, its message containing `words`.
+    #[track_caller]
+    pub fn assert_refused(&self, status: u16, code: &str, words: &str) {
+        self.assert_error(status, code);
+        let message = self.message();
+        assert!(message.contains(words), "{message}");
+    }
+
     /// The error body's message ("" when there is none).
     pub fn message(&self) -> String {
         self.json()["message"].as_str().unwrap_or("").to_owned()
@@ -170,6 +178,12 @@ impl Client<'_> {
             req = req.header("Content-Type", ct);
         }
         self.app.raw(req).await
+    }
+
+    /// `POST /api/v1/batches/{batch_id}/{action}`: pause, resume or cancel.
+    pub async fn control(&self, batch_id: i64, action: &str) -> Reply {
+        let path = format!("/api/v1/batches/{batch_id}/{action}");
+        self.post_json(&path, &serde_json::json!({})).await
     }
 
     pub async fn insert(&self, body: &Value) -> Reply {

@@ -653,6 +653,17 @@ async fn fixture(c: &Client<'_>, doc: &Value) -> Fixture {
     Fixture { call_id, event_id }
 }
 
+/// Asserts every member of `these` is in `within`; `what` names the ones that are not.
+#[track_caller]
+fn assert_none_outside(
+    these: &BTreeSet<(String, String)>,
+    within: &BTreeSet<(String, String)>,
+    what: &str,
+) {
+    let outside: Vec<_> = these.difference(within).collect();
+    assert_eq!(outside, Vec::<&(String, String)>::new(), "{what}");
+}
+
 #[tokio::test]
 async fn document_lists_exactly_the_routes_the_application_serves() {
     let app = TestApp::spawn().await;
@@ -677,25 +688,25 @@ async fn document_lists_exactly_the_routes_the_application_serves() {
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
-    assert_eq!(
-        documented.difference(&registered).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "documented but not registered in routes::configure"
+    assert_none_outside(
+        &documented,
+        &registered,
+        "documented but not registered in routes::configure",
     );
-    assert_eq!(
-        registered.difference(&documented).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "registered in routes::configure but not documented"
+    assert_none_outside(
+        &registered,
+        &documented,
+        "registered in routes::configure but not documented",
     );
-    assert_eq!(
-        contract.difference(&documented).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "endpoints of the contract missing from the document"
+    assert_none_outside(
+        &contract,
+        &documented,
+        "endpoints of the contract missing from the document",
     );
-    assert_eq!(
-        documented.difference(&contract).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "documented operations the contract does not list"
+    assert_none_outside(
+        &documented,
+        &contract,
+        "documented operations the contract does not list",
     );
     // The dispatch body is optional; the submission's is not.
     let body_required = |p: &str| doc["paths"][p]["post"]["requestBody"]["required"].clone();
