@@ -214,12 +214,12 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
     .bind::<BigInt, _>(account.id)
     .get_result(conn)
     .await?;
-    if queued.n > account.max_queued_calls {
-        return Err(ApiError::quota_exceeded(format!(
-            "this request would make {} calls waiting or in progress; the account's max_queued_calls is {}",
-            queued.n, account.max_queued_calls
-        )));
-    }
+    within_quota(
+        queued.n,
+        "calls waiting or in progress",
+        "max_queued_calls",
+        account.max_queued_calls,
+    )?;
     let today: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM calls
          WHERE account_id = $1 AND created_at >= (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2)",
@@ -228,10 +228,19 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
     .bind::<Text, _>(&account.timezone)
     .get_result(conn)
     .await?;
-    if today.n > account.max_calls_per_day {
+    within_quota(
+        today.n,
+        "calls submitted today",
+        "max_calls_per_day",
+        account.max_calls_per_day,
+    )
+}
+
+/// Refuses a count over the account's quota `setting` (whose value is `max`).
+fn within_quota(n: i64, what: &str, setting: &str, max: i64) -> ApiResult<()> {
+    if n > max {
         return Err(ApiError::quota_exceeded(format!(
-            "this request would make {} calls submitted today; the account's max_calls_per_day is {}",
-            today.n, account.max_calls_per_day
+            "this request would make {n} {what}; the account's {setting} is {max}"
         )));
     }
     Ok(())

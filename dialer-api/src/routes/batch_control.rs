@@ -6,10 +6,10 @@ use crate::json_body::parse_batch_id;
 use crate::ops::batch_control::{self, Control};
 use crate::ops::batches::BatchSummary;
 
-success_response!(
+success_response! {
     /// The batch after a control: its status and counts.
-    SummaryResponse(BatchSummary)
-);
+    SummaryResponse(BatchSummary);
+}
 
 /// The three controls differ only in what they do to the batch.
 async fn run(client: Client, path: web::Path<String>, control: Control) -> ApiResult<HttpResponse> {

@@ -15,20 +15,14 @@ use crate::json_body::{self, JsonBody};
 use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
 use crate::ops::paging;
 
-success_response!(
+success_response! {
     /// A page of the account's callback events.
-    CallbackListResponse(EventPage)
-);
-
-success_response!(
+    CallbackListResponse(EventPage);
     /// One callback event with its body and every try.
-    CallbackResponse(EventDetail)
-);
-
-success_response!(
+    CallbackResponse(EventDetail);
     /// What a redelivery did.
-    RedeliverResponse(RedeliverOutcome)
-);
+    RedeliverResponse(RedeliverOutcome);
+}
 
 /// `GET /api/v1/callbacks`
 ///

@@ -4,10 +4,10 @@ use crate::api_error::{ApiResult, ErrorResponse};
 use crate::auth::Client;
 use crate::ops::calls::{self, CallDetail};
 
-success_response!(
+success_response! {
     /// One call: its attempts, outcome and callback deliveries.
-    CallResponse(CallDetail)
-);
+    CallResponse(CallDetail);
+}
 
 /// One call: attempts, outcome, callback deliveries.
 #[utoipa::path(

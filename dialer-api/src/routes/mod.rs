@@ -1,9 +1,9 @@
 //! The HTTP routes of the contract.
 
-/// A success answer: `"status": "success"` and the fields of one body, flattened. One type per
+/// Success answers: `"status": "success"` and the fields of one body, flattened. One type per
 /// body, so that each keeps its own schema name in the document; `ok` answers `200` with it.
 macro_rules! success_response {
-    ($(#[doc = $doc:expr])* $name:ident($body:ty)) => {
+    ($($(#[doc = $doc:expr])* $name:ident($body:ty);)+) => {$(
         $(#[doc = $doc])*
         #[derive(serde::Serialize, utoipa::ToSchema)]
         pub struct $name {
@@ -21,7 +21,7 @@ macro_rules! success_response {
                 })
             }
         }
-    };
+    )+};
 }
 
 mod account;

@@ -40,8 +40,7 @@ async fn missing_or_wrong_key_is_401_json() {
 
 #[tokio::test]
 async fn revoked_key_and_suspended_account_are_refused() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     assert_eq!(acme.get("/api/v1/account").await.status, 200);
     app.sql("UPDATE accounts SET status = 'suspended'").await;
     let r = acme.get("/api/v1/account").await;
@@ -53,8 +52,7 @@ async fn revoked_key_and_suspended_account_are_refused() {
 
 #[tokio::test]
 async fn account_shows_settings_but_never_secrets() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let r = acme.get("/api/v1/account").await;
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -90,9 +88,8 @@ async fn actix_errors_speak_the_contract() {
     r.assert_error(405, "method_not_allowed");
 
     let r = acme
-        .post_raw(
+        .post_json_text(
             "/api/v1/queues/insertdataincallqueue/",
-            Some("application/json"),
             "{\"batch_id\": 1, ",
         )
         .await;
@@ -112,11 +109,7 @@ async fn actix_errors_speak_the_contract() {
         vec!["{\"phone_number\": \"9876543210\"}"; 100].join(",")
     );
     let r = acme
-        .post_raw(
-            "/api/v1/queues/insertdataincallqueue/",
-            Some("application/json"),
-            &big,
-        )
+        .post_json_text("/api/v1/queues/insertdataincallqueue/", &big)
         .await;
     r.assert_error(413, "payload_too_large");
 
@@ -130,8 +123,7 @@ async fn actix_errors_speak_the_contract() {
 
 #[tokio::test]
 async fn rate_limited_per_key_with_retry_after() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let beta = app.account("BETA").await;
     app.sql("UPDATE accounts SET api_requests_per_second = 2 WHERE accountcode = 'ACME'")
         .await;
@@ -180,8 +172,7 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn metrics_in_prometheus_format() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     acme.insert(&serde_json::json!({"batch_id": 1, "data": [{"phone_number": "9876543210"}, {"phone_number": "1"}]}))
         .await;
     acme.get("/api/v1/queues/batch-status/1").await;
@@ -234,8 +225,7 @@ async fn refuses_to_start_on_a_newer_schema() {
 #[tokio::test]
 async fn database_outage_is_503_json() {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     assert_eq!(acme.get("/api/v1/account").await.status, 200);
     let url = app.env.config.database_url.clone();
     let (server, db) = url.rsplit_once('/').expect("database in URL");
