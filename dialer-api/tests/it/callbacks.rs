@@ -60,6 +60,20 @@ async fn cancelled_events(app: &TestApp, c: &Client, batch_id: i64, n: usize) ->
     .await
 }
 
+/// Account OTHER beside ACME, and the events of each one's batch 1 (the same client batch id
+/// in both accounts): ACME's `mine`, OTHER's `theirs`.
+async fn two_tenants(
+    app: &TestApp,
+    acme: &Client,
+    mine: usize,
+    theirs: usize,
+) -> (Client, Vec<String>, Vec<String>) {
+    let other = app.account("OTHER").await;
+    let mine = cancelled_events(app, acme, 1, mine).await;
+    let theirs = cancelled_events(app, &other, 1, theirs).await;
+    (other, mine, theirs)
+}
+
 /// Sets events' delivery state as the worker leaves it.
 async fn set_state(app: &TestApp, ids: &[&str], state: &str) {
     let list = ids
@@ -251,10 +265,7 @@ async fn one_event_shows_its_body_and_every_try() {
 #[tokio::test]
 async fn another_accounts_events_are_never_seen_nor_redelivered() {
     let (app, acme) = TestApp::with_account("ACME").await;
-    let other = app.account("OTHER").await;
-    let mine = cancelled_events(&app, &acme, 1, 2).await;
-    // the same batch_id in the other account
-    let theirs = cancelled_events(&app, &other, 1, 3).await;
+    let (other, mine, theirs) = two_tenants(&app, &acme, 2, 3).await;
     set_state(&app, &[&mine[0]], "failed").await;
     set_state(&app, &[&theirs[0], &theirs[1]], "failed").await;
     set_state(&app, &[&theirs[2]], "delivered").await;
@@ -484,9 +495,7 @@ fn replay(app: &TestApp, more: &[&str]) -> Run {
 #[tokio::test]
 async fn cli_lists_and_replays_callbacks() {
     let (app, acme) = TestApp::with_account("ACME").await;
-    let other = app.account("OTHER").await;
-    let ids = cancelled_events(&app, &acme, 1, 3).await;
-    let theirs = cancelled_events(&app, &other, 1, 1).await;
+    let (_other, ids, theirs) = two_tenants(&app, &acme, 3, 1).await;
     set_state(&app, &[&ids[0], &ids[1]], "failed").await;
     set_state(&app, &[&ids[2]], "delivered").await;
     set_state(&app, &[&theirs[0]], "failed").await;
@@ -749,26 +758,14 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     let r = ctl_env(
         &app,
         &allow,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "http://127.0.0.1:9/cb",
-        ],
+        &words("account update ACME --callback-url http://127.0.0.1:9/cb"),
     );
     r.assert_ok();
     assert_eq!(text(&app, url_sql).await, "http://127.0.0.1:9/cb");
     ctl_env(
         &app,
         &allow,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "http://10.0.0.1/cb",
-        ],
+        &words("account update ACME --callback-url http://10.0.0.1/cb"),
     )
     .refused("must use https");
     ctl_env(
