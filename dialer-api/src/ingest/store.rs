@@ -71,7 +71,10 @@ pub async fn store(
             mut rejected,
             duplicates: in_request_duplicates,
         } = checked;
-        let numbers: Vec<String> = candidates.iter().map(|c| c.e164.clone()).collect();
+        let numbers: Vec<String> = candidates
+            .iter()
+            .map(|c| c.number.as_str().to_owned())
+            .collect();
         let dnc = diesel::sql_query(
             "SELECT phone_e164 FROM dnc_numbers
              WHERE phone_e164 = ANY($1) AND (account_id IS NULL OR account_id = $2)",
@@ -97,9 +100,9 @@ pub async fn store(
             HashSet::new()
         };
         candidates.retain(|c: &Candidate| {
-            let reason = if dnc.contains(&c.e164) {
+            let reason = if dnc.contains(c.number.as_str()) {
                 RejectReason::DoNotCall
-            } else if recent.contains(&c.e164) {
+            } else if recent.contains(c.number.as_str()) {
                 RejectReason::RecentlyCalled
             } else {
                 return true;
@@ -182,8 +185,8 @@ async fn insert_calls(
         return Ok(0);
     }
     let raw: Vec<&str> = candidates.iter().map(|c| c.raw.as_str()).collect();
-    let e164: Vec<&str> = candidates.iter().map(|c| c.e164.as_str()).collect();
-    let region: Vec<Option<&str>> = candidates.iter().map(|c| c.region.as_deref()).collect();
+    let e164: Vec<&str> = candidates.iter().map(|c| c.number.as_str()).collect();
+    let region: Vec<Option<&str>> = candidates.iter().map(|c| c.number.region()).collect();
     let custom: Vec<Option<&str>> = candidates
         .iter()
         .map(|c| c.custom_data.as_deref())
