@@ -29,7 +29,7 @@ pub struct CallRow {
 }
 
 /// A call before its first event, with the keys of a callback body.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct QueuedEntry<'a> {
     event_id: Option<&'a str>,
     event_type: Option<&'a str>,
@@ -65,27 +65,16 @@ impl CallRow {
             None => None,
         };
         let entry = QueuedEntry {
-            event_id: None,
-            event_type: None,
             accountcode,
             batch_id,
             call_id: self.call_id,
             phone_number: &self.phone_raw,
             phone_number_e164: &self.phone_e164,
             call_status: CallStatus::Queued.as_str(),
-            disposition: None,
-            duration: 0,
-            start_time: None,
-            answer_time: None,
-            end_time: None,
-            recording_url: None,
             custom_data: custom.as_deref(),
-            server_code: None,
-            error_message: None,
             attempt: self.attempts,
-            will_retry: false,
-            sequence: 0,
-            occurred_at: None,
+            // No event yet: every other key is null, zero or false.
+            ..QueuedEntry::default()
         };
         serde_json::value::to_raw_value(&entry).map_err(OpsError::internal)
     }

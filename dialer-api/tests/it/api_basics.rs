@@ -229,13 +229,12 @@ async fn database_outage_is_503_json() {
     assert_eq!(acme.get("/api/v1/account").await.status, 200);
     let url = app.env.config.database_url.clone();
     let (server, db) = url.rsplit_once('/').expect("database in URL");
-    let mut admin = AsyncPgConnection::establish(&format!("{server}/postgres"))
+    let admin_url = format!("{server}/postgres");
+    let mut admin = AsyncPgConnection::establish(&admin_url)
         .await
         .expect("admin");
-    admin
-        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await
-        .expect("drop");
+    let drop = format!("DROP DATABASE {db} WITH (FORCE)");
+    admin.batch_execute(&drop).await.expect("drop");
     let r = acme.get("/api/v1/account").await;
     assert_eq!(
         (r.status, r.error_code().as_str()),
