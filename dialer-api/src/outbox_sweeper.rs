@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use dialer_core::{dial_outbox, event_outbox};
+use dialer_core::dial_outbox::{self, Scope as DialScope};
+use dialer_core::event_outbox::{self, Scope as EventScope};
+use dialer_core::outbox::OutboxError;
 
 use crate::state::AppState;
 
@@ -11,23 +13,15 @@ use crate::state::AppState;
 pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<(usize, usize), String> {
     let grace = grace.as_secs() as i64;
     let channel = state.broker.channel().await.map_err(|e| e.to_string())?;
-    let topology = &state.broker.topology;
-    let jobs = dial_outbox::publish_pending(
-        &state.pool,
-        &channel,
-        topology,
-        dial_outbox::Scope::OlderThan(grace),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let events = event_outbox::publish_pending(
-        &state.pool,
-        &channel,
-        topology,
-        event_outbox::Scope::OlderThan(grace),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let (pool, topology) = (&state.pool, &state.broker.topology);
+    let text = |e: OutboxError| e.to_string();
+    let jobs = dial_outbox::publish_pending(pool, &channel, topology, DialScope::OlderThan(grace))
+        .await
+        .map_err(text)?;
+    let events =
+        event_outbox::publish_pending(pool, &channel, topology, EventScope::OlderThan(grace))
+            .await
+            .map_err(text)?;
     Ok((jobs, events))
 }
 

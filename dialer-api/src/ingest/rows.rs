@@ -36,8 +36,8 @@ pub struct Candidate {
     pub raw: String,
     /// The `phone_number` JSON exactly as submitted, for rejections found later.
     pub raw_json: Box<RawValue>,
-    pub e164: String,
-    pub region: Option<String>,
+    /// The number in E.164 form, with its region.
+    pub number: E164,
     /// The exact JSON text submitted.
     pub custom_data: Option<String>,
 }
@@ -140,8 +140,7 @@ pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
             index,
             raw_json: phone_raw.map(|p| p.to_owned()).unwrap_or_default(),
             raw: text,
-            region: number.region().map(str::to_owned),
-            e164: number.into_string(),
+            number,
             custom_data,
         });
     }

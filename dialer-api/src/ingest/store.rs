@@ -30,6 +30,11 @@ struct Phone {
     phone_e164: String,
 }
 
+/// The numbers a `SELECT phone_e164 ...` found.
+fn phone_set(rows: Vec<Phone>) -> HashSet<String> {
+    rows.into_iter().map(|p| p.phone_e164).collect()
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -66,20 +71,21 @@ pub async fn store(
             mut rejected,
             duplicates: in_request_duplicates,
         } = checked;
-        let numbers: Vec<String> = candidates.iter().map(|c| c.e164.clone()).collect();
-        let dnc: HashSet<String> = diesel::sql_query(
+        let numbers: Vec<String> = candidates
+            .iter()
+            .map(|c| c.number.as_str().to_owned())
+            .collect();
+        let dnc = diesel::sql_query(
             "SELECT phone_e164 FROM dnc_numbers
              WHERE phone_e164 = ANY($1) AND (account_id IS NULL OR account_id = $2)",
         )
         .bind::<Array<Text>, _>(&numbers)
         .bind::<BigInt, _>(account.id)
         .load::<Phone>(conn)
-        .await?
-        .into_iter()
-        .map(|p| p.phone_e164)
-        .collect();
-        let recent: HashSet<String> = if account.redial_window_hours > 0 {
-            diesel::sql_query(
+        .await?;
+        let dnc = phone_set(dnc);
+        let recent = if account.redial_window_hours > 0 {
+            let recent = diesel::sql_query(
                 "SELECT DISTINCT phone_e164 FROM calls
                  WHERE account_id = $1 AND phone_e164 = ANY($2)
                    AND last_dialed_at > now() - make_interval(hours => $3)",
@@ -88,17 +94,15 @@ pub async fn store(
             .bind::<Array<Text>, _>(&numbers)
             .bind::<Integer, _>(account.redial_window_hours)
             .load::<Phone>(conn)
-            .await?
-            .into_iter()
-            .map(|p| p.phone_e164)
-            .collect()
+            .await?;
+            phone_set(recent)
         } else {
             HashSet::new()
         };
         candidates.retain(|c: &Candidate| {
-            let reason = if dnc.contains(&c.e164) {
+            let reason = if dnc.contains(c.number.as_str()) {
                 RejectReason::DoNotCall
-            } else if recent.contains(&c.e164) {
+            } else if recent.contains(c.number.as_str()) {
                 RejectReason::RecentlyCalled
             } else {
                 return true;
@@ -181,8 +185,8 @@ async fn insert_calls(
         return Ok(0);
     }
     let raw: Vec<&str> = candidates.iter().map(|c| c.raw.as_str()).collect();
-    let e164: Vec<&str> = candidates.iter().map(|c| c.e164.as_str()).collect();
-    let region: Vec<Option<&str>> = candidates.iter().map(|c| c.region.as_deref()).collect();
+    let e164: Vec<&str> = candidates.iter().map(|c| c.number.as_str()).collect();
+    let region: Vec<Option<&str>> = candidates.iter().map(|c| c.number.region()).collect();
     let custom: Vec<Option<&str>> = candidates
         .iter()
         .map(|c| c.custom_data.as_deref())
@@ -213,12 +217,12 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
     .bind::<BigInt, _>(account.id)
     .get_result(conn)
     .await?;
-    if queued.n > account.max_queued_calls {
-        return Err(ApiError::quota_exceeded(format!(
-            "this request would make {} calls waiting or in progress; the account's max_queued_calls is {}",
-            queued.n, account.max_queued_calls
-        )));
-    }
+    within_quota(
+        queued.n,
+        "calls waiting or in progress",
+        "max_queued_calls",
+        account.max_queued_calls,
+    )?;
     let today: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM calls
          WHERE account_id = $1 AND created_at >= (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2)",
@@ -227,10 +231,19 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
     .bind::<Text, _>(&account.timezone)
     .get_result(conn)
     .await?;
-    if today.n > account.max_calls_per_day {
+    within_quota(
+        today.n,
+        "calls submitted today",
+        "max_calls_per_day",
+        account.max_calls_per_day,
+    )
+}
+
+/// Refuses a count over the account's quota `setting` (whose value is `max`).
+fn within_quota(n: i64, what: &str, setting: &str, max: i64) -> ApiResult<()> {
+    if n > max {
         return Err(ApiError::quota_exceeded(format!(
-            "this request would make {} calls submitted today; the account's max_calls_per_day is {}",
-            today.n, account.max_calls_per_day
+            "this request would make {n} {what}; the account's {setting} is {max}"
         )));
     }
     Ok(())

@@ -101,15 +101,10 @@ pub async fn create(
                 .get_result(conn)
                 .await
                 .map_err(|e| {
-                    Refusals {
-                        exists: Some((
-                            "account_exists",
-                            format!("account `{}` already exists", input.accountcode),
-                        )),
-                        invalid: Some("invalid account"),
-                        ..Refusals::default()
-                    }
-                    .error(e)
+                    let taken = format!("account `{}` already exists", input.accountcode);
+                    Refusals::taken("account_exists", taken)
+                        .or_invalid("invalid account")
+                        .error(e)
                 })?;
             add_key(conn, account.id, &key, "initial").await?;
             Ok(account)
@@ -138,13 +133,7 @@ pub async fn find(pool: &DbPool, accountcode: &str) -> OpsResult<Account> {
         .select(Account::as_select())
         .first(&mut conn)
         .await
-        .map_err(|e| {
-            Refusals {
-                not_found: Some(format!("account `{accountcode}` not found")),
-                ..Refusals::default()
-            }
-            .error(e)
-        })
+        .map_err(|e| Refusals::missing(format!("account `{accountcode}` not found")).error(e))
 }
 
 /// Settings an operator may change; `None` leaves a setting as it is.
@@ -177,12 +166,9 @@ pub struct AccountUpdate {
 }
 
 fn map_update_error(code: &str, e: diesel::result::Error) -> OpsError {
-    Refusals {
-        not_found: Some(format!("account `{code}` not found")),
-        invalid: Some("invalid setting"),
-        ..Refusals::default()
-    }
-    .error(e)
+    Refusals::missing(format!("account `{code}` not found"))
+        .or_invalid("invalid setting")
+        .error(e)
 }
 
 /// Validates and applies an update; returns the account as it now is.

@@ -52,13 +52,7 @@ fn of_account(account_id: i64, batch_id: i64) -> _ {
 }
 
 fn not_found(batch_id: i64) -> impl FnOnce(diesel::result::Error) -> OpsError {
-    move |e| {
-        Refusals {
-            not_found: Some(format!("batch {batch_id} not found")),
-            ..Refusals::default()
-        }
-        .error(e)
-    }
+    move |e| Refusals::missing(format!("batch {batch_id} not found")).error(e)
 }
 
 /// A batch's progress.

@@ -2,28 +2,25 @@
 //! latest event (verbatim), or a `queued` entry before any event; keyset pagination on the call
 //! key, so pages stay fast and a CSV export streams a million rows in chunks.
 
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use dialer_core::domain::CallStatus;
+use dialer_core::schema::calls;
 
 use crate::ops::error::{OpsError, OpsResult};
 
+/// A call of the page; the columns of `calls` take their SQL types from the schema.
 #[derive(diesel::QueryableByName)]
+#[diesel(table_name = calls)]
 pub struct CallRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = SqlUuid)]
     pub call_id: uuid::Uuid,
-    #[diesel(sql_type = Text)]
     pub phone_raw: String,
-    #[diesel(sql_type = Text)]
     pub phone_e164: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub custom_data: Option<String>,
-    #[diesel(sql_type = Text)]
     pub status: CallStatus,
     #[diesel(sql_type = BigInt)]
     pub attempts: i64,
@@ -32,7 +29,7 @@ pub struct CallRow {
 }
 
 /// A call before its first event, with the keys of a callback body.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct QueuedEntry<'a> {
     event_id: Option<&'a str>,
     event_type: Option<&'a str>,
@@ -68,27 +65,16 @@ impl CallRow {
             None => None,
         };
         let entry = QueuedEntry {
-            event_id: None,
-            event_type: None,
             accountcode,
             batch_id,
             call_id: self.call_id,
             phone_number: &self.phone_raw,
             phone_number_e164: &self.phone_e164,
             call_status: CallStatus::Queued.as_str(),
-            disposition: None,
-            duration: 0,
-            start_time: None,
-            answer_time: None,
-            end_time: None,
-            recording_url: None,
             custom_data: custom.as_deref(),
-            server_code: None,
-            error_message: None,
             attempt: self.attempts,
-            will_retry: false,
-            sequence: 0,
-            occurred_at: None,
+            // No event yet: every other key is null, zero or false.
+            ..QueuedEntry::default()
         };
         serde_json::value::to_raw_value(&entry).map_err(OpsError::internal)
     }

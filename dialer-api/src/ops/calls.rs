@@ -8,36 +8,28 @@ use serde_json::value::RawValue;
 
 use dialer_core::db::DbPool;
 use dialer_core::event_body::rfc3339;
+use dialer_core::schema::calls;
 
 use crate::ops::error::{OpsError, OpsResult};
 
+/// The call; the columns of `calls` take their SQL types from the schema.
 #[derive(diesel::QueryableByName)]
+#[diesel(table_name = calls)]
 struct CallDetailRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = SqlUuid)]
     call_id: uuid::Uuid,
+    /// The client's batch id (`batches.batch_id`).
     #[diesel(sql_type = BigInt)]
     batch_id: i64,
-    #[diesel(sql_type = Text)]
     phone_raw: String,
-    #[diesel(sql_type = Text)]
     phone_e164: String,
-    #[diesel(sql_type = Nullable<Text>)]
     custom_data: Option<String>,
-    #[diesel(sql_type = Text)]
     status: String,
-    #[diesel(sql_type = Nullable<Text>)]
     disposition: Option<String>,
-    #[diesel(sql_type = Integer)]
     attempts: i32,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     next_due_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     dispatched_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     finished_at: Option<DateTime<Utc>>,
 }
 

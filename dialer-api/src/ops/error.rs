@@ -60,6 +60,30 @@ pub struct Refusals {
 }
 
 impl Refusals {
+    /// A write of a row that may be missing: `not_found` with this message.
+    pub fn missing(message: String) -> Self {
+        Refusals {
+            not_found: Some(message),
+            ..Refusals::default()
+        }
+    }
+
+    /// A write that may take a unique key already taken: a conflict with this code and message.
+    pub fn taken(code: &'static str, message: String) -> Self {
+        Refusals {
+            exists: Some((code, message)),
+            ..Refusals::default()
+        }
+    }
+
+    /// And a CHECK constraint's refusal reads `prefix: <the constraint's words>`.
+    pub fn or_invalid(self, prefix: &'static str) -> Self {
+        Refusals {
+            invalid: Some(prefix),
+            ..self
+        }
+    }
+
     pub fn error(self, e: diesel::result::Error) -> OpsError {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
         match (e, self) {

@@ -23,12 +23,9 @@ pub async fn add(pool: &DbPool, server: NewAsteriskServer) -> OpsResult<Asterisk
         .get_result(&mut conn)
         .await
         .map_err(|e| {
-            Refusals {
-                exists: Some(("server_exists", format!("server `{code}` already exists"))),
-                invalid: Some("invalid server"),
-                ..Refusals::default()
-            }
-            .error(e)
+            Refusals::taken("server_exists", format!("server `{code}` already exists"))
+                .or_invalid("invalid server")
+                .error(e)
         })
 }
 
@@ -71,11 +68,8 @@ pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> OpsResul
         .get_result(&mut conn)
         .await
         .map_err(|e| {
-            Refusals {
-                not_found: Some(format!("server `{code}` not found")),
-                invalid: Some("invalid server setting"),
-                ..Refusals::default()
-            }
-            .error(e)
+            Refusals::missing(format!("server `{code}` not found"))
+                .or_invalid("invalid server setting")
+                .error(e)
         })
 }

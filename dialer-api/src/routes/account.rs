@@ -2,7 +2,7 @@ use actix_web::HttpResponse;
 
 use dialer_core::models::AccountSettings;
 
-use crate::api_error::{ApiResult, ErrorResponse};
+use crate::api_error::ApiResult;
 use crate::auth::Client;
 use crate::ops::accounts::{self, AccountUsage};
 
@@ -21,11 +21,7 @@ pub struct AccountResponse {
     get,
     path = "/api/v1/account",
     tag = "account",
-    responses(
-        (status = 200, description = "the account of the API key", body = AccountResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    responses((status = 200, description = "the account of the API key", body = AccountResponse))
 )]
 pub async fn get_account(Client { state, account }: Client) -> ApiResult<HttpResponse> {
     let usage = accounts::usage(&state.pool, &account).await?;

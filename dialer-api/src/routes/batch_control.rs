@@ -6,13 +6,9 @@ use crate::json_body::parse_batch_id;
 use crate::ops::batch_control::{self, Control};
 use crate::ops::batches::BatchSummary;
 
-/// The batch after a control: its status and counts.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct SummaryResponse {
-    #[schema(schema_with = crate::data_schema::success_status)]
-    pub status: &'static str,
-    #[serde(flatten)]
-    pub batch: BatchSummary,
+success_response! {
+    /// The batch after a control: its status and counts.
+    SummaryResponse(BatchSummary);
 }
 
 /// The three controls differ only in what they do to the batch.
@@ -26,10 +22,7 @@ async fn run(client: Client, path: web::Path<String>, control: Control) -> ApiRe
         control,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(SummaryResponse {
-        status: "success",
-        batch: summary,
-    }))
+    Ok(SummaryResponse::ok(summary))
 }
 
 /// A control's route, documented as its own operation: its name, doc, path, what 200 means and
@@ -45,11 +38,9 @@ macro_rules! control_route {
             responses(
                 (status = 200, description = $done, body = SummaryResponse),
                 (status = 400, description = "`invalid_request`: `batch_id` is not a positive integer", body = ErrorResponse),
-                (status = 401, description = "`unauthorized`", body = ErrorResponse),
                 (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
                 $($only)*
-            ),
-            security(("api_key" = []))
+            )
         )]
         pub async fn $name(
             client: Client,

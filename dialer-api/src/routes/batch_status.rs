@@ -88,10 +88,8 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
             (String = "text/csv"),
         )),
         (status = 400, description = "`invalid_request` naming `batch_id`, `status`, `limit`, `cursor` or `format`", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn batch_status(
     Client { state, account }: Client,

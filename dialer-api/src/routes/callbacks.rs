@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use dialer_core::callbacks::listing::EventFilter;
 use dialer_core::callbacks::replay::ReplaySelection;
-use serde::Serialize;
 
 use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::api_schema::RedeliverRequest;
@@ -16,31 +15,13 @@ use crate::json_body::{self, JsonBody};
 use crate::ops::callbacks::{self, EventDetail, EventPage, RedeliverOutcome};
 use crate::ops::paging;
 
-/// A page of the account's callback events.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CallbackListResponse {
-    #[schema(schema_with = crate::data_schema::success_status)]
-    status: &'static str,
-    #[serde(flatten)]
-    page: EventPage,
-}
-
-/// One callback event with its body and every try.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CallbackResponse {
-    #[schema(schema_with = crate::data_schema::success_status)]
-    status: &'static str,
-    #[serde(flatten)]
-    detail: EventDetail,
-}
-
-/// What a redelivery did.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RedeliverResponse {
-    #[schema(schema_with = crate::data_schema::success_status)]
-    status: &'static str,
-    #[serde(flatten)]
-    outcome: RedeliverOutcome,
+success_response! {
+    /// A page of the account's callback events.
+    CallbackListResponse(EventPage);
+    /// One callback event with its body and every try.
+    CallbackResponse(EventDetail);
+    /// What a redelivery did.
+    RedeliverResponse(RedeliverOutcome);
 }
 
 /// `GET /api/v1/callbacks`
@@ -75,9 +56,7 @@ pub struct RedeliverResponse {
     responses(
         (status = 200, description = "the account's events, newest first", body = CallbackListResponse),
         (status = 400, description = "`invalid_request` naming `status`, `limit` or `cursor`", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn list_callbacks(
     Client { state, account }: Client,
@@ -92,11 +71,9 @@ pub async fn list_callbacks(
         limit: Some(paging::parse_limit(query.get("limit").map(String::as_str))?),
         cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
     };
-    let page: EventPage = callbacks::list(&state.pool, account.id, &filter).await?;
-    Ok(HttpResponse::Ok().json(CallbackListResponse {
-        status: "success",
-        page,
-    }))
+    Ok(CallbackListResponse::ok(
+        callbacks::list(&state.pool, account.id, &filter).await?,
+    ))
 }
 
 /// `GET /api/v1/callbacks/{event_id}`
@@ -112,20 +89,16 @@ pub async fn list_callbacks(
     params(("event_id" = String, Path, description = "`evt_...`")),
     responses(
         (status = 200, description = "the event, its exact body and every try", body = CallbackResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 404, description = "`not_found`: no event of this account", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn get_callback(
     Client { state, account }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let detail: EventDetail = callbacks::show(&state.pool, account.id, &path).await?;
-    Ok(HttpResponse::Ok().json(CallbackResponse {
-        status: "success",
-        detail,
-    }))
+    Ok(CallbackResponse::ok(
+        callbacks::show(&state.pool, account.id, &path).await?,
+    ))
 }
 
 /// `POST /api/v1/callbacks/redeliver`
@@ -154,28 +127,22 @@ pub async fn get_callback(
     responses(
         (status = 200, description = "the events sent again", body = RedeliverResponse),
         (status = 400, description = "`invalid_request` naming `event_ids` or `status`", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 404, description = "`not_found`: no named id is an event of this account", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn redeliver(
     Client { state, account }: Client,
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
     let selection = parse_redeliver_body(&body)?;
-    let outcome: RedeliverOutcome =
-        callbacks::redeliver(&state.pool, account.id, &selection).await?;
+    let outcome = callbacks::redeliver(&state.pool, account.id, &selection).await?;
     tracing::info!(
         redelivered = outcome.redelivered,
         not_found = outcome.not_found.len(),
         "callback redelivery"
     );
-    Ok(HttpResponse::Ok().json(RedeliverResponse {
-        status: "success",
-        outcome,
-    }))
+    Ok(RedeliverResponse::ok(outcome))
 }
 
 /// The body of `POST /callbacks/redeliver`: `{"event_ids": [...]}` or `{"status": "failed"}`.

@@ -31,12 +31,10 @@ pub struct DispatchResponse {
     responses(
         (status = 200, description = "calls dispatched", body = DispatchResponse),
         (status = 400, description = "`invalid_request`: malformed JSON or a bad `batch_id`", body = ErrorResponse),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 404, description = "`not_found`: no such batch of this account", body = ErrorResponse),
         (status = 409, description = "`batch_closed` (cancelled) or `batch_paused`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: a non-empty body that is not application/json", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn dispatch_calls(
     Client { state, account }: Client,

@@ -27,8 +27,7 @@ use crate::json_body::JsonBody;
         (status = 413, description = "`payload_too_large`: body or row count over the limit", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: Content-Type is not application/json", body = ErrorResponse),
         (status = 429, description = "`quota_exceeded` (queued calls, calls per day) or `rate_limited` (with Retry-After)", body = ErrorResponse),
-    ),
-    security(("api_key" = []))
+    )
 )]
 pub async fn insert(
     Client { state, account }: Client,

@@ -1,5 +1,29 @@
 //! The HTTP routes of the contract.
 
+/// Success answers: `"status": "success"` and the fields of one body, flattened. One type per
+/// body, so that each keeps its own schema name in the document; `ok` answers `200` with it.
+macro_rules! success_response {
+    ($($(#[doc = $doc:expr])* $name:ident($body:ty);)+) => {$(
+        $(#[doc = $doc])*
+        #[derive(serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            #[schema(schema_with = crate::data_schema::success_status)]
+            status: &'static str,
+            #[serde(flatten)]
+            body: $body,
+        }
+
+        impl $name {
+            pub fn ok(body: $body) -> actix_web::HttpResponse {
+                actix_web::HttpResponse::Ok().json(Self {
+                    status: "success",
+                    body,
+                })
+            }
+        }
+    )+};
+}
+
 mod account;
 mod batch_control;
 mod batch_status;

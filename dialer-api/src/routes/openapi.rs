@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -19,6 +19,9 @@ use crate::api_error::{ApiError, ErrorResponse};
 
 /// The name of the security scheme: the `X-API-KEY` header.
 pub const API_KEY_SCHEME: &str = "api_key";
+
+/// The operations under `/api/v1` that need no key: this documentation.
+const PUBLIC: [&str; 2] = ["/api/v1/openapi.json", "/api/v1/docs"];
 
 const INSERT_PATH: &str = "/api/v1/queues/insertdataincallqueue/";
 const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
@@ -79,20 +82,25 @@ impl Modify for Contract {
         for (name, schema) in crate::api_schema::components() {
             components.schemas.entry(name).or_insert(schema);
         }
-        // Every authenticated operation can also answer these.
+        // Every operation under `/api/v1` but the documentation needs the key, and can also
+        // answer these.
         let common = [
-            ("401", "`unauthorized`: missing or wrong X-API-KEY"),
+            ("401", "`unauthorized`"),
             ("403", "`account_suspended`"),
             (
                 "429",
                 "`rate_limited`: too many requests; `Retry-After` says when to try again",
             ),
         ];
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") || PUBLIC.contains(&path.as_str()) {
+                continue;
+            }
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-                if op.security.as_ref().is_none_or(|s| s.is_empty()) {
-                    continue;
-                }
+                op.security = Some(vec![SecurityRequirement::new(
+                    API_KEY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
                 for (status, description) in common {
                     op.responses
                         .responses

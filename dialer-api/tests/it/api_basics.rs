@@ -1,7 +1,6 @@
 //! Authentication, the JSON shape of every error, health endpoints, the account endpoint.
 
 use crate::helpers::TestApp;
-use serde_json::json;
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -18,8 +17,7 @@ async fn readyz_reports_an_unreachable_broker() {
     let app =
         TestApp::spawn_with(|c| c.amqp_url = "amqp://guest:guest@127.0.0.1:1/%2f".into()).await;
     let r = app.raw(app.http.get(format!("{}/readyz", app.base))).await;
-    assert_eq!(r.status, 503);
-    assert_eq!(r.error_code(), "not_ready");
+    r.assert_error(503, "not_ready");
 }
 
 #[tokio::test]
@@ -29,8 +27,7 @@ async fn missing_or_wrong_key_is_401_json() {
     let r = app
         .raw(app.http.get(format!("{}/api/v1/account", app.base)))
         .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.error_code(), "unauthorized");
+    r.assert_error(401, "unauthorized");
     let r = app
         .raw(
             app.http
@@ -38,19 +35,16 @@ async fn missing_or_wrong_key_is_401_json() {
                 .header("X-API-KEY", "dk_nope"),
         )
         .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.error_code(), "unauthorized");
+    r.assert_error(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn revoked_key_and_suspended_account_are_refused() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     assert_eq!(acme.get("/api/v1/account").await.status, 200);
     app.sql("UPDATE accounts SET status = 'suspended'").await;
     let r = acme.get("/api/v1/account").await;
-    assert_eq!(r.status, 403);
-    assert_eq!(r.error_code(), "account_suspended");
+    r.assert_error(403, "account_suspended");
     app.sql("UPDATE accounts SET status = 'active'; UPDATE api_keys SET revoked_at = now()")
         .await;
     assert_eq!(acme.get("/api/v1/account").await.status, 401);
@@ -58,8 +52,7 @@ async fn revoked_key_and_suspended_account_are_refused() {
 
 #[tokio::test]
 async fn account_shows_settings_but_never_secrets() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let r = acme.get("/api/v1/account").await;
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -95,14 +88,12 @@ async fn actix_errors_speak_the_contract() {
     r.assert_error(405, "method_not_allowed");
 
     let r = acme
-        .post_raw(
+        .post_json_text(
             "/api/v1/queues/insertdataincallqueue/",
-            Some("application/json"),
             "{\"batch_id\": 1, ",
         )
         .await;
-    r.assert_error(400, "invalid_request");
-    assert!(r.message().contains("malformed JSON"));
+    r.assert_refused(400, "invalid_request", "malformed JSON");
 
     let r = acme
         .post_raw(
@@ -118,18 +109,13 @@ async fn actix_errors_speak_the_contract() {
         vec!["{\"phone_number\": \"9876543210\"}"; 100].join(",")
     );
     let r = acme
-        .post_raw(
-            "/api/v1/queues/insertdataincallqueue/",
-            Some("application/json"),
-            &big,
-        )
+        .post_json_text("/api/v1/queues/insertdataincallqueue/", &big)
         .await;
     r.assert_error(413, "payload_too_large");
 
     let r = acme.get("/api/v1/queues/batch-status/abc").await;
-    r.assert_error(400, "invalid_request");
-    assert!(r.message().contains("batch_id"));
-    let r = acme.post_json("/api/v1/batches/-4/pause", &json!({})).await;
+    r.assert_refused(400, "invalid_request", "batch_id");
+    let r = acme.control(-4, "pause").await;
     r.assert_error(400, "invalid_request");
     let r = acme.get("/api/v1/calls/not-a-uuid").await;
     r.assert_error(404, "not_found");
@@ -137,8 +123,7 @@ async fn actix_errors_speak_the_contract() {
 
 #[tokio::test]
 async fn rate_limited_per_key_with_retry_after() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let beta = app.account("BETA").await;
     app.sql("UPDATE accounts SET api_requests_per_second = 2 WHERE accountcode = 'ACME'")
         .await;
@@ -187,8 +172,7 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn metrics_in_prometheus_format() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     acme.insert(&serde_json::json!({"batch_id": 1, "data": [{"phone_number": "9876543210"}, {"phone_number": "1"}]}))
         .await;
     acme.get("/api/v1/queues/batch-status/1").await;
@@ -241,18 +225,16 @@ async fn refuses_to_start_on_a_newer_schema() {
 #[tokio::test]
 async fn database_outage_is_503_json() {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     assert_eq!(acme.get("/api/v1/account").await.status, 200);
     let url = app.env.config.database_url.clone();
     let (server, db) = url.rsplit_once('/').expect("database in URL");
-    let mut admin = AsyncPgConnection::establish(&format!("{server}/postgres"))
+    let admin_url = format!("{server}/postgres");
+    let mut admin = AsyncPgConnection::establish(&admin_url)
         .await
         .expect("admin");
-    admin
-        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await
-        .expect("drop");
+    let drop = format!("DROP DATABASE {db} WITH (FORCE)");
+    admin.batch_execute(&drop).await.expect("drop");
     let r = acme.get("/api/v1/account").await;
     assert_eq!(
         (r.status, r.error_code().as_str()),

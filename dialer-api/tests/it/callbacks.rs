@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Client, Run, TestApp, dialerctl, words};
+use crate::helpers::{Client, Run, TestApp, dialerctl, two_tries_sql, words};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 
@@ -40,18 +40,16 @@ async fn text(app: &TestApp, sql: &str) -> String {
 }
 
 /// A batch of `n` calls, cancelled: `n` `call_cancelled` events (pending), oldest first.
-async fn cancelled_events(c: &Client<'_>, batch_id: i64, n: usize) -> Vec<String> {
+async fn cancelled_events(app: &TestApp, c: &Client, batch_id: i64, n: usize) -> Vec<String> {
     let data: Vec<Value> = (0..n)
         .map(|i| json!({"phone_number": format!("98765{:05}", i + 100 * batch_id as usize)}))
         .collect();
     let r = c.insert(&json!({"batch_id": batch_id, "data": data})).await;
     assert_eq!(r.json()["accepted"], n, "{}", r.text);
-    let r = c
-        .post_json(&format!("/api/v1/batches/{batch_id}/cancel"), &json!({}))
-        .await;
+    let r = c.control(batch_id, "cancel").await;
     assert_eq!(r.status, 200, "{}", r.text);
     texts(
-        c.app,
+        app,
         &format!(
             "SELECT e.event_id AS v FROM call_events e JOIN accounts a ON a.id = e.account_id \
              JOIN batches b ON b.id = e.batch_pk \
@@ -60,6 +58,20 @@ async fn cancelled_events(c: &Client<'_>, batch_id: i64, n: usize) -> Vec<String
         ),
     )
     .await
+}
+
+/// Account OTHER beside ACME, and the events of each one's batch 1 (the same client batch id
+/// in both accounts): ACME's `mine`, OTHER's `theirs`.
+async fn two_tenants(
+    app: &TestApp,
+    acme: &Client,
+    mine: usize,
+    theirs: usize,
+) -> (Client, Vec<String>, Vec<String>) {
+    let other = app.account("OTHER").await;
+    let mine = cancelled_events(app, acme, 1, mine).await;
+    let theirs = cancelled_events(app, &other, 1, theirs).await;
+    (other, mine, theirs)
 }
 
 /// Sets events' delivery state as the worker leaves it.
@@ -113,9 +125,8 @@ async fn state_of(app: &TestApp, event_id: &str) -> String {
 
 #[tokio::test]
 async fn list_filters_by_status_and_paginates() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let ids = cancelled_events(&acme, 7, 6).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let ids = cancelled_events(&app, &acme, 7, 6).await;
     assert_eq!(ids.len(), 6);
     set_state(&app, &[&ids[0], &ids[2], &ids[4]], "failed").await;
     set_state(&app, &[&ids[1]], "delivered").await;
@@ -210,33 +221,22 @@ async fn list_filters_by_status_and_paginates() {
     let r = app
         .raw(app.http.get(format!("{}/api/v1/callbacks", app.base)))
         .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.error_code(), "unauthorized");
+    r.assert_error(401, "unauthorized");
     let r = acme
         .post_json("/api/v1/callbacks", &json!({"status": "failed"}))
         .await;
-    assert_eq!(r.status, 405);
-    assert_eq!(r.error_code(), "method_not_allowed");
+    r.assert_error(405, "method_not_allowed");
     let r = acme.get("/api/v1/callbacks/redeliver").await;
     assert_eq!(r.status, 405, "{}", r.text);
 }
 
 #[tokio::test]
 async fn one_event_shows_its_body_and_every_try() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let ids = cancelled_events(&acme, 1, 1).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let ids = cancelled_events(&app, &acme, 1, 1).await;
     let id = &ids[0];
     set_state(&app, &[id], "failed").await;
-    app.sql(&format!(
-        "INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms, response_head) \
-         SELECT id, 1, '2026-01-01T10:00:00Z', 'https://hooks.example.com/cb', 503, NULL, 12, 'down for maintenance' \
-         FROM call_events WHERE event_id = '{id}'; \
-         INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms) \
-         SELECT id, 2, '2026-01-01T10:00:05Z', 'https://hooks.example.com/cb', NULL, 'timed out', 10000 \
-         FROM call_events WHERE event_id = '{id}';"
-    ))
-    .await;
+    app.sql(&two_tries_sql(id, "down for maintenance")).await;
     let r = acme.get(&format!("/api/v1/callbacks/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
@@ -259,18 +259,13 @@ async fn one_event_shows_its_body_and_every_try() {
     let r = acme
         .get("/api/v1/callbacks/evt_00000000000000000000000000000000")
         .await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.error_code(), "not_found");
+    r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn another_accounts_events_are_never_seen_nor_redelivered() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let other = app.account("OTHER").await;
-    let mine = cancelled_events(&acme, 1, 2).await;
-    // the same batch_id in the other account
-    let theirs = cancelled_events(&other, 1, 3).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let (other, mine, theirs) = two_tenants(&app, &acme, 2, 3).await;
     set_state(&app, &[&mine[0]], "failed").await;
     set_state(&app, &[&theirs[0], &theirs[1]], "failed").await;
     set_state(&app, &[&theirs[2]], "delivered").await;
@@ -316,8 +311,7 @@ async fn another_accounts_events_are_never_seen_nor_redelivered() {
     // their id: 404 like an unknown one, same message shape, nothing changes
     let unknown = "evt_ffffffffffffffffffffffffffffffff";
     let r = acme.get(&format!("/api/v1/callbacks/{}", theirs[0])).await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.error_code(), "not_found");
+    r.assert_error(404, "not_found");
     let r_unknown = acme.get(&format!("/api/v1/callbacks/{unknown}")).await;
     assert_eq!(
         r.json()["message"]
@@ -373,9 +367,8 @@ async fn another_accounts_events_are_never_seen_nor_redelivered() {
 
 #[tokio::test]
 async fn redelivery_resets_failed_and_delivered_events() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let ids = cancelled_events(&acme, 3, 5).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let ids = cancelled_events(&app, &acme, 3, 5).await;
     set_state(&app, &[&ids[0], &ids[1]], "failed").await;
     set_state(&app, &[&ids[2]], "delivered").await;
     set_state(&app, &[&ids[3]], "skipped").await;
@@ -469,10 +462,9 @@ async fn redelivery_resets_failed_and_delivered_events() {
         );
     }
     let r = acme
-        .post_raw("/api/v1/callbacks/redeliver", Some("application/json"), "{")
+        .post_json_text("/api/v1/callbacks/redeliver", "{")
         .await;
-    assert_eq!(r.status, 400);
-    assert_eq!(r.error_code(), "invalid_request");
+    r.assert_error(400, "invalid_request");
     let r = acme
         .post_raw(
             "/api/v1/callbacks/redeliver",
@@ -480,8 +472,7 @@ async fn redelivery_resets_failed_and_delivered_events() {
             r#"{"status":"failed"}"#,
         )
         .await;
-    assert_eq!(r.status, 415);
-    assert_eq!(r.error_code(), "unsupported_media_type");
+    r.assert_error(415, "unsupported_media_type");
 }
 
 // ---- dialerctl ----
@@ -494,13 +485,17 @@ fn ctl(app: &TestApp, args: &[&str]) -> Run {
     ctl_env(app, &[], args)
 }
 
+/// `dialerctl callbacks replay --account ACME` and these further arguments.
+fn replay(app: &TestApp, more: &[&str]) -> Run {
+    let mut args = vec!["callbacks", "replay", "--account", "ACME"];
+    args.extend_from_slice(more);
+    ctl(app, &args)
+}
+
 #[tokio::test]
 async fn cli_lists_and_replays_callbacks() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let other = app.account("OTHER").await;
-    let ids = cancelled_events(&acme, 1, 3).await;
-    let theirs = cancelled_events(&other, 1, 1).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let (_other, ids, theirs) = two_tenants(&app, &acme, 3, 1).await;
     set_state(&app, &[&ids[0], &ids[1]], "failed").await;
     set_state(&app, &[&ids[2]], "delivered").await;
     set_state(&app, &[&theirs[0]], "failed").await;
@@ -510,8 +505,7 @@ async fn cli_lists_and_replays_callbacks() {
         &app,
         &words("callbacks list --account ACME --status failed --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = r.json();
+    let v = r.ok_json();
     assert_eq!(v["status"], "success");
     assert_eq!(ids_of(&v), vec![ids[1].clone(), ids[0].clone()]);
     assert_eq!(v["events"][0]["last_error"], "HTTP 503");
@@ -520,7 +514,7 @@ async fn cli_lists_and_replays_callbacks() {
         &app,
         &words("callbacks list --account ACME --status failed --limit 1"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert!(
         r.stdout.contains(&ids[1]) && !r.stdout.contains(&ids[0]),
         "{}",
@@ -561,7 +555,7 @@ async fn cli_lists_and_replays_callbacks() {
         &app,
         &["callbacks", "show", "--account", "ACME", &ids[0], "--json"],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["body"]["event_id"], ids[0].as_str());
     ctl(
         &app,
@@ -572,50 +566,20 @@ async fn cli_lists_and_replays_callbacks() {
     ctl(&app, &words("callbacks list --account ACME --limit 0")).refused("--limit");
 
     // replay one by id: reset to pending
-    let r = ctl(
-        &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--event",
-            &ids[0],
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = replay(&app, &["--event", &ids[0], "--json"]);
+    r.assert_ok();
     assert_eq!(r.json()["redelivered"], 1);
     assert_eq!(r.json()["event_ids"], json!([ids[0]]));
     assert!(state_of(&app, &ids[0]).await.starts_with("pending|"));
     // another account's id: refused, nothing changes
-    ctl(
-        &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--event",
-            &theirs[0],
-        ],
-    )
-    .refused("not found");
+    replay(&app, &["--event", &theirs[0]]).refused("not found");
     assert_eq!(state_of(&app, &theirs[0]).await, their_state);
     // a delivered one by id, and a mix with an unknown id (listed, exit 0)
-    let r = ctl(
+    let r = replay(
         &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--event",
-            &ids[2],
-            "evt_ffffffffffffffffffffffffffffffff",
-        ],
+        &["--event", &ids[2], "evt_ffffffffffffffffffffffffffffffff"],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert!(
         r.stdout.contains("1 event(s) will be sent again"),
         "{}",
@@ -633,24 +597,13 @@ async fn cli_lists_and_replays_callbacks() {
         &app,
         &words("callbacks replay --account ACME --failed --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["event_ids"], json!([ids[1]]));
     assert_eq!(state_of(&app, &theirs[0]).await, their_state);
     // neither --event nor --failed, or both: usage error
     let r = ctl(&app, &words("callbacks replay --account ACME"));
     assert_ne!(r.code, 0);
-    let r = ctl(
-        &app,
-        &[
-            "callbacks",
-            "replay",
-            "--account",
-            "ACME",
-            "--failed",
-            "--event",
-            &ids[0],
-        ],
-    );
+    let r = replay(&app, &["--failed", "--event", &ids[0]]);
     assert_ne!(r.code, 0);
 }
 
@@ -667,8 +620,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
         &app,
         &words("account rotate-secret --account ACME --grace-hours 2 --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = r.json();
+    let v = r.ok_json();
     let new = v["callback_secret"].as_str().unwrap_or_default().to_owned();
     assert!(new.starts_with("whsec_") && new != old, "{v}");
     assert_eq!(text(&app, secret_sql).await, format!("{new}|{old}"));
@@ -705,7 +657,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
 
     // the default grace is 24 hours; text output prints the secret once
     let r = ctl(&app, &words("account rotate-secret --account ACME"));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.stdout.matches("whsec_").count(), 1, "{}", r.stdout);
     assert!(r.stdout.contains("keeps signing until"), "{}", r.stdout);
     let newer = text(
@@ -738,7 +690,7 @@ async fn cli_rotate_secret_keeps_the_old_one_for_the_grace_period() {
         &app,
         &words("account rotate-secret --account ACME --grace-hours 0 --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["previous_valid_until"], Value::Null);
     assert_eq!(
         text(
@@ -806,26 +758,14 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
     let r = ctl_env(
         &app,
         &allow,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "http://127.0.0.1:9/cb",
-        ],
+        &words("account update ACME --callback-url http://127.0.0.1:9/cb"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(text(&app, url_sql).await, "http://127.0.0.1:9/cb");
     ctl_env(
         &app,
         &allow,
-        &[
-            "account",
-            "update",
-            "ACME",
-            "--callback-url",
-            "http://10.0.0.1/cb",
-        ],
+        &words("account update ACME --callback-url http://10.0.0.1/cb"),
     )
     .refused("must use https");
     ctl_env(
@@ -845,7 +785,7 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
         &app,
         &words("account create NEW --callback-url https://93.184.216.34/cb --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(
         text(
             &app,
@@ -891,7 +831,7 @@ async fn receiver(failing: Arc<AtomicBool>, accepted: Arc<Mutex<Vec<String>>>) -
     port
 }
 
-async fn wait_for_status(c: &Client<'_>, event_id: &str, want: &str) -> Value {
+async fn wait_for_status(c: &Client, event_id: &str, want: &str) -> Value {
     let start = Instant::now();
     loop {
         let v = c.get(&format!("/api/v1/callbacks/{event_id}")).await.json();
@@ -908,8 +848,7 @@ async fn wait_for_status(c: &Client<'_>, event_id: &str, want: &str) -> Value {
 
 #[tokio::test]
 async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let failing = Arc::new(AtomicBool::new(true));
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let port = receiver(failing.clone(), accepted.clone()).await;
@@ -919,7 +858,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
         &[("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", "true")],
         &["account", "update", "ACME", "--callback-url", &url],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
 
     // the worker, in process, with a compressed schedule: 3 tries 100 ms apart
     let mut config = callback_worker::WorkerConfig::for_tests(app.env.config.clone());
@@ -929,7 +868,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(callback_worker::Engine::new(config, app.pool.clone()).run(stopped));
 
-    let ids = cancelled_events(&acme, 5, 1).await;
+    let ids = cancelled_events(&app, &acme, 5, 1).await;
     let id = ids[0].clone();
     let failed = wait_for_status(&acme, &id, "failed").await;
     assert_eq!(failed["delivery_attempts"], 3, "{failed}");
@@ -960,7 +899,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
         &app,
         &words("callbacks replay --account ACME --failed --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["event_ids"], json!([id]));
     let delivered = wait_for_status(&acme, &id, "delivered").await;
     assert_eq!(delivered["delivery_attempts"], 4);

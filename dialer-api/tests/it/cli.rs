@@ -1,6 +1,6 @@
 //! dialerctl against the real database and broker, next to the running API.
 
-use crate::helpers::{Client, Run, TestApp, dialerctl, drain_dial_queue, words};
+use crate::helpers::{Run, TestApp, dialerctl, drain_dial_queue, words};
 use serde_json::json;
 
 fn ctl(app: &TestApp, args: &[&str]) -> Run {
@@ -11,15 +11,14 @@ fn ctl(app: &TestApp, args: &[&str]) -> Run {
 async fn operator_workflow() {
     let app = TestApp::spawn().await;
     let r = ctl(&app, &["--json", "migrate"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["applied"], json!([]));
 
     let r = ctl(
         &app,
         &words("account create ACME --country IN --timezone Asia/Kolkata --json"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let created = r.json();
+    let created = r.ok_json();
     let key = created["api_key"].as_str().unwrap_or_default().to_owned();
     let secret = created["callback_secret"]
         .as_str()
@@ -42,7 +41,7 @@ async fn operator_workflow() {
         &["account", "list"][..],
     ] {
         let r = ctl(&app, args);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.assert_ok();
         assert!(r.stdout.contains("ACME"));
         assert!(
             !r.stdout.contains(&key) && !r.stdout.contains(&secret),
@@ -56,11 +55,7 @@ async fn operator_workflow() {
     assert_eq!(r.stderr.trim().lines().count(), 1);
 
     // the printed key works against the API
-    let acme = Client {
-        app: &app,
-        key,
-        accountcode: "ACME".into(),
-    };
+    let acme = app.client(key, "ACME");
     let r = acme.insert(&json!({"batch_id": 7, "data": [{"phone_number": "9876543210"}, {"phone_number": "9876543211"}]})).await;
     assert_eq!(r.json()["accepted"], 2, "{}", r.text);
 
@@ -70,7 +65,7 @@ async fn operator_workflow() {
             "server add --code ast1 --host 127.0.0.1 --username dialer --max-channels 30 --max-cps 10 --channel-template PJSIP/{number}@trunk --json",
         ),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     let r = ctl(&app, &words("server list --json"));
     assert_eq!(r.json()["servers"][0]["code"], "ast1");
     assert!(
@@ -88,7 +83,7 @@ async fn operator_workflow() {
     assert!(r.stderr.contains("{number}"), "{}", r.stderr);
 
     let r = ctl(&app, &words("--json dispatch --account ACME"));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     assert_eq!(r.json()["dispatched"], 2);
     assert_eq!(
         ctl(&app, &words("--json dispatch --account ACME --batch 7")).json()["dispatched"],
@@ -140,7 +135,7 @@ async fn refuses_an_unmigrated_database_until_migrate() {
     assert!(r.stderr.contains("dialerctl migrate"), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     let r = ctl(&app, &["--json", "migrate"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     let known = dialer_core::migrations::known_versions()
         .expect("embedded")
         .len();
@@ -153,11 +148,7 @@ async fn account_update_rotate_suspend_and_servers() {
     let app = TestApp::spawn().await;
     let r = ctl(&app, &words("--json account create ACME"));
     let key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
-    let old = Client {
-        app: &app,
-        key,
-        accountcode: "ACME".into(),
-    };
+    let old = app.client(key, "ACME");
 
     let r = ctl(
         &app,
@@ -182,7 +173,7 @@ async fn account_update_rotate_suspend_and_servers() {
             "Asia/Kolkata",
         ],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_ok();
     let a = r.json()["account"].clone();
     assert_eq!(a["allowed_countries"], json!(["IN", "US"]));
     assert_eq!(a["limits"]["max_queued_calls"], 5);
@@ -209,11 +200,7 @@ async fn account_update_rotate_suspend_and_servers() {
     // rotation without downtime: both keys work until the old ones are revoked
     let r = ctl(&app, &words("--json account rotate-key ACME"));
     let new_key = r.json()["api_key"].as_str().unwrap_or_default().to_owned();
-    let new = Client {
-        app: &app,
-        key: new_key,
-        accountcode: "ACME".into(),
-    };
+    let new = app.client(new_key, "ACME");
     assert_eq!(old.get("/api/v1/account").await.status, 200);
     assert_eq!(new.get("/api/v1/account").await.status, 200);
     let r = ctl(
@@ -223,11 +210,10 @@ async fn account_update_rotate_suspend_and_servers() {
     assert_eq!(r.json()["revoked"], 2);
     assert_eq!(old.get("/api/v1/account").await.status, 401);
     assert_eq!(new.get("/api/v1/account").await.status, 401);
-    let newest = Client {
-        app: &app,
-        key: r.json()["api_key"].as_str().unwrap_or_default().to_owned(),
-        accountcode: "ACME".into(),
-    };
+    let newest = app.client(
+        r.json()["api_key"].as_str().unwrap_or_default().to_owned(),
+        "ACME",
+    );
     assert_eq!(newest.get("/api/v1/account").await.status, 200);
 
     assert_eq!(ctl(&app, &words("account suspend ACME")).code, 0);
@@ -260,8 +246,7 @@ async fn account_update_rotate_suspend_and_servers() {
 
 #[tokio::test]
 async fn dnc_lists_block_submissions() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let r = ctl(&app, &words("--json dnc add 9876543210 +919876543211"));
     assert_eq!(r.json()["added"], 2, "{}", r.stderr);
     let r = ctl(&app, &words("--json dnc add 9876543210 --account ACME"));

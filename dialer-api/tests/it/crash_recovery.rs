@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{Client, TestApp, drain_dial_queue};
+use crate::helpers::{TestApp, drain_dial_queue};
 use dialer_api::ops::accounts::{self, CreateAccount};
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
@@ -121,11 +121,7 @@ async fn killed_between_commit_and_publish_then_swept() {
     );
 
     // and the client sees its calls dispatched
-    let acme = Client {
-        app: &app,
-        key: created.api_key.clone(),
-        accountcode: "ACME".into(),
-    };
+    let acme = app.client(created.api_key.clone(), "ACME");
     let s = acme.get("/api/v1/queues/batch-status/1").await.json();
     assert_eq!(s["counts"]["scheduled"], 20);
 }

@@ -1,7 +1,7 @@
 //! dispatch-calls with RabbitMQ (each call published once), pause/resume/cancel, batch status
 //! (counts, filter, pagination, CSV), call detail, tenant isolation.
 
-use crate::helpers::{TestApp, drain_dial_queue};
+use crate::helpers::{TestApp, assert_fields, drain_dial_queue};
 use serde_json::{Value, json};
 
 fn rows(from: u64, n: u64) -> Vec<Value> {
@@ -12,12 +12,9 @@ fn rows(from: u64, n: u64) -> Vec<Value> {
 
 #[tokio::test]
 async fn dispatch_twice_publishes_each_call_once() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
-        .await;
-    acme.insert(&json!({"batch_id": 2, "data": rows(100, 2)}))
-        .await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 3)).await;
+    acme.insert_rows(2, rows(100, 2)).await;
 
     // empty body with Content-Type: application/json is allowed
     let r = acme.dispatch(None).await;
@@ -54,12 +51,9 @@ async fn dispatch_twice_publishes_each_call_once() {
 
 #[tokio::test]
 async fn dispatch_one_batch_and_its_errors() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
-        .await;
-    acme.insert(&json!({"batch_id": 2, "data": rows(10, 1)}))
-        .await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 2)).await;
+    acme.insert_rows(2, rows(10, 1)).await;
     let r = acme.dispatch(Some(&json!({"batch_id": 2}))).await;
     assert_eq!(
         r.json(),
@@ -72,29 +66,24 @@ async fn dispatch_one_batch_and_its_errors() {
     let r = acme.dispatch(Some(&json!({"batch_id": "x"}))).await;
     r.assert_error(400, "invalid_request");
     let r = acme
-        .post_raw(
-            "/api/v1/controls/dispatch-calls",
-            Some("application/json"),
-            "{oops",
-        )
+        .post_json_text("/api/v1/controls/dispatch-calls", "{oops")
         .await;
     r.assert_error(400, "invalid_request");
 
-    acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    acme.control(1, "pause").await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
     r.assert_error(409, "batch_paused");
     // without a batch, paused batches are left out
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 0);
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
     let r = acme.dispatch(Some(&json!({"batch_id": 1}))).await;
     r.assert_error(409, "batch_closed");
 }
 
 #[tokio::test]
 async fn auto_dispatch_batch_dials_without_a_dispatch_call() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let r = acme
         .insert(&json!({"batch_id": 4, "dispatch": true, "data": rows(0, 2)}))
         .await;
@@ -104,10 +93,8 @@ async fn auto_dispatch_batch_dials_without_a_dispatch_call() {
 
 #[tokio::test]
 async fn pause_resume_cancel() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 4)}))
-        .await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 4)).await;
     acme.dispatch(None).await;
     assert_eq!(drain_dial_queue(&app).await.len(), 4);
     // one call is in progress, one finished: cancel must leave both alone
@@ -115,7 +102,7 @@ async fn pause_resume_cancel() {
              UPDATE calls SET status = 'completed', attempts = 1 WHERE id = (SELECT min(id) + 1 FROM calls)")
         .await;
 
-    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    let r = acme.control(1, "pause").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
     assert_eq!(
@@ -129,17 +116,12 @@ async fn pause_resume_cancel() {
             .contains("paused")
     );
     assert_eq!(
-        acme.post_json("/api/v1/batches/1/pause", &json!({}))
-            .await
-            .json()["batch_status"],
+        acme.control(1, "pause").await.json()["batch_status"],
         "paused"
     );
 
     // resume re-arms the scheduled calls' jobs, so dialing continues without a dispatch
-    let v = acme
-        .post_json("/api/v1/batches/1/resume", &json!({}))
-        .await
-        .json();
+    let v = acme.control(1, "resume").await.json();
     assert_eq!(v["batch_status"], "dispatching");
     assert_eq!(
         drain_dial_queue(&app).await.len(),
@@ -147,28 +129,23 @@ async fn pause_resume_cancel() {
         "the two undialed calls are republished"
     );
 
-    let v = acme
-        .post_json("/api/v1/batches/1/cancel", &json!({}))
-        .await
-        .json();
+    let v = acme.control(1, "cancel").await.json();
     assert_eq!(v["batch_status"], "cancelled");
     assert_eq!(v["counts"]["cancelled"], 2);
     assert_eq!(v["counts"]["answered"], 1);
     assert_eq!(v["counts"]["completed"], 1);
-    assert_eq!(
-        (v["total_calls"].clone(), v["completed_calls"].clone()),
-        (json!(4), json!(1))
-    );
-    assert_eq!(
-        (v["failed_calls"].clone(), v["pending_calls"].clone()),
-        (json!(2), json!(1))
+    assert_fields(
+        &v,
+        &[
+            ("total_calls", json!(4)),
+            ("completed_calls", json!(1)),
+            ("failed_calls", json!(2)),
+            ("pending_calls", json!(1)),
+        ],
     );
 
     // one call_cancelled event per undialed call, with the callback body
-    let s = acme
-        .get("/api/v1/queues/batch-status/1?status=cancelled")
-        .await
-        .json();
+    let s = acme.batch_status(1, "status=cancelled").await;
     let calls = s["calls"].as_array().cloned().unwrap_or_default();
     assert_eq!(calls.len(), 2);
     for c in &calls {
@@ -180,27 +157,25 @@ async fn pause_resume_cancel() {
         assert!(c["event_id"].as_str().unwrap_or("").starts_with("evt_"));
     }
     // cancel is idempotent and writes no second event
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.control(1, "cancel").await;
     let call_id = calls[0]["call_id"].as_str().unwrap_or_default().to_owned();
     let detail = acme.get(&format!("/api/v1/calls/{call_id}")).await.json();
     assert_eq!(detail["events"].as_array().map(Vec::len), Some(1));
     // the events went to the callback worker's queue
-    let r = acme.post_json("/api/v1/batches/1/resume", &json!({})).await;
+    let r = acme.control(1, "resume").await;
     r.assert_error(409, "batch_closed");
-    let r = acme.post_json("/api/v1/batches/1/pause", &json!({})).await;
+    let r = acme.control(1, "pause").await;
     r.assert_error(409, "batch_closed");
-    let r = acme.post_json("/api/v1/batches/77/pause", &json!({})).await;
+    let r = acme.control(77, "pause").await;
     r.assert_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn cancel_events_reach_the_events_queue() {
     use lapin::options::BasicGetOptions;
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
-        .await;
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 3)).await;
+    acme.control(1, "cancel").await;
     let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "t")
         .await
         .expect("amqp");
@@ -224,10 +199,8 @@ async fn cancel_events_reach_the_events_queue() {
 
 #[tokio::test]
 async fn batch_status_filters_and_paginates() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 5)}))
-        .await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 5)).await;
     app.sql(
         "UPDATE calls SET status = 'busy' WHERE id IN (SELECT id FROM calls ORDER BY id LIMIT 2)",
     )
@@ -254,19 +227,13 @@ async fn batch_status_filters_and_paginates() {
         (0..5).map(|i| format!("98765{i:05}")).collect::<Vec<_>>()
     );
 
-    let v = acme
-        .get("/api/v1/queues/batch-status/1?status=busy")
-        .await
-        .json();
+    let v = acme.batch_status(1, "status=busy").await;
     assert_eq!(v["calls"].as_array().map(Vec::len), Some(2));
-    assert_eq!(
-        (v["failed_calls"].clone(), v["pending_calls"].clone()),
-        (json!(2), json!(3))
+    assert_fields(
+        &v,
+        &[("failed_calls", json!(2)), ("pending_calls", json!(3))],
     );
-    let v = acme
-        .get("/api/v1/queues/batch-status/1?status=queued,busy")
-        .await
-        .json();
+    let v = acme.batch_status(1, "status=queued,busy").await;
     assert_eq!(v["calls"].as_array().map(Vec::len), Some(5));
 
     for bad in [
@@ -291,8 +258,7 @@ async fn batch_status_filters_and_paginates() {
 
 #[tokio::test]
 async fn batch_status_csv_streams_every_call() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let mut data = rows(0, 12_000);
     data[0] = json!({"phone_number": "9876500000", "custom_data": {"note": "a,b \"quoted\""}});
     let r = acme.insert(&json!({"batch_id": 1, "data": data})).await;
@@ -332,8 +298,7 @@ async fn batch_status_csv_streams_every_call() {
 
 #[tokio::test]
 async fn call_detail() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     acme.insert(
         &json!({"batch_id": 1, "data": [{"phone_number": "9876543210", "custom_data": {"k": 1}}]}),
     )
@@ -360,13 +325,10 @@ async fn call_detail() {
 
 #[tokio::test]
 async fn tenants_never_see_each_other() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let beta = app.account("BETA").await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
-        .await;
-    beta.insert(&json!({"batch_id": 2, "data": rows(0, 1)}))
-        .await;
+    acme.insert_rows(1, rows(0, 2)).await;
+    beta.insert_rows(2, rows(0, 1)).await;
     let acme_call = acme.get("/api/v1/queues/batch-status/1").await.json()["calls"][0]["call_id"]
         .as_str()
         .unwrap_or_default()
@@ -385,9 +347,7 @@ async fn tenants_never_see_each_other() {
         );
     }
     for action in ["pause", "resume", "cancel"] {
-        let r = beta
-            .post_json(&format!("/api/v1/batches/1/{action}"), &json!({}))
-            .await;
+        let r = beta.control(1, action).await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
             (404, "not_found"),
@@ -405,10 +365,7 @@ async fn tenants_never_see_each_other() {
     let a = acme.get("/api/v1/queues/batch-status/1").await.json();
     assert_eq!(a["counts"]["queued"], 2);
     // the same batch_id is independent per account
-    let r = beta
-        .insert(&json!({"batch_id": 1, "data": rows(50, 1)}))
-        .await
-        .json();
+    let r = beta.insert_rows(1, rows(50, 1)).await.json();
     assert_eq!(r["total_calls"], 1);
     let a = acme.get("/api/v1/queues/batch-status/1").await.json();
     assert_eq!(a["total_calls"], 2);
@@ -430,17 +387,14 @@ async fn cancel_of_an_idle_batch_completes_it_for_subscribers() {
         body: String,
     }
     use diesel_async::RunQueryDsl;
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let beta = app.account("BETA").await;
     app.sql("UPDATE accounts SET callback_batch_events = true WHERE accountcode = 'ACME'")
         .await;
-    acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
-        .await;
-    beta.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
-        .await;
-    acme.post_json("/api/v1/batches/1/cancel", &json!({})).await;
-    beta.post_json("/api/v1/batches/1/cancel", &json!({})).await;
+    acme.insert_rows(1, rows(0, 2)).await;
+    beta.insert_rows(1, rows(0, 2)).await;
+    acme.control(1, "cancel").await;
+    beta.control(1, "cancel").await;
     let mut conn = app.pool.get().await.expect("conn");
     let events: Vec<Ev> = diesel::sql_query(
         "SELECT e.body FROM call_events e JOIN accounts a ON a.id = e.account_id WHERE e.event_type = 'batch_completed'",
@@ -460,11 +414,8 @@ async fn cancel_of_an_idle_batch_completes_it_for_subscribers() {
 
 #[tokio::test]
 async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
-    let r = acme
-        .insert(&json!({"batch_id": 1, "data": rows(0, 10_500)}))
-        .await;
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let r = acme.insert_rows(1, rows(0, 10_500)).await;
     assert_eq!(r.json()["accepted"], 10_500);
     let r = acme.dispatch(None).await;
     assert_eq!(r.json()["dispatched"], 10_500);
@@ -475,25 +426,20 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
 
 #[tokio::test]
 async fn waiting_reason_names_closed_calling_hours() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
              VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk')")
         .await;
+    // A window that opens two hours from now.
     let now = chrono::Utc::now();
-    let start = (now + chrono::Duration::hours(2))
-        .format("%H:%M")
-        .to_string();
-    let end = (now + chrono::Duration::hours(3))
-        .format("%H:%M")
-        .to_string();
+    let at = |hours| (now + chrono::Duration::hours(hours)).format("%H:%M");
+    let (start, end) = (at(2).to_string(), at(3).to_string());
     app.sql("UPDATE accounts SET timezone = 'UTC'").await;
     acme.insert(
         &json!({"batch_id": 1, "calling_hours": {"start": start, "end": end}, "data": rows(0, 1)}),
     )
     .await;
-    acme.insert(&json!({"batch_id": 2, "data": rows(0, 1)}))
-        .await;
+    acme.insert_rows(2, rows(0, 1)).await;
     acme.dispatch(None).await;
     let reason = acme.get("/api/v1/queues/batch-status/1").await.json()["waiting_reason"].clone();
     let reason = reason.as_str().unwrap_or_default().to_owned();

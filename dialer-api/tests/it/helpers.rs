@@ -13,8 +13,10 @@ pub struct TestApp {
     pub pool: DbPool,
 }
 
-pub struct Client<'a> {
-    pub app: &'a TestApp,
+/// Requests of one account, with its API key.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
     pub key: String,
     pub accountcode: String,
 }
@@ -35,6 +37,14 @@ impl Reply {
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!((self.status, self.error_code().as_str()), (status, code));
+    }
+
+    /// Asserts the contract's error with this status and code, its message containing `words`.
+    #[track_caller]
+    pub fn assert_refused(&self, status: u16, code: &str, words: &str) {
+        self.assert_error(status, code);
+        let message = self.message();
+        assert!(message.contains(words), "{message}");
     }
 
     /// The error body's message ("" when there is none).
@@ -82,8 +92,25 @@ impl TestApp {
         }
     }
 
+    /// A new application and its account `code`: how most tests start.
+    pub async fn with_account(code: &str) -> (TestApp, Client) {
+        let app = TestApp::spawn().await;
+        let client = app.account(code).await;
+        (app, client)
+    }
+
+    /// Requests of account `accountcode` with this key (one made outside `account`).
+    pub fn client(&self, key: String, accountcode: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            key,
+            accountcode: accountcode.into(),
+        }
+    }
+
     /// A new account (country IN unless said otherwise) and its API key.
-    pub async fn account(&self, code: &str) -> Client<'_> {
+    pub async fn account(&self, code: &str) -> Client {
         let created = accounts::create(
             &self.pool,
             CreateAccount {
@@ -103,11 +130,7 @@ impl TestApp {
             "UPDATE accounts SET api_requests_per_second = 10000 WHERE accountcode = '{code}'"
         ))
         .await;
-        Client {
-            app: self,
-            key: created.api_key,
-            accountcode: code.into(),
-        }
+        self.client(created.api_key, code)
     }
 
     pub async fn sql(&self, sql: &str) {
@@ -119,49 +142,43 @@ impl TestApp {
     }
 
     pub async fn raw(&self, req: reqwest::RequestBuilder) -> Reply {
-        let res = req.send().await.expect("request sent");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        Reply {
-            status,
-            headers,
-            text,
-        }
+        send(req).await
     }
 }
 
-impl Client<'_> {
+async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let res = req.send().await.expect("request sent");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    Reply {
+        status,
+        headers,
+        text,
+    }
+}
+
+impl Client {
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.app.base, path)
+        format!("{}{}", self.base, path)
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.app
-            .raw(
-                self.app
-                    .http
-                    .get(self.url(path))
-                    .header("X-API-KEY", &self.key),
-            )
-            .await
+        send(self.http.get(self.url(path)).header("X-API-KEY", &self.key)).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
-        self.app
-            .raw(
-                self.app
-                    .http
-                    .post(self.url(path))
-                    .header("X-API-KEY", &self.key)
-                    .json(body),
-            )
-            .await
+        send(
+            self.http
+                .post(self.url(path))
+                .header("X-API-KEY", &self.key)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Reply {
         let mut req = self
-            .app
             .http
             .post(self.url(path))
             .header("X-API-KEY", &self.key)
@@ -169,7 +186,30 @@ impl Client<'_> {
         if let Some(ct) = content_type {
             req = req.header("Content-Type", ct);
         }
-        self.app.raw(req).await
+        send(req).await
+    }
+
+    /// Posts `body` as it is, labelled `application/json` (for malformed JSON).
+    pub async fn post_json_text(&self, path: &str, body: &str) -> Reply {
+        self.post_raw(path, Some("application/json"), body).await
+    }
+
+    /// `GET /api/v1/queues/batch-status/{batch_id}?{query}`, as JSON.
+    pub async fn batch_status(&self, batch_id: i64, query: &str) -> Value {
+        let path = format!("/api/v1/queues/batch-status/{batch_id}?{query}");
+        self.get(&path).await.json()
+    }
+
+    /// Submits these rows to batch `batch_id`, with no batch settings.
+    pub async fn insert_rows(&self, batch_id: i64, data: Vec<Value>) -> Reply {
+        self.insert(&serde_json::json!({"batch_id": batch_id, "data": data}))
+            .await
+    }
+
+    /// `POST /api/v1/batches/{batch_id}/{action}`: pause, resume or cancel.
+    pub async fn control(&self, batch_id: i64, action: &str) -> Reply {
+        let path = format!("/api/v1/batches/{batch_id}/{action}");
+        self.post_json(&path, &serde_json::json!({})).await
     }
 
     pub async fn insert(&self, body: &Value) -> Reply {
@@ -181,12 +221,8 @@ impl Client<'_> {
         match body {
             Some(b) => self.post_json("/api/v1/controls/dispatch-calls", b).await,
             None => {
-                self.post_raw(
-                    "/api/v1/controls/dispatch-calls",
-                    Some("application/json"),
-                    "",
-                )
-                .await
+                self.post_json_text("/api/v1/controls/dispatch-calls", "")
+                    .await
             }
         }
     }
@@ -210,15 +246,28 @@ pub async fn account_ids(app: &TestApp) -> Vec<i64> {
         .collect()
 }
 
-/// Every message now on the test's dial queues (acked), as parsed jobs.
-pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::DialJob> {
-    use lapin::options::{BasicAckOptions, BasicGetOptions};
-    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "test-drain")
+/// A connection to the test's broker and a channel on it, the topology declared.
+async fn broker(
+    app: &TestApp,
+    name: &str,
+) -> (
+    lapin::Connection,
+    lapin::Channel,
+    dialer_core::topology::Topology,
+) {
+    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, name)
         .await
         .expect("amqp");
     let channel = conn.create_channel().await.expect("channel");
     let topology = app.env.topology();
     topology.declare(&channel).await.expect("declare");
+    (conn, channel, topology)
+}
+
+/// Every message now on the test's dial queues (acked), as parsed jobs.
+pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::DialJob> {
+    use lapin::options::{BasicAckOptions, BasicGetOptions};
+    let (conn, channel, topology) = broker(app, "test-drain").await;
     let mut jobs = Vec::new();
     for account in account_ids(app).await {
         let queue = topology
@@ -243,12 +292,7 @@ pub async fn drain_dial_queue(app: &TestApp) -> Vec<dialer_core::dial_outbox::Di
 
 /// Messages ready on the test's dial queues, polled until `n` or the timeout.
 pub async fn wait_dial_queue_len(app: &TestApp, n: u32, timeout: std::time::Duration) -> u32 {
-    let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "test-count")
-        .await
-        .expect("amqp");
-    let channel = conn.create_channel().await.expect("channel");
-    let topology = app.env.topology();
-    topology.declare(&channel).await.expect("declare");
+    let (conn, channel, topology) = broker(app, "test-count").await;
     let accounts = account_ids(app).await;
     for account in &accounts {
         // idempotent; makes the passive declares below safe (a missing queue closes the channel)
@@ -297,6 +341,19 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
     }
 
+    /// Asserts a zero exit (showing stderr otherwise).
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert_eq!(self.code, 0, "{}", self.stderr);
+    }
+
+    /// A zero exit, and its JSON output.
+    #[track_caller]
+    pub fn ok_json(&self) -> Value {
+        self.assert_ok();
+        self.json()
+    }
+
     /// A failure: non-zero exit and one line on stderr containing `want`.
     pub fn refused(&self, want: &str) {
         assert_ne!(self.code, 0, "{}", self.stdout);
@@ -331,4 +388,24 @@ pub fn dialerctl(app: &TestApp, set: &[(&str, &str)], unset: &[&str], args: &[&s
 /// A command line's words, so a dialerctl call reads like the shell line it stands for.
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
+}
+
+/// Asserts these fields of `v` together (a failure shows them all).
+#[track_caller]
+pub fn assert_fields(v: &Value, want: &[(&str, Value)]) {
+    let got: Vec<(&str, Value)> = want.iter().map(|(k, _)| (*k, v[*k].clone())).collect();
+    assert_eq!(got, want, "{v}");
+}
+
+/// SQL recording two delivery tries of event `event_id`: a 503 answered with `head`, then a
+/// timeout.
+pub fn two_tries_sql(event_id: &str, head: &str) -> String {
+    format!(
+        "INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms, response_head) \
+         SELECT id, 1, '2026-01-01T10:00:00Z', 'https://hooks.example.com/cb', 503, NULL, 12, '{head}' \
+         FROM call_events WHERE event_id = '{event_id}'; \
+         INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms) \
+         SELECT id, 2, '2026-01-01T10:00:05Z', 'https://hooks.example.com/cb', NULL, 'timed out', 10000 \
+         FROM call_events WHERE event_id = '{event_id}';"
+    )
 }

@@ -6,8 +6,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn accepts_rows_and_echoes_numbers_exactly() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let r = acme
         .insert(&json!({"batch_id": 12345, "data": [
             {"phone_number": "9876543210", "custom_data": {"customer_id": "CUST001", "campaign_id": "CAMP001"}},
@@ -39,15 +38,10 @@ async fn accepts_rows_and_echoes_numbers_exactly() {
 
 #[tokio::test]
 async fn custom_data_is_kept_byte_for_byte() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let body = r#"{"batch_id": 7, "data": [{"phone_number": "9876543210", "custom_data": {"b":  2, "a": [1,2], "z": "é\u00e9"}}]}"#;
     let r = acme
-        .post_raw(
-            "/api/v1/queues/insertdataincallqueue",
-            Some("application/json"),
-            body,
-        )
+        .post_json_text("/api/v1/queues/insertdataincallqueue", body)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let s = acme.get("/api/v1/queues/batch-status/7").await;
@@ -61,8 +55,7 @@ async fn custom_data_is_kept_byte_for_byte() {
 
 #[tokio::test]
 async fn every_rejection_reason() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     app.sql(
         "UPDATE accounts SET allowed_countries = '{IN}', redial_window_hours = 24;
          INSERT INTO dnc_numbers (account_id, phone_e164) VALUES (NULL, '+919876500001');
@@ -115,8 +108,7 @@ async fn every_rejection_reason() {
 
 #[tokio::test]
 async fn another_accounts_dnc_list_does_not_apply() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let _other = app.account("OTHER").await;
     app.sql(
         "INSERT INTO dnc_numbers (account_id, phone_e164)
@@ -131,8 +123,7 @@ async fn another_accounts_dnc_list_does_not_apply() {
 
 #[tokio::test]
 async fn same_request_twice_adds_nothing() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let body = json!({"batch_id": 9, "data": [{"phone_number": "9876543210"}, {"phone_number": "9876543211"}]});
     let first = acme.insert(&body).await.json();
     assert_eq!(
@@ -157,8 +148,7 @@ async fn same_request_twice_adds_nothing() {
 
 #[tokio::test]
 async fn whole_request_errors_name_the_field() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     let cases = [
         (json!({"data": []}), "batch_id"),
         (json!({"batch_id": "12", "data": []}), "batch_id"),
@@ -215,8 +205,7 @@ async fn whole_request_errors_name_the_field() {
 
 #[tokio::test]
 async fn row_limit_is_413_and_quotas_are_429() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     app.sql(
         "UPDATE accounts SET max_rows_per_request = 2, max_queued_calls = 3, max_calls_per_day = 4",
     )
@@ -226,54 +215,29 @@ async fn row_limit_is_413_and_quotas_are_429() {
             .map(|i| json!({"phone_number": format!("98765{:05}", i)}))
             .collect()
     };
-    let r = acme
-        .insert(&json!({"batch_id": 1, "data": rows(0, 3)}))
-        .await;
-    r.assert_error(413, "payload_too_large");
-    assert!(r.message().contains("limit is 2"));
+    let r = acme.insert_rows(1, rows(0, 3)).await;
+    r.assert_refused(413, "payload_too_large", "limit is 2");
 
-    assert_eq!(
-        acme.insert(&json!({"batch_id": 1, "data": rows(0, 2)}))
-            .await
-            .json()["accepted"],
-        2
-    );
-    let r = acme
-        .insert(&json!({"batch_id": 1, "data": rows(2, 2)}))
-        .await;
-    r.assert_error(429, "quota_exceeded");
-    assert!(r.message().contains("max_queued_calls"));
+    assert_eq!(acme.insert_rows(1, rows(0, 2)).await.json()["accepted"], 2);
+    let r = acme.insert_rows(1, rows(2, 2)).await;
+    r.assert_refused(429, "quota_exceeded", "max_queued_calls");
     // all or nothing: the rejected request stored none of its rows
     let s = acme.get("/api/v1/queues/batch-status/1").await.json();
     assert_eq!(s["total_calls"], 2);
 
     // finished calls no longer count as queued, but still count for the day
     app.sql("UPDATE calls SET status = 'completed'").await;
-    assert_eq!(
-        acme.insert(&json!({"batch_id": 1, "data": rows(2, 2)}))
-            .await
-            .json()["accepted"],
-        2
-    );
-    let r = acme
-        .insert(&json!({"batch_id": 1, "data": rows(4, 1)}))
-        .await;
-    r.assert_error(429, "quota_exceeded");
-    assert!(r.message().contains("max_calls_per_day"));
+    assert_eq!(acme.insert_rows(1, rows(2, 2)).await.json()["accepted"], 2);
+    let r = acme.insert_rows(1, rows(4, 1)).await;
+    r.assert_refused(429, "quota_exceeded", "max_calls_per_day");
 }
 
 #[tokio::test]
 async fn cancelled_batch_is_closed() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (_app, acme) = TestApp::with_account("ACME").await;
     acme.insert(&json!({"batch_id": 5, "data": [{"phone_number": "9876543210"}]}))
         .await;
-    assert_eq!(
-        acme.post_json("/api/v1/batches/5/cancel", &json!({}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(acme.control(5, "cancel").await.status, 200);
     let r = acme
         .insert(&json!({"batch_id": 5, "data": [{"phone_number": "9876543211"}]}))
         .await;
@@ -282,8 +246,7 @@ async fn cancelled_batch_is_closed() {
 
 #[tokio::test]
 async fn batch_settings_are_taken_on_creation_only() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let r = acme
         .insert(
             &json!({"batch_id": 3, "batch_name": "first", "max_attempts": 3, "retry_on": ["busy"],

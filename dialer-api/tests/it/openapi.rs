@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::helpers::{Client, Reply, TestApp};
+use crate::helpers::{Client, Reply, TestApp, two_tries_sql};
 use serde_json::{Value, json};
 
 const METHODS: [&str; 8] = [
@@ -606,7 +606,7 @@ async fn fetch_document(app: &TestApp) -> Value {
     r.json()
 }
 
-async fn fixture(c: &Client<'_>, doc: &Value) -> Fixture {
+async fn fixture(app: &TestApp, c: &Client, doc: &Value) -> Fixture {
     let checker = Checker::new(doc);
     let insert = "/api/v1/queues/insertdataincallqueue/";
     for batch in [12345, 777] {
@@ -632,25 +632,29 @@ async fn fixture(c: &Client<'_>, doc: &Value) -> Fixture {
         .expect("an event")
         .to_owned();
     // An attempt and two delivery tries on record, so no list of the answers is empty.
-    c.app
-        .sql(&format!(
-            "INSERT INTO call_attempts (call_pk, attempt, state, ended_at, disposition, hangup_cause) \
+    app.sql(&format!(
+        "INSERT INTO call_attempts (call_pk, attempt, state, ended_at, disposition, hangup_cause) \
              SELECT id, 1, 'ended', now(), 'busy', 17 FROM calls WHERE call_id = '{call_id}'"
-        ))
-        .await;
-    c.app
-        .sql(&format!(
-            "UPDATE call_events SET delivery_status = 'failed', delivery_attempts = 2, \
-             last_error = 'HTTP 503' WHERE event_id = '{event_id}'; \
-             INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms, response_head) \
-             SELECT id, 1, '2026-01-01T10:00:00Z', 'https://hooks.example.com/cb', 503, NULL, 12, 'down' \
-             FROM call_events WHERE event_id = '{event_id}'; \
-             INSERT INTO callback_deliveries (event_pk, attempt, attempted_at, url, status_code, error, latency_ms) \
-             SELECT id, 2, '2026-01-01T10:00:05Z', 'https://hooks.example.com/cb', NULL, 'timed out', 10000 \
-             FROM call_events WHERE event_id = '{event_id}';"
-        ))
-        .await;
+    ))
+    .await;
+    app.sql(&format!(
+        "UPDATE call_events SET delivery_status = 'failed', delivery_attempts = 2, \
+             last_error = 'HTTP 503' WHERE event_id = '{event_id}'; {}",
+        two_tries_sql(&event_id, "down")
+    ))
+    .await;
     Fixture { call_id, event_id }
+}
+
+/// Asserts every member of `these` is in `within`; `what` names the ones that are not.
+#[track_caller]
+fn assert_none_outside(
+    these: &BTreeSet<(String, String)>,
+    within: &BTreeSet<(String, String)>,
+    what: &str,
+) {
+    let outside: Vec<_> = these.difference(within).collect();
+    assert_eq!(outside, Vec::<&(String, String)>::new(), "{what}");
 }
 
 #[tokio::test]
@@ -677,25 +681,25 @@ async fn document_lists_exactly_the_routes_the_application_serves() {
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
-    assert_eq!(
-        documented.difference(&registered).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "documented but not registered in routes::configure"
+    assert_none_outside(
+        &documented,
+        &registered,
+        "documented but not registered in routes::configure",
     );
-    assert_eq!(
-        registered.difference(&documented).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "registered in routes::configure but not documented"
+    assert_none_outside(
+        &registered,
+        &documented,
+        "registered in routes::configure but not documented",
     );
-    assert_eq!(
-        contract.difference(&documented).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "endpoints of the contract missing from the document"
+    assert_none_outside(
+        &contract,
+        &documented,
+        "endpoints of the contract missing from the document",
     );
-    assert_eq!(
-        documented.difference(&contract).collect::<Vec<_>>(),
-        Vec::<&(String, String)>::new(),
-        "documented operations the contract does not list"
+    assert_none_outside(
+        &documented,
+        &contract,
+        "documented operations the contract does not list",
     );
     // The dispatch body is optional; the submission's is not.
     let body_required = |p: &str| doc["paths"][p]["post"]["requestBody"]["required"].clone();
@@ -719,11 +723,10 @@ async fn document_lists_exactly_the_routes_the_application_serves() {
 
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let doc = fetch_document(&app).await;
     let checker = Checker::new(&doc);
-    let fx = fixture(&acme, &doc).await;
+    let fx = fixture(&app, &acme, &doc).await;
     let documented = documented_operations(&doc);
     // Submissions first, then reads, then control (pause before resume).
     let rank = |(m, p): &(String, String)| match (m.as_str(), p.as_str()) {
@@ -768,8 +771,7 @@ async fn every_documented_operation_answers_as_documented() {
 
 #[tokio::test]
 async fn other_methods_on_documented_paths_are_405() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let doc = fetch_document(&app).await;
     let fx = Fixture {
         call_id: "6f9c8d5e-1a2b-4c3d-8e9f-001122334455".into(),
@@ -795,8 +797,7 @@ async fn other_methods_on_documented_paths_are_405() {
 
 #[tokio::test]
 async fn error_answers_have_the_documented_shape() {
-    let app = TestApp::spawn().await;
-    let acme = app.account("ACME").await;
+    let (app, acme) = TestApp::with_account("ACME").await;
     let doc = fetch_document(&app).await;
     let checker = Checker::new(&doc);
     let insert = "/api/v1/queues/insertdataincallqueue/";

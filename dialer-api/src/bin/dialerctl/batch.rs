@@ -51,6 +51,15 @@ pub async fn dispatch(ctx: &Ctx, account: &str, batch: Option<i64>) -> anyhow::R
     Output::success(json, text)
 }
 
+/// Pauses, resumes or cancels the batch with a broker of its own, closed whatever the outcome.
+async fn control(ctx: &Ctx, r: &BatchRef, control: Control) -> anyhow::Result<BatchSummary> {
+    let acc = ctx.account(&r.account).await?;
+    let broker = ctx.broker();
+    let summary = batch_control::control(&ctx.pool, &broker, &acc, r.batch, control).await;
+    broker.close().await;
+    Ok(summary?)
+}
+
 pub async fn run(ctx: &Ctx, cmd: BatchCmd, as_json: bool) -> anyhow::Result<Output> {
     let summary = match cmd {
         BatchCmd::Status { batch: r, watch } => {
@@ -60,30 +69,9 @@ pub async fn run(ctx: &Ctx, cmd: BatchCmd, as_json: bool) -> anyhow::Result<Outp
             }
             summary(ctx, acc.id, r.batch).await?
         }
-        BatchCmd::Pause(r) => {
-            let acc = ctx.account(&r.account).await?;
-            let broker = ctx.broker();
-            let paused =
-                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Pause).await;
-            broker.close().await;
-            paused?
-        }
-        BatchCmd::Resume(r) => {
-            let acc = ctx.account(&r.account).await?;
-            let broker = ctx.broker();
-            let resumed =
-                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Resume).await;
-            broker.close().await;
-            resumed?
-        }
-        BatchCmd::Cancel(r) => {
-            let acc = ctx.account(&r.account).await?;
-            let broker = ctx.broker();
-            let cancelled =
-                batch_control::control(&ctx.pool, &broker, &acc, r.batch, Control::Cancel).await;
-            broker.close().await;
-            cancelled?
-        }
+        BatchCmd::Pause(r) => control(ctx, &r, Control::Pause).await?,
+        BatchCmd::Resume(r) => control(ctx, &r, Control::Resume).await?,
+        BatchCmd::Cancel(r) => control(ctx, &r, Control::Cancel).await?,
     };
     let t = &summary.totals;
     let mut text = format!(
