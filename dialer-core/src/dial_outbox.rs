@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbPool;
-use crate::outbox::{self, CHUNK, OutboxError};
+use crate::outbox::{self, OutboxError};
 use crate::topology::{self, Topology};
 
 /// The message of a dial job on the dial queue.
@@ -57,53 +57,31 @@ pub async fn publish_pending(
     topology: &Topology,
     scope: Scope<'_>,
 ) -> Result<usize, OutboxError> {
-    outbox::drain(
-        pool,
-        DialChunk {
-            channel,
-            topology,
-            scope,
-        },
-    )
-    .await
+    outbox::publish_pending(pool, channel, topology, scope).await
 }
 
-struct DialChunk<'a> {
-    channel: &'a lapin::Channel,
-    topology: &'a Topology,
-    scope: Scope<'a>,
-}
-
-impl outbox::Chunk for DialChunk<'_> {
+impl outbox::Chunk for outbox::Sweep<'_, Scope<'_>> {
     async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
         let (channel, topology, scope) = (self.channel, self.topology, self.scope);
         conn.transaction::<usize, OutboxError, _>(async |conn| {
             let select = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, j.attempt \
                  FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
                  WHERE j.published_at IS NULL";
+            let lock = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
             let jobs: Vec<DialJob> = match scope {
                 Scope::OlderThan(secs) => {
-                    diesel::sql_query(format!(
-                        "{select} AND j.created_at < now() - make_interval(secs => $1) \
-                         ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                    ))
-                    .bind::<diesel::sql_types::Double, _>(secs as f64)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
+                    let sql = format!(
+                        "{select} AND j.created_at < now() - make_interval(secs => $1) {lock}"
+                    );
+                    outbox::lock_older_than(conn, &sql, secs).await?
                 }
-                Scope::Calls(ids) | Scope::Batches(ids) => {
-                    let column = match scope {
-                        Scope::Calls(_) => "j.call_pk",
-                        _ => "c.batch_pk",
-                    };
-                    diesel::sql_query(format!(
-                        "{select} AND {column} = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                    ))
-                    .bind::<Array<BigInt>, _>(ids)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
+                Scope::Calls(ids) => {
+                    let sql = format!("{select} AND j.call_pk = ANY($1) {lock}");
+                    outbox::lock_of(conn, &sql, ids).await?
+                }
+                Scope::Batches(ids) => {
+                    let sql = format!("{select} AND c.batch_pk = ANY($1) {lock}");
+                    outbox::lock_of(conn, &sql, ids).await?
                 }
             };
             if jobs.is_empty() {

@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbPool;
-use crate::outbox::{self, CHUNK, OutboxError};
+use crate::outbox::{self, OutboxError};
 use crate::topology::{self, BrokerError, Topology};
 
 /// A pointer to a stored event (its body stays in PostgreSQL, so the bytes sent are the stored
@@ -45,53 +45,34 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
+/// Publishes unpublished events in chunks, one prompt a chunk; returns how many were published.
 pub async fn publish_pending(
     pool: &DbPool,
     channel: &lapin::Channel,
     topology: &Topology,
     scope: Scope<'_>,
 ) -> Result<usize, OutboxError> {
-    outbox::drain(
-        pool,
-        EventChunk {
-            channel,
-            topology,
-            scope,
-        },
-    )
-    .await
+    outbox::publish_pending(pool, channel, topology, scope).await
 }
 
-struct EventChunk<'a> {
-    channel: &'a lapin::Channel,
-    topology: &'a Topology,
-    scope: Scope<'a>,
-}
-
-impl outbox::Chunk for EventChunk<'_> {
+impl outbox::Chunk for outbox::Sweep<'_, Scope<'_>> {
     async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
         let (channel, topology, scope) = (self.channel, self.topology, self.scope);
         conn.transaction::<usize, OutboxError, _>(async |conn| {
             let select = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
                           FROM call_events WHERE published_at IS NULL";
+            let lock = "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED";
             let events: Vec<EventMessage> = match scope {
                 Scope::OlderThan(secs) => {
-                    diesel::sql_query(format!(
-                        "{select} AND occurred_at < now() - make_interval(secs => $1) \
-                         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                    ))
-                    .bind::<diesel::sql_types::Double, _>(secs as f64)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
+                    let sql = format!(
+                        "{select} AND occurred_at < now() - make_interval(secs => $1) {lock}"
+                    );
+                    outbox::lock_older_than(conn, &sql, secs).await?
                 }
-                Scope::Batches(batches) => diesel::sql_query(format!(
-                    "{select} AND batch_pk = ANY($1) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                ))
-                .bind::<Array<BigInt>, _>(batches)
-                .bind::<BigInt, _>(CHUNK)
-                .load(conn)
-                .await?,
+                Scope::Batches(batches) => {
+                    let sql = format!("{select} AND batch_pk = ANY($1) {lock}");
+                    outbox::lock_of(conn, &sql, batches).await?
+                }
             };
             if events.is_empty() {
                 return Ok(0);
