@@ -11,6 +11,11 @@ use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A message satisfying `f` comes within [`WAIT`].
+async fn sees(c: &mut Conn, f: impl Fn(&ami_bridge::Message) -> bool) -> bool {
+    c.wait_for(WAIT, f).await.is_some()
+}
+
 fn originate<'a>(
     id: &'a str,
     channel: &'a str,
@@ -82,10 +87,9 @@ async fn default_plan_by_last_digit_with_dialer_dialer_login() {
     ])
     .await;
     assert!(
-        c.wait_for(WAIT, |m| m.get("Message")
+        sees(&mut c, |m| m.get("Message")
             == Some("Authentication accepted"))
-            .await
-            .is_some()
+        .await
     );
     let cases = [
         ("5550100", "Success", "4"),
@@ -172,11 +176,7 @@ async fn capacity_full_fails_like_a_full_trunk_and_frees_up() {
         ("Channel", a.get("Channel").expect("channel")),
     ])
     .await;
-    assert!(
-        c.wait_for(WAIT, |m| m.event_name() == Some("Hangup"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.event_name() == Some("Hangup")).await);
     c.send_pairs(&originate("d", "Local/hold4@ctx", &[])).await;
     assert_eq!(orr(&mut c, "d").await.get("Reason"), Some("0"));
     c.send_pairs(&originate("e", "SIP/hold5@trunk", &[])).await;
@@ -275,11 +275,7 @@ async fn garbage_fault_sends_raw_garbage_and_the_session_goes_on() {
         raw.extend_from_slice(&buf[..n]);
     }
     c.send_pairs(&[("Action", "Ping"), ("ActionID", "p")]).await;
-    assert!(
-        c.wait_for(WAIT, |m| m.get("Ping") == Some("Pong"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.get("Ping") == Some("Pong")).await);
     sim.shutdown().await;
 }
 
@@ -291,11 +287,7 @@ async fn garbage_from_the_client_does_not_hurt_the_simulator() {
         b"\r\n\r\n:::\r\n\xff\xfe: \x00\r\n\r\nAction: Ping\nActionID: after\n\n",
     );
     c.stream.write_all(&junk).await.expect("write junk");
-    assert!(
-        c.wait_for(WAIT, |m| m.action_id() == Some("after"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.action_id() == Some("after")).await);
     sim.shutdown().await;
 }
 
@@ -462,11 +454,7 @@ async fn instant_answer_answers_and_ends_at_once() {
     c.send_pairs(&originate("x", "SIP/5550106@trunk", &[]))
         .await;
     assert_eq!(orr(&mut c, "x").await.get("Reason"), Some("4"));
-    assert!(
-        c.wait_for(WAIT, |m| m.event_name() == Some("Hangup"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.event_name() == Some("Hangup")).await);
     sim.shutdown().await;
 }
 
