@@ -27,11 +27,13 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
             "max_attempts = 2, retry_delay_seconds = 1, retry_on = '{busy}'",
         )
         .await;
-    let (batch, d) = world
-        .batch_and_dispatcher(account, 1, &["+15551110001".to_string()])
+    let calls = world
+        .dial_to_end(
+            account,
+            &["+15551110001".to_string()],
+            Duration::from_secs(40),
+        )
         .await;
-    let calls = world.wait_final(batch, Duration::from_secs(40)).await;
-    d.shutdown().await;
     assert_eq!(calls[0].status, "busy");
     assert_eq!(calls[0].attempts, 2);
     let events = world.events(calls[0].id).await;
@@ -190,9 +192,9 @@ async fn local_channel_templates_map_like_trunks() {
     let world = World::with_template(1, rules(), 50, 100, "Local/{number}@dialer-sim").await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers = ["+15550000001".to_string(), "+15551110002".to_string()];
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    let calls = world.wait_final(batch, Duration::from_secs(30)).await;
-    d.shutdown().await;
+    let calls = world
+        .dial_to_end(account, &numbers, Duration::from_secs(30))
+        .await;
     assert_eq!(
         (calls[0].status.as_str(), calls[1].status.as_str()),
         ("completed", "busy")

@@ -326,6 +326,20 @@ impl World {
         (batch, self.start().await)
     }
 
+    /// A batch of `numbers` dialed to the end by a dispatcher started on it: its calls, final
+    /// within `timeout` (see [`World::wait_final`]), once the dispatcher is shut down.
+    pub async fn dial_to_end(
+        &self,
+        account: i64,
+        numbers: &[String],
+        timeout: Duration,
+    ) -> Vec<CallRow> {
+        let (batch, d) = self.batch_and_dispatcher(account, 1, numbers).await;
+        let calls = self.wait_final(batch, timeout).await;
+        d.shutdown().await;
+        calls
+    }
+
     /// Waits until every call of the batch is final; panics with the states after `timeout`.
     pub async fn wait_final(&self, batch_pk: i64, timeout: Duration) -> Vec<CallRow> {
         let deadline = Instant::now() + timeout;

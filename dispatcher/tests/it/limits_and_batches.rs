@@ -15,9 +15,9 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     let world = World::answering(1, 0, 500, 50, 200).await;
     let account = world.account("ACME", 50, 5, "").await;
     let numbers = numbers(40);
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    world.wait_final(batch, Duration::from_secs(60)).await;
-    d.shutdown().await;
+    world
+        .dial_to_end(account, &numbers, Duration::from_secs(60))
+        .await;
     let max = world.sims[0].stats().max_concurrent_channels;
     assert!(
         max <= 5,
@@ -28,9 +28,9 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     // Server limit 3 under an account allowed 50.
     let world = World::answering(1, 0, 500, 3, 200).await;
     let account = world.account("ACME", 50, 50, "").await;
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    world.wait_final(batch, Duration::from_secs(60)).await;
-    d.shutdown().await;
+    world
+        .dial_to_end(account, &numbers, Duration::from_secs(60))
+        .await;
     let max = world.sims[0].stats().max_concurrent_channels;
     assert!(max <= 3, "{max} channels at once on a server limited to 3");
 }
