@@ -27,16 +27,12 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
             "max_attempts = 2, retry_delay_seconds = 1, retry_on = '{busy}'",
         )
         .await;
-    let calls = world
-        .dial_to_end(
-            account,
-            &["+15551110001".to_string()],
-            Duration::from_secs(40),
-        )
+    let call = world
+        .dial_one(account, "+15551110001", Duration::from_secs(40))
         .await;
-    assert_eq!(calls[0].status, "busy");
-    assert_eq!(calls[0].attempts, 2);
-    let events = world.events(calls[0].id).await;
+    assert_eq!(call.status, "busy");
+    assert_eq!(call.attempts, 2);
+    let events = world.events(call.id).await;
     let summary: Vec<(String, i64, bool)> = events
         .iter()
         .map(|e| {

@@ -101,9 +101,7 @@ async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
     world
         .update_batch(batch, "status = 'cancelled', cancelled_at = now()")
         .await;
-    let d = world.start().await;
-    let calls = world.wait_final(batch, Duration::from_secs(20)).await;
-    d.shutdown().await;
+    let calls = world.final_calls(batch, Duration::from_secs(20)).await;
     assert_eq!(calls[0].status, "cancelled");
     let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_cancelled"]);

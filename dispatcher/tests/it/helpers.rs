@@ -334,8 +334,24 @@ impl World {
         numbers: &[String],
         timeout: Duration,
     ) -> Vec<CallRow> {
-        let (batch, d) = self.batch_and_dispatcher(account, 1, numbers).await;
-        let calls = self.wait_final(batch, timeout).await;
+        let batch = self.batch(account, 1, numbers).await;
+        self.final_calls(batch, timeout).await
+    }
+
+    /// The one call of a batch of `number`, dialed to the end (see [`World::dial_to_end`]).
+    pub async fn dial_one(&self, account: i64, number: &str, timeout: Duration) -> CallRow {
+        let mut calls = self
+            .dial_to_end(account, &[number.to_string()], timeout)
+            .await;
+        assert_eq!(calls.len(), 1, "one call");
+        calls.remove(0)
+    }
+
+    /// A dispatcher started on what is there, until every call of `batch_pk` is final (see
+    /// [`World::wait_final`]): the batch's calls, once the dispatcher is shut down.
+    pub async fn final_calls(&self, batch_pk: i64, timeout: Duration) -> Vec<CallRow> {
+        let d = self.start().await;
+        let calls = self.wait_final(batch_pk, timeout).await;
         d.shutdown().await;
         calls
     }

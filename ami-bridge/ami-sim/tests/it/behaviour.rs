@@ -11,6 +11,18 @@ use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A new connection that has sent the test's Login (no `ActionID`), its answer not awaited.
+async fn send_login(addr: std::net::SocketAddr) -> Conn {
+    let mut c = Conn::connect(addr).await;
+    c.send_pairs(&[
+        ("Action", "Login"),
+        ("Username", "dialer"),
+        ("Secret", SECRET),
+    ])
+    .await;
+    c
+}
+
 /// A message satisfying `f` comes within [`WAIT`].
 async fn sees(c: &mut Conn, f: impl Fn(&ami_bridge::Message) -> bool) -> bool {
     c.wait_for(WAIT, f).await.is_some()
@@ -295,13 +307,7 @@ async fn garbage_from_the_client_does_not_hurt_the_simulator() {
 async fn refused_logins_fail_until_turned_off() {
     let sim = start(replay_config()).await;
     sim.refuse_logins(true);
-    let mut c = Conn::connect(sim.addr()).await;
-    c.send_pairs(&[
-        ("Action", "Login"),
-        ("Username", "dialer"),
-        ("Secret", SECRET),
-    ])
-    .await;
+    let mut c = send_login(sim.addr()).await;
     assert!(c.wait_closed(WAIT).await);
     assert_eq!(c.got[0].get("Message"), Some("Authentication failed"));
     sim.refuse_logins(false);
@@ -429,13 +435,7 @@ async fn control_port_line_protocol() {
     assert_eq!(ask("drop").await, "OK");
     assert!(c.wait_closed(WAIT).await);
     assert_eq!(ask("refuse-logins on").await, "OK");
-    let mut bad = Conn::connect(sim.addr()).await;
-    bad.send_pairs(&[
-        ("Action", "Login"),
-        ("Username", "dialer"),
-        ("Secret", SECRET),
-    ])
-    .await;
+    let mut bad = send_login(sim.addr()).await;
     assert!(bad.wait_closed(WAIT).await);
     assert_eq!(ask("refuse-logins off").await, "OK");
     assert_eq!(ask("restart").await, "OK");
