@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::World;
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
 
 fn rules() -> Vec<ami_sim::Rule> {
     vec![
-        rule("+1555000*", OutcomeKind::Answered, 50, 300),
-        rule("+1555111*", OutcomeKind::Busy, 50, 0),
+        Rule::timed("+1555000*", OutcomeKind::Answered, 50, 300),
+        Rule::timed("+1555111*", OutcomeKind::Busy, 50, 0),
     ]
 }
 

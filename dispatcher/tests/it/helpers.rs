@@ -24,15 +24,6 @@ pub struct World {
     pub pool: dialer_core::db::DbPool,
 }
 
-pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
-
 /// `n` test numbers, `+15550000000` on.
 pub fn numbers(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("+1555{i:07}")).collect()
@@ -87,7 +78,12 @@ impl World {
         max_channels: i32,
         max_cps: i32,
     ) -> World {
-        let rules = vec![rule("+1555*", OutcomeKind::Answered, ring_ms, talk_ms)];
+        let rules = vec![Rule::timed(
+            "+1555*",
+            OutcomeKind::Answered,
+            ring_ms,
+            talk_ms,
+        )];
         World::new(servers, rules, max_channels, max_cps).await
     }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, batch_under_way, numbers, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{World, batch_under_way, numbers};
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -69,8 +69,8 @@ struct Ev {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
     let rules = vec![
-        rule("+1555000*", OutcomeKind::Answered, 0, 100),
-        rule("+1555111*", OutcomeKind::Busy, 0, 0),
+        Rule::timed("+1555000*", OutcomeKind::Answered, 0, 100),
+        Rule::timed("+1555111*", OutcomeKind::Busy, 0, 0),
     ];
     let world = World::new(1, rules, 50, 200).await;
     let account = world

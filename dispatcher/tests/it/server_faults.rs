@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, World, ended_clearly, numbers, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{self, World, ended_clearly, numbers};
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -159,8 +159,8 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
     let rules = vec![
-        rule("+1555*", OutcomeKind::Unreachable, 0, 0),
-        rule("+1666*", OutcomeKind::Answered, 0, 100),
+        Rule::timed("+1555*", OutcomeKind::Unreachable, 0, 0),
+        Rule::timed("+1666*", OutcomeKind::Answered, 0, 100),
     ];
     let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 50, "").await;

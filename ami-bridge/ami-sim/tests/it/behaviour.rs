@@ -461,29 +461,29 @@ async fn instant_answer_answers_and_ends_at_once() {
 #[tokio::test]
 async fn originate_validation_errors() {
     let (sim, mut c) = start_logged_in(replay_config()).await;
-    c.send_pairs(&[("Action", "Originate"), ("ActionID", "1")])
-        .await;
-    c.send_pairs(&[
-        ("Action", "Originate"),
-        ("ActionID", "2"),
-        ("Channel", "nochannel"),
-    ])
-    .await;
-    c.send_pairs(&[
-        ("Action", "Originate"),
-        ("ActionID", "3"),
-        ("Channel", "SIP/1@t"),
-        ("Timeout", "soon"),
-    ])
-    .await;
-    c.send_pairs(&[("Action", "Hangup"), ("ActionID", "4")])
-        .await;
-    c.send_pairs(&[
-        ("Action", "Command"),
-        ("ActionID", "5"),
-        ("Command", "no such thing"),
-    ])
-    .await;
+    let invalid: [&[(&str, &str)]; 5] = [
+        &[("Action", "Originate"), ("ActionID", "1")],
+        &[
+            ("Action", "Originate"),
+            ("ActionID", "2"),
+            ("Channel", "nochannel"),
+        ],
+        &[
+            ("Action", "Originate"),
+            ("ActionID", "3"),
+            ("Channel", "SIP/1@t"),
+            ("Timeout", "soon"),
+        ],
+        &[("Action", "Hangup"), ("ActionID", "4")],
+        &[
+            ("Action", "Command"),
+            ("ActionID", "5"),
+            ("Command", "no such thing"),
+        ],
+    ];
+    for action in invalid {
+        c.send_pairs(action).await;
+    }
     c.wait_count(5, WAIT).await;
     let msgs: Vec<_> = c
         .got
