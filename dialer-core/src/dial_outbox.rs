@@ -4,12 +4,10 @@
 //! call is lost. A crash after the confirm but before marking republishes a job: the dispatcher
 //! claims each (call, attempt) with a conditional update, so a duplicate job never dials twice.
 
-use diesel::sql_types::{Array, BigInt, Integer, Uuid as SqlUuid};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Integer, Uuid as SqlUuid};
 use serde::{Deserialize, Serialize};
 
-use crate::db::DbPool;
-use crate::outbox::{self, CHUNK, OutboxError};
+use crate::outbox::{self, OutboxError, Pick};
 use crate::topology::{self, Topology};
 
 /// The message of a dial job on the dial queue.
@@ -48,87 +46,58 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
-/// Publishes unpublished dial jobs in chunks; returns how many were published. Rows are locked
-/// with `SKIP LOCKED` while their chunk is in flight, so concurrent sweeps never publish the same
-/// job twice.
-pub async fn publish_pending(
-    pool: &DbPool,
-    channel: &lapin::Channel,
-    topology: &Topology,
-    scope: Scope<'_>,
-) -> Result<usize, OutboxError> {
-    outbox::drain(
-        pool,
-        DialChunk {
-            channel,
-            topology,
-            scope,
-        },
-    )
-    .await
-}
+/// Publishes unpublished dial jobs in chunks (see [`outbox::publish_pending`]); returns how
+/// many were published.
+pub use crate::outbox::publish_pending;
 
-struct DialChunk<'a> {
-    channel: &'a lapin::Channel,
-    topology: &'a Topology,
-    scope: Scope<'a>,
-}
+impl outbox::Outbox for Scope<'_> {
+    type Row = DialJob;
+    const SELECT: &'static str = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, \
+         c.batch_pk, j.attempt FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+         WHERE j.published_at IS NULL";
+    const WRITTEN_AT: &'static str = "j.created_at";
+    const ORDER_AND_LOCK: &'static str = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
+    const TABLE: &'static str = "dial_jobs";
 
-impl outbox::Chunk for DialChunk<'_> {
-    async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
-        let (channel, topology, scope) = (self.channel, self.topology, self.scope);
-        conn.transaction::<usize, OutboxError, _>(async |conn| {
-            let select = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, j.attempt \
-                 FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
-                 WHERE j.published_at IS NULL";
-            let jobs: Vec<DialJob> = match scope {
-                Scope::OlderThan(secs) => {
-                    diesel::sql_query(format!(
-                        "{select} AND j.created_at < now() - make_interval(secs => $1) \
-                         ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                    ))
-                    .bind::<diesel::sql_types::Double, _>(secs as f64)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
-                }
-                Scope::Calls(ids) | Scope::Batches(ids) => {
-                    let column = match scope {
-                        Scope::Calls(_) => "j.call_pk",
-                        _ => "c.batch_pk",
-                    };
-                    diesel::sql_query(format!(
-                        "{select} AND {column} = ANY($1) ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
-                    ))
-                    .bind::<Array<BigInt>, _>(ids)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
-                }
-            };
-            if jobs.is_empty() {
-                return Ok(0);
-            }
-            // Each account's queue exists before its first job is routed to it (an unroutable job
-            // would come back as an error, not vanish).
-            let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
-            accounts.sort_unstable();
-            accounts.dedup();
-            for account in accounts {
-                topology.declare_account_queue(channel, account).await?;
-            }
-            // The whole chunk confirmed before anything is marked published.
-            topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
-                (Topology::account_routing_key(job.account_id), job.message_id())
-            })
-            .await?;
-            let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
-            diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
-                .bind::<Array<BigInt>, _>(&ids)
-                .execute(conn)
-                .await?;
-            Ok(jobs.len())
+    fn pick(&self) -> Pick<'_> {
+        match *self {
+            Scope::OlderThan(secs) => Pick::OlderThan(secs),
+            Scope::Calls(ids) => Pick::Of {
+                column: "j.call_pk",
+                ids,
+            },
+            Scope::Batches(ids) => Pick::Of {
+                column: "c.batch_pk",
+                ids,
+            },
+        }
+    }
+
+    fn id(job: &DialJob) -> i64 {
+        job.job_id
+    }
+
+    async fn publish(
+        channel: &lapin::Channel,
+        topology: &Topology,
+        jobs: Vec<DialJob>,
+    ) -> Result<(), OutboxError> {
+        // Each account's queue exists before its first job is routed to it (an unroutable job
+        // would come back as an error, not vanish).
+        let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for account in accounts {
+            topology.declare_account_queue(channel, account).await?;
+        }
+        // The whole chunk confirmed before anything is marked published.
+        topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
+            (
+                Topology::account_routing_key(job.account_id),
+                job.message_id(),
+            )
         })
-        .await
+        .await?;
+        Ok(())
     }
 }

@@ -21,6 +21,12 @@ pub fn new_event_id() -> String {
     format!("evt_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A call's stored `custom_data` as the exact JSON text an event body carries.
+pub fn raw_custom_data(text: Option<&str>) -> Result<Option<Box<RawValue>>, serde_json::Error> {
+    text.map(|t| RawValue::from_string(t.to_owned()))
+        .transpose()
+}
+
 /// Fields in the contract's order.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CallEventBody {

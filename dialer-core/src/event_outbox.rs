@@ -3,12 +3,10 @@
 //! marked `published_at`. Unconfirmed rows are swept again, so a crash never loses an event; a
 //! republished event carries the same `event_id`, and delivery is at-least-once anyway.
 
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
-use crate::db::DbPool;
-use crate::outbox::{self, CHUNK, OutboxError};
+use crate::outbox::{self, OutboxError, Pick};
 use crate::topology::{self, BrokerError, Topology};
 
 /// A pointer to a stored event (its body stays in PostgreSQL, so the bytes sent are the stored
@@ -45,76 +43,53 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
-pub async fn publish_pending(
-    pool: &DbPool,
-    channel: &lapin::Channel,
-    topology: &Topology,
-    scope: Scope<'_>,
-) -> Result<usize, OutboxError> {
-    outbox::drain(
-        pool,
-        EventChunk {
+/// Publishes unpublished events in chunks, one prompt a chunk (see
+/// [`outbox::publish_pending`]); returns how many were published.
+pub use crate::outbox::publish_pending;
+
+impl outbox::Outbox for Scope<'_> {
+    type Row = EventMessage;
+    const SELECT: &'static str = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
+         FROM call_events WHERE published_at IS NULL";
+    const WRITTEN_AT: &'static str = "occurred_at";
+    const ORDER_AND_LOCK: &'static str = "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED";
+    const TABLE: &'static str = "call_events";
+
+    fn pick(&self) -> Pick<'_> {
+        match *self {
+            Scope::OlderThan(secs) => Pick::OlderThan(secs),
+            Scope::Batches(ids) => Pick::Of {
+                column: "batch_pk",
+                ids,
+            },
+        }
+    }
+
+    fn id(event: &EventMessage) -> i64 {
+        event.event_pk
+    }
+
+    async fn publish(
+        channel: &lapin::Channel,
+        topology: &Topology,
+        events: Vec<EventMessage>,
+    ) -> Result<(), OutboxError> {
+        let (first, last) = match (events.first(), events.last()) {
+            (Some(first), Some(last)) => (first.event_pk, last.event_pk),
+            _ => return Ok(()),
+        };
+        let message_id = format!("events-{first}-{last}");
+        let payload = serde_json::to_vec(&EventPrompt { events })
+            .map_err(|e| BrokerError::Encode(e.to_string()))?;
+        // Confirmed before anything is marked published.
+        topology::publish_confirmed(
             channel,
-            topology,
-            scope,
-        },
-    )
-    .await
-}
-
-struct EventChunk<'a> {
-    channel: &'a lapin::Channel,
-    topology: &'a Topology,
-    scope: Scope<'a>,
-}
-
-impl outbox::Chunk for EventChunk<'_> {
-    async fn publish(&self, conn: &mut AsyncPgConnection) -> Result<usize, OutboxError> {
-        let (channel, topology, scope) = (self.channel, self.topology, self.scope);
-        conn.transaction::<usize, OutboxError, _>(async |conn| {
-            let select = "SELECT id AS event_pk, event_id, account_id, call_pk, sequence \
-                          FROM call_events WHERE published_at IS NULL";
-            let events: Vec<EventMessage> = match scope {
-                Scope::OlderThan(secs) => {
-                    diesel::sql_query(format!(
-                        "{select} AND occurred_at < now() - make_interval(secs => $1) \
-                         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                    ))
-                    .bind::<diesel::sql_types::Double, _>(secs as f64)
-                    .bind::<BigInt, _>(CHUNK)
-                    .load(conn)
-                    .await?
-                }
-                Scope::Batches(batches) => diesel::sql_query(format!(
-                    "{select} AND batch_pk = ANY($1) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                ))
-                .bind::<Array<BigInt>, _>(batches)
-                .bind::<BigInt, _>(CHUNK)
-                .load(conn)
-                .await?,
-            };
-            if events.is_empty() {
-                return Ok(0);
-            }
-            let ids: Vec<i64> = events.iter().map(|e| e.event_pk).collect();
-            let message_id = format!("events-{}-{}", ids[0], ids[ids.len() - 1]);
-            let payload = serde_json::to_vec(&EventPrompt { events })
-                .map_err(|e| BrokerError::Encode(e.to_string()))?;
-            // Confirmed before anything is marked published.
-            topology::publish_confirmed(
-                channel,
-                &topology.events_exchange,
-                topology::EVENT_ROUTING_KEY,
-                &message_id,
-                &payload,
-            )
-            .await?;
-            diesel::sql_query("UPDATE call_events SET published_at = now() WHERE id = ANY($1)")
-                .bind::<Array<BigInt>, _>(&ids)
-                .execute(conn)
-                .await?;
-            Ok(ids.len())
-        })
-        .await
+            &topology.events_exchange,
+            topology::EVENT_ROUTING_KEY,
+            &message_id,
+            &payload,
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Rows of the tables that more than one service reads as a whole.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::{Insertable, Queryable, Selectable};
+use diesel::prelude::{Insertable, Queryable, QueryableByName, Selectable};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
@@ -131,7 +131,7 @@ pub struct NewAccount {
     pub caller_id: Option<String>,
 }
 
-#[derive(Clone, Queryable, Selectable, Serialize)]
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, QueryableByName, Serialize)]
 #[diesel(table_name = asterisk_servers, check_for_backend(diesel::pg::Pg))]
 pub struct AsteriskServer {
     pub id: i64,

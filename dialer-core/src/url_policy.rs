@@ -147,22 +147,17 @@ mod tests {
     fn only_https_to_public_addresses_by_default() {
         assert!(STRICT.check("https://hooks.example.com/cb").is_ok());
         assert!(STRICT.check("https://93.184.216.34/cb").is_ok());
-        assert_eq!(
-            STRICT.check("http://hooks.example.com/cb").err(),
-            Some(UrlPolicyError::NotHttps)
-        );
-        assert_eq!(
-            STRICT.check("ftp://hooks.example.com/").err(),
-            Some(UrlPolicyError::NotHttps)
-        );
-        assert_eq!(
-            STRICT.check("https://u:p@hooks.example.com/").err(),
-            Some(UrlPolicyError::Credentials)
-        );
-        assert_eq!(
-            STRICT.check("not a url").err(),
-            Some(UrlPolicyError::Invalid)
-        );
+        for (url, error) in [
+            ("http://hooks.example.com/cb", UrlPolicyError::NotHttps),
+            ("ftp://hooks.example.com/", UrlPolicyError::NotHttps),
+            (
+                "https://u:p@hooks.example.com/",
+                UrlPolicyError::Credentials,
+            ),
+            ("not a url", UrlPolicyError::Invalid),
+        ] {
+            assert_eq!(STRICT.check(url).err(), Some(error), "{url}");
+        }
         for url in [
             "https://127.0.0.1/",
             "https://10.1.2.3/",

@@ -151,7 +151,7 @@ pub async fn claim(
                 }
                 Pending::End(event_type, disposition) => {
                     match state::end_undialed(conn, job.call_pk, event_type, disposition, now).await? {
-                        Some(applied) => Decision::Ended(applied),
+                        Some(ended) => Decision::Ended(Applied::from(ended)),
                         None => Decision::Drop,
                     }
                 }

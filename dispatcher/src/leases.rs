@@ -5,32 +5,10 @@
 use std::time::Duration;
 
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Double, Integer, Text};
+use diesel::sql_types::{BigInt, Double, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::server::ServerSpec;
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    code: String,
-    #[diesel(sql_type = Text)]
-    host: String,
-    #[diesel(sql_type = Integer)]
-    port: i32,
-    #[diesel(sql_type = Text)]
-    username: String,
-    #[diesel(sql_type = Text)]
-    secret: String,
-    #[diesel(sql_type = Integer)]
-    max_channels: i32,
-    #[diesel(sql_type = Integer)]
-    max_cps: i32,
-    #[diesel(sql_type = Text)]
-    channel_template: String,
-}
 
 /// The servers held after a renewal, and how many this dispatcher should hold: its share of
 /// the enabled servers among the live dispatchers (rounded up), so load spreads out as
@@ -103,32 +81,14 @@ pub async fn renew(
     .bind::<BigInt, _>(quota as i64)
     .execute(conn)
     .await?;
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT s.id, s.code, s.host, s.port, s.username, s.secret, s.max_channels, s.max_cps, \
-                s.channel_template \
-         FROM asterisk_servers s JOIN server_leases l ON l.server_id = s.id \
+    let servers: Vec<ServerSpec> = diesel::sql_query(
+        "SELECT s.* FROM asterisk_servers s JOIN server_leases l ON l.server_id = s.id \
          WHERE l.holder = $1 ORDER BY s.id",
     )
     .bind::<Text, _>(me)
     .load(conn)
     .await?;
-    Ok(Holding {
-        servers: rows
-            .into_iter()
-            .map(|r| ServerSpec {
-                id: r.id,
-                code: r.code,
-                host: r.host,
-                port: r.port,
-                username: r.username,
-                secret: r.secret,
-                max_channels: r.max_channels,
-                max_cps: r.max_cps,
-                channel_template: r.channel_template,
-            })
-            .collect(),
-        quota,
-    })
+    Ok(Holding { servers, quota })
 }
 
 /// Hands one server back once it has no call left (a drained server), so the dispatcher that

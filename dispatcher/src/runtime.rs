@@ -29,7 +29,7 @@ use crate::leases;
 use crate::recovery;
 use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
-use crate::server::{Server, Servers};
+use crate::server::{self, Server, Servers};
 use crate::state::{self, Transition};
 
 pub struct Dispatcher {
@@ -242,7 +242,9 @@ fn apply_holding(
     };
     let held: HashSet<i64> = holding.servers.iter().map(|s| s.id).collect();
     for spec in &holding.servers {
-        if map.get(&spec.id).is_some_and(|s| s.spec != *spec)
+        if map
+            .get(&spec.id)
+            .is_some_and(|s| !server::same_setup(&s.spec, spec))
             && let Some(old) = map.remove(&spec.id)
         {
             lost.push(old);

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ami_bridge::{AmiClient, AmiError, ClientConfig, ClientEvent, Originate};
+use dialer_core::models::AsteriskServer;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -24,18 +25,18 @@ use crate::state::{Claimed, Transition};
 /// The servers this dispatcher holds, by id.
 pub type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
 
-/// A server row as the dispatcher needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    pub id: i64,
-    pub code: String,
-    pub host: String,
-    pub port: i32,
-    pub username: String,
-    pub secret: String,
-    pub max_channels: i32,
-    pub max_cps: i32,
-    pub channel_template: String,
+/// A server row as the dispatcher holds it.
+pub type ServerSpec = AsteriskServer;
+
+/// The same server set up the same way, the row's timestamps aside: a held server whose row
+/// changed otherwise is reconnected.
+pub fn same_setup(held: &ServerSpec, row: &ServerSpec) -> bool {
+    let held = ServerSpec {
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        ..held.clone()
+    };
+    held == *row
 }
 
 pub struct Server {

@@ -1,25 +1,33 @@
 //! The operator's batch controls (pause, resume, cancel): the rows each one changes.
 
 use diesel::QueryResult;
-use diesel::prelude::{ExpressionMethods, QueryDsl};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::{BatchStatus, CallStatus, EventType};
 use crate::event_body::never_dialed_body_sql;
 use crate::lifecycle::schedule::open_status;
-use crate::schema::batches;
 
 /// The batch becomes `paused`: no new call of it starts.
 pub async fn pause(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryResult<()> {
-    diesel::update(batches::table.find(batch_pk))
-        .set((
-            batches::status.eq(BatchStatus::Paused.as_str()),
-            batches::paused_at.eq(diesel::dsl::now),
-            batches::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    set_status(conn, batch_pk, BatchStatus::Paused, "paused_at = now()").await
+}
+
+/// The batch's `status` becomes `status`, with the time column the change also sets (`also`,
+/// one of this module's assignments).
+async fn set_status(
+    conn: &mut AsyncPgConnection,
+    batch_pk: i64,
+    status: BatchStatus,
+    also: &'static str,
+) -> QueryResult<()> {
+    diesel::sql_query(format!(
+        "UPDATE batches SET status = $2, {also}, updated_at = now() WHERE id = $1"
+    ))
+    .bind::<BigInt, _>(batch_pk)
+    .bind::<Text, _>(status.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -32,14 +40,13 @@ pub async fn resume(
     batch_pk: i64,
     was_dispatched: bool,
 ) -> QueryResult<()> {
-    diesel::update(batches::table.find(batch_pk))
-        .set((
-            batches::status.eq(open_status(was_dispatched).as_str()),
-            batches::paused_at.eq(None::<chrono::DateTime<chrono::Utc>>),
-            batches::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    set_status(
+        conn,
+        batch_pk,
+        open_status(was_dispatched),
+        "paused_at = NULL",
+    )
+    .await?;
     diesel::sql_query(
         "UPDATE dial_jobs j SET published_at = NULL
          FROM calls c
@@ -64,14 +71,13 @@ pub struct CancelledBatch<'a> {
 /// `call_cancelled` event, set-based (one statement for the calls and their events). Returns
 /// how many calls were cancelled.
 pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> QueryResult<usize> {
-    diesel::update(batches::table.find(batch.batch_pk))
-        .set((
-            batches::status.eq(BatchStatus::Cancelled.as_str()),
-            batches::cancelled_at.eq(diesel::dsl::now),
-            batches::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    set_status(
+        conn,
+        batch.batch_pk,
+        BatchStatus::Cancelled,
+        "cancelled_at = now()",
+    )
+    .await?;
     let undialed = CallStatus::sql_list(CallStatus::is_undialed);
     let body = never_dialed_body_sql(EventType::CallCancelled, None, "$2", "$3");
     diesel::sql_query(format!(

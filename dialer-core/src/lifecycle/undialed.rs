@@ -5,12 +5,11 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::completion::{BatchRef, LifecycleError, complete_batch_if_done};
 use crate::domain::{CallStatus, Disposition, EventType};
-use crate::event_body::{CallEventBody, new_event_id, rfc3339};
+use crate::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339};
 
 /// What ending an undialed call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +72,7 @@ pub async fn end_undialed(
     };
     let status = event_type.call_status().unwrap_or(CallStatus::Failed);
     let sequence = call.event_seq + 1;
-    let custom_data = match &call.custom_data {
-        Some(text) => Some(RawValue::from_string(text.clone())?),
-        None => None,
-    };
+    let custom_data = raw_custom_data(call.custom_data.as_deref())?;
     let event_id = new_event_id();
     let body = CallEventBody {
         event_id: event_id.clone(),

@@ -1,6 +1,6 @@
-//! The claim's writes: a claimed call becomes `dialing` with its attempt row, a call outside its
-//! calling hours is parked until its due time, and a call that cannot be dialed any more ends
-//! undialed (through the core's lifecycle).
+//! The claim's writes: a claimed call becomes `dialing` with its attempt row, and a call outside
+//! its calling hours is parked until its due time (a call that cannot be dialed any more ends
+//! undialed through the core's lifecycle, re-exported by the state module).
 
 use std::sync::LazyLock;
 
@@ -11,10 +11,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use dialer_core::dial_outbox::DialJob;
-use dialer_core::domain::{AttemptState, CallStatus, Disposition, EventType};
-use dialer_core::lifecycle;
+use dialer_core::domain::{AttemptState, CallStatus};
 
-use super::transition::{Applied, StateError};
+use super::transition::StateError;
 
 /// A claimed attempt, with what the Originate needs.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
@@ -114,17 +113,4 @@ pub async fn park_until(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Ends a call that was never dialed (`call_skipped`, `call_expired`, `call_cancelled`), inside
-/// the caller's transaction (the claim's). `None` when the call is gone.
-pub async fn end_undialed(
-    conn: &mut AsyncPgConnection,
-    call_pk: i64,
-    event_type: EventType,
-    disposition: Option<Disposition>,
-    at: DateTime<Utc>,
-) -> Result<Option<Applied>, StateError> {
-    let ended = lifecycle::end_undialed(conn, call_pk, event_type, disposition, at).await?;
-    Ok(ended.map(Applied::from))
 }

@@ -3,7 +3,8 @@
 //! - `writer`: the AMI-driven transitions (`call_started`, `call_answered`, the attempt's
 //!   end), with their events, in one transaction; `writes` holds its statements, `rows`
 //!   what it reads under lock.
-//! - `claiming`: the claim's writes (attempt rows, parked calls, calls ended undialed).
+//! - `claiming`: the claim's writes (attempt rows, parked calls; calls ended undialed are the
+//!   core's `end_undialed`, re-exported).
 //! - `due`: calls whose retry or calling-hours wait is over.
 //! - `handover`: which dispatcher follows an attempt (restart, orphan adoption).
 //!
@@ -18,7 +19,10 @@ mod transition;
 mod writer;
 mod writes;
 
-pub use claiming::{Claimed, end_undialed, park_until, start_attempts};
+pub use claiming::{Claimed, park_until, start_attempts};
+/// The claim ends a call that was never dialed (`call_skipped`, `call_expired`,
+/// `call_cancelled`) inside its transaction through the core; `None` when the call is gone.
+pub use dialer_core::lifecycle::end_undialed;
 pub use due::release_due_calls;
 pub use handover::{adopt_attempt, release_attempts_of};
 pub use transition::{Applied, StateError, Transition};

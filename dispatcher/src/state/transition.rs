@@ -9,15 +9,9 @@ use dialer_core::lifecycle::{EndedUndialed, LifecycleError};
 
 use crate::outcome::Outcome;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("database: {0}")]
-    Db(#[from] diesel::result::Error),
-    #[error("event body: {0}")]
-    Body(#[from] serde_json::Error),
-    #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
-}
+/// A state write fails as the core's lifecycle writes do: in the database, or on an event body
+/// that would not serialize.
+pub type StateError = LifecycleError;
 
 /// A change the AMI (or a guard) reported for an attempt.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,10 @@ use diesel::sql_types::{
     Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use dialer_core::domain::{AttemptState, CallStatus, Disposition, EventType};
-use dialer_core::event_body::{CallEventBody, new_event_id, rfc3339};
+use dialer_core::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339};
 
 use super::rows::{AttemptRow, CallRow};
 use super::transition::StateError;
@@ -133,10 +132,7 @@ impl Writes {
             (Some(a), Some(z)) if z > a => (z - a).num_seconds(),
             _ => 0,
         };
-        let custom_data = match &call.custom_data {
-            Some(text) => Some(RawValue::from_string(text.clone())?),
-            None => None,
-        };
+        let custom_data = raw_custom_data(call.custom_data.as_deref())?;
         let event_id = new_event_id();
         let body = CallEventBody {
             event_id: event_id.clone(),

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::World;
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::RunQueryDsl;
 
 fn rules() -> Vec<ami_sim::Rule> {
     vec![
-        rule("+1555000*", OutcomeKind::Answered, 50, 300),
-        rule("+1555111*", OutcomeKind::Busy, 50, 0),
+        Rule::timed("+1555000*", OutcomeKind::Answered, 50, 300),
+        Rule::timed("+1555111*", OutcomeKind::Busy, 50, 0),
     ]
 }
 
@@ -27,14 +27,12 @@ async fn busy_is_retried_by_the_policy_with_attempt_counted() {
             "max_attempts = 2, retry_delay_seconds = 1, retry_on = '{busy}'",
         )
         .await;
-    let (batch, d) = world
-        .batch_and_dispatcher(account, 1, &["+15551110001".to_string()])
+    let call = world
+        .dial_one(account, "+15551110001", Duration::from_secs(40))
         .await;
-    let calls = world.wait_final(batch, Duration::from_secs(40)).await;
-    d.shutdown().await;
-    assert_eq!(calls[0].status, "busy");
-    assert_eq!(calls[0].attempts, 2);
-    let events = world.events(calls[0].id).await;
+    assert_eq!(call.status, "busy");
+    assert_eq!(call.attempts, 2);
+    let events = world.events(call.id).await;
     let summary: Vec<(String, i64, bool)> = events
         .iter()
         .map(|e| {
@@ -190,9 +188,9 @@ async fn local_channel_templates_map_like_trunks() {
     let world = World::with_template(1, rules(), 50, 100, "Local/{number}@dialer-sim").await;
     let account = world.account("ACME", 50, 20, "").await;
     let numbers = ["+15550000001".to_string(), "+15551110002".to_string()];
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    let calls = world.wait_final(batch, Duration::from_secs(30)).await;
-    d.shutdown().await;
+    let calls = world
+        .dial_to_end(account, &numbers, Duration::from_secs(30))
+        .await;
     assert_eq!(
         (calls[0].status.as_str(), calls[1].status.as_str()),
         ("completed", "busy")

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::World;
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -45,8 +45,8 @@ async fn cancel(world: &World, batch: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_at_cancel_finish_without_retry_and_complete_the_batch() {
     let rules = vec![
-        rule("+1555111*", OutcomeKind::Busy, 1500, 0),
-        rule("+1555000*", OutcomeKind::Answered, 0, 2000),
+        Rule::timed("+1555111*", OutcomeKind::Busy, 1500, 0),
+        Rule::timed("+1555000*", OutcomeKind::Answered, 0, 2000),
     ];
     let world = World::new(1, rules, 50, 100).await;
     let account = world
@@ -101,9 +101,7 @@ async fn a_job_of_a_cancelled_batch_ends_its_call_cancelled() {
     world
         .update_batch(batch, "status = 'cancelled', cancelled_at = now()")
         .await;
-    let d = world.start().await;
-    let calls = world.wait_final(batch, Duration::from_secs(20)).await;
-    d.shutdown().await;
+    let calls = world.final_calls(batch, Duration::from_secs(20)).await;
     assert_eq!(calls[0].status, "cancelled");
     let types = world.event_types(calls[0].id).await;
     assert_eq!(types, ["call_cancelled"]);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::helpers::{World, batch_under_way, numbers};
 use ami_sim::stats::max_in_window;
+use dialer_core::lifecycle;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use dispatcher::{Dispatcher, DispatcherConfig};
@@ -133,8 +134,9 @@ async fn an_account_channel_limit_holds_across_two_dispatchers() {
     world.assert_two_dispatchers_dialed().await;
 }
 
-/// What `dialer_api::batches::resume` does to a paused, dispatched batch (same statements, in one
-/// transaction), then its publish of the re-armed jobs (`dispatch::publish_committed`).
+/// What the API's resume does to a paused, dispatched batch (the core's
+/// `lifecycle::control::resume` under the batch's lock, in one transaction), then its publish
+/// of the re-armed jobs (`dispatch::publish_committed`).
 async fn resume_like_the_api(world: &World, batch_pk: i64) {
     let mut conn = world.conn().await;
     conn.transaction::<(), diesel::result::Error, _>(async |conn| {
@@ -142,23 +144,7 @@ async fn resume_like_the_api(world: &World, batch_pk: i64) {
             .bind::<BigInt, _>(batch_pk)
             .execute(conn)
             .await?;
-        diesel::sql_query(
-            "UPDATE batches SET status = 'dispatching', paused_at = NULL, updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind::<BigInt, _>(batch_pk)
-        .execute(conn)
-        .await?;
-        diesel::sql_query(
-            "UPDATE dial_jobs j SET published_at = NULL
-             FROM calls c
-             WHERE j.call_pk = c.id AND c.batch_pk = $1 AND c.status = 'scheduled'
-               AND j.attempt = c.attempts + 1 AND j.published_at IS NOT NULL",
-        )
-        .bind::<BigInt, _>(batch_pk)
-        .execute(conn)
-        .await?;
-        Ok(())
+        lifecycle::control::resume(conn, batch_pk, true).await
     })
     .await
     .expect("resume");

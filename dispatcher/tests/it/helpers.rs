@@ -24,15 +24,6 @@ pub struct World {
     pub pool: dialer_core::db::DbPool,
 }
 
-pub fn rule(pattern: &str, outcome: OutcomeKind, ring_ms: u64, talk_ms: u64) -> Rule {
-    Rule {
-        pattern: pattern.into(),
-        outcome,
-        ring_ms: Some(ring_ms),
-        talk_ms: Some(talk_ms),
-    }
-}
-
 /// `n` test numbers, `+15550000000` on.
 pub fn numbers(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("+1555{i:07}")).collect()
@@ -87,7 +78,12 @@ impl World {
         max_channels: i32,
         max_cps: i32,
     ) -> World {
-        let rules = vec![rule("+1555*", OutcomeKind::Answered, ring_ms, talk_ms)];
+        let rules = vec![Rule::timed(
+            "+1555*",
+            OutcomeKind::Answered,
+            ring_ms,
+            talk_ms,
+        )];
         World::new(servers, rules, max_channels, max_cps).await
     }
 
@@ -324,6 +320,36 @@ impl World {
     ) -> (i64, Dispatcher) {
         let batch = self.batch(account, batch_id, numbers).await;
         (batch, self.start().await)
+    }
+
+    /// A batch of `numbers` dialed to the end by a dispatcher started on it: its calls, final
+    /// within `timeout` (see [`World::wait_final`]), once the dispatcher is shut down.
+    pub async fn dial_to_end(
+        &self,
+        account: i64,
+        numbers: &[String],
+        timeout: Duration,
+    ) -> Vec<CallRow> {
+        let batch = self.batch(account, 1, numbers).await;
+        self.final_calls(batch, timeout).await
+    }
+
+    /// The one call of a batch of `number`, dialed to the end (see [`World::dial_to_end`]).
+    pub async fn dial_one(&self, account: i64, number: &str, timeout: Duration) -> CallRow {
+        let mut calls = self
+            .dial_to_end(account, &[number.to_string()], timeout)
+            .await;
+        assert_eq!(calls.len(), 1, "one call");
+        calls.remove(0)
+    }
+
+    /// A dispatcher started on what is there, until every call of `batch_pk` is final (see
+    /// [`World::wait_final`]): the batch's calls, once the dispatcher is shut down.
+    pub async fn final_calls(&self, batch_pk: i64, timeout: Duration) -> Vec<CallRow> {
+        let d = self.start().await;
+        let calls = self.wait_final(batch_pk, timeout).await;
+        d.shutdown().await;
+        calls
     }
 
     /// Waits until every call of the batch is final; panics with the states after `timeout`.

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, batch_under_way, numbers, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{World, batch_under_way, numbers};
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -15,9 +15,9 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     let world = World::answering(1, 0, 500, 50, 200).await;
     let account = world.account("ACME", 50, 5, "").await;
     let numbers = numbers(40);
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    world.wait_final(batch, Duration::from_secs(60)).await;
-    d.shutdown().await;
+    world
+        .dial_to_end(account, &numbers, Duration::from_secs(60))
+        .await;
     let max = world.sims[0].stats().max_concurrent_channels;
     assert!(
         max <= 5,
@@ -28,9 +28,9 @@ async fn account_and_server_channel_limits_are_never_exceeded() {
     // Server limit 3 under an account allowed 50.
     let world = World::answering(1, 0, 500, 3, 200).await;
     let account = world.account("ACME", 50, 50, "").await;
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    world.wait_final(batch, Duration::from_secs(60)).await;
-    d.shutdown().await;
+    world
+        .dial_to_end(account, &numbers, Duration::from_secs(60))
+        .await;
     let max = world.sims[0].stats().max_concurrent_channels;
     assert!(max <= 3, "{max} channels at once on a server limited to 3");
 }
@@ -69,8 +69,8 @@ struct Ev {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
     let rules = vec![
-        rule("+1555000*", OutcomeKind::Answered, 0, 100),
-        rule("+1555111*", OutcomeKind::Busy, 0, 0),
+        Rule::timed("+1555000*", OutcomeKind::Answered, 0, 100),
+        Rule::timed("+1555111*", OutcomeKind::Busy, 0, 0),
     ];
     let world = World::new(1, rules, 50, 200).await;
     let account = world

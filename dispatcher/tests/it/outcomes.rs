@@ -3,19 +3,19 @@
 
 use std::time::Duration;
 
-use crate::helpers::{World, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::World;
+use ami_sim::{OutcomeKind, Rule};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_gives_the_contracts_events_and_dispositions() {
     let rules = vec![
-        rule("+1555000001", OutcomeKind::Answered, 100, 1200),
-        rule("+1555000002", OutcomeKind::Busy, 100, 0),
-        rule("+1555000003", OutcomeKind::NoAnswer, 0, 0),
-        rule("+1555000004", OutcomeKind::Congestion, 100, 0),
-        rule("+1555000005", OutcomeKind::NotFound, 100, 0),
-        rule("+1555000006", OutcomeKind::Decline, 100, 0),
-        rule("+1555000007", OutcomeKind::Unreachable, 0, 0),
+        Rule::timed("+1555000001", OutcomeKind::Answered, 100, 1200),
+        Rule::timed("+1555000002", OutcomeKind::Busy, 100, 0),
+        Rule::timed("+1555000003", OutcomeKind::NoAnswer, 0, 0),
+        Rule::timed("+1555000004", OutcomeKind::Congestion, 100, 0),
+        Rule::timed("+1555000005", OutcomeKind::NotFound, 100, 0),
+        Rule::timed("+1555000006", OutcomeKind::Decline, 100, 0),
+        Rule::timed("+1555000007", OutcomeKind::Unreachable, 0, 0),
     ];
     let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, World, ended_clearly, numbers, rule};
-use ami_sim::OutcomeKind;
+use crate::helpers::{self, World, ended_clearly, numbers};
+use ami_sim::{OutcomeKind, Rule};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -43,6 +43,23 @@ async fn assert_ast2_dialed_since(world: &World, since: chrono::DateTime<chrono:
     );
 }
 
+/// The account `ACME` (`cps` calls per second, `channels` at once) with a batch of `calls`
+/// numbers and a dispatcher on it, once `dialed` calls were dialed: the numbers, the batch and the
+/// dispatcher.
+async fn dialing(
+    world: &World,
+    cps: i32,
+    channels: i32,
+    calls: usize,
+    dialed: u64,
+) -> (Vec<String>, i64, Dispatcher) {
+    let account = world.account("ACME", cps, channels, "").await;
+    let numbers = numbers(calls);
+    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
+    wait_dialed(world, dialed).await;
+    (numbers, batch, d)
+}
+
 async fn wait_dialed(world: &World, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while world
@@ -74,10 +91,7 @@ fn check_final(world: &World, calls: &[helpers::CallRow], numbers: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
     let world = World::answering(2, 100, 3000, 30, 100).await;
-    let account = world.account("ACME", 20, 100, "").await;
-    let numbers = numbers(120);
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    wait_dialed(&world, 30).await;
+    let (numbers, batch, d) = dialing(&world, 20, 100, 120, 30).await;
     // Every live channel on ast1 is gone (hangups, Shutdown, connection closed).
     world.sims[0].restart().await;
     let restarted = chrono::Utc::now();
@@ -96,10 +110,7 @@ async fn a_restarting_server_loses_its_calls_and_the_batch_moves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
     let world = World::answering(2, 100, 1000, 30, 100).await;
-    let account = world.account("ACME", 20, 100, "").await;
-    let numbers = numbers(200);
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    wait_dialed(&world, 20).await;
+    let (numbers, batch, d) = dialing(&world, 20, 100, 200, 20).await;
     world.sims[0].stall();
     let stalled = chrono::Utc::now();
     let calls = world.wait_final(batch, Duration::from_secs(120)).await;
@@ -123,14 +134,12 @@ async fn a_stalled_server_is_left_and_its_calls_end_clearly() {
 async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
     let world = World::answering(1, 50, 60_000, 30, 100).await;
     let account = world.account("ACME", 20, 10, "max_call_seconds = 1").await;
-    let (batch, d) = world
-        .batch_and_dispatcher(account, 1, &["+15550000001".to_string()])
+    let call = world
+        .dial_one(account, "+15550000001", Duration::from_secs(20))
         .await;
-    let calls = world.wait_final(batch, Duration::from_secs(20)).await;
-    d.shutdown().await;
-    assert_eq!(calls[0].status, "timeout");
-    assert_eq!(calls[0].disposition.as_deref(), Some("answered"));
-    let events = world.events(calls[0].id).await;
+    assert_eq!(call.status, "timeout");
+    assert_eq!(call.disposition.as_deref(), Some("answered"));
+    let events = world.events(call.id).await;
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["call_started", "call_answered", "call_timeout"]);
     let body: serde_json::Value = serde_json::from_str(&events[2].body).expect("json");
@@ -150,8 +159,8 @@ async fn an_answered_call_past_the_maximum_length_is_hung_up_as_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_failing_to_create_channels_is_backed_off_then_recovers() {
     let rules = vec![
-        rule("+1555*", OutcomeKind::Unreachable, 0, 0),
-        rule("+1666*", OutcomeKind::Answered, 0, 100),
+        Rule::timed("+1555*", OutcomeKind::Unreachable, 0, 0),
+        Rule::timed("+1666*", OutcomeKind::Answered, 0, 100),
     ];
     let world = World::new(1, rules, 50, 100).await;
     let account = world.account("ACME", 50, 50, "").await;
@@ -197,10 +206,7 @@ struct AttemptEnd {
 async fn calls_waiting_for_their_slot_across_a_reconnect_are_dialed_once_and_followed() {
     let world = World::answering(1, 0, 3000, 100, 100).await;
     // Two calls per second: the first claim takes 20 calls whose slots span ten seconds.
-    let account = world.account("ACME", 2, 50, "").await;
-    let numbers = numbers(20);
-    let (batch, d) = world.batch_and_dispatcher(account, 1, &numbers).await;
-    wait_dialed(&world, 3).await;
+    let (numbers, batch, d) = dialing(&world, 2, 50, 20, 3).await;
     // The connection drops with most claimed calls still waiting for their slot; the calls up
     // (talking 3 s) are still there when it comes back.
     world.sims[0].drop_connections();

@@ -11,6 +11,23 @@ use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A new connection that has sent the test's Login (no `ActionID`), its answer not awaited.
+async fn send_login(addr: std::net::SocketAddr) -> Conn {
+    let mut c = Conn::connect(addr).await;
+    c.send_pairs(&[
+        ("Action", "Login"),
+        ("Username", "dialer"),
+        ("Secret", SECRET),
+    ])
+    .await;
+    c
+}
+
+/// A message satisfying `f` comes within [`WAIT`].
+async fn sees(c: &mut Conn, f: impl Fn(&ami_bridge::Message) -> bool) -> bool {
+    c.wait_for(WAIT, f).await.is_some()
+}
+
 fn originate<'a>(
     id: &'a str,
     channel: &'a str,
@@ -82,10 +99,9 @@ async fn default_plan_by_last_digit_with_dialer_dialer_login() {
     ])
     .await;
     assert!(
-        c.wait_for(WAIT, |m| m.get("Message")
+        sees(&mut c, |m| m.get("Message")
             == Some("Authentication accepted"))
-            .await
-            .is_some()
+        .await
     );
     let cases = [
         ("5550100", "Success", "4"),
@@ -172,11 +188,7 @@ async fn capacity_full_fails_like_a_full_trunk_and_frees_up() {
         ("Channel", a.get("Channel").expect("channel")),
     ])
     .await;
-    assert!(
-        c.wait_for(WAIT, |m| m.event_name() == Some("Hangup"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.event_name() == Some("Hangup")).await);
     c.send_pairs(&originate("d", "Local/hold4@ctx", &[])).await;
     assert_eq!(orr(&mut c, "d").await.get("Reason"), Some("0"));
     c.send_pairs(&originate("e", "SIP/hold5@trunk", &[])).await;
@@ -275,11 +287,7 @@ async fn garbage_fault_sends_raw_garbage_and_the_session_goes_on() {
         raw.extend_from_slice(&buf[..n]);
     }
     c.send_pairs(&[("Action", "Ping"), ("ActionID", "p")]).await;
-    assert!(
-        c.wait_for(WAIT, |m| m.get("Ping") == Some("Pong"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.get("Ping") == Some("Pong")).await);
     sim.shutdown().await;
 }
 
@@ -291,11 +299,7 @@ async fn garbage_from_the_client_does_not_hurt_the_simulator() {
         b"\r\n\r\n:::\r\n\xff\xfe: \x00\r\n\r\nAction: Ping\nActionID: after\n\n",
     );
     c.stream.write_all(&junk).await.expect("write junk");
-    assert!(
-        c.wait_for(WAIT, |m| m.action_id() == Some("after"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.action_id() == Some("after")).await);
     sim.shutdown().await;
 }
 
@@ -303,13 +307,7 @@ async fn garbage_from_the_client_does_not_hurt_the_simulator() {
 async fn refused_logins_fail_until_turned_off() {
     let sim = start(replay_config()).await;
     sim.refuse_logins(true);
-    let mut c = Conn::connect(sim.addr()).await;
-    c.send_pairs(&[
-        ("Action", "Login"),
-        ("Username", "dialer"),
-        ("Secret", SECRET),
-    ])
-    .await;
+    let mut c = send_login(sim.addr()).await;
     assert!(c.wait_closed(WAIT).await);
     assert_eq!(c.got[0].get("Message"), Some("Authentication failed"));
     sim.refuse_logins(false);
@@ -437,13 +435,7 @@ async fn control_port_line_protocol() {
     assert_eq!(ask("drop").await, "OK");
     assert!(c.wait_closed(WAIT).await);
     assert_eq!(ask("refuse-logins on").await, "OK");
-    let mut bad = Conn::connect(sim.addr()).await;
-    bad.send_pairs(&[
-        ("Action", "Login"),
-        ("Username", "dialer"),
-        ("Secret", SECRET),
-    ])
-    .await;
+    let mut bad = send_login(sim.addr()).await;
     assert!(bad.wait_closed(WAIT).await);
     assert_eq!(ask("refuse-logins off").await, "OK");
     assert_eq!(ask("restart").await, "OK");
@@ -462,40 +454,36 @@ async fn instant_answer_answers_and_ends_at_once() {
     c.send_pairs(&originate("x", "SIP/5550106@trunk", &[]))
         .await;
     assert_eq!(orr(&mut c, "x").await.get("Reason"), Some("4"));
-    assert!(
-        c.wait_for(WAIT, |m| m.event_name() == Some("Hangup"))
-            .await
-            .is_some()
-    );
+    assert!(sees(&mut c, |m| m.event_name() == Some("Hangup")).await);
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn originate_validation_errors() {
     let (sim, mut c) = start_logged_in(replay_config()).await;
-    c.send_pairs(&[("Action", "Originate"), ("ActionID", "1")])
-        .await;
-    c.send_pairs(&[
-        ("Action", "Originate"),
-        ("ActionID", "2"),
-        ("Channel", "nochannel"),
-    ])
-    .await;
-    c.send_pairs(&[
-        ("Action", "Originate"),
-        ("ActionID", "3"),
-        ("Channel", "SIP/1@t"),
-        ("Timeout", "soon"),
-    ])
-    .await;
-    c.send_pairs(&[("Action", "Hangup"), ("ActionID", "4")])
-        .await;
-    c.send_pairs(&[
-        ("Action", "Command"),
-        ("ActionID", "5"),
-        ("Command", "no such thing"),
-    ])
-    .await;
+    let invalid: [&[(&str, &str)]; 5] = [
+        &[("Action", "Originate"), ("ActionID", "1")],
+        &[
+            ("Action", "Originate"),
+            ("ActionID", "2"),
+            ("Channel", "nochannel"),
+        ],
+        &[
+            ("Action", "Originate"),
+            ("ActionID", "3"),
+            ("Channel", "SIP/1@t"),
+            ("Timeout", "soon"),
+        ],
+        &[("Action", "Hangup"), ("ActionID", "4")],
+        &[
+            ("Action", "Command"),
+            ("ActionID", "5"),
+            ("Command", "no such thing"),
+        ],
+    ];
+    for action in invalid {
+        c.send_pairs(action).await;
+    }
     c.wait_count(5, WAIT).await;
     let msgs: Vec<_> = c
         .got

@@ -24,6 +24,15 @@ async fn sim(cfg: SimConfig) -> Simulator {
     .expect("simulator starts")
 }
 
+/// A simulator answering every call at once.
+async fn instant_sim() -> Simulator {
+    sim(SimConfig {
+        instant_answer: true,
+        ..SimConfig::default()
+    })
+    .await
+}
+
 fn config(sim: &Simulator) -> ClientConfig {
     let mut c = ClientConfig::new(sim.addr().to_string(), "dialer", "dialer");
     c.reconnect_min = Duration::from_millis(50);
@@ -172,11 +181,7 @@ async fn every_default_outcome_through_the_client() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_originates_are_each_correlated() {
-    let s = sim(SimConfig {
-        instant_answer: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let s = instant_sim().await;
     let (client, mut rx) = AmiClient::connect(config(&s)).await.expect("login");
     let n = 1000;
     let mut set = tokio::task::JoinSet::new();
@@ -323,11 +328,7 @@ async fn garbage_from_the_server_does_not_break_the_client() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_not_mistaken_for_a_stalled_pbx() {
-    let s = sim(SimConfig {
-        instant_answer: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let s = instant_sim().await;
     let mut c = config(&s);
     c.ping_interval = Duration::from_millis(200);
     c.ping_timeout = Duration::from_millis(200);

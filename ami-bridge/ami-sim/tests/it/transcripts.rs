@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ami_sim::SimConfig;
+use ami_sim::{SimConfig, Simulator};
 
 use crate::helpers::{self, *};
 
@@ -121,12 +121,19 @@ replay_tests! {
     Anywhere, false, None => answered_no_channelvars, busy_no_channelvars;
 }
 
+/// The recording `name` and a simulator of the replay configuration with a connection to it
+/// (not logged in): a scenario the test replays by hand.
+async fn by_hand(name: &str) -> (Vec<ami_bridge::Message>, Simulator, Conn) {
+    let (_, recorded) = recorded(name);
+    let sim = start(replay_config()).await;
+    let c = Conn::connect(sim.addr()).await;
+    (recorded, sim, c)
+}
+
 /// Two calls on one connection: each call's own messages match the recording's, in order.
 #[tokio::test]
 async fn concurrent() {
-    let (_, recorded) = recorded("concurrent");
-    let sim = start(replay_config()).await;
-    let mut c = Conn::connect(sim.addr()).await;
+    let (recorded, sim, mut c) = by_hand("concurrent").await;
     for a in sent_actions("concurrent") {
         let is_logoff = a.get("Action") == Some("Logoff");
         if is_logoff {
@@ -163,9 +170,7 @@ async fn concurrent() {
 /// `core stop now` with a call up: the restart fault gives core_stop_midcall's stream.
 #[tokio::test]
 async fn core_stop_midcall() {
-    let (_, recorded) = recorded("core_stop_midcall");
-    let sim = start(replay_config()).await;
-    let mut c = Conn::connect(sim.addr()).await;
+    let (recorded, sim, mut c) = by_hand("core_stop_midcall").await;
     for a in sent_actions("core_stop_midcall") {
         c.send(&rewrite_action(&a, &Default::default(), None)).await;
     }
