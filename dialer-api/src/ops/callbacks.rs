@@ -1,6 +1,6 @@
 //! Callback deliveries for the client API and dialerctl: an account's events with their delivery
 //! state, one event with every try, redelivery and secret rotation. A thin layer over
-//! callback-worker's library (`listing`, `replay`, `rotation`) that speaks the contract's JSON;
+//! dialer-core's `callbacks` (`listing`, `replay`, `rotation`) that speaks the contract's JSON;
 //! every function takes the account's id and sees nothing of any other account: another
 //! account's event id is "not found", exactly like an id that never existed.
 
