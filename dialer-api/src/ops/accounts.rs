@@ -34,12 +34,13 @@ pub struct CreatedAccount {
 /// How long setting a callback URL waits to resolve its host.
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Callback URLs, as the worker will call them (the core's [`UrlPolicy`], which the worker
-/// applies again at every connect): https only, never to a private, loopback, link-local or
-/// otherwise internal address; http (and https) to loopback only when the deployment allows it (`DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`). A host
-/// name is resolved now too and refused when every address it has is refused; a name that does
-/// not resolve yet is accepted, since the worker checks the addresses again at every connect.
-/// The message never repeats the URL (it may carry a token or a password).
+/// Callback URLs, as the worker will call them (the core's [`UrlPolicy`], which the worker applies
+/// again at every connect): https only, never to a private, loopback, link-local or otherwise
+/// internal address; http (and https) to loopback only when the deployment allows it
+/// (`DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`). A host name is resolved now too and refused when every
+/// address it has is refused; a name that does not resolve yet is accepted, since the worker checks
+/// the addresses again at every connect. The message never repeats the URL (it may carry a token or
+/// a password).
 pub async fn check_callback_url(url: &str, allow_loopback: bool) -> OpsResult<()> {
     let policy = UrlPolicy { allow_loopback };
     let refused = |e: UrlPolicyError| {
