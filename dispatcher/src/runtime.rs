@@ -341,7 +341,8 @@ async fn writer_loop(
             Err(e) => {
                 warn!(error = %e, "grouped call state write failed; one by one");
                 for t in &batch {
-                    // Retried a few times; the guard time settles what still fails.
+                    // Retried a few times; one that still fails is dropped and its attempt stays
+                    // open until this dispatcher stops (docs/architecture.md, "Nothing lost").
                     for attempt in 0..3 {
                         match state::apply(&mut conn, t).await {
                             Ok(applied) => {
