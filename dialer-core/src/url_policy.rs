@@ -133,7 +133,20 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 can reach private IPv4
-        || a.to_ipv4().is_some_and(|v4| !is_public_v4(v4)) && s[0..6] == [0; 6])
+        || a.to_ipv4().is_some_and(|v4| !is_public_v4(v4)) && s[0..6] == [0; 6]
+        || tunnelled_v4(s).iter().any(|v4| !is_public_v4(*v4)))
+}
+
+/// The IPv4 addresses a tunnelling prefix carries, which a relay may deliver to: 6to4
+/// (`2002:AABB:CCDD::/48` is AABB.CCDD) and Teredo (`2001:0::/32`: the server in bits 32-63,
+/// the client inverted in the last 32 bits).
+fn tunnelled_v4(s: [u16; 8]) -> Vec<Ipv4Addr> {
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match (s[0], s[1]) {
+        (0x2002, _) => vec![v4(s[1], s[2])],
+        (0x2001, 0x0000) => vec![v4(s[2], s[3]), v4(!s[6], !s[7])],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +160,13 @@ mod tests {
     fn only_https_to_public_addresses_by_default() {
         assert!(STRICT.check("https://hooks.example.com/cb").is_ok());
         assert!(STRICT.check("https://93.184.216.34/cb").is_ok());
+        // Tunnelled public addresses stay reachable: 6to4 and Teredo of 93.184.216.34.
+        assert!(STRICT.check("https://[2002:5db8:d822::1]/cb").is_ok());
+        assert!(
+            STRICT
+                .check("https://[2001:0:5db8:d822::a247:27dd]/cb")
+                .is_ok()
+        );
         for (url, error) in [
             ("http://hooks.example.com/cb", UrlPolicyError::NotHttps),
             ("ftp://hooks.example.com/", UrlPolicyError::NotHttps),
@@ -171,6 +191,13 @@ mod tests {
             "https://[fd00::1]/",
             "https://[::ffff:10.0.0.1]/",
             "https://[::ffff:127.0.0.1]/",
+            // 6to4 of 169.254.169.254, 10.0.0.1 and 127.0.0.1
+            "https://[2002:a9fe:a9fe::1]/",
+            "https://[2002:a00:1::1]/",
+            "https://[2002:7f00:1::1]/",
+            // Teredo: server 10.0.0.1; client 192.168.1.1 (inverted) behind a public server
+            "https://[2001:0:a00:1::5db8:5db8]/",
+            "https://[2001:0:5db8:5db8::3f57:fefe]/",
         ] {
             assert!(
                 matches!(STRICT.check(url), Err(UrlPolicyError::ForbiddenAddress(_))),
@@ -197,5 +224,10 @@ mod tests {
             Err(UrlPolicyError::NotHttps)
         ));
         assert!(STRICT.check("http://127.0.0.1:8080/cb").is_err());
+        // The loopback flag allows loopback itself, never a tunnel to it.
+        assert!(matches!(
+            TESTS.check("https://[2002:7f00:1::1]/"),
+            Err(UrlPolicyError::ForbiddenAddress(_))
+        ));
     }
 }
