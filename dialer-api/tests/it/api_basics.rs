@@ -198,6 +198,27 @@ async fn metrics_in_prometheus_format() {
 }
 
 #[tokio::test]
+async fn invented_methods_share_one_metrics_label() {
+    let app = TestApp::spawn().await;
+    for name in ["FOOBAR", "BAZQUUX"] {
+        let method = reqwest::Method::from_bytes(name.as_bytes()).expect("method");
+        app.raw(app.http.request(method, format!("{}/healthz", app.base)))
+            .await;
+    }
+    let t = app
+        .raw(app.http.get(format!("{}/metrics", app.base)))
+        .await
+        .text;
+    let other: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains(r#"method="other""#))
+        .collect();
+    assert_eq!(other.len(), 1, "{t}");
+    assert!(other[0].ends_with(" 2"), "{t}");
+    assert!(!t.contains("FOOBAR") && !t.contains("BAZQUUX"), "{t}");
+}
+
+#[tokio::test]
 async fn refuses_to_start_on_a_newer_schema() {
     let env = dialer_core::test_support::TestEnv::new().await;
     {
