@@ -97,6 +97,8 @@ async fn apply(
             Effect::Nothing
         }
         (Control::Resume, BatchStatus::Cancelled) => return Err(closed()),
+        // Every call has its outcome: nothing is left to cancel, and the batch stays completed.
+        (Control::Cancel, BatchStatus::Completed) => return Err(closed()),
         (Control::Resume, BatchStatus::Paused) => {
             lifecycle::resume(conn, batch.id, batch.dispatched_at.is_some()).await?;
             Effect::Rearmed

@@ -171,6 +171,25 @@ async fn pause_resume_cancel() {
 }
 
 #[tokio::test]
+async fn a_completed_batch_cannot_be_cancelled() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 2)).await;
+    acme.dispatch(None).await;
+    // As the dispatcher leaves it once every call has its final outcome.
+    app.sql(
+        "UPDATE calls SET status = 'completed', attempts = 1;
+             UPDATE batches SET status = 'completed', completed_at = now()",
+    )
+    .await;
+    let r = acme.control(1, "cancel").await;
+    r.assert_refused(409, "batch_closed", "completed");
+    let v = acme.batch_status(1, "").await;
+    assert_eq!(v["batch_status"], "completed");
+    assert_eq!(v["counts"]["completed"], 2);
+    assert_eq!(v["counts"]["cancelled"], 0);
+}
+
+#[tokio::test]
 async fn cancel_events_reach_the_events_queue() {
     use lapin::options::BasicGetOptions;
     let (app, acme) = TestApp::with_account("ACME").await;
