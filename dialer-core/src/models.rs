@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
 use crate::domain::BatchStatus;
+use crate::event_body::rfc3339;
 use crate::schema::{accounts, asterisk_servers, batches};
 
 /// An account with every setting. Its `Debug` leaves the secrets out.
@@ -88,11 +89,13 @@ impl Serialize for AccountSettings {
         }
         out.serialize_field("limits", &AccountLimits(a))?;
         serialize_fields! { out, a; callback_url, callback_batch_events }
+        // Times in the contract's format: whole seconds.
         let rotating_until = a
             .callback_secret_previous_until
-            .filter(|until| *until > Utc::now());
+            .filter(|until| *until > Utc::now())
+            .map(rfc3339);
         out.serialize_field("callback_secret_rotating_until", &rotating_until)?;
-        serialize_fields! { out, a; created_at }
+        out.serialize_field("created_at", &rfc3339(a.created_at))?;
         out.end()
     }
 }

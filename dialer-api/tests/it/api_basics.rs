@@ -51,6 +51,24 @@ async fn revoked_key_and_suspended_account_are_refused() {
 }
 
 #[tokio::test]
+async fn account_times_are_whole_seconds() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    // A rotation in progress (the previous secret still signs), with fractions in the database.
+    app.sql("UPDATE accounts SET created_at = '2026-01-02 03:04:05.678901+00',
+                                 callback_secret_previous = 'whsec_b2xk',
+                                 callback_secret_previous_until = now() + interval '1 hour 0.25 seconds'")
+        .await;
+    let v = acme.get("/api/v1/account").await.json();
+    let whole = |t: &serde_json::Value| {
+        let t = t.as_str().unwrap_or_default();
+        t.len() == 20 && t.ends_with('Z') && !t.contains('.')
+    };
+    assert_eq!(v["account"]["created_at"], "2026-01-02T03:04:05Z");
+    let until = &v["account"]["callback_secret_rotating_until"];
+    assert!(whole(until), "{until}");
+}
+
+#[tokio::test]
 async fn account_shows_settings_but_never_secrets() {
     let (_app, acme) = TestApp::with_account("ACME").await;
     let r = acme.get("/api/v1/account").await;
