@@ -106,14 +106,32 @@ pub async fn page(
 
 pub const CSV_HEADER: &str = "call_id,phone_number,phone_number_e164,call_status,disposition,attempt,duration,start_time,answer_time,end_time,server_code,error_message,event_type,sequence,custom_data\n";
 
+/// One cell. A cell a spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return) is escaped as OWASP recommends for CSV injection: a leading `'`,
+/// and the cell quoted. A plain signed number (an E.164 number such as `+919876543210`) is no
+/// formula and stays as it is.
 fn csv_field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\n', '\r']) {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plain_number(value);
+    if formula || value.contains([',', '"', '\n', '\r']) {
         out.push('"');
+        if formula {
+            out.push('\'');
+        }
         out.push_str(&value.replace('"', "\"\""));
         out.push('"');
     } else {
         out.push_str(value);
     }
+}
+
+/// `[+-]digits[.digits]`, nothing else.
+fn is_plain_number(value: &str) -> bool {
+    let unsigned = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let mut parts = unsigned.splitn(2, '.');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let whole = parts.next();
+    digits(whole) && parts.next().is_none_or(|f| digits(Some(f)))
 }
 
 /// One CSV line for a call, from the same entry JSON the API shows.
@@ -167,5 +185,29 @@ mod tests {
             "c,\"98,76\",,queued,,0,,,,,,,,,\"{\"\"a\"\":\"\"x\\\"\"y\"\"}\"\n"
         );
         assert_eq!(CSV_HEADER.split(',').count(), 15);
+    }
+
+    #[test]
+    fn csv_cells_that_start_a_formula_are_escaped() {
+        let mut out = String::new();
+        let entry = RawValue::from_string(
+            r#"{"call_id":"=HYPERLINK(\"http://x\")","phone_number":"+1 (555) 0100","phone_number_e164":"+15550100","error_message":"@SUM(A1)","server_code":"-2+3","disposition":"\tx","event_type":"-5","sequence":3}"#.into(),
+        )
+        .expect("json");
+        csv_line(&entry, &mut out);
+        assert_eq!(
+            out,
+            "\"'=HYPERLINK(\"\"http://x\"\")\",\"'+1 (555) 0100\",+15550100,,\"'\tx\",,,,,,\"'-2+3\",\"'@SUM(A1)\",-5,3,\n"
+        );
+        for (cell, number) in [
+            ("+15550100", true),
+            ("-5", true),
+            ("1.5", true),
+            ("+1.", false),
+            ("+", false),
+            ("-1e3", false),
+        ] {
+            assert_eq!(is_plain_number(cell), number, "{cell}");
+        }
     }
 }
