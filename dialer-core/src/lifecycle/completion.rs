@@ -116,7 +116,7 @@ async fn status_counts(
 }
 
 /// Writes the batch's `batch_completed` event (the caller checked that the account subscribes)
-/// from its calls per state, as the caller counted them (states with no call are left out).
+/// from its calls per state, as the caller counted them.
 pub async fn write_batch_completed(
     conn: &mut AsyncPgConnection,
     batch: &BatchRef<'_>,
@@ -141,7 +141,7 @@ pub async fn write_batch_completed(
 }
 
 /// The contract's `batch_completed` body: totals by the one bucket mapping, and the count of
-/// every state that has calls.
+/// every state, zeros included, as batch status shows them.
 pub fn batch_completed_body(
     event_id: &str,
     batch: &BatchRef<'_>,
@@ -149,10 +149,17 @@ pub fn batch_completed_body(
     at: DateTime<Utc>,
 ) -> serde_json::Value {
     let totals = Totals::from_counts(counts.iter().copied());
-    let count_map: serde_json::Map<String, serde_json::Value> = counts
+    // Every status, zeros included, as batch status lists them: the two must agree.
+    let count_map: serde_json::Map<String, serde_json::Value> = CallStatus::ALL
         .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| (s.as_str().to_owned(), serde_json::Value::from(*n)))
+        .map(|status| {
+            let n: i64 = counts
+                .iter()
+                .filter(|(s, _)| s == status)
+                .map(|(_, n)| n)
+                .sum();
+            (status.as_str().to_owned(), serde_json::Value::from(n))
+        })
         .collect();
     serde_json::json!({
         "event_id": event_id,
@@ -172,7 +179,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_body_counts_only_states_with_calls() {
+    fn the_body_counts_every_state_zeros_included() {
         let batch = BatchRef {
             batch_pk: 7,
             account_id: 3,
@@ -193,10 +200,18 @@ mod tests {
         assert_eq!(body["total_calls"], 3);
         assert_eq!(body["completed_calls"], 2);
         assert_eq!(body["failed_calls"], 1);
-        assert_eq!(
-            body["counts"],
-            serde_json::json!({"completed": 2, "busy": 1})
-        );
+        let expected: serde_json::Map<String, serde_json::Value> = CallStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = match s {
+                    CallStatus::Completed => 2,
+                    CallStatus::Busy => 1,
+                    _ => 0,
+                };
+                (s.as_str().to_owned(), n.into())
+            })
+            .collect();
+        assert_eq!(body["counts"], serde_json::Value::Object(expected));
         assert_eq!(body["occurred_at"], "2023-11-14T22:13:20Z");
     }
 }

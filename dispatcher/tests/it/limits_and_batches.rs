@@ -104,4 +104,10 @@ async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
     assert_eq!(body["completed_calls"], 2);
     assert_eq!(body["failed_calls"], 1);
     assert_eq!(body["counts"]["busy"], 1);
+    // Every status, zeros included, as batch status lists them.
+    assert_eq!(body["counts"]["queued"], 0);
+    assert_eq!(
+        body["counts"].as_object().map(|m| m.len()),
+        Some(dialer_core::domain::CallStatus::ALL.len())
+    );
 }
