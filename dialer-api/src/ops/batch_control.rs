@@ -123,10 +123,10 @@ async fn write_batch_completed(
     batch: &Batch,
     summary: &BatchSummary,
 ) -> OpsResult<()> {
-    let counts: Vec<(CallStatus, i64)> = summary
-        .counts
+    // The summary holds every status by name; read them back by status, no text parsed.
+    let counts: Vec<(CallStatus, i64)> = CallStatus::ALL
         .iter()
-        .filter_map(|(k, n)| k.parse::<CallStatus>().ok().map(|s| (s, *n)))
+        .map(|s| (*s, summary.counts.get(s.as_str()).copied().unwrap_or(0)))
         .collect();
     let batch = BatchRef {
         batch_pk: batch.id,
