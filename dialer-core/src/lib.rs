@@ -3,6 +3,7 @@
 //! migrations, pool), the RabbitMQ topology and outboxes, and the callback data access the API and
 //! the CLI share ([`callbacks`], [`url_policy`]); services meet only through these.
 
+pub mod ca_cert;
 pub mod callbacks;
 pub mod calling_hours;
 pub mod config;

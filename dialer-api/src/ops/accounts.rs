@@ -164,6 +164,9 @@ pub struct AccountUpdate {
     pub api_requests_per_second: Option<i32>,
     pub callback_url: Option<Option<String>>,
     pub callback_batch_events: Option<bool>,
+    /// PEM of the CA that signed a private callback endpoint's certificate (trusted instead of
+    /// the public roots for this account); `Some(None)` clears it.
+    pub callback_ca_cert: Option<Option<String>>,
 }
 
 fn map_update_error(code: &str, e: diesel::result::Error) -> OpsError {
@@ -186,6 +189,10 @@ pub async fn update(
     }
     if let Some(Some(url)) = &change.callback_url {
         check_callback_url(url, allow_http_loopback).await?;
+    }
+    if let Some(Some(pem)) = &change.callback_ca_cert {
+        dialer_core::ca_cert::check_pem(pem)
+            .map_err(|e| OpsError::invalid(format!("callback CA certificate: {e}")))?;
     }
     if let Some(Some(hours)) = &change.calling_hours {
         dialer_core::calling_hours::CallingHours::from_json(hours).map_err(OpsError::invalid)?;

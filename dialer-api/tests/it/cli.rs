@@ -306,3 +306,67 @@ async fn dnc_lists_block_submissions() {
         .json();
     assert_eq!(r["accepted"], 1);
 }
+
+#[tokio::test]
+async fn account_update_sets_and_clears_the_callback_ca() {
+    let app = TestApp::spawn().await;
+    ctl(&app, &words("account create ACME")).assert_ok();
+    let pem_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/data/test-receiver-ca.pem"
+    );
+    let pem = std::fs::read_to_string(pem_path).expect("fixture");
+    let stored = async || -> Option<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            callback_ca_cert: Option<String>,
+        }
+        use diesel_async::RunQueryDsl;
+        let mut conn = app.pool.get().await.expect("conn");
+        diesel::sql_query("SELECT callback_ca_cert FROM accounts WHERE accountcode = 'ACME'")
+            .get_result::<Row>(&mut conn)
+            .await
+            .expect("account row")
+            .callback_ca_cert
+    };
+
+    ctl(
+        &app,
+        &["account", "update", "ACME", "--callback-ca-file", pem_path],
+    )
+    .assert_ok();
+    assert_eq!(stored().await.as_deref(), Some(pem.as_str()));
+
+    // a key beside the certificate, a file that is no certificate, a missing file: refused,
+    // and what was set stays
+    let dir = std::env::temp_dir().join(format!("ca-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let with_key = dir.join("with-key.pem");
+    std::fs::write(
+        &with_key,
+        format!("{pem}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+    )
+    .expect("write");
+    let not_pem = dir.join("notes.txt");
+    std::fs::write(&not_pem, "hello").expect("write");
+    for (path, words_) in [
+        (with_key.to_string_lossy().into_owned(), "private key"),
+        (not_pem.to_string_lossy().into_owned(), "BEGIN CERTIFICATE"),
+        (
+            dir.join("absent.pem").to_string_lossy().into_owned(),
+            "cannot read",
+        ),
+    ] {
+        let r = ctl(
+            &app,
+            &["account", "update", "ACME", "--callback-ca-file", &path],
+        );
+        r.refused(words_);
+    }
+    assert_eq!(stored().await.as_deref(), Some(pem.as_str()));
+
+    ctl(&app, &words("account update ACME --callback-ca-file none")).assert_ok();
+    assert_eq!(stored().await, None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,6 +115,10 @@ pub struct AccountUpdateArgs {
     callback_url: Option<String>,
     #[arg(long)]
     batch_events: Option<bool>,
+    /// A PEM file with the CA certificate(s) of a private callback endpoint (trusted instead of
+    /// the public roots for this account); `none` clears it.
+    #[arg(long, value_name = "PEM_FILE")]
+    callback_ca_file: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
@@ -230,6 +234,15 @@ fn update_of(u: AccountUpdateArgs) -> anyhow::Result<AccountUpdate> {
             serde_json::from_str::<Value>(text).context("--calling-hours is not JSON")?,
         )),
     };
+    let callback_ca_cert = match u.callback_ca_file.as_deref() {
+        None => None,
+        Some("" | "none") => Some(None),
+        Some(path) => {
+            Some(Some(std::fs::read_to_string(path).with_context(|| {
+                format!("--callback-ca-file: cannot read `{path}`")
+            })?))
+        }
+    };
     Ok(AccountUpdate {
         name: u.name,
         default_country: u.country,
@@ -254,6 +267,7 @@ fn update_of(u: AccountUpdateArgs) -> anyhow::Result<AccountUpdate> {
         api_requests_per_second: u.api_requests_per_second,
         callback_url: clearable(u.callback_url),
         callback_batch_events: u.batch_events,
+        callback_ca_cert,
     })
 }
 
