@@ -4,7 +4,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use dialer_core::db::DbPool;
-use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::domain::BatchStatus;
 use dialer_core::lifecycle::BatchRef;
 use dialer_core::lifecycle::control::{self as lifecycle, CancelledBatch};
 use dialer_core::models::{Account, Batch};
@@ -123,11 +123,6 @@ async fn write_batch_completed(
     batch: &Batch,
     summary: &BatchSummary,
 ) -> OpsResult<()> {
-    // The summary holds every status by name; read them back by status, no text parsed.
-    let counts: Vec<(CallStatus, i64)> = CallStatus::ALL
-        .iter()
-        .map(|s| (*s, summary.counts.get(s.as_str()).copied().unwrap_or(0)))
-        .collect();
     let batch = BatchRef {
         batch_pk: batch.id,
         account_id: account.id,
@@ -135,6 +130,6 @@ async fn write_batch_completed(
         batch_id: batch.batch_id,
         batch_events: account.callback_batch_events,
     };
-    dialer_core::lifecycle::write_batch_completed(conn, &batch, &counts).await?;
+    dialer_core::lifecycle::write_batch_completed(conn, &batch, &summary.state).await?;
     Ok(())
 }

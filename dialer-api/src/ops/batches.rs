@@ -11,7 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use dialer_core::calling_hours::CallingHours;
-use dialer_core::domain::{BatchStatus, CallStatus, Totals};
+use dialer_core::domain::{BatchStatus, CallStatus, StateCounts, Totals};
 use dialer_core::models::Batch;
 use dialer_core::schema::batches;
 
@@ -72,18 +72,14 @@ pub struct BatchSummary {
     /// Every call state, zeros included, so clients need not guess the keys.
     #[schema(schema_with = crate::data_schema::status_counts)]
     pub counts: BTreeMap<&'static str, i64>,
+    /// What `counts` and `totals` were made of, for `batch_completed`.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub state: StateCounts,
     #[schema(schema_with = crate::data_schema::time_required)]
     pub created_at: String,
     #[schema(schema_with = crate::data_schema::time_or_null, required = true)]
     pub dispatched_at: Option<String>,
-}
-
-#[derive(diesel::QueryableByName)]
-struct StatusCount {
-    #[diesel(sql_type = Text)]
-    status: CallStatus,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -93,18 +89,12 @@ struct Count {
 }
 
 pub async fn summary(conn: &mut AsyncPgConnection, batch: &Batch) -> OpsResult<BatchSummary> {
-    let rows: Vec<StatusCount> = diesel::sql_query(
-        "SELECT status, count(*) AS n FROM calls WHERE batch_pk = $1 GROUP BY status",
-    )
-    .bind::<BigInt, _>(batch.id)
-    .load(conn)
-    .await?;
-    let mut counts: BTreeMap<&'static str, i64> =
-        CallStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for r in &rows {
-        counts.insert(r.status.as_str(), r.n);
-    }
-    let totals = Totals::from_counts(rows.iter().map(|r| (r.status, r.n)));
+    let state = dialer_core::lifecycle::state_counts(conn, batch.id).await?;
+    let counts: BTreeMap<&'static str, i64> = CallStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), state.get(*s)))
+        .collect();
+    let totals = state.totals();
     let waiting_reason = waiting_reason(conn, batch, &counts).await?;
     Ok(BatchSummary {
         batch_id: batch.batch_id,
@@ -113,6 +103,7 @@ pub async fn summary(conn: &mut AsyncPgConnection, batch: &Batch) -> OpsResult<B
         waiting_reason,
         totals,
         counts,
+        state,
         created_at: dialer_core::event_body::rfc3339(batch.created_at),
         dispatched_at: batch.dispatched_at.map(dialer_core::event_body::rfc3339),
     })

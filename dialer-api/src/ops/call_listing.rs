@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use dialer_core::domain::CallStatus;
+use dialer_core::domain::{CallStatus, EventType};
 use dialer_core::schema::calls;
 
 use crate::ops::error::{OpsError, OpsResult};
@@ -80,7 +80,16 @@ impl CallRow {
     }
 }
 
-/// Up to `limit` calls of the batch after call key `after`, optionally only in `statuses`.
+/// The `call_status` values an entry can show: `queued` before any event, else its latest
+/// event's (a call waiting for a retry shows the last attempt's outcome, e.g. `busy`).
+pub fn entry_statuses() -> Vec<CallStatus> {
+    std::iter::once(CallStatus::Queued)
+        .chain(EventType::ALL.iter().filter_map(|t| t.call_status()))
+        .collect()
+}
+
+/// Up to `limit` calls of the batch after call key `after`, optionally only those whose entry
+/// shows one of `statuses` (see [`entry_statuses`]).
 pub async fn page(
     conn: &mut AsyncPgConnection,
     batch_pk: i64,
@@ -93,7 +102,8 @@ pub async fn page(
                 c.attempts::bigint AS attempts, e.body AS event_body
          FROM calls c
          LEFT JOIN call_events e ON e.call_pk = c.id AND e.sequence = c.event_seq
-         WHERE c.batch_pk = $1 AND c.id > $2 AND ($3::text[] IS NULL OR c.status = ANY($3))
+         WHERE c.batch_pk = $1 AND c.id > $2
+           AND ($3::text[] IS NULL OR coalesce(e.body::jsonb ->> 'call_status', 'queued') = ANY($3))
          ORDER BY c.id LIMIT $4",
     )
     .bind::<BigInt, _>(batch_pk)

@@ -36,20 +36,26 @@ pub struct StatusResponse {
     next_cursor: Option<String>,
 }
 
+/// `?status=`: the `call_status` values entries show (their latest event's, or `queued` before
+/// any), never the internal states behind `counts`, so a filter matches what a client reads.
 fn parse_statuses(q: &HashMap<String, String>) -> ApiResult<Option<Vec<String>>> {
     let Some(raw) = q.get("status") else {
         return Ok(None);
     };
+    let shown = call_listing::entry_statuses();
     let mut out = Vec::new();
     for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let status: CallStatus = s.parse().map_err(|_| {
-            let names: Vec<&str> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::invalid_request(format!(
-                "`status`: `{s}` is not one of {}",
-                names.join(", ")
-            ))
-        })?;
-        out.push(status.as_str().to_owned());
+        match s.parse::<CallStatus>() {
+            Ok(status) if shown.contains(&status) => out.push(status.as_str().to_owned()),
+            _ => {
+                let names: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
+                return Err(ApiError::invalid_request(format!(
+                    "`status`: `{}` is not a call_status entries show ({})",
+                    s.chars().take(64).collect::<String>(),
+                    names.join(", ")
+                )));
+            }
+        }
     }
     if out.is_empty() {
         return Err(ApiError::invalid_request("`status` is empty"));
@@ -77,7 +83,7 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
     tag = "batches",
     params(
         ("batch_id" = i64, Path, minimum = 1, description = "the client's batch id"),
-        ("status" = Option<String>, Query, description = "only calls in these call states, comma separated (e.g. `queued,failed`)"),
+        ("status" = Option<String>, Query, description = "only calls whose entry shows one of these `call_status` values, comma separated (e.g. `queued,busy`)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "calls per page (default 100)"),
         ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
         ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),

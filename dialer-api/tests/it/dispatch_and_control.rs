@@ -1,7 +1,7 @@
 //! dispatch-calls with RabbitMQ (each call published once), pause/resume/cancel, batch status
 //! (counts, filter, pagination, CSV), call detail, tenant isolation.
 
-use crate::helpers::{TestApp, assert_fields, drain_dial_queue};
+use crate::helpers::{TestApp, assert_fields, drain_dial_queue, outcome_sql};
 use serde_json::{Value, json};
 
 fn rows(from: u64, n: u64) -> Vec<Value> {
@@ -220,9 +220,12 @@ async fn cancel_events_reach_the_events_queue() {
 async fn batch_status_filters_and_paginates() {
     let (app, acme) = TestApp::with_account("ACME").await;
     acme.insert_rows(1, rows(0, 5)).await;
-    app.sql(
-        "UPDATE calls SET status = 'busy' WHERE id IN (SELECT id FROM calls ORDER BY id LIMIT 2)",
-    )
+    app.sql(&outcome_sql(
+        "c.id IN (SELECT id FROM calls ORDER BY id LIMIT 2)",
+        "busy",
+        "call_busy",
+        "busy",
+    ))
     .await;
 
     let mut seen = Vec::new();
@@ -474,4 +477,90 @@ async fn waiting_reason_names_closed_calling_hours() {
         acme.get("/api/v1/queues/batch-status/2").await.json()["waiting_reason"],
         Value::Null
     );
+}
+
+#[tokio::test]
+async fn status_filter_matches_the_call_status_entries_show() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let r = acme
+        .insert(&json!({"batch_id": 1, "data": [
+            {"phone_number": "9876543210"}, {"phone_number": "9876543211"}, {"phone_number": "9876543212"}
+        ]}))
+        .await;
+    assert_eq!(r.json()["accepted"], 3, "{}", r.text);
+    // What the dispatcher leaves after a busy first attempt with a retry to come: the call waits
+    // (`retry_wait`) and its latest event says `busy`. Another call is being dialed, no event yet.
+    app.sql(&outcome_sql(
+        "c.phone_raw = '9876543210'",
+        "retry_wait",
+        "call_busy",
+        "busy",
+    ))
+    .await;
+    app.sql("UPDATE calls SET status = 'dialing', attempts = 1 WHERE phone_raw = '9876543211'")
+        .await;
+    let shown = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                (
+                    c["phone_number"].as_str().unwrap_or("").to_owned(),
+                    c["call_status"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let busy = acme.batch_status(1, "status=busy").await;
+    assert_eq!(shown(&busy), [("9876543210".into(), "busy".into())]);
+    let queued = acme.batch_status(1, "status=queued").await;
+    assert_eq!(
+        shown(&queued),
+        [
+            ("9876543211".into(), "queued".into()),
+            ("9876543212".into(), "queued".into())
+        ]
+    );
+    // counts keep the internal states, documented against what entries show
+    assert_eq!(busy["counts"]["retry_wait"], 1);
+    assert_eq!(busy["counts"]["dialing"], 1);
+    // internal states are not what entries show: refused, naming the values that are
+    for internal in ["retry_wait", "dialing", "scheduled"] {
+        let r = acme
+            .get(&format!("/api/v1/queues/batch-status/1?status={internal}"))
+            .await;
+        r.assert_refused(400, "invalid_request", "no_answer");
+    }
+    let csv = acme
+        .get("/api/v1/queues/batch-status/1?format=csv&status=busy")
+        .await;
+    assert_eq!(csv.text.lines().count(), 2, "{}", csv.text);
+}
+
+#[tokio::test]
+async fn a_timeout_after_an_answer_counts_as_completed() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    acme.insert_rows(1, rows(0, 2)).await;
+    app.sql(&outcome_sql("true", "timeout", "call_timeout", "timeout"))
+        .await;
+    // cut at its maximum length after the answer (the person was reached), and one the PBX
+    // never reported on
+    app.sql(
+        "UPDATE calls SET disposition = 'answered' WHERE phone_raw = '9876500000';
+         UPDATE calls SET disposition = 'unknown' WHERE phone_raw = '9876500001';",
+    )
+    .await;
+    let v = acme.batch_status(1, "").await;
+    assert_fields(
+        &v,
+        &[
+            ("total_calls", json!(2)),
+            ("completed_calls", json!(1)),
+            ("failed_calls", json!(1)),
+            ("pending_calls", json!(0)),
+        ],
+    );
+    assert_eq!(v["counts"]["timeout"], 2);
 }

@@ -409,3 +409,20 @@ pub fn two_tries_sql(event_id: &str, head: &str) -> String {
          FROM call_events WHERE event_id = '{event_id}';"
     )
 }
+
+/// SQL that gives the calls matching `calls_where` the state `status` and, as their latest
+/// event, one of type `event_type` showing `call_status`: what the dispatcher leaves after an
+/// attempt, for tests of what the API shows.
+pub fn outcome_sql(calls_where: &str, status: &str, event_type: &str, call_status: &str) -> String {
+    format!(
+        "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, body)
+         SELECT 'evt_' || c.id, c.account_id, c.batch_pk, c.id, c.event_seq + 1, '{event_type}',
+                json_build_object('event_id', 'evt_' || c.id, 'event_type', '{event_type}',
+                                  'call_id', c.call_id, 'phone_number', c.phone_raw,
+                                  'call_status', '{call_status}', 'attempt', c.attempts + 1,
+                                  'will_retry', '{status}' = 'retry_wait')::text
+         FROM calls c WHERE {calls_where};
+         UPDATE calls c SET status = '{status}', attempts = attempts + 1, event_seq = event_seq + 1
+         WHERE {calls_where};"
+    )
+}

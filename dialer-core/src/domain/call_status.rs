@@ -88,7 +88,12 @@ pub struct Totals {
 }
 
 impl Totals {
-    pub fn from_counts(counts: impl IntoIterator<Item = (CallStatus, i64)>) -> Totals {
+    /// `answered_timeouts`: calls ended `timeout` after an answer (cut at their maximum length).
+    /// The person was reached, so the contract counts them in `completed_calls`.
+    pub fn from_counts(
+        counts: impl IntoIterator<Item = (CallStatus, i64)>,
+        answered_timeouts: i64,
+    ) -> Totals {
         let mut t = Totals::default();
         for (status, n) in counts {
             t.total_calls += n;
@@ -98,7 +103,32 @@ impl Totals {
                 Bucket::Pending => t.pending_calls += n,
             }
         }
+        t.completed_calls += answered_timeouts;
+        t.failed_calls -= answered_timeouts;
         t
+    }
+}
+
+/// A batch's calls per state, and how many of its `timeout` calls had been answered: all that
+/// `counts` and the totals are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// The states present (others are zero).
+    pub by_status: Vec<(CallStatus, i64)>,
+    pub answered_timeouts: i64,
+}
+
+impl StateCounts {
+    pub fn get(&self, status: CallStatus) -> i64 {
+        self.by_status
+            .iter()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals::from_counts(self.by_status.iter().copied(), self.answered_timeouts)
     }
 }
 
@@ -144,8 +174,22 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, s)| (*s, i as i64 + 1));
-        let t = Totals::from_counts(counts);
+        let t = Totals::from_counts(counts, 0);
         assert_eq!(t.completed_calls, 7);
+        let reached = StateCounts {
+            by_status: vec![(CallStatus::Timeout, 3), (CallStatus::Completed, 1)],
+            answered_timeouts: 2,
+        }
+        .totals();
+        assert_eq!(
+            (
+                reached.completed_calls,
+                reached.failed_calls,
+                reached.total_calls
+            ),
+            (3, 1, 4),
+            "answered timeouts count as completed"
+        );
         assert_eq!(
             t.total_calls,
             t.completed_calls + t.failed_calls + t.pending_calls

@@ -9,7 +9,7 @@ mod event_type;
 
 pub use attempt_state::AttemptState;
 pub use batch_status::BatchStatus;
-pub use call_status::{Bucket, CallStatus, Totals};
+pub use call_status::{Bucket, CallStatus, StateCounts, Totals};
 pub use delivery_status::DeliveryStatus;
 pub use disposition::Disposition;
 pub use event_type::EventType;

@@ -6,7 +6,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::domain::{BatchStatus, CallStatus, EventType, Totals};
+use crate::domain::{BatchStatus, CallStatus, Disposition, EventType, StateCounts};
 use crate::event_body::{new_event_id, rfc3339};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ pub async fn complete_batch_if_done(
     .execute(conn)
     .await?;
     if batch.batch_events {
-        let counts = status_counts(conn, batch.batch_pk).await?;
+        let counts = state_counts(conn, batch.batch_pk).await?;
         write_batch_completed(conn, batch, &counts).await?;
     }
     Ok(true)
@@ -99,20 +99,32 @@ struct StatusCount {
     status: CallStatus,
     #[diesel(sql_type = BigInt)]
     n: i64,
+    #[diesel(sql_type = BigInt)]
+    answered: i64,
 }
 
-/// The batch's calls per state (the states present only).
-async fn status_counts(
+/// The batch's calls per state (the states present only), the one query behind batch status and
+/// `batch_completed`.
+pub async fn state_counts(
     conn: &mut AsyncPgConnection,
     batch_pk: i64,
-) -> Result<Vec<(CallStatus, i64)>, LifecycleError> {
-    let counts: Vec<StatusCount> = diesel::sql_query(
-        "SELECT status, count(*) AS n FROM calls WHERE batch_pk = $1 GROUP BY status",
-    )
+) -> Result<StateCounts, LifecycleError> {
+    let rows: Vec<StatusCount> = diesel::sql_query(format!(
+        "SELECT status, count(*) AS n, count(*) FILTER (WHERE disposition = '{}') AS answered \
+         FROM calls WHERE batch_pk = $1 GROUP BY status",
+        Disposition::Answered
+    ))
     .bind::<BigInt, _>(batch_pk)
     .load(conn)
     .await?;
-    Ok(counts.into_iter().map(|c| (c.status, c.n)).collect())
+    Ok(StateCounts {
+        answered_timeouts: rows
+            .iter()
+            .filter(|r| r.status == CallStatus::Timeout)
+            .map(|r| r.answered)
+            .sum(),
+        by_status: rows.into_iter().map(|r| (r.status, r.n)).collect(),
+    })
 }
 
 /// Writes the batch's `batch_completed` event (the caller checked that the account subscribes)
@@ -120,7 +132,7 @@ async fn status_counts(
 pub async fn write_batch_completed(
     conn: &mut AsyncPgConnection,
     batch: &BatchRef<'_>,
-    counts: &[(CallStatus, i64)],
+    counts: &StateCounts,
 ) -> Result<(), LifecycleError> {
     let event_id = new_event_id();
     let now = Utc::now();
@@ -145,19 +157,15 @@ pub async fn write_batch_completed(
 pub fn batch_completed_body(
     event_id: &str,
     batch: &BatchRef<'_>,
-    counts: &[(CallStatus, i64)],
+    counts: &StateCounts,
     at: DateTime<Utc>,
 ) -> serde_json::Value {
-    let totals = Totals::from_counts(counts.iter().copied());
+    let totals = counts.totals();
     // Every status, zeros included, as batch status lists them: the two must agree.
     let count_map: serde_json::Map<String, serde_json::Value> = CallStatus::ALL
         .iter()
         .map(|status| {
-            let n: i64 = counts
-                .iter()
-                .filter(|(s, _)| s == status)
-                .map(|(_, n)| n)
-                .sum();
+            let n = counts.get(*status);
             (status.as_str().to_owned(), serde_json::Value::from(n))
         })
         .collect();
@@ -187,11 +195,14 @@ mod tests {
             batch_id: 42,
             batch_events: true,
         };
-        let counts = [
-            (CallStatus::Completed, 2),
-            (CallStatus::Busy, 1),
-            (CallStatus::Queued, 0),
-        ];
+        let counts = StateCounts {
+            by_status: vec![
+                (CallStatus::Completed, 2),
+                (CallStatus::Busy, 1),
+                (CallStatus::Queued, 0),
+            ],
+            answered_timeouts: 0,
+        };
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let body = batch_completed_body("evt_1", &batch, &counts, at);
         assert_eq!(body["event_type"], "batch_completed");

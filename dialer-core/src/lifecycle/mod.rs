@@ -10,6 +10,7 @@ pub mod schedule;
 mod undialed;
 
 pub use completion::{
-    BatchRef, LifecycleError, batch_completed_body, complete_batch_if_done, write_batch_completed,
+    BatchRef, LifecycleError, batch_completed_body, complete_batch_if_done, state_counts,
+    write_batch_completed,
 };
 pub use undialed::{EndedUndialed, end_undialed};
