@@ -91,6 +91,50 @@ impl<'a> TopLevel<'a> {
     pub fn raw(&self, name: &str) -> Option<&'a RawValue> {
         self.0.get(name).copied()
     }
+
+    /// Refuses a field outside `known`: a typo must not silently do nothing (contract).
+    pub fn only(&self, known: &[&str]) -> ApiResult<()> {
+        refuse_unknown(self.0.keys().map(String::as_str), known, "")
+    }
+}
+
+/// Refuses the first name outside `known`; `within` prefixes the field in the message (`data[3].`).
+pub fn refuse_unknown<'k>(
+    names: impl IntoIterator<Item = &'k str>,
+    known: &[&str],
+    within: &str,
+) -> ApiResult<()> {
+    let mut unknown: Vec<&str> = names.into_iter().filter(|n| !known.contains(n)).collect();
+    // The first in name order, so the message does not depend on hashing.
+    unknown.sort_unstable();
+    match unknown.first() {
+        None => Ok(()),
+        Some(name) => Err(ApiError::invalid_request(format!(
+            "unknown field `{within}{}` (known fields: {})",
+            shown_name(name),
+            known.join(", ")
+        ))),
+    }
+}
+
+/// A client's field name as a message may show it: at most 64 characters, control characters
+/// escaped (names may be a megabyte long or carry NULs).
+fn shown_name(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if name.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// A `batch_id` as the contract defines it: a positive integer up to 2^63-1.

@@ -25,6 +25,19 @@ impl CallingHours {
     /// Validates the JSON form; the error names what is wrong.
     pub fn from_json(value: &serde_json::Value) -> Result<CallingHours, String> {
         let obj = value.as_object().ok_or("calling_hours must be an object")?;
+        // A misspelt key would otherwise do nothing (and its value would be stored).
+        let mut unknown: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["start", "end", "days"].contains(k))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(k) = unknown.first() {
+            let shown: String = k.chars().take(64).flat_map(char::escape_default).collect();
+            return Err(format!(
+                "calling_hours: unknown field `{shown}` (known fields: start, end, days)"
+            ));
+        }
         let time = |key: &str| -> Result<NaiveTime, String> {
             let text = obj.get(key).and_then(|v| v.as_str()).ok_or(format!(
                 "calling_hours.{key} must be a time such as \"09:00\""
@@ -65,6 +78,21 @@ impl CallingHours {
         };
         Ok(CallingHours { start, end, days })
     }
+
+    /// The normalised JSON form, the only one stored: `{"start": "HH:MM", "end": "HH:MM",
+    /// "days": [...]}` with every day listed, in week order.
+    pub fn to_json(&self) -> serde_json::Value {
+        let days: Vec<&str> = DAY_NAMES
+            .iter()
+            .filter(|(_, d)| self.days.contains(d))
+            .map(|(n, _)| *n)
+            .collect();
+        serde_json::json!({
+            "start": self.start.format("%H:%M").to_string(),
+            "end": self.end.format("%H:%M").to_string(),
+            "days": days,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +120,30 @@ mod tests {
             .is_err()
         );
         assert!(CallingHours::from_json(&json!([1])).is_err());
+        let unknown = CallingHours::from_json(
+            &json!({"start": "09:00", "end": "21:00", "note\u{0}": "x\u{0}"}),
+        );
+        assert_eq!(
+            unknown,
+            Err(
+                "calling_hours: unknown field `note\\u{0}` (known fields: start, end, days)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn normalised_form_lists_days_in_week_order() {
+        let h = CallingHours::from_json(
+            &json!({"start": "09:00", "end": "21:30", "days": ["FRI", "mon", "fri"]}),
+        )
+        .expect("valid");
+        assert_eq!(
+            h.to_json(),
+            json!({"start": "09:00", "end": "21:30", "days": ["mon", "fri"]})
+        );
+        let every =
+            CallingHours::from_json(&json!({"start": "22:00", "end": "06:00"})).expect("valid");
+        assert_eq!(every.to_json()["days"].as_array().map(Vec::len), Some(7));
     }
 }
 

@@ -51,6 +51,24 @@ struct Parsed {
     checked: rows::Checked,
 }
 
+/// Refuses the whole request when a row has a field the platform does not know (a misspelt
+/// `custom_data` would otherwise be dropped). Rows that are not objects are left to
+/// [`rows::check`].
+fn refuse_unknown_row_fields(data: &[&RawValue]) -> ApiResult<()> {
+    for (i, row) in data.iter().enumerate() {
+        if let Ok(fields) =
+            serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(row.get())
+        {
+            json_body::refuse_unknown(
+                fields.keys().map(String::as_str),
+                &rows::ROW_FIELDS,
+                &format!("data[{i}]."),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Parses and checks a body (no I/O): CPU-bound for large batches, so it runs off the worker.
 fn parse_and_check(
     body: &[u8],
@@ -59,6 +77,18 @@ fn parse_and_check(
     max_custom_data_bytes: usize,
 ) -> ApiResult<Parsed> {
     let top: TopLevel<'_> = json_body::parse_object(body)?;
+    let known: Vec<&str> = ["batch_id", "data", "accountcode"]
+        .into_iter()
+        .chain(settings::FIELDS)
+        .collect();
+    top.only(&known)?;
+    if let Some(code) = top.get::<String>("accountcode", "a string")?
+        && code != account.accountcode
+    {
+        return Err(ApiError::invalid_request(
+            "`accountcode` is not the account of this API key (it may be left out)",
+        ));
+    }
     let batch_id = json_body::batch_id_field(&top)?
         .ok_or_else(|| ApiError::invalid_request("`batch_id` is required (a positive integer)"))?;
     let data: Vec<&RawValue> = match top.raw("data") {
@@ -71,6 +101,7 @@ fn parse_and_check(
             .map_err(|_| ApiError::invalid_request("`data` must be a list of rows"))?,
     };
     let settings = settings::parse(&top)?;
+    refuse_unknown_row_fields(&data)?;
     let limit = max_rows.min(account.max_rows_per_request.max(0) as usize);
     if data.len() > limit {
         return Err(ApiError::payload_too_large(format!(

@@ -18,7 +18,41 @@ dialer_core::text_enum! {
         RecentlyCalled = "recently_called",
         CustomDataNotObject = "custom_data_not_object",
         CustomDataTooLarge = "custom_data_too_large",
+        CustomDataTooDeep = "custom_data_too_deep",
     }
+}
+
+/// How deep `custom_data` may nest (contract): deeper objects could not be read back by JSON
+/// parsers with a recursion limit, ours included.
+pub const MAX_CUSTOM_DATA_DEPTH: usize = 32;
+
+/// The fields a row may have; any other refuses the request (see `ingest`).
+pub const ROW_FIELDS: [&str; 2] = ["phone_number", "custom_data"];
+
+/// The nesting depth of a JSON text (`{}` is 1), counting brackets outside strings.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 pub struct Rules<'a> {
@@ -125,6 +159,10 @@ pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
                 out.rejected.push(reject(RejectReason::CustomDataTooLarge));
                 continue;
             }
+            Some(cd) if json_depth(cd.get()) > MAX_CUSTOM_DATA_DEPTH => {
+                out.rejected.push(reject(RejectReason::CustomDataTooDeep));
+                continue;
+            }
             Some(cd) => Some(cd.get().to_owned()),
         };
         if !destination_allowed(rules, number.as_str(), number.region()) {
@@ -156,13 +194,17 @@ mod tests {
     }
 
     fn run(json: &str, countries: &[&str], prefixes: &[&str]) -> Checked {
+        run_with(json, countries, prefixes, 40)
+    }
+
+    fn run_with(json: &str, countries: &[&str], prefixes: &[&str], max_bytes: usize) -> Checked {
         let countries: Vec<String> = countries.iter().map(|s| s.to_string()).collect();
         let prefixes: Vec<String> = prefixes.iter().map(|s| s.to_string()).collect();
         let rules = Rules {
             country: dialer_core::phone::parse_country("IN").expect("IN"),
             allowed_countries: &countries,
             allowed_prefixes: &prefixes,
-            max_custom_data_bytes: 40,
+            max_custom_data_bytes: max_bytes,
         };
         let owned = rows(json);
         let refs: Vec<&RawValue> = owned.iter().map(|r| r.as_ref()).collect();
@@ -211,6 +253,29 @@ mod tests {
             Some(r#""98765x""#)
         );
         assert!(c.rejected[1].phone_number.is_none());
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings() {
+        assert_eq!(json_depth(r#"{}"#), 1);
+        assert_eq!(json_depth(r#"{"a": [1, {"b": "}}}"}]}"#), 3);
+        assert_eq!(json_depth(r#"{"a": "\"[[[[", "b": {"c": []}}"#), 3);
+        let deep = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        assert_eq!(json_depth(&deep(32)), 32);
+        let c = run_with(
+            &format!(
+                r#"[{{"phone_number": "9876543210", "custom_data": {}}},
+                    {{"phone_number": "9876543211", "custom_data": {}}}]"#,
+                deep(32),
+                deep(33)
+            ),
+            &[],
+            &[],
+            10_000,
+        );
+        assert_eq!(c.candidates.len(), 1);
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].reason.as_str(), "custom_data_too_deep");
     }
 
     #[test]

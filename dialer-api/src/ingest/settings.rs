@@ -4,10 +4,26 @@
 use chrono::{DateTime, Utc};
 use dialer_core::calling_hours::CallingHours;
 use dialer_core::domain::Disposition;
+use dialer_core::models::Batch;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::json_body::TopLevel;
 
+/// The settings' field names, as the contract spells them.
+pub const FIELDS: [&str; 9] = [
+    "batch_name",
+    "caller_id",
+    "max_attempts",
+    "retry_delay_seconds",
+    "retry_on",
+    "calling_hours",
+    "priority",
+    "expires_at",
+    "dispatch",
+];
+
+/// Settings as they are stored: `retry_on` without repeats, `calling_hours` in its normalised
+/// form (nothing else of the client's object is kept).
 #[derive(Debug, Default, Clone)]
 pub struct BatchSettings {
     pub name: Option<String>,
@@ -43,20 +59,33 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
             "`retry_delay_seconds` must be a non-negative integer",
         ));
     }
+    let mut s = s;
     if let Some(list) = &s.retry_on {
+        let mut kept: Vec<String> = Vec::with_capacity(list.len());
         for d in list {
             match d.parse::<Disposition>() {
-                Ok(disp) if disp.is_retryable() => {}
+                Ok(disp) if disp.is_retryable() => {
+                    if !kept.iter().any(|k| k == disp.as_str()) {
+                        kept.push(disp.as_str().to_owned());
+                    }
+                }
                 _ => {
                     return Err(ApiError::invalid_request(format!(
-                        "`retry_on`: `{d}` is not a retryable disposition (busy, no_answer, rejected, congestion, unreachable, failed)"
+                        "`retry_on`: `{}` is not a retryable disposition (busy, no_answer, rejected, congestion, unreachable, failed)",
+                        d.chars()
+                            .take(64)
+                            .flat_map(char::escape_default)
+                            .collect::<String>()
                     )));
                 }
             }
         }
+        s.retry_on = Some(kept);
     }
     if let Some(ch) = &s.calling_hours {
-        CallingHours::from_json(ch).map_err(|m| ApiError::invalid_request(format!("`{m}`")))?;
+        let hours =
+            CallingHours::from_json(ch).map_err(|m| ApiError::invalid_request(format!("`{m}`")))?;
+        s.calling_hours = Some(hours.to_json());
     }
     if s.name
         .as_ref()
@@ -75,4 +104,60 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
         ));
     }
     Ok(s)
+}
+
+impl BatchSettings {
+    /// The first setting of this request that differs from what `batch` was created with (a
+    /// setting left out differs from nothing).
+    pub fn conflict_with(&self, b: &Batch) -> Option<&'static str> {
+        let differs = |given: bool, field| given.then_some(field);
+        let set = |v: &Option<Vec<String>>| {
+            let mut v = v.clone().unwrap_or_default();
+            v.sort_unstable();
+            v
+        };
+        let hours = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|h| CallingHours::from_json(h).map(|h| h.to_json()).ok())
+        };
+        // PostgreSQL keeps microseconds.
+        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+        None.or(differs(
+            self.name.is_some() && self.name != b.name,
+            "batch_name",
+        ))
+        .or(differs(
+            self.caller_id.is_some() && self.caller_id != b.caller_id,
+            "caller_id",
+        ))
+        .or(differs(
+            self.max_attempts.is_some() && self.max_attempts != b.max_attempts,
+            "max_attempts",
+        ))
+        .or(differs(
+            self.retry_delay_seconds.is_some() && self.retry_delay_seconds != b.retry_delay_seconds,
+            "retry_delay_seconds",
+        ))
+        .or(differs(
+            self.retry_on.is_some()
+                && (b.retry_on.is_none() || set(&self.retry_on) != set(&b.retry_on)),
+            "retry_on",
+        ))
+        .or(differs(
+            self.calling_hours.is_some() && hours(&self.calling_hours) != hours(&b.calling_hours),
+            "calling_hours",
+        ))
+        .or(differs(
+            self.priority.is_some_and(|p| p != b.priority),
+            "priority",
+        ))
+        .or(differs(
+            self.expires_at.is_some() && micros(self.expires_at) != micros(b.expires_at),
+            "expires_at",
+        ))
+        .or(differs(
+            self.dispatch.is_some_and(|d| d != b.auto_dispatch),
+            "dispatch",
+        ))
+    }
 }

@@ -44,6 +44,26 @@ struct Count {
 /// Lock key space for per-account ingestion (first half of the two-key advisory lock).
 const INGEST_LOCK: i32 = 0x696e_6773; // "ings"
 
+/// Why the submission's transaction ended without committing.
+enum Abort {
+    Refused(ApiError),
+    /// Nothing was accepted for a batch this request would have created: the batch is not
+    /// created either (an empty batch with frozen settings helps nobody).
+    NothingToCreate(Stored),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Refused(e.into())
+    }
+}
+
+impl From<ApiError> for Abort {
+    fn from(e: ApiError) -> Self {
+        Abort::Refused(e)
+    }
+}
+
 pub async fn store(
     conn: &mut AsyncPgConnection,
     account: &Account,
@@ -51,19 +71,48 @@ pub async fn store(
     settings: &BatchSettings,
     checked: Checked,
 ) -> ApiResult<Stored> {
-    conn.transaction::<Stored, ApiError, _>(async |conn| {
+    let stored = conn
+        .transaction::<Stored, Abort, _>(async |conn| {
+            store_in_tx(conn, account, batch_id, settings, checked).await
+        })
+        .await;
+    match stored {
+        Ok(s) | Err(Abort::NothingToCreate(s)) => Ok(s),
+        Err(Abort::Refused(e)) => Err(e),
+    }
+}
+
+async fn store_in_tx(
+    conn: &mut AsyncPgConnection,
+    account: &Account,
+    batch_id: i64,
+    settings: &BatchSettings,
+    checked: Checked,
+) -> Result<Stored, Abort> {
+    {
         // One submission per account at a time, so quota checks see each other's rows.
         diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind::<Integer, _>(INGEST_LOCK)
             .bind::<Integer, _>(account.id as i32)
             .execute(conn)
             .await?;
-        let batch = upsert_batch(conn, account.id, batch_id, settings).await?;
+        let (batch, created) = upsert_batch(conn, account.id, batch_id, settings).await?;
         if !batch.status.accepts_calls() {
             return Err(ApiError::conflict(
                 "batch_closed",
                 format!("batch {batch_id} is cancelled"),
-            ));
+            )
+            .into());
+        }
+        if let Some(field) = settings.conflict_with(&batch) {
+            return Err(ApiError::conflict(
+                "batch_settings_conflict",
+                format!(
+                    "`{field}` differs from the value batch {batch_id} was created with; \
+                     settings are taken when a batch is created and cannot change"
+                ),
+            )
+            .into());
         }
 
         let Checked {
@@ -118,6 +167,15 @@ pub async fn store(
 
         let accepted = insert_calls(conn, account.id, batch.id, &candidates).await?;
         let duplicates = in_request_duplicates + (candidates.len() - accepted);
+        if created && accepted == 0 {
+            return Err(Abort::NothingToCreate(Stored {
+                accepted,
+                duplicates,
+                rejected,
+                total_calls: 0,
+                dispatched: None,
+            }));
+        }
 
         if accepted > 0 {
             check_quotas(conn, account).await?;
@@ -142,8 +200,7 @@ pub async fn store(
             total_calls: total.n,
             dispatched,
         })
-    })
-    .await
+    }
 }
 
 async fn upsert_batch(
@@ -151,9 +208,9 @@ async fn upsert_batch(
     account_id: i64,
     batch_id: i64,
     s: &BatchSettings,
-) -> ApiResult<dialer_core::models::Batch> {
-    // Settings are taken only when the batch is created; later posts leave them alone.
-    diesel::sql_query(
+) -> ApiResult<(dialer_core::models::Batch, bool)> {
+    // Settings are taken only when the batch is created; later posts may repeat them only.
+    let created = diesel::sql_query(
         "INSERT INTO batches (account_id, batch_id, name, caller_id, max_attempts, retry_delay_seconds,
                               retry_on, calling_hours, priority, expires_at, auto_dispatch)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 0), $10, coalesce($11, false))
@@ -172,7 +229,7 @@ async fn upsert_batch(
     .bind::<Nullable<Bool>, _>(s.dispatch)
     .execute(conn)
     .await?;
-    Ok(find_batch(conn, account_id, batch_id).await?)
+    Ok((find_batch(conn, account_id, batch_id).await?, created == 1))
 }
 
 async fn insert_calls(

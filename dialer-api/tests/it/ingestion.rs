@@ -245,33 +245,201 @@ async fn cancelled_batch_is_closed() {
 }
 
 #[tokio::test]
-async fn batch_settings_are_taken_on_creation_only() {
+async fn unknown_fields_are_refused_naming_them() {
     let (app, acme) = TestApp::with_account("ACME").await;
+    let row = json!([{"phone_number": "9876543210"}]);
+    let huge_key = "k".repeat(100_000);
+    let cases = [
+        (
+            json!({"batch_id": 1, "data": row, "max_attempt": 3}),
+            "unknown field `max_attempt`",
+        ),
+        (
+            json!({"batch_id": 1, "data": [{"phone_number": "9876543210", "custom_dat": {}}]}),
+            "unknown field `data[0].custom_dat`",
+        ),
+        (
+            json!({"batch_id": 1, "data": row,
+                   "calling_hours": {"start": "09:00", "end": "21:00", "note": "a\u{0}b"}}),
+            "calling_hours: unknown field `note`",
+        ),
+        (
+            json!({"batch_id": 1, "data": row,
+                   "calling_hours": {"start": "09:00", "end": "21:00", huge_key.clone(): 1}}),
+            "calling_hours: unknown field `kkkk",
+        ),
+        (
+            json!({"batch_id": 1, "data": row, "calling_hours": {"start": "09:00", "end": "21:00", "x\u{0}": 1}}),
+            "unknown field `x\\u{0}`",
+        ),
+        (
+            json!({"batch_id": 1, "data": [{"phone_number": "9876543210", "x\u{0}": 1}]}),
+            "unknown field `data[0].x\\u{0}`",
+        ),
+        (
+            json!({"batch_id": 1, "data": row, "accountcode": "OTHER"}),
+            "`accountcode`",
+        ),
+    ];
+    for (body, words) in cases {
+        let r = acme.insert(&body).await;
+        r.assert_refused(400, "invalid_request", words);
+        assert!(r.text.len() < 2_000, "the message quotes a bounded name");
+    }
+    // nothing of the refused requests was stored
+    assert_eq!(acme.get("/api/v1/queues/batch-status/1").await.status, 404);
+
+    // the key's own accountcode may be sent; calling hours are stored in their normalised form
     let r = acme
-        .insert(
-            &json!({"batch_id": 3, "batch_name": "first", "max_attempts": 3, "retry_on": ["busy"],
-                        "calling_hours": {"start": "09:00", "end": "21:00", "days": ["mon", "tue"]},
-                        "priority": 5, "expires_at": "2030-01-01T00:00:00Z", "data": []}),
-        )
+        .insert(&json!({"batch_id": 1, "accountcode": "ACME", "data": row,
+                        "calling_hours": {"start": "09:00", "end": "21:00", "days": ["FRI", "mon", "fri"]},
+                        "retry_on": ["busy", "no_answer", "busy"], "max_attempts": 2}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    acme.insert(&json!({"batch_id": 3, "batch_name": "second", "max_attempts": 5, "data": []}))
-        .await;
-    let s = acme.get("/api/v1/queues/batch-status/3").await.json();
-    assert_eq!(s["batch_name"], "first");
     #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
-        max_attempts: Option<i32>,
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        priority: i32,
+    struct Stored {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        hours: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        retry_on: String,
     }
     use diesel_async::RunQueryDsl;
     let mut conn = app.pool.get().await.expect("conn");
-    let row: Row =
-        diesel::sql_query("SELECT max_attempts, priority FROM batches WHERE batch_id = 3")
-            .get_result(&mut conn)
-            .await
-            .expect("batch row");
-    assert_eq!((row.max_attempts, row.priority), (Some(3), 5));
+    let s: Stored = diesel::sql_query(
+        "SELECT calling_hours::text AS hours, array_to_string(retry_on, ',') AS retry_on
+         FROM batches WHERE batch_id = 1",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("batch row");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&s.hours).ok(),
+        Some(json!({"start": "09:00", "end": "21:00", "days": ["mon", "fri"]}))
+    );
+    assert_eq!(s.retry_on, "busy,no_answer");
+}
+
+#[tokio::test]
+async fn settings_sent_again_must_be_the_same() {
+    let (_app, acme) = TestApp::with_account("ACME").await;
+    let settings = json!({"batch_name": "spring", "max_attempts": 3, "retry_on": ["busy", "no_answer"],
+        "calling_hours": {"start": "09:00", "end": "21:00", "days": ["mon", "tue"]},
+        "priority": 5, "expires_at": "2030-01-01T00:00:00Z", "dispatch": false, "retry_delay_seconds": 60,
+        "caller_id": "+15550100"});
+    let with = |phone: &str, extra: &serde_json::Value| {
+        let mut body = settings.clone();
+        body["batch_id"] = json!(3);
+        body["data"] = json!([{"phone_number": phone}]);
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        body
+    };
+    let r = acme.insert(&with("9876543210", &json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // the same values again (in another spelling), or none at all, are fine
+    let same = json!({"retry_on": ["no_answer", "busy"], "expires_at": "2030-01-01T05:30:00+05:30",
+                      "calling_hours": {"start": "09:00", "end": "21:00", "days": ["TUE", "mon"]}});
+    let r = acme.insert(&with("9876543211", &same)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = acme
+        .insert(&json!({"batch_id": 3, "data": [{"phone_number": "9876543212"}]}))
+        .await;
+    assert_eq!(r.json()["accepted"], 1, "{}", r.text);
+
+    for (change, field) in [
+        (json!({"batch_name": "autumn"}), "batch_name"),
+        (json!({"max_attempts": 4}), "max_attempts"),
+        (json!({"retry_on": ["busy"]}), "retry_on"),
+        (
+            json!({"calling_hours": {"start": "10:00", "end": "21:00", "days": ["mon", "tue"]}}),
+            "calling_hours",
+        ),
+        (json!({"priority": 1}), "priority"),
+        (json!({"expires_at": "2031-01-01T00:00:00Z"}), "expires_at"),
+        (json!({"dispatch": true}), "dispatch"),
+        (json!({"retry_delay_seconds": 61}), "retry_delay_seconds"),
+        (json!({"caller_id": "+15550101"}), "caller_id"),
+    ] {
+        let r = acme.insert(&with("9876543213", &change)).await;
+        r.assert_refused(409, "batch_settings_conflict", &format!("`{field}`"));
+    }
+    // a refused request stores none of its rows
+    let s = acme.get("/api/v1/queues/batch-status/3").await.json();
+    assert_eq!(s["total_calls"], 3);
+}
+
+#[tokio::test]
+async fn a_request_with_nothing_accepted_creates_no_batch() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    app.sql("INSERT INTO dnc_numbers (account_id, phone_e164) VALUES (NULL, '+919876500001');")
+        .await;
+    let r = acme
+        .insert(&json!({"batch_id": 8, "max_attempts": 2, "data": [
+            {"phone_number": "98765x"},
+            {"phone_number": "9876500001"}
+        ]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (v["accepted"].clone(), v["total_calls"].clone()),
+        (json!(0), json!(0))
+    );
+    assert_eq!(v["rejected"].as_array().map(Vec::len), Some(2));
+    let r = acme.insert(&json!({"batch_id": 9, "data": []})).await;
+    assert_eq!(r.json()["total_calls"], 0, "{}", r.text);
+    for batch in [8, 9] {
+        let s = acme
+            .get(&format!("/api/v1/queues/batch-status/{batch}"))
+            .await;
+        s.assert_error(404, "not_found");
+    }
+    // the batch is created, with its settings, by the first request that adds a call
+    let r = acme
+        .insert(
+            &json!({"batch_id": 8, "max_attempts": 3, "data": [{"phone_number": "9876500002"}]}),
+        )
+        .await;
+    assert_eq!(r.json()["total_calls"], 1, "{}", r.text);
+    // and an existing batch answers its count when a later request adds nothing
+    let r = acme
+        .insert(&json!({"batch_id": 8, "data": [{"phone_number": "98765x"}]}))
+        .await;
+    assert_eq!(r.json()["total_calls"], 1, "{}", r.text);
+}
+
+#[tokio::test]
+async fn custom_data_nested_too_deep_is_rejected_per_row() {
+    let (_app, acme) = TestApp::with_account("ACME").await;
+    let nested = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+    let body = format!(
+        r#"{{"batch_id": 4, "data": [
+            {{"phone_number": "9876543210", "custom_data": {}}},
+            {{"phone_number": "9876543211", "custom_data": {}}},
+            {{"phone_number": "9876543212", "custom_data": {}}}]}}"#,
+        nested(32),
+        nested(33),
+        nested(200)
+    );
+    let r = acme
+        .post_json_text("/api/v1/queues/insertdataincallqueue", &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(
+        v["rejected"],
+        json!([
+            {"index": 1, "phone_number": "9876543211", "reason": "custom_data_too_deep"},
+            {"index": 2, "phone_number": "9876543212", "reason": "custom_data_too_deep"}
+        ])
+    );
+    // the accepted call comes out whole in the CSV export
+    let csv = acme.get("/api/v1/queues/batch-status/4?format=csv").await;
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.text);
+    assert!(lines[1].contains("9876543210"), "{}", lines[1]);
 }
