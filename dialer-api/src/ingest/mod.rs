@@ -1,6 +1,7 @@
 //! Batch submission (`insertdataincallqueue`): parse, check each row, store the accepted rows
 //! together.
 
+pub mod body;
 pub mod rows;
 pub mod settings;
 pub mod store;
@@ -126,7 +127,7 @@ fn parse_and_check(
 pub async fn submit(
     state: &AppState,
     account: &Account,
-    body: bytes::Bytes,
+    body: body::SubmissionBody,
 ) -> ApiResult<SubmitResponse> {
     let (max_rows, max_custom) = (
         state.config.max_rows_per_request,
@@ -137,9 +138,12 @@ pub async fn submit(
         batch_id,
         settings,
         checked,
-    } = actix_web::web::block(move || parse_and_check(&body, &acc, max_rows, max_custom))
-        .await
-        .map_err(ApiError::internal)??;
+    } = actix_web::web::block(move || {
+        let json = body.into_json()?;
+        parse_and_check(&json, &acc, max_rows, max_custom)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let mut conn = state.pool.get().await?;
     let stored = store::store(&mut conn, account, batch_id, &settings, checked).await?;
     drop(conn);

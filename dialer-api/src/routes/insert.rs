@@ -4,7 +4,7 @@ use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::BatchSubmission;
 use crate::auth::Client;
 use crate::ingest::SubmitResponse;
-use crate::json_body::JsonBody;
+use crate::ingest::body::SubmissionBody;
 
 /// Add numbers to a batch.
 ///
@@ -17,7 +17,13 @@ use crate::json_body::JsonBody;
     path = "/api/v1/queues/insertdataincallqueue/",
     operation_id = "insert_data_in_call_queue",
     tag = "batches",
-    request_body(content = BatchSubmission, content_type = "application/json"),
+    request_body(
+        description = "JSON, or CSV: a header naming `phone_number` and optionally `custom_data` (a JSON object), one row per number, with `batch_id` and the settings as query parameters (`retry_on` comma separated, `calling_hours` as JSON)",
+        content(
+            (BatchSubmission = "application/json"),
+            (String = "text/csv"),
+        )
+    ),
     responses(
         (status = 200, description = "rows added, duplicates counted, problems listed", body = SubmitResponse),
         (status = 400, description = "`invalid_request`: malformed JSON, or a missing or mistyped field (named in the message)", body = ErrorResponse),
@@ -25,13 +31,14 @@ use crate::json_body::JsonBody;
         (status = 403, description = "`account_suspended`", body = ErrorResponse),
         (status = 409, description = "`batch_closed`: the batch is cancelled", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`: body or row count over the limit", body = ErrorResponse),
-        (status = 415, description = "`unsupported_media_type`: Content-Type is not application/json", body = ErrorResponse),
+        (status = 409, description = "`batch_settings_conflict`: a setting differs from the one the batch was created with", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`: Content-Type is neither application/json nor text/csv", body = ErrorResponse),
         (status = 429, description = "`quota_exceeded` (queued calls, calls per day) or `rate_limited` (with Retry-After)", body = ErrorResponse),
     )
 )]
 pub async fn insert(
     Client { state, account }: Client,
-    JsonBody(body): JsonBody,
+    body: SubmissionBody,
 ) -> ApiResult<HttpResponse> {
     let response = crate::ingest::submit(&state, &account, body).await?;
     Ok(HttpResponse::Ok().json(response))

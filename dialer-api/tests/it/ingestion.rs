@@ -443,3 +443,105 @@ async fn custom_data_nested_too_deep_is_rejected_per_row() {
     assert_eq!(lines.len(), 2, "{}", csv.text);
     assert!(lines[1].contains("9876543210"), "{}", lines[1]);
 }
+
+#[tokio::test]
+async fn csv_submissions_take_settings_from_the_query() {
+    let (app, acme) = TestApp::with_account("ACME").await;
+    let path = "/api/v1/queues/insertdataincallqueue/?batch_id=20&max_attempts=2&retry_on=busy,no_answer&dispatch=false";
+    let csv = "\u{feff}phone_number,custom_data\r\n\
+               9876543210,\"{\"\"b\"\":  2, \"\"a\"\": \"\"x,y\"\"}\"\r\n\
+               \"+91 98765 43211\",\r\n\
+               98765x,\r\n\
+               9876543212,not json\r\n";
+    let r = acme
+        .post_raw(path, Some("text/csv; charset=utf-8"), csv)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["accepted"], 2, "{}", r.text);
+    assert_eq!(
+        v["rejected"],
+        json!([
+            {"index": 2, "phone_number": "98765x", "reason": "invalid_phone_number"},
+            {"index": 3, "phone_number": "9876543212", "reason": "custom_data_not_object"}
+        ])
+    );
+    let s = acme.get("/api/v1/queues/batch-status/20").await;
+    assert!(
+        s.text.contains(r#""custom_data":{"b":  2, "a": "x,y"}"#),
+        "custom_data byte for byte: {}",
+        s.text
+    );
+    assert!(
+        s.text.contains(r#""phone_number":"+91 98765 43211""#),
+        "{}",
+        s.text
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+        max_attempts: Option<i32>,
+    }
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.pool.get().await.expect("conn");
+    let row: Row = diesel::sql_query("SELECT max_attempts FROM batches WHERE batch_id = 20")
+        .get_result(&mut conn)
+        .await
+        .expect("batch row");
+    assert_eq!(row.max_attempts, Some(2));
+
+    // the same settings again are fine; another value is a conflict, as with JSON
+    let again = acme
+        .post_raw(path, Some("text/csv"), "phone_number\n9876543213\n")
+        .await;
+    assert_eq!(again.json()["accepted"], 1, "{}", again.text);
+    acme.post_raw(
+        "/api/v1/queues/insertdataincallqueue?batch_id=20&max_attempts=3",
+        Some("text/csv"),
+        "phone_number\n9876543214\n",
+    )
+    .await
+    .assert_refused(409, "batch_settings_conflict", "max_attempts");
+
+    let base = "/api/v1/queues/insertdataincallqueue?batch_id=21";
+    for (query, body, words) in [
+        (
+            "",
+            "phone,custom_data\n9876543210,\n",
+            "unknown CSV column `phone`",
+        ),
+        ("", "custom_data\n{}\n", "`phone_number` column"),
+        ("", "phone_number\n9876543210,extra\n", "CSV row 1"),
+        (
+            "&max_attempts=abc",
+            "phone_number\n9876543210\n",
+            "`max_attempts`",
+        ),
+        (
+            "&maxattempts=2",
+            "phone_number\n9876543210\n",
+            "unknown field `maxattempts`",
+        ),
+        (
+            "&priority=1&priority=2",
+            "phone_number\n9876543210\n",
+            "`priority` is given twice",
+        ),
+    ] {
+        let r = acme
+            .post_raw(&format!("{base}{query}"), Some("text/csv"), body)
+            .await;
+        r.assert_refused(400, "invalid_request", words);
+    }
+    acme.post_raw(
+        "/api/v1/queues/insertdataincallqueue?batch_id=x",
+        Some("text/csv"),
+        "phone_number\n9876543210\n",
+    )
+    .await
+    .assert_refused(400, "invalid_request", "batch_id");
+    acme.post_raw(base, Some("text/plain"), "phone_number\n9876543210\n")
+        .await
+        .assert_refused(415, "unsupported_media_type", "text/csv");
+    assert_eq!(acme.get("/api/v1/queues/batch-status/21").await.status, 404);
+}
