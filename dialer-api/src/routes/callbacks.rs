@@ -148,6 +148,7 @@ pub async fn redeliver(
 /// The body of `POST /callbacks/redeliver`: `{"event_ids": [...]}` or `{"status": "failed"}`.
 pub fn parse_redeliver_body(body: &[u8]) -> ApiResult<ReplaySelection> {
     let top = json_body::parse_object(body)?;
+    top.only(&["event_ids", "status"])?;
     let ids: Option<Vec<String>> = top.get("event_ids", "an array of event id strings")?;
     let status: Option<String> = top.get("status", "the string `failed`")?;
     match (ids, status) {
@@ -198,6 +199,10 @@ mod tests {
             (br#"{"event_ids":[""]}"#, "`event_ids[0]`"),
             (br#"{"event_ids":[1]}"#, "`event_ids` must be"),
             (br#"{"event_ids":"evt_a"}"#, "`event_ids` must be"),
+            (
+                br#"{"status":"failed","since":"x"}"#,
+                "unknown field `since`",
+            ),
             (br#"[1]"#, "JSON object"),
             (br#"{"#, "malformed JSON"),
         ] {

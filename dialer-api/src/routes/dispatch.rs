@@ -46,6 +46,7 @@ pub async fn dispatch_calls(
     } else {
         require_json(&req)?;
         let top = json_body::parse_object(&body)?;
+        top.only(&["batch_id"])?;
         json_body::batch_id_field(&top)?
     };
     let outcome = dispatch::dispatch(

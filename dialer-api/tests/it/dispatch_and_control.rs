@@ -65,6 +65,9 @@ async fn dispatch_one_batch_and_its_errors() {
     r.assert_error(404, "not_found");
     let r = acme.dispatch(Some(&json!({"batch_id": "x"}))).await;
     r.assert_error(400, "invalid_request");
+    // a misspelt field would otherwise dispatch every batch of the account
+    let r = acme.dispatch(Some(&json!({"batchid": 2}))).await;
+    r.assert_refused(400, "invalid_request", "unknown field `batchid`");
     let r = acme
         .post_json_text("/api/v1/controls/dispatch-calls", "{oops")
         .await;
