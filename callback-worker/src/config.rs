@@ -71,9 +71,9 @@ impl WorkerConfig {
             poll_interval: env.millis("DIALER_CALLBACK_POLL_MS", 1_000)?,
             account_cache: env.millis("DIALER_CALLBACK_ACCOUNT_CACHE_MS", 5_000)?,
             shutdown_grace: env.secs("DIALER_CALLBACK_SHUTDOWN_GRACE_SECS", 15)?,
-            prefetch: env
-                .number::<u64>("DIALER_CALLBACK_PREFETCH", 1_000)?
-                .min(u64::from(u16::MAX)) as u16,
+            // As the dispatcher's DIALER_PREFETCH: 0 (no limit in AMQP) and values past the
+            // protocol's 65535 are refused, not clamped.
+            prefetch: env.positive::<u16>("DIALER_CALLBACK_PREFETCH", 1_000)?,
         };
         // A request starts only with a request timeout and a second left on its lease.
         if config.lease < config.request_timeout + Duration::from_secs(2) {
@@ -123,6 +123,8 @@ mod tests {
             ("DIALER_CALLBACK_RETRY_SCHEDULE", "5 minutes"),
             ("DIALER_CALLBACK_LEASE_SECS", "5"),
             ("DIALER_CALLBACK_ENDPOINT_CONCURRENCY", "0"),
+            ("DIALER_CALLBACK_PREFETCH", "0"),
+            ("DIALER_CALLBACK_PREFETCH", "70000"),
         ] {
             let err = WorkerConfig::from_lookup(|key| (key == k).then(|| v.to_string()))
                 .err()
