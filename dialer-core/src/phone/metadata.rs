@@ -229,13 +229,14 @@ impl Region {
     }
 }
 
-type Cache = RwLock<HashMap<(u16, String), Arc<Region>>>;
+type Cache = RwLock<HashMap<(u16, &'static str), Arc<Region>>>;
 
 /// Compiled once per metadata entry, on first use.
 static COMPILED: LazyLock<Cache> = LazyLock::new(Default::default);
 
-fn compiled(meta: &Metadata) -> Result<Arc<Region>, PhoneError> {
-    let key = (meta.country_code(), meta.id().to_owned());
+fn compiled(meta: &'static Metadata) -> Result<Arc<Region>, PhoneError> {
+    // Calling code and id: the non-geographic entries share the id 001.
+    let key = (meta.country_code(), meta.id());
     if let Some(found) = COMPILED
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
