@@ -2,7 +2,7 @@
 //! whole-request errors, quotas.
 
 use crate::helpers::TestApp;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn accepts_rows_and_echoes_numbers_exactly() {
@@ -104,6 +104,62 @@ async fn every_rejection_reason() {
         ])
     );
     assert_eq!(v["total_calls"], 1);
+}
+
+#[tokio::test]
+async fn phone_numbers_follow_the_contract_grammar_and_are_never_guessed_at() {
+    let (_app, acme) = TestApp::with_account("ACME").await;
+    let r = acme
+        .insert(&json!({"batch_id": 3, "data": [
+            {"phone_number": "9180334018"},
+            {"phone_number": 9180334019u64},
+            {"phone_number": "+91 (98765) 43-210"},
+            {"phone_number": "98765ABCDE"},
+            {"phone_number": "call me at 9870200011"},
+            {"phone_number": "9876511135 ext. 7"},
+            {"phone_number": "++919876543211"},
+            {"phone_number": "91+9876543212"},
+            {"phone_number": "\u{663}\u{668}\u{667}\u{666}\u{665}\u{664}\u{663}\u{662}\u{661}\u{660}"},
+            {"phone_number": "9876543213\u{0}"},
+            {"phone_number": "0091 98765 43214"}
+        ]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let invalid = |index: usize, raw: &str| json!({"index": index, "phone_number": raw, "reason": "invalid_phone_number"});
+    assert_eq!(
+        v["rejected"],
+        json!([
+            invalid(3, "98765ABCDE"),
+            invalid(4, "call me at 9870200011"),
+            invalid(5, "9876511135 ext. 7"),
+            invalid(6, "++919876543211"),
+            invalid(7, "91+9876543212"),
+            invalid(
+                8,
+                "\u{663}\u{668}\u{667}\u{666}\u{665}\u{664}\u{663}\u{662}\u{661}\u{660}"
+            ),
+            invalid(9, "9876543213\u{0}"),
+        ])
+    );
+    assert_eq!(v["accepted"], 4);
+    let s = acme.get("/api/v1/queues/batch-status/3").await.json();
+    let numbers: Vec<(Value, Value)> = s["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c["phone_number"].clone(), c["phone_number_e164"].clone()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (json!("9180334018"), json!("+919180334018")),
+            (json!("9180334019"), json!("+919180334019")),
+            (json!("+91 (98765) 43-210"), json!("+919876543210")),
+            (json!("0091 98765 43214"), json!("+919876543214")),
+        ]
+    );
 }
 
 #[tokio::test]

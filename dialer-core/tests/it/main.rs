@@ -2,3 +2,4 @@
 //! SQL-built event bodies against real PostgreSQL and RabbitMQ.
 
 mod database_and_broker;
+mod phone_agreement;
