@@ -4,6 +4,7 @@
 mod behaviours;
 mod cancel;
 mod crash_and_rate;
+mod expiry;
 mod fairness;
 mod global_and_resume;
 mod helpers;
