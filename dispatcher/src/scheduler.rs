@@ -132,7 +132,12 @@ impl Scheduler {
                     blocked.insert(account, Instant::now() + BLOCKED_FOR);
                     let q = queues.entry(account).or_default();
                     for j in back.into_iter().rev() {
-                        q.push_front(j);
+                        // Ahead of its priority's newer jobs, behind any higher one that came.
+                        let at = q
+                            .iter()
+                            .position(|x| x.job.priority <= j.job.priority)
+                            .unwrap_or(q.len());
+                        q.insert(at, j);
                     }
                 }
             }
@@ -293,13 +298,26 @@ fn account_pace(
     p.reserve(now)
 }
 
+/// Queues a job behind its account's jobs of the same or a higher batch priority: an account's
+/// higher-priority batches dial first, in arrival order within a priority. Accounts still take
+/// turns (`order`), so priority never crosses accounts.
 fn enqueue(queues: &mut HashMap<i64, VecDeque<Job>>, order: &mut VecDeque<i64>, job: Job) {
     let account = job.job.account_id;
     let q = queues.entry(account).or_default();
     if q.is_empty() && !order.contains(&account) {
         order.push_back(account);
     }
-    q.push_back(job);
+    let at = slot_by_priority(q.iter().map(|j| j.job.priority), job.job.priority);
+    q.insert(at, job);
+}
+
+/// Where a job of `priority` goes among queued jobs of `queued` priorities (highest first):
+/// after the last one of at least its priority. Usually the end, found at once.
+fn slot_by_priority<I>(mut queued: I, priority: i32) -> usize
+where
+    I: DoubleEndedIterator<Item = i32> + ExactSizeIterator,
+{
+    queued.rposition(|p| p >= priority).map_or(0, |i| i + 1)
 }
 
 async fn ack(job: Job) {
@@ -345,5 +363,36 @@ async fn originate(
             // reconnect, or the guard time will settle it.
             warn!(error = %e, server = %server.spec.code, "Originate without a response");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_by_priority;
+
+    /// Inserts priorities one by one as `enqueue` does; returns the queue.
+    fn queue(arrivals: &[(i32, char)]) -> Vec<(i32, char)> {
+        let mut q: Vec<(i32, char)> = Vec::new();
+        for &(p, name) in arrivals {
+            let at = slot_by_priority(q.iter().map(|(p, _)| *p), p);
+            q.insert(at, (p, name));
+        }
+        q
+    }
+
+    #[test]
+    fn higher_priority_first_then_arrival_order() {
+        let q = queue(&[
+            (0, 'a'),
+            (0, 'b'),
+            (5, 'c'),
+            (0, 'd'),
+            (5, 'e'),
+            (9, 'f'),
+            (-1, 'g'),
+        ]);
+        let names: String = q.iter().map(|(_, n)| *n).collect();
+        assert_eq!(names, "fceabdg");
+        assert_eq!(slot_by_priority(std::iter::empty(), 3), 0);
     }
 }

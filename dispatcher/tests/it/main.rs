@@ -12,4 +12,5 @@ mod limits_and_batches;
 mod multi_dispatcher;
 mod outcome_transcripts;
 mod outcomes;
+mod priority;
 mod server_faults;
