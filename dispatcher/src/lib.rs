@@ -8,6 +8,7 @@
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
 //! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers.
+//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL right before its Originate.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
 //!   [`health`]: backing off an overloaded PBX.
@@ -32,6 +33,7 @@ pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+pub mod send_gate;
 pub mod server;
 pub mod state;
 

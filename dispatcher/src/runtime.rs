@@ -30,6 +30,7 @@ use crate::leases;
 use crate::recovery;
 use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
+use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
 use crate::state::{self, Transition};
 
@@ -100,6 +101,7 @@ impl Dispatcher {
             transitions: transitions_tx.clone(),
             global_cps: config.global_cps,
             account_pacers: Arc::default(),
+            gate: SendGate::start(pool.clone()),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
         tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));

@@ -4,8 +4,9 @@
 //! visits the accounts in turn and takes a few jobs of each, so a small batch of one account is
 //! not stuck behind another account's million. For the jobs taken: a server is chosen (connected,
 //! with free channels, least loaded relative to its capacity), the jobs are claimed in PostgreSQL
-//! ([`crate::claim`]), acknowledged, and each claimed call is originated at its pacing slot: the
-//! later of the account's shared slot, the platform's, and the server's own.
+//! ([`crate::claim`]), acknowledged, and each claimed call is originated at its pacing slot (the
+//! later of the account's shared slot, the platform's, and the server's own) once the send gate
+//! confirmed it was not taken back by a pause or a cancel meanwhile ([`crate::send_gate`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
 use crate::registry::{LiveAttempt, Registry};
+use crate::send_gate::SendGate;
 use crate::server::{Server, Servers};
 use crate::state::{Claimed, Transition};
 
@@ -53,6 +55,9 @@ pub struct Scheduler {
     /// slot fired late (a busy machine) must not leave right before the next one, or a second
     /// would hold more than the account's rate plus one.
     pub account_pacers: Arc<std::sync::Mutex<HashMap<i64, Pacer>>>,
+    /// Confirms each claimed attempt right before its Originate (pause and cancel win over
+    /// calls still waiting for their slot).
+    pub gate: SendGate,
 }
 
 impl Scheduler {
@@ -108,7 +113,7 @@ impl Scheduler {
                     break;
                 };
                 // Never more than about a second of the account's calls claimed ahead of their
-                // slots: a pause or a cancel must take effect within a second.
+                // slots: they hold channels, and a pause takes them back (the send gate).
                 let rate_cap = rates.get(&account).copied().unwrap_or(MIN_PER_ACCOUNT);
                 let ahead = self.registry.unsent_for_account(account);
                 let n = queue
@@ -259,6 +264,7 @@ impl Scheduler {
         let registry = self.registry.clone();
         let transitions = self.transitions.clone();
         let pacers = self.account_pacers.clone();
+        let gate = self.gate.clone();
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
@@ -270,9 +276,19 @@ impl Scheduler {
                 tokio::time::sleep_until(server.pace().into()).await;
                 // Each Originate leaves at its own slot: waiting for the previous response
                 // would make every later call late, and late calls bunch up.
-                let (server, registry, transitions) =
-                    (server.clone(), registry.clone(), transitions.clone());
+                let (server, registry, transitions, gate) = (
+                    server.clone(),
+                    registry.clone(),
+                    transitions.clone(),
+                    gate.clone(),
+                );
                 tokio::spawn(async move {
+                    // Paused or cancelled while it waited: taken back, never sent.
+                    if !gate.confirm(c.attempt_id).await {
+                        debug!(attempt = %c.attempt_id, "taken back before its slot; not dialed");
+                        registry.withdraw(&c.attempt_id);
+                        return;
+                    }
                     originate(&server, &registry, &transitions, c).await;
                 });
             }

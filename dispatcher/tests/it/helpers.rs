@@ -228,6 +228,7 @@ impl World {
             .bind::<BigInt, _>(batch_pk)
             .get_result(conn)
             .await?;
+            control::lock_account_claims(conn, b.account_id).await?;
             diesel::sql_query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
                 .bind::<BigInt, _>(batch_pk)
                 .execute(conn)

@@ -14,3 +14,4 @@ mod outcome_transcripts;
 mod outcomes;
 mod priority;
 mod server_faults;
+mod taken_back;
