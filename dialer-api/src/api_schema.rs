@@ -170,10 +170,19 @@ impl PartialSchema for BatchSubmission {
                     .items(string_enum(retryable, false)),
             )
             .property("calling_hours", calling_hours)
-            .property("priority", typed(Type::Integer, true))
+            .property(
+                "priority",
+                typed(Type::Integer, true).description(Some(
+                    "higher first among the account's batches waiting to dial (default 0); \
+                     other accounts keep their share",
+                )),
+            )
             .property(
                 "expires_at",
-                time(true).description(Some("calls not dialed by then end as `expired`")),
+                time(true).description(Some(
+                    "calls not dialed by then (queued, paused, waiting for calling hours or a \
+                     retry) end as `expired` within seconds",
+                )),
             )
             .property(
                 "dispatch",

@@ -25,6 +25,11 @@ pub struct DialJob {
     pub batch_pk: i64,
     #[diesel(sql_type = Integer)]
     pub attempt: i32,
+    /// The batch's priority when the job was published: among an account's jobs waiting in a
+    /// dispatcher, higher ones are dialed first. Jobs published before it existed read as 0.
+    #[serde(default)]
+    #[diesel(sql_type = Integer)]
+    pub priority: i32,
 }
 
 impl DialJob {
@@ -53,8 +58,8 @@ pub use crate::outbox::publish_pending;
 impl outbox::Outbox for Scope<'_> {
     type Row = DialJob;
     const SELECT: &'static str = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, \
-         c.batch_pk, j.attempt FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
-         WHERE j.published_at IS NULL";
+         c.batch_pk, j.attempt, b.priority FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+         JOIN batches b ON b.id = c.batch_pk WHERE j.published_at IS NULL";
     const WRITTEN_AT: &'static str = "j.created_at";
     const ORDER_AND_LOCK: &'static str = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
     const TABLE: &'static str = "dial_jobs";

@@ -55,10 +55,19 @@ pub struct CallEventBody {
     pub occurred_at: String,
 }
 
+/// The `attempt` of the terminal event of a call ended before its next attempt (never dialed,
+/// or waiting for a retry): the number that attempt would have had, so each attempt number has
+/// exactly one terminal event (the attempts made so far already have theirs).
+pub const fn undialed_attempt(attempts_made: i32) -> i32 {
+    attempts_made + 1
+}
+
 /// SQL expression building the body of an event for a call that was never dialed
 /// (`call_cancelled`, `call_skipped`, `call_expired`). Expects, in scope: `event_id`, `call_id`,
 /// `phone_raw`, `phone_e164`, `custom_data` (text), `attempts`, `event_seq` as columns, and the
-/// bind parameters named by `accountcode_param` (text) and `batch_id_param` (bigint).
+/// expressions (bind parameters or columns) named by `accountcode_param` (text) and
+/// `batch_id_param` (bigint). `attempts` is the call's count of attempts made before this end:
+/// the event carries the number of the attempt that will not happen (see [`undialed_attempt`]).
 pub fn never_dialed_body_sql(
     event_type: EventType,
     disposition: Option<Disposition>,
@@ -83,7 +92,7 @@ pub fn never_dialed_body_sql(
          || ',\"call_status\":\"{status}\",\"disposition\":{disposition},\"duration\":0\
 ,\"start_time\":null,\"answer_time\":null,\"end_time\":null,\"recording_url\":null,\"custom_data\":' \
          || coalesce(custom_data, 'null') \
-         || ',\"server_code\":null,\"error_message\":null,\"attempt\":' || attempts::text \
+         || ',\"server_code\":null,\"error_message\":null,\"attempt\":' || (attempts + 1)::text \
          || ',\"will_retry\":false,\"sequence\":' || event_seq::text \
          || ',\"occurred_at\":\"' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '\"}}'"
     )

@@ -131,6 +131,7 @@ diesel::table! {
         error_message -> Nullable<Text>,
         account_id -> Nullable<Int8>,
         dispatcher_id -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -14,13 +14,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::dial_outbox::DialJob;
 use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
+use dialer_core::lifecycle::control;
 
 use crate::state::{self, Applied, Claimed, StateError};
 
 use crate::calling_hours::{CallingHours, waiting_reason, zone_for};
-
-/// Namespace of the per-account claim lock (first key of `pg_advisory_xact_lock(int, int)`).
-const CLAIM_LOCK_SPACE: i32 = 0x4449_414c; // "DIAL"
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +87,8 @@ pub async fn claim(
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StateError> {
     conn.transaction::<_, StateError, _>(async |conn| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2::int4)")
-            .bind::<Integer, _>(CLAIM_LOCK_SPACE)
-            .bind::<Integer, _>((account_id % i64::from(i32::MAX)) as i32)
-            .execute(conn)
-            .await?;
+        // Pause and cancel take it too: they never see a claim of the batch half done.
+        control::lock_account_claims(conn, account_id).await?;
         let call_pks: Vec<i64> = jobs.iter().map(|j| j.call_pk).collect();
         let states: Vec<JobState> = diesel::sql_query(
             "SELECT c.id AS call_pk, c.status, c.attempts, c.phone_e164, c.phone_region, \

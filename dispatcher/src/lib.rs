@@ -4,9 +4,11 @@
 //! - [`state`]: every write of a call's, attempt's or batch's state, with its event, in one
 //!   transaction (the core's lifecycle for what is not AMI-driven).
 //! - [`recovery`]: restart release, orphan adoption and due calls, at start and in the sweep.
+//! - [`expiry`]: calls of batches past their `expires_at` ended `call_expired`, in the sweep.
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
 //! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers.
+//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL right before its Originate.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
 //!   [`health`]: backing off an overloaded PBX.
@@ -19,6 +21,7 @@ pub mod calling_hours;
 pub mod claim;
 pub mod config;
 mod country_timezones;
+mod expiry;
 pub mod health;
 pub mod intake;
 pub mod leases;
@@ -30,6 +33,7 @@ pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+pub mod send_gate;
 pub mod server;
 pub mod state;
 

@@ -90,6 +90,16 @@ impl Registry {
         true
     }
 
+    /// Stops following an attempt that will never be sent: a pause or a cancel took it back
+    /// while it waited for its slot (its rows say it never happened, so nothing is reported).
+    pub fn withdraw(&self, id: &Uuid) {
+        if let Ok(mut m) = self.attempts.lock()
+            && m.get(id).is_some_and(|a| a.sent.is_none())
+        {
+            m.remove(id);
+        }
+    }
+
     /// Claimed attempts of an account still waiting for their pacing slot.
     pub fn unsent_for_account(&self, account_id: i64) -> usize {
         self.attempts.lock().map_or(0, |m| {
@@ -309,6 +319,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(r.mark_sent(&id));
         assert!(r.reconcile(1, &HashSet::new(), lost_at).is_empty());
+    }
+
+    #[test]
+    fn only_an_attempt_not_sent_yet_is_withdrawn() {
+        let r = Registry::default();
+        let (waiting, sent) = (Uuid::new_v4(), Uuid::new_v4());
+        r.insert(waiting, attempt(1));
+        r.insert(sent, attempt(1));
+        assert!(r.mark_sent(&sent));
+        r.withdraw(&waiting);
+        r.withdraw(&sent);
+        assert!(!r.contains(&waiting));
+        assert!(!r.mark_sent(&waiting), "a withdrawn attempt is never sent");
+        assert!(r.contains(&sent), "a sent attempt is followed to its end");
+        assert_eq!(r.on_server(1), 1);
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! - scheduler: fair claims and paced Originates ([`crate::scheduler`]);
 //! - writer: transitions from the AMI to PostgreSQL with their events, then published;
 //! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
-//!   hours), attempts left behind by a dispatcher that died ([`crate::recovery`]), and the
-//!   outboxes.
+//!   hours), calls whose batch expired ([`crate::expiry`]), attempts left behind by a dispatcher
+//!   that died ([`crate::recovery`]), and the outboxes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,11 +24,13 @@ use dialer_core::event_outbox;
 use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
+use crate::expiry;
 use crate::intake::intake_loop;
 use crate::leases;
 use crate::recovery;
 use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
+use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
 use crate::state::{self, Transition};
 
@@ -99,6 +101,7 @@ impl Dispatcher {
             transitions: transitions_tx.clone(),
             global_cps: config.global_cps,
             account_pacers: Arc::default(),
+            gate: SendGate::start(pool.clone()),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
         tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));
@@ -445,6 +448,9 @@ async fn sweep_loop(
         last_slow = now;
         if let Err(e) = recovery::release_due_calls(&pool, &channel, &topology).await {
             warn!(error = %e, "due calls sweep failed");
+        }
+        if let Err(e) = expiry::expire_due(&pool, &channel, &topology).await {
+            warn!(error = %e, "expiry sweep failed");
         }
         recovery::adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
         // What a prompt publish left behind (broker down, process stopped before it).

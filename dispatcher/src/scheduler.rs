@@ -4,8 +4,9 @@
 //! visits the accounts in turn and takes a few jobs of each, so a small batch of one account is
 //! not stuck behind another account's million. For the jobs taken: a server is chosen (connected,
 //! with free channels, least loaded relative to its capacity), the jobs are claimed in PostgreSQL
-//! ([`crate::claim`]), acknowledged, and each claimed call is originated at its pacing slot: the
-//! later of the account's shared slot, the platform's, and the server's own.
+//! ([`crate::claim`]), acknowledged, and each claimed call is originated at its pacing slot (the
+//! later of the account's shared slot, the platform's, and the server's own) once the send gate
+//! confirmed it was not taken back by a pause or a cancel meanwhile ([`crate::send_gate`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
 use crate::registry::{LiveAttempt, Registry};
+use crate::send_gate::SendGate;
 use crate::server::{Server, Servers};
 use crate::state::{Claimed, Transition};
 
@@ -53,6 +55,9 @@ pub struct Scheduler {
     /// slot fired late (a busy machine) must not leave right before the next one, or a second
     /// would hold more than the account's rate plus one.
     pub account_pacers: Arc<std::sync::Mutex<HashMap<i64, Pacer>>>,
+    /// Confirms each claimed attempt right before its Originate (pause and cancel win over
+    /// calls still waiting for their slot).
+    pub gate: SendGate,
 }
 
 impl Scheduler {
@@ -108,7 +113,7 @@ impl Scheduler {
                     break;
                 };
                 // Never more than about a second of the account's calls claimed ahead of their
-                // slots: a pause or a cancel must take effect within a second.
+                // slots: they hold channels, and a pause takes them back (the send gate).
                 let rate_cap = rates.get(&account).copied().unwrap_or(MIN_PER_ACCOUNT);
                 let ahead = self.registry.unsent_for_account(account);
                 let n = queue
@@ -132,7 +137,12 @@ impl Scheduler {
                     blocked.insert(account, Instant::now() + BLOCKED_FOR);
                     let q = queues.entry(account).or_default();
                     for j in back.into_iter().rev() {
-                        q.push_front(j);
+                        // Ahead of its priority's newer jobs, behind any higher one that came.
+                        let at = q
+                            .iter()
+                            .position(|x| x.job.priority <= j.job.priority)
+                            .unwrap_or(q.len());
+                        q.insert(at, j);
                     }
                 }
             }
@@ -254,6 +264,7 @@ impl Scheduler {
         let registry = self.registry.clone();
         let transitions = self.transitions.clone();
         let pacers = self.account_pacers.clone();
+        let gate = self.gate.clone();
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
@@ -265,9 +276,19 @@ impl Scheduler {
                 tokio::time::sleep_until(server.pace().into()).await;
                 // Each Originate leaves at its own slot: waiting for the previous response
                 // would make every later call late, and late calls bunch up.
-                let (server, registry, transitions) =
-                    (server.clone(), registry.clone(), transitions.clone());
+                let (server, registry, transitions, gate) = (
+                    server.clone(),
+                    registry.clone(),
+                    transitions.clone(),
+                    gate.clone(),
+                );
                 tokio::spawn(async move {
+                    // Paused or cancelled while it waited: taken back, never sent.
+                    if !gate.confirm(c.attempt_id).await {
+                        debug!(attempt = %c.attempt_id, "taken back before its slot; not dialed");
+                        registry.withdraw(&c.attempt_id);
+                        return;
+                    }
                     originate(&server, &registry, &transitions, c).await;
                 });
             }
@@ -293,13 +314,26 @@ fn account_pace(
     p.reserve(now)
 }
 
+/// Queues a job behind its account's jobs of the same or a higher batch priority: an account's
+/// higher-priority batches dial first, in arrival order within a priority. Accounts still take
+/// turns (`order`), so priority never crosses accounts.
 fn enqueue(queues: &mut HashMap<i64, VecDeque<Job>>, order: &mut VecDeque<i64>, job: Job) {
     let account = job.job.account_id;
     let q = queues.entry(account).or_default();
     if q.is_empty() && !order.contains(&account) {
         order.push_back(account);
     }
-    q.push_back(job);
+    let at = slot_by_priority(q.iter().map(|j| j.job.priority), job.job.priority);
+    q.insert(at, job);
+}
+
+/// Where a job of `priority` goes among queued jobs of `queued` priorities (highest first):
+/// after the last one of at least its priority. Usually the end, found at once.
+fn slot_by_priority<I>(mut queued: I, priority: i32) -> usize
+where
+    I: DoubleEndedIterator<Item = i32> + ExactSizeIterator,
+{
+    queued.rposition(|p| p >= priority).map_or(0, |i| i + 1)
 }
 
 async fn ack(job: Job) {
@@ -345,5 +379,36 @@ async fn originate(
             // reconnect, or the guard time will settle it.
             warn!(error = %e, server = %server.spec.code, "Originate without a response");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_by_priority;
+
+    /// Inserts priorities one by one as `enqueue` does; returns the queue.
+    fn queue(arrivals: &[(i32, char)]) -> Vec<(i32, char)> {
+        let mut q: Vec<(i32, char)> = Vec::new();
+        for &(p, name) in arrivals {
+            let at = slot_by_priority(q.iter().map(|(p, _)| *p), p);
+            q.insert(at, (p, name));
+        }
+        q
+    }
+
+    #[test]
+    fn higher_priority_first_then_arrival_order() {
+        let q = queue(&[
+            (0, 'a'),
+            (0, 'b'),
+            (5, 'c'),
+            (0, 'd'),
+            (5, 'e'),
+            (9, 'f'),
+            (-1, 'g'),
+        ]);
+        let names: String = q.iter().map(|(_, n)| *n).collect();
+        assert_eq!(names, "fceabdg");
+        assert_eq!(slot_by_priority(std::iter::empty(), 3), 0);
     }
 }

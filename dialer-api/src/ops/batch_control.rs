@@ -46,6 +46,9 @@ pub async fn control(
     let mut conn = pool.get().await?;
     let (summary, batch_pk, effect) = conn
         .transaction::<(BatchSummary, i64, Effect), OpsError, _>(async |conn| {
+            // Before the batch's lock, as every claim of the account takes it: no claim of the
+            // batch is half done while pause or cancel take back its unsent calls.
+            lifecycle::lock_account_claims(conn, account.id).await?;
             let batch = lock_batch(conn, account.id, batch_id).await?;
             let effect = apply(conn, account, &batch, control).await?;
             let batch = find_batch(conn, account.id, batch_id).await?;

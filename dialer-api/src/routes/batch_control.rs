@@ -52,7 +52,9 @@ macro_rules! control_route {
 }
 
 control_route!(
-    /// Pause a batch: no new call of the batch starts; calls in progress finish. Idempotent.
+    /// Pause a batch: no new call of the batch starts (calls claimed and waiting for their
+    /// pacing slot are taken back: no Originate leaves after this answer); calls in progress
+    /// finish. Idempotent.
     pause,
     Pause,
     "/api/v1/batches/{batch_id}/pause",
@@ -70,8 +72,9 @@ control_route!(
 );
 
 control_route!(
-    /// Cancel a batch: no new call starts; calls in progress finish; every call not yet dialed
-    /// ends with a `call_cancelled` event. Idempotent.
+    /// Cancel a batch: no new call starts (no Originate leaves after this answer); calls in
+    /// progress finish; every call not yet dialed ends with a `call_cancelled` event, whose
+    /// `attempt` is the one that will not happen. Idempotent.
     cancel,
     Cancel,
     "/api/v1/batches/{batch_id}/cancel",

@@ -1,11 +1,13 @@
 //! Every change of a call's or a batch's state that is not the dispatcher's AMI-driven
-//! transitions: scheduling, pause, resume and cancel, calls ended before they were dialed, and
-//! the batch's completion. Each function writes inside the caller's transaction (the caller locks
-//! the batch and reads it back), so a state and its callback event are committed together, in as
-//! few statements as the change needs.
+//! transitions: scheduling, pause, resume and cancel, calls ended before they were dialed (one
+//! by one at a claim, or set-based when their batch expired), and the batch's completion. Each
+//! function writes inside the caller's transaction (the caller locks the batch and reads it
+//! back), so a state and its callback event are committed together, in as few statements as the
+//! change needs.
 
 mod completion;
 pub mod control;
+mod expiry;
 pub mod schedule;
 mod undialed;
 
@@ -13,4 +15,5 @@ pub use completion::{
     BatchRef, LifecycleError, batch_completed_body, complete_batch_if_done, state_counts,
     write_batch_completed,
 };
+pub use expiry::{ExpiredCalls, expire_due_calls};
 pub use undialed::{EndedUndialed, end_undialed};

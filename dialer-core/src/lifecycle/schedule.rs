@@ -30,7 +30,7 @@ pub async fn schedule_queued(
 ) -> QueryResult<Vec<ScheduledCalls>> {
     diesel::sql_query(
         "WITH eligible AS (
-            SELECT id, batch_id FROM batches
+            SELECT id, batch_id, priority FROM batches
             WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2)
               AND status IN ('pending', 'dispatching', 'completed')
          ), sched AS (
@@ -39,8 +39,10 @@ pub async fn schedule_queued(
             WHERE c.batch_pk = b.id AND c.status = 'queued'
             RETURNING c.id, c.batch_pk, c.attempts
          ), jobs AS (
+            -- Higher-priority batches' jobs first: ids, hence publish order, follow priority.
             INSERT INTO dial_jobs (call_pk, attempt)
-            SELECT id, attempts + 1 FROM sched
+            SELECT s.id, s.attempts + 1 FROM sched s JOIN eligible b ON b.id = s.batch_pk
+            ORDER BY b.priority DESC, s.id
             ON CONFLICT (call_pk, attempt) DO NOTHING
          ), marked AS (
             UPDATE batches SET status = 'dispatching', dispatched_at = coalesce(dispatched_at, now()),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::completion::{BatchRef, LifecycleError, complete_batch_if_done};
 use crate::domain::{CallStatus, Disposition, EventType};
-use crate::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339};
+use crate::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339, undialed_attempt};
 
 /// What ending an undialed call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub async fn end_undialed(
         custom_data,
         server_code: None,
         error_message: None,
-        attempt: call.attempts,
+        attempt: undialed_attempt(call.attempts),
         will_retry: false,
         sequence,
         occurred_at: rfc3339(at),

@@ -236,7 +236,8 @@ async fn sql_built_event_body_matches_the_rust_one() {
         custom_data: Some(serde_json::value::RawValue::from_string(custom.into()).expect("raw")),
         server_code: None,
         error_message: None,
-        attempt: 0,
+        // Never dialed: the attempt that will not happen is the first.
+        attempt: 1,
         will_retry: false,
         sequence: 1,
         occurred_at: parsed.occurred_at.clone(),

@@ -1,6 +1,7 @@
 //! The claim's writes: a claimed call becomes `dialing` with its attempt row, and a call outside
 //! its calling hours is parked until its due time (a call that cannot be dialed any more ends
-//! undialed through the core's lifecycle, re-exported by the state module).
+//! undialed through the core's lifecycle, re-exported by the state module); right before its
+//! Originate, a claimed attempt is confirmed as sent.
 
 use std::sync::LazyLock;
 
@@ -113,4 +114,28 @@ pub async fn park_until(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Confirms, right before their Originates, the claimed attempts still to be sent: those a pause
+/// or a cancel took back meanwhile (their rows deleted) are not returned, nor are attempts
+/// already ended. One statement for all the attempts whose slots came together; the row locks
+/// make a concurrent pause wait for it (or it for the pause), so exactly one of them wins.
+pub async fn confirm_sends(
+    conn: &mut AsyncPgConnection,
+    attempts: &[Uuid],
+) -> Result<Vec<Uuid>, StateError> {
+    #[derive(QueryableByName)]
+    struct Sent {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let rows: Vec<Sent> = diesel::sql_query(format!(
+        "UPDATE call_attempts SET sent_at = now() \
+         WHERE id = ANY($1) AND state = '{}' AND sent_at IS NULL RETURNING id",
+        AttemptState::Originating
+    ))
+    .bind::<Array<SqlUuid>, _>(attempts)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }

@@ -4,7 +4,7 @@
 //!   end), with their events, in one transaction; `writes` holds its statements, `rows`
 //!   what it reads under lock.
 //! - `claiming`: the claim's writes (attempt rows, parked calls; calls ended undialed are the
-//!   core's `end_undialed`, re-exported).
+//!   core's `end_undialed`, re-exported), and the confirmation of an attempt before its send.
 //! - `due`: calls whose retry or calling-hours wait is over.
 //! - `handover`: which dispatcher follows an attempt (restart, orphan adoption).
 //!
@@ -19,7 +19,7 @@ mod transition;
 mod writer;
 mod writes;
 
-pub use claiming::{Claimed, park_until, start_attempts};
+pub use claiming::{Claimed, confirm_sends, park_until, start_attempts};
 /// The claim ends a call that was never dialed (`call_skipped`, `call_expired`,
 /// `call_cancelled`) inside its transaction through the core; `None` when the call is gone.
 pub use dialer_core::lifecycle::end_undialed;

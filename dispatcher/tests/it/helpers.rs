@@ -206,6 +206,63 @@ impl World {
         .await;
     }
 
+    /// What the API's pause or cancel does to a batch: the core's lifecycle under the batch's
+    /// lock, in one transaction (see `dialer-api`'s `ops::batch_control`).
+    pub async fn control_like_the_api(&self, batch_pk: i64, cancel: bool) {
+        use dialer_core::lifecycle::control::{self, CancelledBatch};
+        #[derive(QueryableByName)]
+        struct B {
+            #[diesel(sql_type = BigInt)]
+            account_id: i64,
+            #[diesel(sql_type = BigInt)]
+            batch_id: i64,
+            #[diesel(sql_type = Text)]
+            accountcode: String,
+        }
+        let mut conn = self.conn().await;
+        conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+            let b: B = diesel::sql_query(
+                "SELECT b.account_id, b.batch_id, a.accountcode FROM batches b \
+                 JOIN accounts a ON a.id = b.account_id WHERE b.id = $1",
+            )
+            .bind::<BigInt, _>(batch_pk)
+            .get_result(conn)
+            .await?;
+            control::lock_account_claims(conn, b.account_id).await?;
+            diesel::sql_query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
+                .bind::<BigInt, _>(batch_pk)
+                .execute(conn)
+                .await?;
+            if cancel {
+                let batch = CancelledBatch {
+                    batch_pk,
+                    batch_id: b.batch_id,
+                    account_id: b.account_id,
+                    accountcode: &b.accountcode,
+                };
+                control::cancel(conn, batch).await.map(|_| ())
+            } else {
+                control::pause(conn, batch_pk).await
+            }
+        })
+        .await
+        .expect("batch control");
+    }
+
+    /// `(event_type, attempt)` of each terminal event of a call (every event but
+    /// `call_started` and `call_answered`), in sequence order.
+    pub async fn terminal_attempts(&self, call_pk: i64) -> Vec<(String, i64)> {
+        let events = self.events(call_pk).await;
+        events
+            .into_iter()
+            .filter(|e| !matches!(e.event_type.as_str(), "call_started" | "call_answered"))
+            .map(|e| {
+                let body: serde_json::Value = serde_json::from_str(&e.body).expect("json body");
+                (e.event_type, body["attempt"].as_i64().unwrap_or(-1))
+            })
+            .collect()
+    }
+
     /// Both dispatchers of a two-dispatcher test took calls.
     pub async fn assert_two_dispatchers_dialed(&self) {
         let dialers = self

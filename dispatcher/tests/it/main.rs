@@ -4,6 +4,7 @@
 mod behaviours;
 mod cancel;
 mod crash_and_rate;
+mod expiry;
 mod fairness;
 mod global_and_resume;
 mod helpers;
@@ -11,4 +12,6 @@ mod limits_and_batches;
 mod multi_dispatcher;
 mod outcome_transcripts;
 mod outcomes;
+mod priority;
 mod server_faults;
+mod taken_back;

@@ -1,0 +1,62 @@
+//! The expiry sweep: calls of batches whose `expires_at` passed end `call_expired` soon after
+//! (within a sweep, two seconds), whatever they were waiting for, and their events go out. The
+//! writes are the core's ([`dialer_core::lifecycle::expire_due_calls`]); any dispatcher may run
+//! it, several at once share the work (rows are taken `SKIP LOCKED`).
+
+use diesel_async::AsyncConnection;
+use tracing::info;
+
+use dialer_core::db::{self, DbPool};
+use dialer_core::event_outbox;
+use dialer_core::lifecycle::{self, ExpiredCalls};
+use dialer_core::topology::Topology;
+
+/// Calls ended per transaction: a large batch expires over a few transactions of one sweep,
+/// none holding many row locks for long.
+const CALLS_PER_TRANSACTION: i64 = 5_000;
+/// Transactions per sweep at most: the rest waits for the next sweep.
+const TRANSACTIONS_PER_SWEEP: usize = 20;
+
+/// Expires what is due and publishes the events written.
+pub async fn expire_due(
+    pool: &DbPool,
+    channel: &lapin::Channel,
+    topology: &Topology,
+) -> anyhow::Result<()> {
+    let mut batches: Vec<i64> = Vec::new();
+    let mut conn = pool.get().await.map_err(db::DbError::from)?;
+    for _ in 0..TRANSACTIONS_PER_SWEEP {
+        let done: Vec<ExpiredCalls> = conn
+            .transaction::<_, lifecycle::LifecycleError, _>(async |conn| {
+                lifecycle::expire_due_calls(conn, CALLS_PER_TRANSACTION).await
+            })
+            .await?;
+        let n: i64 = done.iter().map(|e| e.expired).sum();
+        for e in &done {
+            info!(
+                batch = e.batch_pk,
+                expired = e.expired,
+                batch_completed = e.batch_completed,
+                "calls expired"
+            );
+            if !batches.contains(&e.batch_pk) {
+                batches.push(e.batch_pk);
+            }
+        }
+        if n < CALLS_PER_TRANSACTION {
+            break;
+        }
+    }
+    drop(conn);
+    if !batches.is_empty() {
+        // The sweeper republishes whatever this misses.
+        event_outbox::publish_pending(
+            pool,
+            channel,
+            topology,
+            event_outbox::Scope::Batches(&batches),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The last check before an Originate: a claimed attempt is confirmed in PostgreSQL when its
+//! pacing slot comes ([`crate::state::confirm_sends`]), so a pause or a cancel answered while it
+//! waited stops it (they take back unconfirmed attempts; whichever commits first wins).
+//!
+//! Attempts whose slots come together share one statement: a group is confirmed as soon as the
+//! previous one returned, but statements are at least [`MIN_GAP`] apart. Below 200 calls per
+//! second each call goes alone and is not delayed beyond one round trip; above, a call waits at
+//! most that gap, and there are never more than 200 statements a second whatever the rate.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+use uuid::Uuid;
+
+use dialer_core::db::DbPool;
+
+use crate::state;
+
+/// Least time between two confirmations.
+const MIN_GAP: Duration = Duration::from_millis(5);
+/// Wait before trying again when the database did not answer.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+type Request = (Uuid, oneshot::Sender<bool>);
+
+/// Cheap to clone; the confirming task runs while any clone lives.
+#[derive(Clone)]
+pub struct SendGate {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl SendGate {
+    pub fn start(pool: DbPool) -> SendGate {
+        let (requests, rx) = mpsc::unbounded_channel();
+        tokio::spawn(confirm_loop(pool, rx));
+        SendGate { requests }
+    }
+
+    /// Whether the claimed `attempt` may be sent now (confirmed), or was taken back (never to
+    /// be sent).
+    pub async fn confirm(&self, attempt: Uuid) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send((attempt, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+}
+
+async fn confirm_loop(pool: DbPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut last: Option<Instant> = None;
+    while let Some(first) = rx.recv().await {
+        if let Some(last) = last {
+            tokio::time::sleep_until((last + MIN_GAP).into()).await;
+        }
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        last = Some(Instant::now());
+        let ids: Vec<Uuid> = group.iter().map(|(id, _)| *id).collect();
+        let confirmed = confirm(&pool, &ids).await;
+        for (id, reply) in group {
+            let _ = reply.send(confirmed.contains(&id));
+        }
+    }
+}
+
+/// Confirms `ids`, trying again until the database answers: an attempt is never sent
+/// unconfirmed, and one not answered for stays claimed (a pause still takes it back). Calls
+/// held back by an outage leave together when it ends: at most the second or so of each
+/// account's calls the scheduler claims ahead.
+async fn confirm(pool: &DbPool, ids: &[Uuid]) -> HashSet<Uuid> {
+    loop {
+        let result = match pool.get().await {
+            Ok(mut conn) => state::confirm_sends(&mut conn, ids)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(sent) => return sent.into_iter().collect(),
+            Err(e) => {
+                warn!(error = %e, attempts = ids.len(), "cannot confirm Originates; retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}

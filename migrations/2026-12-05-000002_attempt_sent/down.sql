@@ -1,0 +1,1 @@
+ALTER TABLE call_attempts DROP COLUMN sent_at;
