@@ -269,18 +269,12 @@ impl Scheduler {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let wait = (slot - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
-                tokio::time::sleep_until(account_pace(&pacers, account, rate).into()).await;
-                // The server's own slot is taken only once the account's has come: taken at
-                // the claim, calls claimed ahead would hold the server's slots and starve
-                // other accounts' calls that are ready now.
-                tokio::time::sleep_until(server.pace().into()).await;
-                // Each Originate leaves at its own slot: waiting for the previous response
-                // would make every later call late, and late calls bunch up.
-                let (server, registry, transitions, gate) = (
+                let (server, registry, transitions, gate, pacers) = (
                     server.clone(),
                     registry.clone(),
                     transitions.clone(),
                     gate.clone(),
+                    pacers.clone(),
                 );
                 tokio::spawn(async move {
                     // Paused or cancelled while it waited: taken back, never sent.
@@ -289,6 +283,16 @@ impl Scheduler {
                         registry.withdraw(&c.attempt_id);
                         return;
                     }
+                    // The local paces are taken after the confirmation, whose round trip
+                    // varies: taken before it, a slow confirmation would send its call late,
+                    // next to the following one, over the rate in that second.
+                    tokio::time::sleep_until(account_pace(&pacers, account, rate).into()).await;
+                    // The server's own slot is taken only once the account's has come: taken
+                    // at the claim, calls claimed ahead would hold the server's slots and
+                    // starve other accounts' calls that are ready now.
+                    tokio::time::sleep_until(server.pace().into()).await;
+                    // Each Originate leaves at its own slot: waiting for the previous response
+                    // would make every later call late, and late calls bunch up.
                     originate(&server, &registry, &transitions, c).await;
                 });
             }
