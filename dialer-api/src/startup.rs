@@ -13,6 +13,8 @@ use dialer_core::db::{self, DbError};
 use dialer_core::migrations::{self, SchemaError};
 use dialer_core::topology::Topology;
 
+use crate::account_slots::AccountSlots;
+use crate::auth_failures::AuthFailures;
 use crate::broker::Broker;
 use crate::error_json::{json_errors, unknown_route};
 use crate::state::AppState;
@@ -66,9 +68,25 @@ impl Application {
                 .unwrap_or(2),
             n => n,
         };
+        let limits = config.api_limits.clone();
+        let auth_pool = {
+            let mut auth = config.clone();
+            auth.db_pool_size = limits.auth_pool_size;
+            db::build_pool(&auth, "dialer-api-auth")?
+        };
         let state = AppState {
+            slots: Arc::new(AccountSlots::new(
+                limits.account_share(config.db_pool_size),
+                limits.account_submissions,
+                limits.account_wait,
+            )),
+            auth_failures: Arc::new(AuthFailures::new(
+                limits.auth_max_failures,
+                limits.auth_failure_window,
+            )),
             config: Arc::new(config),
             pool,
+            auth_pool,
             broker,
             limiters: Arc::default(),
         };

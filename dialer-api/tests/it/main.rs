@@ -9,3 +9,4 @@ mod dispatch_and_control;
 mod helpers;
 mod ingestion;
 mod openapi;
+mod overload;
