@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod api_schema;
 pub mod auth;
 pub mod auth_failures;
+pub mod body_timeout;
 pub mod broker;
 pub mod data_schema;
 pub mod error_json;

@@ -15,6 +15,7 @@ use dialer_core::topology::Topology;
 
 use crate::account_slots::AccountSlots;
 use crate::auth_failures::AuthFailures;
+use crate::body_timeout::{BodyTimeouts, body_timeout};
 use crate::broker::Broker;
 use crate::error_json::{json_errors, unknown_route};
 use crate::state::AppState;
@@ -93,10 +94,16 @@ impl Application {
         crate::metrics::handle();
         let data = web::Data::new(state.clone());
         let max_body = state.config.max_body_bytes;
+        let body_timeouts = web::Data::new(BodyTimeouts {
+            idle: limits.body_idle_timeout,
+            total: limits.body_timeout,
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(body_timeouts.clone())
                 .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(body_timeout))
                 .wrap(from_fn(json_errors))
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(crate::request_log::request_log))
@@ -104,6 +111,7 @@ impl Application {
                 .default_service(web::to(unknown_route))
         })
         .workers(workers)
+        .client_request_timeout(limits.head_timeout)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr, source })?
         .run();

@@ -10,3 +10,4 @@ mod helpers;
 mod ingestion;
 mod openapi;
 mod overload;
+mod raw_http;

@@ -1,5 +1,5 @@
 //! `dialer-api`'s protections of shared resources: how much of the connection pool one account
-//! may hold, how failed authentications are slowed down.
+//! may hold, how failed authentications are slowed down, how long a request may take to arrive.
 
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ pub struct ApiLimits {
     pub auth_max_failures: u32,
     /// `DIALER_API_AUTH_FAILURE_WINDOW_SECS`: that window.
     pub auth_failure_window: Duration,
+    /// `DIALER_API_HEAD_TIMEOUT_MS`: time to receive a request's head (actix answers 408 and
+    /// closes past it).
+    pub head_timeout: Duration,
+    /// `DIALER_API_BODY_IDLE_TIMEOUT_MS`: longest pause while a request body arrives (408 past it).
+    pub body_idle_timeout: Duration,
+    /// `DIALER_API_BODY_TIMEOUT_MS`: longest time to receive a whole request body (408 past it).
+    pub body_timeout: Duration,
 }
 
 impl ApiLimits {
@@ -45,6 +52,15 @@ impl ApiLimits {
             auth_failure_window: positive_duration(
                 "DIALER_API_AUTH_FAILURE_WINDOW_SECS",
                 env.secs("DIALER_API_AUTH_FAILURE_WINDOW_SECS", 60)?,
+            )?,
+            head_timeout: env.millis("DIALER_API_HEAD_TIMEOUT_MS", 5_000)?,
+            body_idle_timeout: positive_duration(
+                "DIALER_API_BODY_IDLE_TIMEOUT_MS",
+                env.millis("DIALER_API_BODY_IDLE_TIMEOUT_MS", 15_000)?,
+            )?,
+            body_timeout: positive_duration(
+                "DIALER_API_BODY_TIMEOUT_MS",
+                env.millis("DIALER_API_BODY_TIMEOUT_MS", 300_000)?,
             )?,
         })
     }
@@ -76,6 +92,11 @@ mod tests {
         assert_eq!(
             (share(Some("0"), 4), share(Some("3"), 10)),
             (Some(2), Some(3))
+        );
+        let zero = Env::new(|k| (k == "DIALER_API_BODY_IDLE_TIMEOUT_MS").then(|| "0".to_owned()));
+        assert_eq!(
+            ApiLimits::read(&zero).err().map(|e| e.name),
+            Some("DIALER_API_BODY_IDLE_TIMEOUT_MS")
         );
     }
 }
