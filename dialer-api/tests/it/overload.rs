@@ -122,4 +122,17 @@ async fn repeated_failed_authentication_is_throttled() {
     // The documented trade-off: a key this process has not seen authenticate waits for the
     // window like the guesser behind the same address.
     assert_rate_limited(&never_used.get("/api/v1/account").await);
+
+    // Refused without a lookup: with the database gone, still 429 (a lookup would be 503).
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let url = app.env.config.database_url.clone();
+    let (server, db) = url.rsplit_once('/').expect("database in URL");
+    let mut admin = AsyncPgConnection::establish(&format!("{server}/postgres"))
+        .await
+        .expect("admin");
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .expect("drop");
+    assert_rate_limited(&wrong.get("/api/v1/account").await);
 }
