@@ -4,6 +4,7 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
@@ -64,6 +65,11 @@ pub async fn json_errors(
             res.request().path()
         ),
         (413, _) => "request body is larger than the limit".to_owned(),
+        // actix's own words ("payload reached EOF before completing: None") mean nothing to a
+        // client.
+        (_, Some(e)) if e.as_error::<PayloadError>().is_some() => {
+            "the request body is incomplete or its encoding is malformed".to_owned()
+        }
         (s, _) if s >= 500 => {
             tracing::error!(status = s, "unhandled server error");
             "internal error".to_owned()

@@ -1,8 +1,11 @@
 //! The client REST API of the contract (actix-web) and the operations dialerctl shares with it.
 
+pub mod account_slots;
 pub mod api_error;
 pub mod api_schema;
 pub mod auth;
+pub mod auth_failures;
+pub mod body_timeout;
 pub mod broker;
 pub mod data_schema;
 pub mod error_json;

@@ -13,6 +13,9 @@ use dialer_core::db::{self, DbError};
 use dialer_core::migrations::{self, SchemaError};
 use dialer_core::topology::Topology;
 
+use crate::account_slots::AccountSlots;
+use crate::auth_failures::AuthFailures;
+use crate::body_timeout::{BodyTimeouts, body_timeout};
 use crate::broker::Broker;
 use crate::error_json::{json_errors, unknown_route};
 use crate::state::AppState;
@@ -66,19 +69,41 @@ impl Application {
                 .unwrap_or(2),
             n => n,
         };
+        let limits = config.api_limits.clone();
+        let auth_pool = {
+            let mut auth = config.clone();
+            auth.db_pool_size = limits.auth_pool_size;
+            db::build_pool(&auth, "dialer-api-auth")?
+        };
         let state = AppState {
+            slots: Arc::new(AccountSlots::new(
+                limits.account_share(config.db_pool_size),
+                limits.account_submissions,
+                limits.account_wait,
+            )),
+            auth_failures: Arc::new(AuthFailures::new(
+                limits.auth_max_failures,
+                limits.auth_failure_window,
+            )),
             config: Arc::new(config),
             pool,
+            auth_pool,
             broker,
             limiters: Arc::default(),
         };
         crate::metrics::handle();
         let data = web::Data::new(state.clone());
         let max_body = state.config.max_body_bytes;
+        let body_timeouts = web::Data::new(BodyTimeouts {
+            idle: limits.body_idle_timeout,
+            total: limits.body_timeout,
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(body_timeouts.clone())
                 .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(body_timeout))
                 .wrap(from_fn(json_errors))
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(crate::request_log::request_log))
@@ -86,6 +111,7 @@ impl Application {
                 .default_service(web::to(unknown_route))
         })
         .workers(workers)
+        .client_request_timeout(limits.head_timeout)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr, source })?
         .run();

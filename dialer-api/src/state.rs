@@ -5,13 +5,20 @@ use std::sync::Arc;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
 
+use crate::account_slots::AccountSlots;
+use crate::auth_failures::AuthFailures;
 use crate::broker::Broker;
 use crate::rate_limit::KeyLimiters;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The accounts' work.
     pub pool: DbPool,
+    /// API key lookups only, so that authentication never waits behind the accounts' work.
+    pub auth_pool: DbPool,
     pub broker: Arc<Broker>,
     pub limiters: Arc<KeyLimiters>,
+    pub slots: Arc<AccountSlots>,
+    pub auth_failures: Arc<AuthFailures>,
 }

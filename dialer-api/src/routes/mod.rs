@@ -47,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         "/queues/insertdataincallqueue",
                         "/queues/insertdataincallqueue/",
                     ])
+                    .app_data(crate::account_slots::WorkKind::Submission)
                     .route(web::post().to(insert::insert)),
                 )
                 .service(

@@ -9,3 +9,5 @@ mod dispatch_and_control;
 mod helpers;
 mod ingestion;
 mod openapi;
+mod overload;
+mod raw_http;

@@ -1,11 +1,13 @@
 //! Configuration from environment variables, with defaults that work on a developer's machine
 //! (PostgreSQL and RabbitMQ on loopback).
 
+mod api_limits;
 mod env;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use api_limits::ApiLimits;
 pub use env::{ConfigError, Env, ProcessLookup};
 
 /// Everything a dialer process reads from its environment.
@@ -40,6 +42,8 @@ pub struct Config {
     pub api_workers: usize,
     /// `DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`: allow `http://` callback URLs on loopback (demos, tests).
     pub allow_http_loopback_callbacks: bool,
+    /// `dialer-api`'s limits on what one account or one address may hold (`DIALER_API_*`).
+    pub api_limits: ApiLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +114,7 @@ impl Config {
             api_workers: env.number("DIALER_API_WORKERS", 0)?,
             allow_http_loopback_callbacks: env
                 .flag("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", false)?,
+            api_limits: ApiLimits::read(env)?,
         })
     }
 }
