@@ -108,6 +108,16 @@ impl Modify for Contract {
                         .or_insert_with(|| error_response(description).into());
                 }
             }
+            // A body that stops arriving is timed out (see `body_timeout`).
+            if let Some(op) = item.post.as_mut().filter(|op| op.request_body.is_some()) {
+                op.responses
+                    .responses
+                    .entry("408".to_owned())
+                    .or_insert_with(|| {
+                        error_response("`request_timeout`: the request body stopped arriving")
+                            .into()
+                    });
+            }
         }
         // The dispatch body may be left out (an empty body, not JSON `null`).
         if let Some(RefOr::T(body)) = doc
