@@ -267,8 +267,9 @@ impl Scheduler {
         let gate = self.gate.clone();
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
-                let wait = (slot - Utc::now()).to_std().unwrap_or_default();
-                tokio::time::sleep(wait).await;
+                let until_slot = (slot - Utc::now()).to_std().unwrap_or_default();
+                let at_slot = Instant::now() + until_slot;
+                tokio::time::sleep(until_slot.saturating_sub(crate::send_gate::LEAD)).await;
                 let (server, registry, transitions, gate, pacers) = (
                     server.clone(),
                     registry.clone(),
@@ -277,15 +278,15 @@ impl Scheduler {
                     pacers.clone(),
                 );
                 tokio::spawn(async move {
-                    // Paused or cancelled while it waited: taken back, never sent.
+                    // Paused or cancelled while it waited: taken back, never sent. Confirmed a
+                    // little ahead of its slot so that the confirmation's round trip, which
+                    // varies, does not make the call leave late, next to the following one.
                     if !gate.confirm(c.attempt_id).await {
                         debug!(attempt = %c.attempt_id, "taken back before its slot; not dialed");
                         registry.withdraw(&c.attempt_id);
                         return;
                     }
-                    // The local paces are taken after the confirmation, whose round trip
-                    // varies: taken before it, a slow confirmation would send its call late,
-                    // next to the following one, over the rate in that second.
+                    tokio::time::sleep_until(at_slot.into()).await;
                     tokio::time::sleep_until(account_pace(&pacers, account, rate).into()).await;
                     // The server's own slot is taken only once the account's has come: taken
                     // at the claim, calls claimed ahead would hold the server's slots and

@@ -1,6 +1,8 @@
-//! The last check before an Originate: a claimed attempt is confirmed in PostgreSQL when its
-//! pacing slot comes ([`crate::state::confirm_sends`]), so a pause or a cancel answered while it
-//! waited stops it (they take back unconfirmed attempts; whichever commits first wins).
+//! The last check before an Originate: a claimed attempt is confirmed in PostgreSQL [`LEAD`]
+//! before its pacing slot comes ([`crate::state::confirm_sends`]), so a pause or a cancel
+//! answered while it waited stops it (they take back unconfirmed attempts; whichever commits
+//! first wins). An attempt confirmed before the pause committed still leaves at its slot, at
+//! most [`LEAD`] after the pause was answered.
 //!
 //! Attempts whose slots come together share one statement: a group is confirmed as soon as the
 //! previous one returned, but statements are at least [`MIN_GAP`] apart. Below 200 calls per
@@ -17,6 +19,11 @@ use uuid::Uuid;
 use dialer_core::db::DbPool;
 
 use crate::state;
+
+/// How long before its slot an attempt is confirmed: longer than a confirmation usually takes,
+/// so the call leaves at its slot (the rate holds in every second, across dispatchers), short
+/// enough that a pause stops everything but what was about to leave.
+pub const LEAD: Duration = Duration::from_millis(100);
 
 /// Least time between two confirmations.
 const MIN_GAP: Duration = Duration::from_millis(5);
