@@ -315,6 +315,7 @@ async fn run(
                 }
                 server.connected.store(true, Ordering::SeqCst);
             }
+            ClientEvent::CaughtUp(_) => {}
             ClientEvent::Disconnected { reason } => {
                 warn!(server = %spec.code, ?reason, "AMI connection lost; no new calls on it");
                 server.connected.store(false, Ordering::SeqCst);
