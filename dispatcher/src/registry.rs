@@ -231,6 +231,18 @@ impl Registry {
         )
     }
 
+    /// Whether a guard time or a maximum call length has run out for some attempt: what
+    /// [`Registry::overdue`] or [`Registry::take_too_long`] would act on.
+    pub fn awaits_judgement(&self, now: Instant) -> bool {
+        let too_long = self.attempts.lock().is_ok_and(|m| {
+            m.values().any(|a| {
+                a.answered
+                    .is_some_and(|t| !a.hangup_requested && now > t + a.max_call)
+            })
+        });
+        too_long || !self.overdue(now).is_empty()
+    }
+
     /// Answered calls past their maximum length that have not been hung up yet; marks them.
     pub fn take_too_long(&self, now: Instant) -> Vec<(Uuid, i64)> {
         let Ok(mut m) = self.attempts.lock() else {
@@ -309,6 +321,34 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(r.mark_sent(&id));
         assert!(r.reconcile(1, &HashSet::new(), lost_at).is_empty());
+    }
+
+    #[test]
+    fn judgement_is_awaited_once_a_guard_or_a_maximum_length_ran_out() {
+        let r = Registry::default();
+        let talking = Uuid::new_v4();
+        r.insert(talking, attempt(1));
+        assert!(r.mark_sent(&talking));
+        let now = Instant::now();
+        if let Ok(mut m) = r.attempts.lock()
+            && let Some(a) = m.get_mut(&talking)
+        {
+            a.answered = Some(now);
+        }
+        assert!(!r.awaits_judgement(now));
+        // Past its maximum length (60 s), not yet its guard after it.
+        let later = now + Duration::from_secs(61);
+        assert!(r.awaits_judgement(later));
+        assert_eq!(r.take_too_long(later), [(talking, 1)]);
+        assert!(!r.awaits_judgement(later));
+
+        let r = Registry::default();
+        let ringing = Uuid::new_v4();
+        r.insert(ringing, attempt(1));
+        assert!(r.mark_sent(&ringing));
+        // Past its ring timeout (2 s) and the guard.
+        let overdue = Instant::now() + Duration::from_secs(3) + GUARD;
+        assert!(r.awaits_judgement(overdue));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! While the connection is down the server takes no new calls. When it comes back, the calls
 //! that were in flight on it are reconciled against `CoreShowChannels`: those whose channel is
 //! gone ended while we could not see them, and end as `unknown`.
+//!
+//! [`Server::settle`] lets a timer judge on what the PBX has said: it returns once every event
+//! that had arrived in the socket is applied (after this process was stopped, they wait there
+//! unread while every timer has run out).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ami_bridge::{AmiClient, AmiError, ClientConfig, ClientEvent, Originate};
 use dialer_core::models::AsteriskServer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -50,6 +54,8 @@ pub struct Server {
     health: Mutex<Health>,
     /// Channels promised to claims not yet registered.
     reserved: Mutex<usize>,
+    /// The last AMI catch-up mark whose events are all applied (see [`Server::settle`]).
+    caught_up: watch::Sender<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -68,6 +74,7 @@ impl Server {
             connected: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             reserved: Mutex::new(0),
+            caught_up: watch::Sender::new(0),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(run(server.clone(), registry, transitions));
@@ -219,6 +226,21 @@ impl Server {
             .map(|_| ())
     }
 
+    /// Waits until every AMI event that had arrived from this server when called is applied
+    /// to the attempts followed (ended, answered), at most `within`. `false` when the server is
+    /// not connected (nothing can arrive) or it took longer.
+    pub async fn settle(&self, within: Duration) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        let Ok(mark) = self.client().and_then(|c| c.catch_up()) else {
+            return false;
+        };
+        let mut applied = self.caught_up.subscribe();
+        let reached = tokio::time::timeout(within, applied.wait_for(|n| *n >= mark)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
     /// Whether the attempt's channel is up on the PBX (`Some(answered)`), from `CoreShowChannels`.
     pub async fn live_channel(&self, attempt: Uuid) -> Option<bool> {
         let client = self.client().ok()?;
@@ -315,7 +337,10 @@ async fn run(
                 }
                 server.connected.store(true, Ordering::SeqCst);
             }
-            ClientEvent::CaughtUp(_) => {}
+            // Everything before it on the stream is applied: timers waiting on it may judge.
+            ClientEvent::CaughtUp(mark) => {
+                server.caught_up.send_replace(mark);
+            }
             ClientEvent::Disconnected { reason } => {
                 warn!(server = %spec.code, ?reason, "AMI connection lost; no new calls on it");
                 server.connected.store(false, Ordering::SeqCst);

@@ -11,4 +11,5 @@ mod limits_and_batches;
 mod multi_dispatcher;
 mod outcome_transcripts;
 mod outcomes;
+mod process_faults;
 mod server_faults;
