@@ -65,6 +65,9 @@ impl LiveAttempt {
 #[derive(Debug, Default)]
 pub struct Registry {
     attempts: Mutex<HashMap<Uuid, LiveAttempt>>,
+    /// Calls put back unplaced in a row, by call: their next delay grows. Kept in this process
+    /// only (a restarted dispatcher starts again at the first delay); cleared once placed.
+    not_placed: Mutex<HashMap<i64, u32>>,
 }
 
 impl Registry {
@@ -144,6 +147,11 @@ impl Registry {
         }
         let signal = attempt.tracker.on_event(event)?;
         let at = Utc::now();
+        if signal == Signal::Started
+            && let Ok(mut tries) = self.not_placed.lock()
+        {
+            tries.remove(&attempt.call_pk);
+        }
         Some(match signal {
             Signal::Started => Transition::Started { attempt: id, at },
             Signal::Answered => {
@@ -261,6 +269,21 @@ impl Registry {
         out
     }
 
+    /// An attempt whose Originate never reached a running PBX (see [`crate::placement`]): no
+    /// longer followed; its call is to be dialed again after a delay that grows with each time
+    /// in a row.
+    pub fn not_placed(&self, id: &Uuid) -> Option<Transition> {
+        let attempt = self.attempts.lock().ok()?.remove(id)?;
+        let tries = self.not_placed.lock().map_or(1, |mut m| {
+            let n = m.entry(attempt.call_pk).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        });
+        let delay = crate::placement::retry_delay(tries, crate::placement::jitter());
+        let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        Some(Transition::NotPlaced { attempt: *id, due })
+    }
+
     /// The end of an attempt whose Originate the PBX refused outright (no events will come).
     pub fn refused(&self, id: &Uuid, why: String) -> Option<Transition> {
         let mut map = self.attempts.lock().ok()?;
@@ -349,6 +372,31 @@ mod tests {
         // Past its ring timeout (2 s) and the guard.
         let overdue = Instant::now() + Duration::from_secs(3) + GUARD;
         assert!(r.awaits_judgement(overdue));
+    }
+
+    #[test]
+    fn a_call_not_placed_again_and_again_waits_longer_each_time() {
+        let r = Registry::default();
+        let due = |r: &Registry| {
+            let id = Uuid::new_v4();
+            r.insert(id, attempt(1));
+            assert!(r.mark_sent(&id));
+            let before = Utc::now();
+            let Some(Transition::NotPlaced { attempt, due }) = r.not_placed(&id) else {
+                panic!("not placed")
+            };
+            assert_eq!(attempt, id);
+            assert!(!r.contains(&id), "no longer followed");
+            (due - before).to_std().unwrap_or_default()
+        };
+        let first = due(&r);
+        let second = due(&r);
+        let third = due(&r);
+        assert!(first >= Duration::from_millis(1500) && first <= Duration::from_millis(2500));
+        assert!(
+            second > first && third > second,
+            "{first:?} {second:?} {third:?}"
+        );
     }
 
     #[test]

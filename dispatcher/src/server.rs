@@ -26,6 +26,9 @@ use crate::pacer::Pacer;
 use crate::registry::Registry;
 use crate::state::{Claimed, Transition};
 
+/// How long a PBX that said it is shutting down takes no new call while its connection stays up.
+const SHUTDOWN_HOLD: Duration = Duration::from_secs(30);
+
 /// The servers this dispatcher holds, by id.
 pub type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
 
@@ -49,6 +52,9 @@ pub struct Server {
     connected: AtomicBool,
     /// Handing the server to another dispatcher: no new calls; released once empty.
     draining: AtomicBool,
+    /// When the PBX said it is shutting down: no new calls until the connection is back, or
+    /// for [`SHUTDOWN_HOLD`] at most (a shutdown can be aborted, `core abort shutdown`).
+    shutting_down: Mutex<Option<Instant>>,
     pacer: Mutex<Pacer>,
     /// Overload protection: scales the usable channels and calls per second.
     health: Mutex<Health>,
@@ -73,6 +79,7 @@ impl Server {
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            shutting_down: Mutex::new(None),
             reserved: Mutex::new(0),
             caught_up: watch::Sender::new(0),
             task: Mutex::new(None),
@@ -90,7 +97,23 @@ impl Server {
 
     /// Connected and not being handed over: may take new calls.
     pub fn is_dialable(&self) -> bool {
-        self.is_connected() && !self.draining.load(Ordering::SeqCst)
+        self.is_connected() && !self.draining.load(Ordering::SeqCst) && !self.is_shutting_down()
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .lock()
+            .is_ok_and(|s| s.is_some_and(|t| t.elapsed() < SHUTDOWN_HOLD))
+    }
+
+    /// The PBX refused an Originate because it is shutting down: it takes no new call until
+    /// its connection is back (it closes the connection once stopped).
+    pub fn shutting_down(&self) {
+        if let Ok(mut s) = self.shutting_down.lock()
+            && s.replace(Instant::now()).is_none()
+        {
+            warn!(server = %self.spec.code, "PBX shutting down; no new calls on it until it is back");
+        }
     }
 
     pub fn is_draining(&self) -> bool {
@@ -334,6 +357,9 @@ async fn run(
                 if reconnected {
                     let lost_at = lost_at.take().unwrap_or_else(Instant::now);
                     reconcile(&server, &client, &registry, &transitions, lost_at).await;
+                }
+                if let Ok(mut s) = server.shutting_down.lock() {
+                    s.take();
                 }
                 server.connected.store(true, Ordering::SeqCst);
             }
