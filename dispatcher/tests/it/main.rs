@@ -9,6 +9,7 @@ mod global_and_resume;
 mod helpers;
 mod limits_and_batches;
 mod multi_dispatcher;
+mod not_placed;
 mod outcome_transcripts;
 mod outcomes;
 mod process_faults;
