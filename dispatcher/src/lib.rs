@@ -7,8 +7,9 @@
 //! - [`expiry`]: calls of batches past their `expires_at` ended `call_expired`, in the sweep.
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
 //! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
-//! - [`scheduler`]: fair, paced Originates across accounts and servers.
-//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL right before its Originate.
+//! - [`scheduler`]: fair, paced Originates across accounts and servers; [`placement`]: an
+//!   Originate that never reached a running PBX puts its call back, with backoff.
+//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL just before its Originate.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
 //!   [`health`]: backing off an overloaded PBX.
@@ -29,6 +30,7 @@ pub mod metrics_http;
 pub mod outcome;
 pub mod pacer;
 pub mod pacing;
+pub mod placement;
 pub mod recovery;
 pub mod registry;
 pub mod runtime;

@@ -65,6 +65,9 @@ impl LiveAttempt {
 #[derive(Debug, Default)]
 pub struct Registry {
     attempts: Mutex<HashMap<Uuid, LiveAttempt>>,
+    /// Calls put back unplaced in a row, by call: their next delay grows. Kept in this process
+    /// only (a restarted dispatcher starts again at the first delay); cleared once placed.
+    not_placed: Mutex<HashMap<i64, u32>>,
 }
 
 impl Registry {
@@ -154,6 +157,11 @@ impl Registry {
         }
         let signal = attempt.tracker.on_event(event)?;
         let at = Utc::now();
+        if signal == Signal::Started
+            && let Ok(mut tries) = self.not_placed.lock()
+        {
+            tries.remove(&attempt.call_pk);
+        }
         Some(match signal {
             Signal::Started => Transition::Started { attempt: id, at },
             Signal::Answered => {
@@ -241,6 +249,18 @@ impl Registry {
         )
     }
 
+    /// Whether a guard time or a maximum call length has run out for some attempt: what
+    /// [`Registry::overdue`] or [`Registry::take_too_long`] would act on.
+    pub fn awaits_judgement(&self, now: Instant) -> bool {
+        let too_long = self.attempts.lock().is_ok_and(|m| {
+            m.values().any(|a| {
+                a.answered
+                    .is_some_and(|t| !a.hangup_requested && now > t + a.max_call)
+            })
+        });
+        too_long || !self.overdue(now).is_empty()
+    }
+
     /// Answered calls past their maximum length that have not been hung up yet; marks them.
     pub fn take_too_long(&self, now: Instant) -> Vec<(Uuid, i64)> {
         let Ok(mut m) = self.attempts.lock() else {
@@ -257,6 +277,21 @@ impl Registry {
             }
         }
         out
+    }
+
+    /// An attempt whose Originate never reached a running PBX (see [`crate::placement`]): no
+    /// longer followed; its call is to be dialed again after a delay that grows with each time
+    /// in a row.
+    pub fn not_placed(&self, id: &Uuid) -> Option<Transition> {
+        let attempt = self.attempts.lock().ok()?.remove(id)?;
+        let tries = self.not_placed.lock().map_or(1, |mut m| {
+            let n = m.entry(attempt.call_pk).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        });
+        let delay = crate::placement::retry_delay(tries, crate::placement::jitter());
+        let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        Some(Transition::NotPlaced { attempt: *id, due })
     }
 
     /// The end of an attempt whose Originate the PBX refused outright (no events will come).
@@ -334,6 +369,59 @@ mod tests {
         assert!(!r.mark_sent(&waiting), "a withdrawn attempt is never sent");
         assert!(r.contains(&sent), "a sent attempt is followed to its end");
         assert_eq!(r.on_server(1), 1);
+    }
+
+    #[test]
+    fn judgement_is_awaited_once_a_guard_or_a_maximum_length_ran_out() {
+        let r = Registry::default();
+        let talking = Uuid::new_v4();
+        r.insert(talking, attempt(1));
+        assert!(r.mark_sent(&talking));
+        let now = Instant::now();
+        if let Ok(mut m) = r.attempts.lock()
+            && let Some(a) = m.get_mut(&talking)
+        {
+            a.answered = Some(now);
+        }
+        assert!(!r.awaits_judgement(now));
+        // Past its maximum length (60 s), not yet its guard after it.
+        let later = now + Duration::from_secs(61);
+        assert!(r.awaits_judgement(later));
+        assert_eq!(r.take_too_long(later), [(talking, 1)]);
+        assert!(!r.awaits_judgement(later));
+
+        let r = Registry::default();
+        let ringing = Uuid::new_v4();
+        r.insert(ringing, attempt(1));
+        assert!(r.mark_sent(&ringing));
+        // Past its ring timeout (2 s) and the guard.
+        let overdue = Instant::now() + Duration::from_secs(3) + GUARD;
+        assert!(r.awaits_judgement(overdue));
+    }
+
+    #[test]
+    fn a_call_not_placed_again_and_again_waits_longer_each_time() {
+        let r = Registry::default();
+        let due = |r: &Registry| {
+            let id = Uuid::new_v4();
+            r.insert(id, attempt(1));
+            assert!(r.mark_sent(&id));
+            let before = Utc::now();
+            let Some(Transition::NotPlaced { attempt, due }) = r.not_placed(&id) else {
+                panic!("not placed")
+            };
+            assert_eq!(attempt, id);
+            assert!(!r.contains(&id), "no longer followed");
+            (due - before).to_std().unwrap_or_default()
+        };
+        let first = due(&r);
+        let second = due(&r);
+        let third = due(&r);
+        assert!(first >= Duration::from_millis(1500) && first <= Duration::from_millis(2500));
+        assert!(
+            second > first && third > second,
+            "{first:?} {second:?} {third:?}"
+        );
     }
 
     #[test]

@@ -401,6 +401,9 @@ async fn publisher_loop(
     }
 }
 
+/// How long the sweeper waits for a server's events to be applied before it judges anyway.
+const SETTLE_WITHIN: Duration = Duration::from_secs(2);
+
 async fn sweep_loop(
     shared: Shared,
     channel: lapin::Channel,
@@ -429,6 +432,13 @@ async fn sweep_loop(
             s.check_health();
         }
         metrics::gauge!("dialer_live_calls").set(registry.len() as f64);
+        if registry.awaits_judgement(now) {
+            // Judged on what the PBXs had said by now, not on this timer alone: after this
+            // process was stopped, their events wait unread in the sockets while every guard
+            // and maximum length has run out.
+            let settled = held.iter().map(|s| s.settle(SETTLE_WITHIN));
+            futures_util::future::join_all(settled).await;
+        }
         for id in registry.overdue(now) {
             if let Some(t) = registry.lose(&id, "the PBX gave no outcome in time") {
                 let _ = transitions.send(t);

@@ -26,6 +26,7 @@ use crate::claim::{self, Decision};
 use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
+use crate::placement;
 use crate::registry::{LiveAttempt, Registry};
 use crate::send_gate::SendGate;
 use crate::server::{Server, Servers};
@@ -363,26 +364,29 @@ async fn originate(
     }
     match server.originate(&c).await {
         Ok(()) => {}
-        Err(AmiError::ActionFailed { message, .. }) => {
-            if let Some(t) =
-                registry.refused(&c.attempt_id, format!("Originate refused: {message}"))
-            {
-                let _ = transitions.send(t);
-            }
-        }
-        Err(AmiError::NotConnected) | Err(AmiError::Closed) => {
-            // Never left this process: the PBX was not dialed.
-            if let Some(t) = registry.refused(
-                &c.attempt_id,
-                "the PBX connection was down; the call was not placed".into(),
-            ) {
-                let _ = transitions.send(t);
-            }
-        }
         Err(e) => {
-            // Sent, but no answer: the PBX may be dialing. Its events, a reconcile after a
-            // reconnect, or the guard time will settle it.
-            warn!(error = %e, server = %server.spec.code, "Originate without a response");
+            if let Some(why) = placement::not_placed(&e) {
+                // Nobody was dialed: the call goes back to be dialed again.
+                if placement::is_shutting_down(&e) {
+                    server.shutting_down();
+                }
+                warn!(attempt = %c.attempt_id, server = %server.spec.code, %why, "call not placed; dialed again later");
+                metrics::counter!("dialer_originates_not_placed_total", "server" => server.spec.code.clone())
+                    .increment(1);
+                if let Some(t) = registry.not_placed(&c.attempt_id) {
+                    let _ = transitions.send(t);
+                }
+            } else if let AmiError::ActionFailed { message, .. } = e {
+                if let Some(t) =
+                    registry.refused(&c.attempt_id, format!("Originate refused: {message}"))
+                {
+                    let _ = transitions.send(t);
+                }
+            } else {
+                // Sent, but no answer: the PBX may be dialing. Its events, a reconcile after a
+                // reconnect, or the guard time will settle it.
+                warn!(error = %e, server = %server.spec.code, "Originate without a response");
+            }
         }
     }
 }

@@ -4,6 +4,10 @@
 //! While the connection is down the server takes no new calls. When it comes back, the calls
 //! that were in flight on it are reconciled against `CoreShowChannels`: those whose channel is
 //! gone ended while we could not see them, and end as `unknown`.
+//!
+//! [`Server::settle`] lets a timer judge on what the PBX has said: it returns once every event
+//! that had arrived in the socket is applied (after this process was stopped, they wait there
+//! unread while every timer has run out).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ami_bridge::{AmiClient, AmiError, ClientConfig, ClientEvent, Originate};
 use dialer_core::models::AsteriskServer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -21,6 +25,9 @@ use crate::health::{Health, HealthPolicy};
 use crate::pacer::Pacer;
 use crate::registry::Registry;
 use crate::state::{Claimed, Transition};
+
+/// How long a PBX that said it is shutting down takes no new call while its connection stays up.
+const SHUTDOWN_HOLD: Duration = Duration::from_secs(30);
 
 /// The servers this dispatcher holds, by id.
 pub type Servers = Arc<Mutex<HashMap<i64, Arc<Server>>>>;
@@ -45,11 +52,16 @@ pub struct Server {
     connected: AtomicBool,
     /// Handing the server to another dispatcher: no new calls; released once empty.
     draining: AtomicBool,
+    /// When the PBX said it is shutting down: no new calls until the connection is back, or
+    /// for [`SHUTDOWN_HOLD`] at most (a shutdown can be aborted, `core abort shutdown`).
+    shutting_down: Mutex<Option<Instant>>,
     pacer: Mutex<Pacer>,
     /// Overload protection: scales the usable channels and calls per second.
     health: Mutex<Health>,
     /// Channels promised to claims not yet registered.
     reserved: Mutex<usize>,
+    /// The last AMI catch-up mark whose events are all applied (see [`Server::settle`]).
+    caught_up: watch::Sender<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -67,7 +79,9 @@ impl Server {
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            shutting_down: Mutex::new(None),
             reserved: Mutex::new(0),
+            caught_up: watch::Sender::new(0),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(run(server.clone(), registry, transitions));
@@ -83,7 +97,23 @@ impl Server {
 
     /// Connected and not being handed over: may take new calls.
     pub fn is_dialable(&self) -> bool {
-        self.is_connected() && !self.draining.load(Ordering::SeqCst)
+        self.is_connected() && !self.draining.load(Ordering::SeqCst) && !self.is_shutting_down()
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .lock()
+            .is_ok_and(|s| s.is_some_and(|t| t.elapsed() < SHUTDOWN_HOLD))
+    }
+
+    /// The PBX refused an Originate because it is shutting down: it takes no new call until
+    /// its connection is back (it closes the connection once stopped).
+    pub fn shutting_down(&self) {
+        if let Ok(mut s) = self.shutting_down.lock()
+            && s.replace(Instant::now()).is_none()
+        {
+            warn!(server = %self.spec.code, "PBX shutting down; no new calls on it until it is back");
+        }
     }
 
     pub fn is_draining(&self) -> bool {
@@ -219,6 +249,21 @@ impl Server {
             .map(|_| ())
     }
 
+    /// Waits until every AMI event that had arrived from this server when called is applied
+    /// to the attempts followed (ended, answered), at most `within`. `false` when the server is
+    /// not connected (nothing can arrive) or it took longer.
+    pub async fn settle(&self, within: Duration) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        let Ok(mark) = self.client().and_then(|c| c.catch_up()) else {
+            return false;
+        };
+        let mut applied = self.caught_up.subscribe();
+        let reached = tokio::time::timeout(within, applied.wait_for(|n| *n >= mark)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
     /// Whether the attempt's channel is up on the PBX (`Some(answered)`), from `CoreShowChannels`.
     pub async fn live_channel(&self, attempt: Uuid) -> Option<bool> {
         let client = self.client().ok()?;
@@ -313,7 +358,14 @@ async fn run(
                     let lost_at = lost_at.take().unwrap_or_else(Instant::now);
                     reconcile(&server, &client, &registry, &transitions, lost_at).await;
                 }
+                if let Ok(mut s) = server.shutting_down.lock() {
+                    s.take();
+                }
                 server.connected.store(true, Ordering::SeqCst);
+            }
+            // Everything before it on the stream is applied: timers waiting on it may judge.
+            ClientEvent::CaughtUp(mark) => {
+                server.caught_up.send_replace(mark);
             }
             ClientEvent::Disconnected { reason } => {
                 warn!(server = %spec.code, ?reason, "AMI connection lost; no new calls on it");

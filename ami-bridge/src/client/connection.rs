@@ -4,22 +4,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::config::ClientConfig;
 use super::error::AmiError;
 use super::events::{ClientEvent, ConnectionState, DisconnectReason};
-use super::shared::Shared;
+use super::reader::Reader;
+use super::shared::{ConnChannels, Shared};
 use crate::action::Action;
 use crate::backoff::Backoff;
 use crate::codec::{Decoder, Frame};
-use crate::event::Event;
 use crate::message::MessageKind;
 
 /// Banner prefix every Asterisk sends first.
@@ -106,20 +105,20 @@ async fn login(mut stream: TcpStream, config: &ClientConfig) -> Result<Conn, Ami
 pub(super) async fn supervise(
     shared: Arc<Shared>,
     first: Conn,
-    first_writer: mpsc::Receiver<Vec<u8>>,
+    first_channels: ConnChannels,
     events: mpsc::UnboundedSender<ClientEvent>,
 ) {
-    let mut conn = Some((first, first_writer));
+    let mut conn = Some((first, first_channels));
     let mut reconnected = false;
     let mut backoff = Backoff::new(shared.config.reconnect_min, shared.config.reconnect_max);
     let mut shutdown = shared.shutdown.subscribe();
     loop {
-        if let Some((c, wrx)) = conn.take() {
+        if let Some((c, channels)) = conn.take() {
             backoff.reset();
             shared.state.send_replace(ConnectionState::Connected);
             let _ = events.send(ClientEvent::Connected { reconnected });
-            let reason = serve(&shared, c, wrx, &events).await;
-            shared.drop_writer();
+            let reason = serve(&shared, c, channels, &events).await;
+            shared.drop_channels();
             shared.waiters.fail_all();
             info!(addr = %shared.config.addr, ?reason, "AMI connection lost");
             let _ = events.send(ClientEvent::Disconnected { reason });
@@ -136,7 +135,7 @@ pub(super) async fn supervise(
         match establish(&shared.config).await {
             Ok(c) => {
                 reconnected = true;
-                conn = Some((c, shared.install_writer()));
+                conn = Some((c, shared.install_channels()));
             }
             Err(e) => warn!(addr = %shared.config.addr, error = %e, "AMI reconnect failed"),
         }
@@ -148,48 +147,24 @@ pub(super) async fn supervise(
 async fn serve(
     shared: &Arc<Shared>,
     conn: Conn,
-    wrx: mpsc::Receiver<Vec<u8>>,
+    channels: ConnChannels,
     events: &mpsc::UnboundedSender<ClientEvent>,
 ) -> DisconnectReason {
     let Conn { stream, decoder } = conn;
     let (rd, wr) = stream.into_split();
     let mut shutdown = shared.shutdown.subscribe();
-    let idle = shared.config.ping_interval + shared.config.ping_timeout;
+    let silence = shared.config.ping_interval + shared.config.ping_timeout;
+    let reader = Reader {
+        shared,
+        rd,
+        decoder,
+        events,
+    };
     tokio::select! {
-        r = read_loop(shared, rd, decoder, events, idle) => r,
-        r = write_loop(wr, wrx) => r,
+        r = reader.run(silence, channels.catch_ups) => r,
+        r = write_loop(wr, channels.writes) => r,
         r = keepalive(shared) => r,
         _ = shutdown.wait_for(|s| *s) => DisconnectReason::Closed,
-    }
-}
-
-async fn read_loop(
-    shared: &Shared,
-    mut rd: OwnedReadHalf,
-    mut decoder: Decoder,
-    events: &mpsc::UnboundedSender<ClientEvent>,
-    idle: Duration,
-) -> DisconnectReason {
-    loop {
-        while let Some(frame) = decoder.next_frame() {
-            match frame {
-                Ok(Frame::Message(m)) => {
-                    if let Some(m) = shared.waiters.route(m)
-                        && let Some(e) = Event::from_message(m)
-                    {
-                        let _ = events.send(ClientEvent::Event(e));
-                    }
-                }
-                Ok(Frame::Banner(_)) => {}
-                Err(e) => warn!(error = %e, "AMI decode error; message skipped"),
-            }
-        }
-        match tokio::time::timeout(idle, rd.read_buf(decoder.buffer_mut())).await {
-            Ok(Ok(0)) => return DisconnectReason::ClosedByPeer,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return DisconnectReason::Io(e.to_string()),
-            Err(_) => return DisconnectReason::Stalled,
-        }
     }
 }
 
@@ -210,6 +185,9 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) -> 
     DisconnectReason::Closed
 }
 
+/// Keeps bytes coming: a live PBX answers a Ping within the silence the reader allows. An
+/// unanswered Ping is no verdict by itself (the reader judges silence on the socket, where the
+/// Pong may be waiting after this process was stopped).
 async fn keepalive(shared: &Shared) -> DisconnectReason {
     loop {
         tokio::time::sleep(shared.config.ping_interval).await;
@@ -218,7 +196,9 @@ async fn keepalive(shared: &Shared) -> DisconnectReason {
             .await
         {
             Ok(_) => {}
-            Err(AmiError::Timeout { .. }) => return DisconnectReason::Stalled,
+            Err(AmiError::Timeout { .. }) => {
+                debug!(addr = %shared.config.addr, "Ping unanswered in time")
+            }
             Err(e) => return DisconnectReason::Io(e.to_string()),
         }
     }

@@ -7,7 +7,8 @@ use crate::event::Event;
 pub enum DisconnectReason {
     /// Asterisk closed the socket (after `Shutdown`, a restart, or a network cut).
     ClosedByPeer,
-    /// No bytes and no Pong within the keepalive window.
+    /// No byte at all within the keepalive window (ping interval + ping timeout), the socket
+    /// itself read before the verdict.
     Stalled,
     Io(String),
     /// We logged off or the client was dropped.
@@ -26,6 +27,11 @@ pub enum ClientEvent {
         reason: DisconnectReason,
     },
     Event(Event),
+    /// Every byte that had arrived when [`AmiClient::catch_up`] returned this number was read,
+    /// and its events are before this on the stream.
+    ///
+    /// [`AmiClient::catch_up`]: super::AmiClient::catch_up
+    CaughtUp(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

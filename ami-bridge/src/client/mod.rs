@@ -7,14 +7,20 @@
 //! `Disconnected`), so the caller learns exactly when it may have missed events of calls in
 //! flight. Actions pending when the connection drops fail with [`AmiError::Disconnected`].
 //!
-//! Here the handle; `connection` is the task and its reconnect loop, `correlation` the matching
-//! of answers to actions, `shared` what both sides hold.
+//! Liveness is judged on what has arrived: silence means no byte on the socket, which is read
+//! before the verdict. A process that was stopped (`kill -STOP`) and runs again finds every
+//! timer run out before it has read what the PBX sent meanwhile; those bytes decide, not the
+//! timers. [`AmiClient::catch_up`] gives callers with timers of their own the same footing.
+//!
+//! Here the handle; `connection` is the task and its reconnect loop, `reader` its read side,
+//! `correlation` the matching of answers to actions, `shared` what both sides hold.
 
 mod config;
 mod connection;
 mod correlation;
 mod error;
 mod events;
+mod reader;
 mod shared;
 
 use std::fmt;
@@ -74,8 +80,8 @@ impl AmiClient {
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(config));
         // The writer is in place before `connect` returns, so the first action cannot race it.
-        let wrx = shared.install_writer();
-        let task = tokio::spawn(supervise(shared.clone(), conn, wrx, event_tx));
+        let channels = shared.install_channels();
+        let task = tokio::spawn(supervise(shared.clone(), conn, channels, event_tx));
         Ok((
             AmiClient {
                 _guard: Arc::new(DropGuard(shared.clone())),
@@ -93,6 +99,14 @@ impl AmiClient {
     /// Watches connection state changes.
     pub fn state_changes(&self) -> watch::Receiver<ConnectionState> {
         self.shared.state.subscribe()
+    }
+
+    /// Asks the connection to read every byte already waiting in its socket and deliver it: a
+    /// [`ClientEvent::CaughtUp`] with the returned number follows those events on the event
+    /// stream. A timer that judges a call by the PBX's silence judges after that mark, not
+    /// before. [`AmiError::NotConnected`] while there is no connection.
+    pub fn catch_up(&self) -> Result<u64, AmiError> {
+        self.shared.request_mark().ok_or(AmiError::NotConnected)
     }
 
     /// Sends an action and waits for its response (and list items) with the default timeout.

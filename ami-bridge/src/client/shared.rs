@@ -1,6 +1,6 @@
 //! What the handles and the connection task share: the configuration, the waiting actions, the
-//! writer of the socket of the moment, and the closing flag, shutdown and state watches; and
-//! sending one action through them.
+//! writer and catch-up requests of the socket of the moment, and the closing flag, shutdown and
+//! state watches; and sending one action through them.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +14,21 @@ use super::error::AmiError;
 use super::events::ConnectionState;
 use crate::action::Action;
 
+/// A request to read what is waiting in the socket now and deliver it, then put
+/// [`ClientEvent::CaughtUp`] with `mark` on the event stream.
+///
+/// [`ClientEvent::CaughtUp`]: super::events::ClientEvent::CaughtUp
+#[derive(Debug)]
+pub(super) struct CatchUp {
+    pub(super) mark: u64,
+}
+
+/// What the connection task of one socket receives: bytes to write, catch-up requests.
+pub(super) struct ConnChannels {
+    pub(super) writes: mpsc::Receiver<Vec<u8>>,
+    pub(super) catch_ups: mpsc::UnboundedReceiver<CatchUp>,
+}
+
 /// Distinguishes the ActionIDs of clients in one process (easier to follow in a PBX's logs).
 static CLIENT_SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -21,6 +36,9 @@ pub(super) struct Shared {
     pub(super) config: ClientConfig,
     pub(super) waiters: Waiters,
     writer: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    catch_up: Mutex<Option<mpsc::UnboundedSender<CatchUp>>>,
+    /// The number of the last catch-up mark asked for.
+    marks: AtomicU64,
     seq: AtomicU64,
     id_prefix: String,
     pub(super) closing: AtomicBool,
@@ -37,6 +55,8 @@ impl Shared {
             config,
             waiters: Waiters::default(),
             writer: Mutex::new(None),
+            catch_up: Mutex::new(None),
+            marks: AtomicU64::new(0),
             seq: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             shutdown,
@@ -85,19 +105,34 @@ impl Shared {
         }
     }
 
-    /// A writer for a new socket; the connection task drains what it receives.
-    pub(super) fn install_writer(&self) -> mpsc::Receiver<Vec<u8>> {
-        let (wtx, wrx) = mpsc::channel::<Vec<u8>>(4096);
+    /// Asks for a catch-up mark without waiting for it: its number, or `None` when there is no
+    /// connection.
+    pub(super) fn request_mark(&self) -> Option<u64> {
+        let tx = self.catch_up.lock().ok().and_then(|c| c.clone())?;
+        let n = self.marks.fetch_add(1, Ordering::Relaxed) + 1;
+        tx.send(CatchUp { mark: n }).ok().map(|()| n)
+    }
+
+    /// The channels of a new socket; its connection task drains what they receive.
+    pub(super) fn install_channels(&self) -> ConnChannels {
+        let (wtx, writes) = mpsc::channel::<Vec<u8>>(4096);
+        let (ctx, catch_ups) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.writer.lock() {
             *w = Some(wtx);
         }
-        wrx
+        if let Ok(mut c) = self.catch_up.lock() {
+            *c = Some(ctx);
+        }
+        ConnChannels { writes, catch_ups }
     }
 
     /// The connection is gone: actions fail at once until the next one is up.
-    pub(super) fn drop_writer(&self) {
+    pub(super) fn drop_channels(&self) {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
+        }
+        if let Ok(mut c) = self.catch_up.lock() {
+            c.take();
         }
     }
 }

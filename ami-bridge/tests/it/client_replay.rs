@@ -148,7 +148,7 @@ async fn events_until_disconnect(
         match next_event(rx).await {
             ClientEvent::Event(e) => out.push(e),
             ClientEvent::Disconnected { reason } => return (out, reason),
-            ClientEvent::Connected { .. } => {}
+            ClientEvent::Connected { .. } | ClientEvent::CaughtUp(_) => {}
         }
     }
 }
@@ -267,7 +267,9 @@ async fn every_originate_outcome_reaches_the_caller() {
                 }
                 ClientEvent::Event(Event::Hangup(h)) => causes.push(h.cause.expect("cause")),
                 ClientEvent::Event(Event::DtmfEnd(d)) => dtmf.push_str(d.digit().unwrap_or("")),
-                ClientEvent::Event(_) | ClientEvent::Connected { .. } => {}
+                ClientEvent::Event(_)
+                | ClientEvent::Connected { .. }
+                | ClientEvent::CaughtUp(_) => {}
                 ClientEvent::Disconnected { reason } => panic!("{name}: disconnected {reason:?}"),
             }
         }

@@ -1,8 +1,10 @@
 //! ami-bridge's tests, one binary: the codec and typed events against every recorded Asterisk
 //! session (`transcripts`, `codec_properties`), and the client against a server replaying the
-//! recordings (`client_replay`) or one that stays silent (`client_timeouts`).
+//! recordings (`client_replay`) one that stays silent (`client_timeouts`), or one that goes on talking while the client's
+//! process is stopped (`client_stall`).
 
 mod client_replay;
+mod client_stall;
 mod client_timeouts;
 mod codec_properties;
 mod helpers;

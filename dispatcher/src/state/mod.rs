@@ -7,6 +7,8 @@
 //!   core's `end_undialed`, re-exported), and the confirmation of an attempt before its send.
 //! - `due`: calls whose retry or calling-hours wait is over.
 //! - `handover`: which dispatcher follows an attempt (restart, orphan adoption).
+//! - `not_placed`: an attempt whose Originate never reached a running PBX is undone and its
+//!   call waits to be dialed again.
 //!
 //! Changes that are not the dispatcher's own (an undialed call's end, a batch's completion) are
 //! the core's [`dialer_core::lifecycle`], called from here.
@@ -14,6 +16,7 @@
 mod claiming;
 mod due;
 mod handover;
+mod not_placed;
 mod rows;
 mod transition;
 mod writer;

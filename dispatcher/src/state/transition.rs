@@ -31,6 +31,13 @@ pub enum Transition {
         cut_by_platform: bool,
         at: DateTime<Utc>,
     },
+    /// The Originate never reached a running PBX, or the PBX refused it for its own state
+    /// (connection down, shutting down): nobody was dialed. The attempt is undone and the call
+    /// waits for `due` to be dialed again (no event: see `state::not_placed`).
+    NotPlaced {
+        attempt: Uuid,
+        due: DateTime<Utc>,
+    },
 }
 
 impl Transition {
@@ -38,7 +45,8 @@ impl Transition {
         match self {
             Transition::Started { attempt, .. }
             | Transition::Answered { attempt, .. }
-            | Transition::Ended { attempt, .. } => *attempt,
+            | Transition::Ended { attempt, .. }
+            | Transition::NotPlaced { attempt, .. } => *attempt,
         }
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
 use dialer_core::lifecycle::complete_batch_if_done;
 
+use super::not_placed::put_back;
 use super::rows::{AttemptRow, CallRow, lock_rows};
 use super::transition::{Applied, StateError, Transition};
 use super::writes::{EventFacts, Writes};
@@ -72,6 +73,19 @@ pub async fn apply_all(
                 }
             }
         }
+        // Attempts never placed have no other transition: undone after the waves.
+        let not_placed: Vec<(Uuid, DateTime<Utc>)> = ts
+            .iter()
+            .filter_map(|t| match t {
+                Transition::NotPlaced { attempt, due } => Some((*attempt, *due)),
+                _ => None,
+            })
+            .collect();
+        for (attempt, ended) in put_back(conn, &not_placed, Utc::now()).await? {
+            if let Some(i) = ts.iter().position(|t| t.attempt() == attempt) {
+                out[i] = Some(ended);
+            }
+        }
         finished.sort_by_key(|c| c.batch_pk);
         finished.dedup_by_key(|c| c.batch_pk);
         for call in &finished {
@@ -98,6 +112,7 @@ fn advance(call: &mut CallRow, attempt: &mut AttemptRow, t: &Transition) {
             attempt.answered_at.get_or_insert(*at);
         }
         Transition::Ended { .. } => attempt.state = AttemptState::Ended,
+        Transition::NotPlaced { .. } => {}
     }
 }
 
@@ -180,6 +195,8 @@ fn plan(
             }
             plan_end(w, call, attempt_id, attempt, outcome, *cut_by_platform, *at).map(Some)
         }
+        // Not one of the waves' writes: see `put_back`.
+        Transition::NotPlaced { .. } => Ok(None),
     }
 }
 

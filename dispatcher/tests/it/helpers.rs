@@ -106,16 +106,30 @@ impl World {
         max_cps: i32,
         template: &str,
     ) -> World {
+        let sim = SimConfig {
+            rules,
+            restart_downtime_ms: 100,
+            shutdown_event_delay_ms: 50,
+            ..SimConfig::default()
+        };
+        World::with_sims(servers, sim, max_channels, max_cps, template).await
+    }
+
+    /// `servers` simulators configured as `sim` (on a port of their own each).
+    pub async fn with_sims(
+        servers: usize,
+        sim: SimConfig,
+        max_channels: i32,
+        max_cps: i32,
+        template: &str,
+    ) -> World {
         let env = TestEnv::new().await;
         let mut sims = Vec::new();
         for _ in 0..servers {
             sims.push(
                 Simulator::start(SimConfig {
                     listen: "127.0.0.1:0".parse().expect("addr"),
-                    rules: rules.clone(),
-                    restart_downtime_ms: 100,
-                    shutdown_event_delay_ms: 50,
-                    ..SimConfig::default()
+                    ..sim.clone()
                 })
                 .await
                 .expect("simulator"),

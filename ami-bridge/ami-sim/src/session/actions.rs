@@ -10,7 +10,7 @@ use super::{Pending, Session};
 use crate::action_headers::{nonempty, number};
 use crate::channel_events::{EventBuf, PRIV_SYSTEM};
 use crate::originate::{self, Started};
-use crate::originate_action::OriginateRequest;
+use crate::originate_action::{NoChannel, OriginateRequest};
 use crate::{cli_output, wall_clock};
 
 impl Session {
@@ -20,6 +20,14 @@ impl Session {
         let action = m.get("Action").unwrap_or("").trim().to_string();
         if action.is_empty() {
             return self.response("Error", id, "Missing action in request");
+        }
+        if self.pbx.down.load(Ordering::SeqCst) {
+            // From `core stop` on, Asterisk refuses every action with this, before it looks
+            // at the action or the login (main/manager.c, process_message).
+            if action.eq_ignore_ascii_case("originate") {
+                self.pbx.stats.outcome(NoChannel::ShuttingDown.stat());
+            }
+            return self.response("Error", id, "Asterisk is shutting down");
         }
         let lower = action.to_ascii_lowercase();
         if !self.authed && !matches!(lower.as_str(), "login" | "logoff" | "challenge") {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ami_bridge::Message;
+use ami_bridge::{Message, MessageKind};
 use ami_sim::{OutcomeKind, Rule, SimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -337,6 +337,56 @@ async fn restart_ends_every_channel_then_accepts_again() {
     assert_eq!(c.got.last().and_then(|m| m.event_name()), Some("Shutdown"));
     assert_eq!(sim.current_channels(), 0);
     Conn::login(sim.addr()).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn while_shutting_down_every_action_is_refused_as_asterisk_refuses_it() {
+    // Asterisk 20's manager answers every action with this error from `core stop` on, before
+    // it looks at the action (main/manager.c, process_message).
+    let (sim, mut c) = start_logged_in(SimConfig {
+        shutdown_event_delay_ms: 1000,
+        ..hold_config()
+    })
+    .await;
+    c.send_pairs(&originate("up", "SIP/hold1@trunk", &[])).await;
+    orr(&mut c, "up").await;
+    let restart = {
+        let h = sim.handle();
+        tokio::spawn(async move { h.restart().await })
+    };
+    c.wait_for(WAIT, |m| m.event_name() == Some("Hangup"))
+        .await
+        .expect("the shutdown hangs the call up");
+    c.send_pairs(&originate("late", "SIP/hold2@trunk", &[]))
+        .await;
+    c.send_pairs(&[("Action", "Ping"), ("ActionID", "p")]).await;
+    for id in ["late", "p"] {
+        let i = c
+            .wait_for(WAIT, |m| {
+                m.kind() == MessageKind::Response && m.action_id() == Some(id)
+            })
+            .await
+            .unwrap_or_else(|| panic!("a response to {id}: {:?}", labels(&c.got)));
+        assert_eq!(c.got[i].get("Response"), Some("Error"), "{id}");
+        assert_eq!(
+            c.got[i].get("Message"),
+            Some("Asterisk is shutting down"),
+            "{id}"
+        );
+    }
+    assert!(c.wait_closed(WAIT).await);
+    restart.await.expect("restart done");
+    assert!(
+        !c.got
+            .iter()
+            .any(|m| m.event_name() == Some("OriginateResponse") && m.action_id() == Some("late")),
+        "a refused Originate has no outcome"
+    );
+    let stats = sim.stats();
+    // Refused, not dialed: counted apart from the Originates the PBX took.
+    assert_eq!(stats.originates_total, 1);
+    assert_eq!(stats.outcomes.get("shutting_down"), Some(&1));
     sim.shutdown().await;
 }
 
