@@ -105,9 +105,9 @@ async fn find_orphans(
     Ok(orphans)
 }
 
-/// Attempts on servers we hold whose dispatcher is gone (crashed, killed): followed again when
-/// their channel is still up, else ended as `unknown` (the person may have been reached, so they
-/// are never retried on their own).
+/// Attempts on servers we hold whose dispatcher is gone (crashed, killed): never sent ones go
+/// back to be dialed; sent ones are followed again when their channel is still up, else ended as
+/// `unknown` (the person may have been reached, so they are never retried on their own).
 pub async fn adopt_orphans(
     pool: &DbPool,
     config: &DispatcherConfig,
@@ -134,6 +134,20 @@ pub async fn adopt_orphans(
         if registry.contains(&o.id) {
             continue;
         }
+        // Claimed but never confirmed for sending: nobody was dialed. It goes back to be
+        // dialed like a call not placed, instead of ending `unknown`.
+        let Ok(mut conn) = pool.get().await else {
+            return;
+        };
+        if let Ok(true) = state::adopt_unsent(&mut conn, o.id, &config.id).await {
+            info!(attempt = %o.id, "a call claimed but never sent by a dispatcher that is gone; dialing it again");
+            let _ = transitions.send(Transition::NotPlaced {
+                attempt: o.id,
+                due: chrono::Utc::now(),
+            });
+            continue;
+        }
+        drop(conn);
         let server = servers
             .lock()
             .ok()

@@ -101,7 +101,7 @@ impl Dispatcher {
             transitions: transitions_tx.clone(),
             global_cps: config.global_cps,
             account_pacers: Arc::default(),
-            gate: SendGate::start(pool.clone()),
+            gate: SendGate::start(pool.clone(), config.id.clone()),
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
         tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));

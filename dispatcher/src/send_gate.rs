@@ -39,9 +39,10 @@ pub struct SendGate {
 }
 
 impl SendGate {
-    pub fn start(pool: DbPool) -> SendGate {
+    /// Confirms attempts of `dispatcher_id` (this process's).
+    pub fn start(pool: DbPool, dispatcher_id: String) -> SendGate {
         let (requests, rx) = mpsc::unbounded_channel();
-        tokio::spawn(confirm_loop(pool, rx));
+        tokio::spawn(confirm_loop(pool, dispatcher_id, rx));
         SendGate { requests }
     }
 
@@ -56,7 +57,11 @@ impl SendGate {
     }
 }
 
-async fn confirm_loop(pool: DbPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn confirm_loop(
+    pool: DbPool,
+    dispatcher_id: String,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
     let mut last: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
         if let Some(last) = last {
@@ -68,7 +73,7 @@ async fn confirm_loop(pool: DbPool, mut rx: mpsc::UnboundedReceiver<Request>) {
         }
         last = Some(Instant::now());
         let ids: Vec<Uuid> = group.iter().map(|(id, _)| *id).collect();
-        let confirmed = confirm(&pool, &ids).await;
+        let confirmed = confirm(&pool, &ids, &dispatcher_id).await;
         for (id, reply) in group {
             let _ = reply.send(confirmed.contains(&id));
         }
@@ -79,10 +84,10 @@ async fn confirm_loop(pool: DbPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 /// unconfirmed, and one not answered for stays claimed (a pause still takes it back). Calls
 /// held back by an outage leave together when it ends: at most the second or so of each
 /// account's calls the scheduler claims ahead.
-async fn confirm(pool: &DbPool, ids: &[Uuid]) -> HashSet<Uuid> {
+async fn confirm(pool: &DbPool, ids: &[Uuid], dispatcher_id: &str) -> HashSet<Uuid> {
     loop {
         let result = match pool.get().await {
-            Ok(mut conn) => state::confirm_sends(&mut conn, ids)
+            Ok(mut conn) => state::confirm_sends(&mut conn, ids, dispatcher_id)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

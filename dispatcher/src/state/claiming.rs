@@ -119,10 +119,13 @@ pub async fn park_until(
 /// Confirms, right before their Originates, the claimed attempts still to be sent: those a pause
 /// or a cancel took back meanwhile (their rows deleted) are not returned, nor are attempts
 /// already ended. One statement for all the attempts whose slots came together; the row locks
-/// make a concurrent pause wait for it (or it for the pause), so exactly one of them wins.
+/// make a concurrent pause wait for it (or it for the pause), so exactly one of them wins. Only
+/// attempts still this dispatcher's: one adopted by another while this process was stopped is
+/// never sent by it (see `recovery::adopt_orphans`).
 pub async fn confirm_sends(
     conn: &mut AsyncPgConnection,
     attempts: &[Uuid],
+    dispatcher_id: &str,
 ) -> Result<Vec<Uuid>, StateError> {
     #[derive(QueryableByName)]
     struct Sent {
@@ -131,10 +134,12 @@ pub async fn confirm_sends(
     }
     let rows: Vec<Sent> = diesel::sql_query(format!(
         "UPDATE call_attempts SET sent_at = now() \
-         WHERE id = ANY($1) AND state = '{}' AND sent_at IS NULL RETURNING id",
+         WHERE id = ANY($1) AND state = '{}' AND sent_at IS NULL AND dispatcher_id = $2 \
+         RETURNING id",
         AttemptState::Originating
     ))
     .bind::<Array<SqlUuid>, _>(attempts)
+    .bind::<Text, _>(dispatcher_id)
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())

@@ -27,6 +27,26 @@ pub async fn release_attempts_of(
 }
 
 /// Marks an orphaned attempt as followed by `dispatcher_id`.
+/// Takes over an orphaned attempt that was never confirmed for sending, so never dialed: made
+/// this dispatcher's in the same statement that checks it, so the process that claimed it (only
+/// stopped, perhaps) can no longer confirm it. Whether it was such an attempt.
+pub async fn adopt_unsent(
+    conn: &mut AsyncPgConnection,
+    attempt: Uuid,
+    dispatcher_id: &str,
+) -> Result<bool, StateError> {
+    let n = diesel::sql_query(format!(
+        "UPDATE call_attempts SET dispatcher_id = $2 \
+         WHERE id = $1 AND state = '{}' AND sent_at IS NULL",
+        AttemptState::Originating
+    ))
+    .bind::<SqlUuid, _>(attempt)
+    .bind::<Text, _>(dispatcher_id)
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
 pub async fn adopt_attempt(
     conn: &mut AsyncPgConnection,
     attempt: Uuid,

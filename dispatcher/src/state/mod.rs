@@ -27,6 +27,6 @@ pub use claiming::{Claimed, confirm_sends, park_until, start_attempts};
 /// `call_cancelled`) inside its transaction through the core; `None` when the call is gone.
 pub use dialer_core::lifecycle::end_undialed;
 pub use due::release_due_calls;
-pub use handover::{adopt_attempt, release_attempts_of};
+pub use handover::{adopt_attempt, adopt_unsent, release_attempts_of};
 pub use transition::{Applied, StateError, Transition};
 pub use writer::{apply, apply_all};
