@@ -13,8 +13,9 @@ use serde_json::value::RawValue;
 
 use crate::api_error::{ApiError, ApiResult};
 
-/// A body must be declared as JSON.
-pub fn require_json(req: &HttpRequest) -> ApiResult<()> {
+/// The request's media type, lower case without parameters (`text/csv; charset=utf-8` is
+/// `text/csv`), and the header as sent.
+pub fn media_type(req: &HttpRequest) -> (String, &str) {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -26,14 +27,26 @@ pub fn require_json(req: &HttpRequest) -> ApiResult<()> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if mime == "application/json" {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type must be application/json, not `{content_type}`"),
-        ))
+    (mime, content_type)
+}
+
+/// `415 unsupported_media_type` naming what is accepted and what was sent.
+pub fn unsupported(accepted: &str, content_type: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "Content-Type must be {accepted}, not `{}`",
+            content_type.chars().take(100).collect::<String>()
+        ),
+    )
+}
+
+/// A body must be declared as JSON.
+pub fn require_json(req: &HttpRequest) -> ApiResult<()> {
+    match media_type(req) {
+        (mime, _) if mime == "application/json" => Ok(()),
+        (_, content_type) => Err(unsupported("application/json", content_type)),
     }
 }
 

@@ -3,13 +3,13 @@
 //! the same checks and name fields the same way.
 
 use actix_web::dev::Payload;
-use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::json_body;
 
 use super::rows::ROW_FIELDS;
 
@@ -29,32 +29,16 @@ impl FromRequest for SubmissionBody {
         Box::pin(async move {
             // The size limit answers before the content type.
             let body = bytes.await?;
-            let content_type = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let mime = content_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let (mime, content_type) = json_body::media_type(&req);
             match mime.as_str() {
                 "application/json" => Ok(SubmissionBody::Json(body)),
                 "text/csv" => Ok(SubmissionBody::Csv {
                     query: req.query_string().to_owned(),
                     body,
                 }),
-                _ => Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!(
-                        "Content-Type must be application/json or text/csv, not `{}`",
-                        content_type.chars().take(100).collect::<String>()
-                    ),
-                )
-                .into()),
+                _ => {
+                    Err(json_body::unsupported("application/json or text/csv", content_type).into())
+                }
             }
         })
     }
