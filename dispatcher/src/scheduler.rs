@@ -28,7 +28,7 @@ use crate::pacer::Pacer;
 use crate::pacing;
 use crate::placement;
 use crate::registry::{LiveAttempt, Registry};
-use crate::send_gate::SendGate;
+use crate::send_gate::{LEAD, SendGate};
 use crate::server::{Server, Servers};
 use crate::state::{Claimed, Transition};
 
@@ -38,6 +38,10 @@ const PER_ROUND: usize = 400;
 const MIN_PER_ACCOUNT: usize = 20;
 /// How long an account at its channel limit is left alone before trying again.
 const BLOCKED_FOR: Duration = Duration::from_millis(200);
+/// A call confirmed for sending that reaches its moment this much late was held up by a stop of
+/// the process (`kill -STOP`, a frozen VM): well under the time after which another dispatcher
+/// adopts a silent one's attempts (2 s at least).
+const STALLED_SEND: Duration = Duration::from_millis(1_000);
 
 /// A dial job and the means to acknowledge it.
 pub struct Job {
@@ -270,7 +274,7 @@ impl Scheduler {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let until_slot = (slot - Utc::now()).to_std().unwrap_or_default();
                 let at_slot = Instant::now() + until_slot;
-                tokio::time::sleep(until_slot.saturating_sub(crate::send_gate::LEAD)).await;
+                tokio::time::sleep(until_slot.saturating_sub(LEAD)).await;
                 let (server, registry, transitions, gate, pacers) = (
                     server.clone(),
                     registry.clone(),
@@ -279,20 +283,42 @@ impl Scheduler {
                     pacers.clone(),
                 );
                 tokio::spawn(async move {
-                    // Paused or cancelled while it waited: taken back, never sent. Confirmed a
-                    // little ahead of its slot so that the confirmation's round trip, which
-                    // varies, does not make the call leave late, next to the following one.
+                    let account_at = account_pace(&pacers, account, rate, at_slot);
+                    // The server's own slot is taken only once the account's is near: taken at
+                    // the claim, calls claimed ahead would hold the server's slots and starve
+                    // other accounts' calls that are ready now.
+                    tokio::time::sleep_until(before(account_at, LEAD).into()).await;
+                    let leave = server.pace_from(account_at);
+                    // Confirmed a little ahead of the moment it leaves, whatever it waited for:
+                    // a pause answered before that takes it back; the confirmation's round
+                    // trip, which varies, does not make the call leave late next to the
+                    // following one.
+                    tokio::time::sleep_until(before(leave, LEAD).into()).await;
                     if !gate.confirm(c.attempt_id).await {
-                        debug!(attempt = %c.attempt_id, "taken back before its slot; not dialed");
+                        // Taken back by a pause or a cancel (then nothing is left to undo), its
+                        // batch expired, or the gate could not ask: undone, never sent.
+                        debug!(attempt = %c.attempt_id, "not confirmed; not dialed");
                         registry.withdraw(&c.attempt_id);
+                        let _ = transitions.send(Transition::NotPlaced {
+                            attempt: c.attempt_id,
+                            due: Utc::now(),
+                        });
                         return;
                     }
-                    tokio::time::sleep_until(at_slot.into()).await;
-                    tokio::time::sleep_until(account_pace(&pacers, account, rate).into()).await;
-                    // The server's own slot is taken only once the account's has come: taken
-                    // at the claim, calls claimed ahead would hold the server's slots and
-                    // starve other accounts' calls that are ready now.
-                    tokio::time::sleep_until(server.pace().into()).await;
+                    tokio::time::sleep_until(leave.into()).await;
+                    if Instant::now() > leave + STALLED_SEND {
+                        // This process was stopped between the confirmation and the send:
+                        // another dispatcher may have settled the attempt meanwhile. Sent now,
+                        // it would dial a call nobody follows; undone instead (a no-op if it
+                        // was settled).
+                        warn!(attempt = %c.attempt_id, "stalled before its Originate; not dialed");
+                        registry.withdraw(&c.attempt_id);
+                        let _ = transitions.send(Transition::NotPlaced {
+                            attempt: c.attempt_id,
+                            due: Utc::now(),
+                        });
+                        return;
+                    }
                     // Each Originate leaves at its own slot: waiting for the previous response
                     // would make every later call late, and late calls bunch up.
                     originate(&server, &registry, &transitions, c).await;
@@ -303,13 +329,19 @@ impl Scheduler {
     }
 }
 
-/// When this account's next call may leave this process (taken now).
+/// `at` moved earlier by `lead` (or left as it is when that is not representable).
+fn before(at: Instant, lead: Duration) -> Instant {
+    at.checked_sub(lead).unwrap_or(at)
+}
+
+/// When this account's next call may leave this process, `from` on (taken now).
 fn account_pace(
     pacers: &std::sync::Mutex<HashMap<i64, Pacer>>,
     account: i64,
     rate: f64,
+    from: Instant,
 ) -> Instant {
-    let now = Instant::now();
+    let now = from.max(Instant::now());
     let Ok(mut map) = pacers.lock() else {
         return now;
     };

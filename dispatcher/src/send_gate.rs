@@ -1,7 +1,8 @@
 //! The last check before an Originate: a claimed attempt is confirmed in PostgreSQL [`LEAD`]
-//! before its pacing slot comes ([`crate::state::confirm_sends`]), so a pause or a cancel
-//! answered while it waited stops it (they take back unconfirmed attempts; whichever commits
-//! first wins). An attempt confirmed before the pause committed still leaves at its slot, at
+//! before the moment it leaves, once every pace it waits for has been taken
+//! ([`crate::state::confirm_sends`]), so a pause or a cancel answered while it waited stops it
+//! (they take back unconfirmed attempts; whichever commits first wins), and so does its batch's
+//! `expires_at`. An attempt confirmed before the pause committed still leaves at its moment, at
 //! most [`LEAD`] after the pause was answered.
 //!
 //! Attempts whose slots come together share one statement: a group is confirmed as soon as the

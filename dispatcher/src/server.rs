@@ -205,10 +205,10 @@ impl Server {
         }
     }
 
-    /// When this server's own pacing allows the next Originate.
-    pub fn pace(&self) -> Instant {
-        let now = Instant::now();
-        self.pacer.lock().map_or(now, |mut p| p.reserve(now))
+    /// When this server's own pacing allows the next Originate, `from` on (taken now).
+    pub fn pace_from(&self, from: Instant) -> Instant {
+        let from = from.max(Instant::now());
+        self.pacer.lock().map_or(from, |mut p| p.reserve(from))
     }
 
     /// The AMI client, while connected.

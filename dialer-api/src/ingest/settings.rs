@@ -1,7 +1,7 @@
 //! The optional batch settings of a submission, validated whether or not the batch exists
 //! (they are applied only when the batch is created).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use dialer_core::calling_hours::CallingHours;
 use dialer_core::domain::Disposition;
 use dialer_core::models::Batch;
@@ -46,7 +46,11 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
         retry_on: top.get::<Vec<String>>("retry_on", "a list of dispositions")?,
         calling_hours: top.get::<serde_json::Value>("calling_hours", "an object")?,
         priority: top.get::<i32>("priority", "an integer")?,
-        expires_at: top.get::<DateTime<Utc>>("expires_at", "an RFC 3339 time")?,
+        // PostgreSQL keeps microseconds: rounded here as it would round them, so the value
+        // compared on a later post is the value stored.
+        expires_at: top
+            .get::<DateTime<Utc>>("expires_at", "an RFC 3339 time")?
+            .map(|t| t.round_subsecs(6)),
         dispatch: top.get::<bool>("dispatch", "true or false")?,
     };
     if s.max_attempts.is_some_and(|n| !(1..=20).contains(&n)) {

@@ -380,7 +380,7 @@ async fn settings_sent_again_must_be_the_same() {
     let (_app, acme) = TestApp::with_account("ACME").await;
     let settings = json!({"batch_name": "spring", "max_attempts": 3, "retry_on": ["busy", "no_answer"],
         "calling_hours": {"start": "09:00", "end": "21:00", "days": ["mon", "tue"]},
-        "priority": 5, "expires_at": "2030-01-01T00:00:00Z", "dispatch": false, "retry_delay_seconds": 60,
+        "priority": 5, "expires_at": "2030-01-01T00:00:00.0000009Z", "dispatch": false, "retry_delay_seconds": 60,
         "caller_id": "+15550100"});
     let with = |phone: &str, extra: &serde_json::Value| {
         let mut body = settings.clone();
@@ -396,7 +396,7 @@ async fn settings_sent_again_must_be_the_same() {
     let r = acme.insert(&with("9876543210", &json!({}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // the same values again (in another spelling), or none at all, are fine
-    let same = json!({"retry_on": ["no_answer", "busy"], "expires_at": "2030-01-01T05:30:00+05:30",
+    let same = json!({"retry_on": ["no_answer", "busy"], "expires_at": "2030-01-01T05:30:00.000001+05:30",
                       "calling_hours": {"start": "09:00", "end": "21:00", "days": ["TUE", "mon"]}});
     let r = acme.insert(&with("9876543211", &same)).await;
     assert_eq!(r.status, 200, "{}", r.text);

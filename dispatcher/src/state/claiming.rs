@@ -132,10 +132,13 @@ pub async fn confirm_sends(
         #[diesel(sql_type = SqlUuid)]
         id: Uuid,
     }
+    // Nor attempts of a batch whose `expires_at` passed while they waited: nothing is dialed
+    // after it (the caller puts them back, which ends them `call_expired`).
     let rows: Vec<Sent> = diesel::sql_query(format!(
-        "UPDATE call_attempts SET sent_at = now() \
-         WHERE id = ANY($1) AND state = '{}' AND sent_at IS NULL AND dispatcher_id = $2 \
-         RETURNING id",
+        "UPDATE call_attempts t SET sent_at = now() FROM calls c JOIN batches b ON b.id = c.batch_pk \
+         WHERE t.id = ANY($1) AND t.state = '{}' AND t.sent_at IS NULL AND t.dispatcher_id = $2 \
+           AND c.id = t.call_pk AND (b.expires_at IS NULL OR b.expires_at > now()) \
+         RETURNING t.id",
         AttemptState::Originating
     ))
     .bind::<Array<SqlUuid>, _>(attempts)

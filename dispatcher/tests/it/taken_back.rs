@@ -130,3 +130,86 @@ async fn no_originate_after_a_cancel_answered_and_the_calls_taken_back_end_cance
     }
     assert!(cancelled >= 20, "only {cancelled} cancelled");
 }
+
+/// Originates the simulator received for `numbers` so far.
+fn originated(world: &World, numbers: &[String]) -> u64 {
+    let stats = world.sims[0].stats();
+    numbers
+        .iter()
+        .map(|n| stats.originates_by_number.get(n).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_originate_after_a_pause_while_accounts_queue_for_a_shared_server() {
+    // Three accounts at 20 calls/s each on one server that takes 20/s: every call waits for
+    // the server's own pace, seconds of them queued in the dispatcher at once.
+    let world = World::answering(1, 0, 100, 300, 20).await;
+    let mut batches = Vec::new();
+    for (i, code) in ["ACME", "BETA", "GAMMA"].into_iter().enumerate() {
+        let account = world.account(code, 20, 100, "").await;
+        let numbers: Vec<String> = (0..100).map(|n| format!("+1555{}{n:06}", i + 1)).collect();
+        let batch = world.batch(account, 1, &numbers).await;
+        batches.push((batch, numbers));
+    }
+    let d = world.start().await;
+    world.wait_originates(30, 30, 20, "never got going").await;
+    let (paused, numbers) = &batches[0];
+    world.control_like_the_api(*paused, false).await;
+    tokio::time::sleep(IN_FLIGHT).await;
+    let at_answer = originated(&world, numbers);
+    // Longer than the queue in front of the server (three accounts' claims ahead).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = originated(&world, numbers);
+    d.shutdown().await;
+    assert_eq!(
+        later, at_answer,
+        "Originates of the paused batch after the pause answered"
+    );
+    assert!(
+        originated(&world, &batches[1].1) > 0,
+        "the other accounts kept dialing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_claimed_ahead_are_not_dialed_after_their_batch_expired() {
+    let world = World::answering(1, 0, 100, 50, 100).await;
+    let account = world.account("ACME", 10, 50, "").await;
+    let numbers = numbers(100);
+    let batch = world.batch(account, 1, &numbers).await;
+    world
+        .update_batch(batch, "expires_at = now() + interval '2 seconds'")
+        .await;
+    let d = world.start().await;
+    world.wait_originates(2, 30, 20, "never got going").await;
+    // From the moment it expires (plus an Originate already on its way), nothing more.
+    let expired = "SELECT count(*) AS n FROM batches WHERE expires_at <= now()";
+    while world.count(expired).await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(IN_FLIGHT).await;
+    let at_expiry = originated(&world, &numbers);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        originated(&world, &numbers),
+        at_expiry,
+        "Originates after the batch expired"
+    );
+    let calls = world.wait_final(batch, Duration::from_secs(30)).await;
+    d.shutdown().await;
+    let expired_calls = calls.iter().filter(|c| c.status == "expired").count() as u64;
+    assert_eq!(
+        expired_calls + at_expiry,
+        100,
+        "every call dialed before its batch expired or ended expired"
+    );
+    for c in calls.iter().filter(|c| c.status == "expired") {
+        assert_eq!(
+            world.event_types(c.id).await,
+            ["call_expired"],
+            "{}",
+            c.phone_raw
+        );
+    }
+}
