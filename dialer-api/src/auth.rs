@@ -55,7 +55,10 @@ impl FromRequest for Client {
             };
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let hash = hash_api_key(&key);
-            let address = req.peer_addr().map(|a| a.ip());
+            let address = crate::client_address::client_address(
+                &req,
+                &state.config.api_limits.trusted_proxies,
+            );
             if let Some(address) = address {
                 state.auth_failures.check(address, &hash, Instant::now())?;
             }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod auth_failures;
 pub mod body_timeout;
 pub mod broker;
+pub mod client_address;
 pub mod data_schema;
 pub mod error_json;
 pub mod ingest;

@@ -144,3 +144,41 @@ async fn repeated_failed_authentication_is_throttled() {
         .expect("drop");
     assert_rate_limited(&wrong.get("/api/v1/account").await);
 }
+
+/// Behind a reverse proxy every client shares the proxy's address: with the proxy trusted, the
+/// throttle counts each client by the address `X-Forwarded-For` names, so one client's wrong
+/// keys do not lock out another's (a key the process has never seen authenticate included).
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
+    let app = TestApp::spawn_with(|c| {
+        c.api_limits.auth_max_failures = 3;
+        c.api_limits.trusted_proxies =
+            vec![dialer_core::config::AddressRange::parse("127.0.0.1").expect("range")];
+    })
+    .await;
+    let other = app.account("LATE").await;
+    let get = |key: &str, client: &str| {
+        app.raw(
+            app.http
+                .get(format!("{}/api/v1/account", app.base))
+                .header("X-API-KEY", key)
+                .header("X-Forwarded-For", format!("198.51.100.1, {client}")),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(get("not-a-key", "203.0.113.5").await.status, 401);
+    }
+    assert_rate_limited(&get("not-a-key", "203.0.113.5").await);
+    // Another client behind the same proxy, with a key never used before: served.
+    assert_eq!(get(&other.key, "203.0.113.6").await.status, 200);
+    // The left part of the header is the client's own word: changing it escapes nothing.
+    let spoofed = app
+        .raw(
+            app.http
+                .get(format!("{}/api/v1/account", app.base))
+                .header("X-API-KEY", "not-a-key")
+                .header("X-Forwarded-For", "192.0.2.1, 203.0.113.5"),
+        )
+        .await;
+    assert_rate_limited(&spoofed);
+}

@@ -1,6 +1,7 @@
 //! `dialer-api`'s protections of shared resources: how much of the connection pool one account
 //! may hold, how failed authentications are slowed down, how long a request may take to arrive.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::env::{ConfigError, Env};
@@ -31,6 +32,56 @@ pub struct ApiLimits {
     pub body_idle_timeout: Duration,
     /// `DIALER_API_BODY_TIMEOUT_MS`: longest time to receive a whole request body (408 past it).
     pub body_timeout: Duration,
+    /// `DIALER_API_TRUSTED_PROXIES`: addresses or CIDR ranges (comma separated) of the reverse
+    /// proxies in front of the API, whose `X-Forwarded-For` names the client; empty: none (the
+    /// TCP peer is the client).
+    pub trusted_proxies: Vec<AddressRange>,
+}
+
+/// An address range such as `10.0.0.0/8` or `::1/128` (a bare address is its own range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl AddressRange {
+    pub fn parse(text: &str) -> Option<AddressRange> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = addr.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+        };
+        Some(AddressRange { network, prefix })
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> Option<(u128, u32)> {
+            match a {
+                IpAddr::V4(v4) => Some((u128::from(u32::from(v4)) << 96, 32)),
+                IpAddr::V6(v6) => Some((u128::from(v6), 128)),
+            }
+        };
+        let (Some((net, width)), Some((other, other_width))) = (bits(self.network), bits(addr))
+        else {
+            return false;
+        };
+        if width != other_width {
+            return false;
+        }
+        let prefix = u32::from(self.prefix);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix)
+        };
+        net & mask == other & mask
+    }
 }
 
 impl ApiLimits {
@@ -62,8 +113,25 @@ impl ApiLimits {
                 "DIALER_API_BODY_TIMEOUT_MS",
                 env.millis("DIALER_API_BODY_TIMEOUT_MS", 300_000)?,
             )?,
+            trusted_proxies: trusted_proxies(env)?,
         })
     }
+}
+
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Vec<AddressRange>, ConfigError> {
+    const NAME: &str = "DIALER_API_TRUSTED_PROXIES";
+    let text = env.text(NAME, "");
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            AddressRange::parse(t).ok_or_else(|| {
+                ConfigError::new(NAME, "must be addresses or CIDR ranges, comma separated")
+            })
+        })
+        .collect()
 }
 
 fn positive_duration(name: &'static str, d: Duration) -> Result<Duration, ConfigError> {
@@ -84,6 +152,28 @@ mod tests {
                 .flatten()
         });
         ApiLimits::read(&env).map(|l| l.account_share(pool)).ok()
+    }
+
+    #[test]
+    fn address_ranges() {
+        let net = |t| AddressRange::parse(t).expect("range");
+        let ip = |t: &str| t.parse::<IpAddr>().expect("address");
+        assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("fd00::/8").contains(ip("fd12::1")));
+        assert!(!net("fd00::/8").contains(ip("10.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
+        for bad in ["10.0.0.0/33", "proxy", "10.0.0/8", "::/129"] {
+            assert_eq!(AddressRange::parse(bad), None, "{bad}");
+        }
+        let env =
+            Env::new(|k| (k == "DIALER_API_TRUSTED_PROXIES").then(|| "10.0.0.1, nope".to_owned()));
+        assert_eq!(
+            ApiLimits::read(&env).err().map(|e| e.name),
+            Some("DIALER_API_TRUSTED_PROXIES")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod env;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use api_limits::ApiLimits;
+pub use api_limits::{AddressRange, ApiLimits};
 pub use env::{ConfigError, Env, ProcessLookup};
 
 /// Everything a dialer process reads from its environment.
