@@ -125,14 +125,19 @@ fn recorded_events(name: &str) -> Vec<Message> {
     out
 }
 
-#[tokio::test]
-async fn after_a_process_stop_the_waiting_bytes_are_read_before_the_connection_is_judged() {
-    let mut pbx = Pbx::start();
+/// A client of `pbx` with short keepalive timers and no reconnection.
+async fn connect(pbx: &Pbx) -> (AmiClient, mpsc::UnboundedReceiver<ClientEvent>) {
     let mut c = ClientConfig::new(pbx.addr.clone(), "dialer", "dialer");
     c.ping_interval = PING_EVERY;
     c.ping_timeout = PING_TIMEOUT;
     c.reconnect = false;
-    let (_client, mut rx) = AmiClient::connect(c).await.expect("login");
+    AmiClient::connect(c).await.expect("login")
+}
+
+#[tokio::test]
+async fn after_a_process_stop_the_waiting_bytes_are_read_before_the_connection_is_judged() {
+    let mut pbx = Pbx::start();
+    let (_client, mut rx) = connect(&pbx).await;
     // Each stop is a coin toss for a reader that is not asked first; a few of them make a
     // wrong verdict all but certain to show.
     for (round, name) in [
@@ -189,11 +194,7 @@ async fn after_a_process_stop_the_waiting_bytes_are_read_before_the_connection_i
 #[tokio::test]
 async fn a_catch_up_mark_follows_every_event_that_had_arrived() {
     let mut pbx = Pbx::start();
-    let mut c = ClientConfig::new(pbx.addr.clone(), "dialer", "dialer");
-    c.ping_interval = PING_EVERY;
-    c.ping_timeout = PING_TIMEOUT;
-    c.reconnect = false;
-    let (client, mut rx) = AmiClient::connect(c).await.expect("login");
+    let (client, mut rx) = connect(&pbx).await;
     let sent: Vec<Message> = ["answered", "busy", "answered_remote_bye"]
         .into_iter()
         .flat_map(recorded_events)
