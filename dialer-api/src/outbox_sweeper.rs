@@ -1,5 +1,7 @@
 //! Background task: publishes dial jobs and call events that were committed but never confirmed
-//! by RabbitMQ (process killed between commit and publish, broker down at the time).
+//! by RabbitMQ (process killed between commit and publish, broker down at the time), and ends
+//! the calls of expired batches (`call_expired`), so they expire on time even while no
+//! dispatcher runs.
 
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<(usize, usi
         event_outbox::publish_pending(pool, &channel, topology, EventScope::OlderThan(grace))
             .await
             .map_err(text)?;
+    dialer_core::expiry_sweep::expire_due(pool, &channel, topology)
+        .await
+        .map_err(text)?;
     Ok((jobs, events))
 }
 

@@ -13,6 +13,7 @@ pub mod dial_outbox;
 pub mod domain;
 pub mod event_body;
 pub mod event_outbox;
+pub mod expiry_sweep;
 pub mod failpoint;
 pub mod lifecycle;
 pub mod migrations;

@@ -4,7 +4,6 @@
 //! - [`state`]: every write of a call's, attempt's or batch's state, with its event, in one
 //!   transaction (the core's lifecycle for what is not AMI-driven).
 //! - [`recovery`]: restart release, orphan adoption and due calls, at start and in the sweep.
-//! - [`expiry`]: calls of batches past their `expires_at` ended `call_expired`, in the sweep.
 //! - [`claim`]: claims before side effects: which jobs are dialed, wait, end or are dropped.
 //! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers; [`placement`]: an
@@ -22,7 +21,6 @@ pub mod calling_hours;
 pub mod claim;
 pub mod config;
 mod country_timezones;
-mod expiry;
 pub mod health;
 pub mod intake;
 pub mod leases;

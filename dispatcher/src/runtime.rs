@@ -6,7 +6,7 @@
 //! - scheduler: fair claims and paced Originates ([`crate::scheduler`]);
 //! - writer: transitions from the AMI to PostgreSQL with their events, then published;
 //! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
-//!   hours), calls whose batch expired ([`crate::expiry`]), attempts left behind by a dispatcher
+//!   hours), calls whose batch expired (`dialer_core::expiry_sweep`), attempts left behind by a dispatcher
 //!   that died ([`crate::recovery`]), and the outboxes.
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +24,6 @@ use dialer_core::event_outbox;
 use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
-use crate::expiry;
 use crate::intake::intake_loop;
 use crate::leases;
 use crate::recovery;
@@ -33,6 +32,7 @@ use crate::scheduler::{Job, Scheduler};
 use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
 use crate::state::{self, Transition};
+use dialer_core::expiry_sweep as expiry;
 
 pub struct Dispatcher {
     config: DispatcherConfig,

@@ -567,3 +567,38 @@ async fn a_timeout_after_an_answer_counts_as_completed() {
     );
     assert_eq!(v["counts"]["timeout"], 2);
 }
+
+/// `expires_at` needs no dispatcher: the API's sweep ends the calls of an expired batch too,
+/// never dispatched as this one is.
+#[tokio::test]
+async fn calls_expire_on_time_with_no_dispatcher_running() {
+    let app =
+        TestApp::spawn_with(|c| c.outbox_interval = std::time::Duration::from_millis(200)).await;
+    let acme = app.account("ACME").await;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let r = acme
+        .insert(&json!({"batch_id": 1, "expires_at": expires.to_rfc3339(), "data": rows(0, 3)}))
+        .await;
+    assert_eq!(r.json()["accepted"], 3, "{}", r.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        let s = acme.batch_status(1, "").await;
+        if s["batch_status"] == "completed" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(chrono::Utc::now() >= expires, "not before its time");
+    assert_fields(
+        &status,
+        &[
+            ("batch_status", json!("completed")),
+            ("failed_calls", json!(3)),
+        ],
+    );
+    assert_eq!(status["counts"]["expired"], 3);
+    for call in status["calls"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(call["event_type"], "call_expired", "{call}");
+        assert_eq!(call["attempt"], 1, "the attempt that will not happen");
+    }
+}

@@ -1,15 +1,17 @@
 //! The expiry sweep: calls of batches whose `expires_at` passed end `call_expired` soon after
-//! (within a sweep, two seconds), whatever they were waiting for, and their events go out. The
-//! writes are the core's ([`dialer_core::lifecycle::expire_due_calls`]); any dispatcher may run
-//! it, several at once share the work (rows are taken `SKIP LOCKED`).
+//! (within a sweep), whatever they were waiting for, and their events go out. The writes are the
+//! lifecycle's ([`crate::lifecycle::expire_due_calls`]). Every dispatcher (every 2 s) and every
+//! API process (with its outbox sweep) runs it, so calls expire even while no dispatcher runs;
+//! several at once share the work (rows are taken `SKIP LOCKED`).
 
 use diesel_async::AsyncConnection;
 use tracing::info;
 
-use dialer_core::db::{self, DbPool};
-use dialer_core::event_outbox;
-use dialer_core::lifecycle::{self, ExpiredCalls};
-use dialer_core::topology::Topology;
+use crate::db::DbPool;
+use crate::event_outbox;
+use crate::lifecycle::{self, ExpiredCalls, LifecycleError};
+use crate::service_error::ServiceError;
+use crate::topology::Topology;
 
 /// Calls ended per transaction: a large batch expires over a few transactions of one sweep,
 /// none holding many row locks for long.
@@ -22,15 +24,21 @@ pub async fn expire_due(
     pool: &DbPool,
     channel: &lapin::Channel,
     topology: &Topology,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let mut batches: Vec<i64> = Vec::new();
-    let mut conn = pool.get().await.map_err(db::DbError::from)?;
+    let mut conn = pool.get().await?;
     for _ in 0..TRANSACTIONS_PER_SWEEP {
         let done: Vec<ExpiredCalls> = conn
             .transaction::<_, lifecycle::LifecycleError, _>(async |conn| {
                 lifecycle::expire_due_calls(conn, CALLS_PER_TRANSACTION).await
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                LifecycleError::Db(e) => ServiceError::from(e),
+                LifecycleError::Body(e) => {
+                    ServiceError::from(diesel::result::Error::SerializationError(Box::new(e)))
+                }
+            })?;
         let n: i64 = done.iter().map(|e| e.expired).sum();
         for e in &done {
             info!(
