@@ -11,6 +11,8 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use dialer_core::client_text::{first_unknown, quoted};
+
 use crate::api_error::{ApiError, ApiResult};
 
 /// The request's media type, lower case without parameters (`text/csv; charset=utf-8` is
@@ -37,7 +39,7 @@ pub fn unsupported(accepted: &str, content_type: &str) -> ApiError {
         "unsupported_media_type",
         format!(
             "Content-Type must be {accepted}, not `{}`",
-            content_type.chars().take(100).collect::<String>()
+            quoted(content_type)
         ),
     )
 }
@@ -117,37 +119,14 @@ pub fn refuse_unknown<'k>(
     known: &[&str],
     within: &str,
 ) -> ApiResult<()> {
-    let mut unknown: Vec<&str> = names.into_iter().filter(|n| !known.contains(n)).collect();
-    // The first in name order, so the message does not depend on hashing.
-    unknown.sort_unstable();
-    match unknown.first() {
+    match first_unknown(names, known) {
         None => Ok(()),
         Some(name) => Err(ApiError::invalid_request(format!(
             "unknown field `{within}{}` (known fields: {})",
-            shown_name(name),
+            quoted(name),
             known.join(", ")
         ))),
     }
-}
-
-/// A client's field name as a message may show it: at most 64 characters, control characters
-/// escaped (names may be a megabyte long or carry NULs).
-fn shown_name(name: &str) -> String {
-    let mut shown: String = name
-        .chars()
-        .take(64)
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if name.chars().count() > 64 {
-        shown.push('…');
-    }
-    shown
 }
 
 /// A `batch_id` as the contract defines it: a positive integer up to 2^63-1.

@@ -4,6 +4,8 @@
 use chrono::{NaiveTime, Weekday};
 use serde::Serialize;
 
+use crate::client_text::{first_unknown, quoted};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallingHours {
     pub start: NaiveTime,
@@ -26,16 +28,10 @@ impl CallingHours {
     pub fn from_json(value: &serde_json::Value) -> Result<CallingHours, String> {
         let obj = value.as_object().ok_or("calling_hours must be an object")?;
         // A misspelt key would otherwise do nothing (and its value would be stored).
-        let mut unknown: Vec<&str> = obj
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !["start", "end", "days"].contains(k))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(k) = unknown.first() {
-            let shown: String = k.chars().take(64).flat_map(char::escape_default).collect();
+        if let Some(k) = first_unknown(obj.keys().map(String::as_str), &["start", "end", "days"]) {
             return Err(format!(
-                "calling_hours: unknown field `{shown}` (known fields: start, end, days)"
+                "calling_hours: unknown field `{}` (known fields: start, end, days)",
+                quoted(k)
             ));
         }
         let time = |key: &str| -> Result<NaiveTime, String> {

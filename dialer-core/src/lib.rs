@@ -6,6 +6,7 @@
 pub mod ca_cert;
 pub mod callbacks;
 pub mod calling_hours;
+pub mod client_text;
 pub mod config;
 pub mod credentials;
 pub mod db;

@@ -8,6 +8,8 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use dialer_core::client_text::quoted;
+
 use crate::api_error::{ApiError, ApiResult};
 use crate::json_body;
 
@@ -96,10 +98,7 @@ pub fn csv_to_json(query: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
         if top.contains_key(&name) {
             return Err(ApiError::invalid_request(format!(
                 "query parameter `{}` is given twice",
-                name.chars()
-                    .take(64)
-                    .flat_map(char::escape_default)
-                    .collect::<String>()
+                quoted(&name)
             )));
         }
         let value = query_value(&name, text);
@@ -135,10 +134,7 @@ fn csv_rows(body: &[u8]) -> ApiResult<Vec<String>> {
         if !ROW_FIELDS.contains(&name.as_str()) {
             return Err(ApiError::invalid_request(format!(
                 "unknown CSV column `{}` (known columns: {})",
-                name.chars()
-                    .take(64)
-                    .flat_map(char::escape_default)
-                    .collect::<String>(),
+                quoted(name),
                 ROW_FIELDS.join(", ")
             )));
         }

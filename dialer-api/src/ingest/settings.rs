@@ -76,10 +76,7 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
                 _ => {
                     return Err(ApiError::invalid_request(format!(
                         "`retry_on`: `{}` is not a retryable disposition (busy, no_answer, rejected, congestion, unreachable, failed)",
-                        d.chars()
-                            .take(64)
-                            .flat_map(char::escape_default)
-                            .collect::<String>()
+                        dialer_core::client_text::quoted(d)
                     )));
                 }
             }

@@ -51,7 +51,7 @@ fn parse_statuses(q: &HashMap<String, String>) -> ApiResult<Option<Vec<String>>>
                 let names: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
                 return Err(ApiError::invalid_request(format!(
                     "`status`: `{}` is not a call_status entries show ({})",
-                    s.chars().take(64).collect::<String>(),
+                    dialer_core::client_text::quoted(s),
                     names.join(", ")
                 )));
             }
