@@ -298,11 +298,7 @@ impl Scheduler {
                         // Taken back by a pause or a cancel (then nothing is left to undo), its
                         // batch expired, or the gate could not ask: undone, never sent.
                         debug!(attempt = %c.attempt_id, "not confirmed; not dialed");
-                        registry.withdraw(&c.attempt_id);
-                        let _ = transitions.send(Transition::NotPlaced {
-                            attempt: c.attempt_id,
-                            due: Utc::now(),
-                        });
+                        undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
                     }
                     tokio::time::sleep_until(leave.into()).await;
@@ -312,11 +308,7 @@ impl Scheduler {
                         // it would dial a call nobody follows; undone instead (a no-op if it
                         // was settled).
                         warn!(attempt = %c.attempt_id, "stalled before its Originate; not dialed");
-                        registry.withdraw(&c.attempt_id);
-                        let _ = transitions.send(Transition::NotPlaced {
-                            attempt: c.attempt_id,
-                            due: Utc::now(),
-                        });
+                        undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
                     }
                     // Each Originate leaves at its own slot: waiting for the previous response
@@ -327,6 +319,21 @@ impl Scheduler {
         });
         (back, Some(rate_per_round))
     }
+}
+
+/// An attempt that will not be sent: no longer followed, and undone like a call not placed
+/// (its call dialed again at once, ended if its batch expired or was cancelled; nothing if a
+/// pause or a cancel already took it back).
+fn undo_unsent(
+    registry: &Registry,
+    transitions: &mpsc::UnboundedSender<Transition>,
+    attempt: uuid::Uuid,
+) {
+    registry.withdraw(&attempt);
+    let _ = transitions.send(Transition::NotPlaced {
+        attempt,
+        due: Utc::now(),
+    });
 }
 
 /// `at` moved earlier by `lead` (or left as it is when that is not representable).
@@ -341,15 +348,15 @@ fn account_pace(
     rate: f64,
     from: Instant,
 ) -> Instant {
-    let now = from.max(Instant::now());
+    let from = from.max(Instant::now());
     let Ok(mut map) = pacers.lock() else {
-        return now;
+        return from;
     };
     let p = map
         .entry(account)
         .or_insert_with(|| Pacer::per_second(Some(rate)));
     p.set_rate(Some(rate));
-    p.reserve(now)
+    p.reserve(from)
 }
 
 /// Queues a job behind its account's jobs of the same or a higher batch priority: an account's

@@ -121,8 +121,6 @@ impl BatchSettings {
             v.as_ref()
                 .map(|h| CallingHours::from_json(h).map(|h| h.to_json()).ok())
         };
-        // PostgreSQL keeps microseconds.
-        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
         None.or(differs(
             self.name.is_some() && self.name != b.name,
             "batch_name",
@@ -153,7 +151,8 @@ impl BatchSettings {
             "priority",
         ))
         .or(differs(
-            self.expires_at.is_some() && micros(self.expires_at) != micros(b.expires_at),
+            // Rounded to microseconds at parsing, as PostgreSQL stored it.
+            self.expires_at.is_some() && self.expires_at != b.expires_at,
             "expires_at",
         ))
         .or(differs(
