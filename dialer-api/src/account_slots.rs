@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api_error::ApiError;
@@ -103,13 +102,10 @@ async fn acquire(
 }
 
 fn busy(what: &str, limit: usize) -> ApiError {
-    let mut err = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+    ApiError::rate_limited(
         format!("more than {limit} {what} of this account at once; retry later"),
-    );
-    err.retry_after = Some(1);
-    err
+        std::time::Duration::from_secs(1),
+    )
 }
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ impl ApiError {
     pub fn quota_exceeded(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
     }
+    /// `429 rate_limited`, `Retry-After` the whole seconds of `wait` (at least 1).
+    pub fn rate_limited(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        err.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        err
+    }
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }

@@ -10,8 +10,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
-
 use crate::api_error::ApiError;
 
 /// Entries kept before expired ones are swept out.
@@ -75,17 +73,14 @@ impl AuthFailures {
             return Ok(());
         }
         w.refused += 1;
-        let mut err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        Err(ApiError::rate_limited(
             format!(
                 "more than {} failed authentications from this address in {} s; retry later",
                 self.max_failures,
                 self.window.as_secs()
             ),
-        );
-        err.retry_after = Some((self.window - elapsed).as_secs_f64().ceil().max(1.0) as u64);
-        Err(err)
+            self.window - elapsed,
+        ))
     }
 
     /// A lookup found no key.

@@ -32,13 +32,10 @@ impl KeyLimiters {
         };
         limiter.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut err = ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            ApiError::rate_limited(
                 format!("more than {rate} requests per second with this API key; retry later"),
-            );
-            err.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-            err
+                wait,
+            )
         })
     }
 }
