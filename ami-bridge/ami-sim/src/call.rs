@@ -70,6 +70,7 @@ impl Call {
         };
         self.start(rings_out);
         self.flush();
+        self.pbx.stats.setup_latency(self.req.received.elapsed());
         if let Some(cmd) = self.wait(ring_for).await {
             return self.interrupted(cmd);
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::event_filter::EventFilter;
 use crate::outcome::{MixEntry, OutcomePicker, Rule};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,23 @@ pub struct SimConfig {
     pub mix: Vec<MixEntry>,
     /// `Context` of a new outbound channel before it is answered (`from-trunk` recorded).
     pub trunk_context: String,
+    /// Ring time of every rule, mix entry and last-digit outcome that sets none (else 200 ms).
+    pub ring_ms: Option<u64>,
+    /// Talk time of every answered outcome that sets none (else 1000 ms).
+    pub talk_ms: Option<u64>,
+    /// manager.conf `eventfilter` lines of the AMI user: regexes over each event's text, a
+    /// leading `!` excludes (see `event_filter`). Empty: every event.
+    pub eventfilter: Vec<String>,
+    /// Channel setups per second the PBX makes; Originates beyond it queue (see
+    /// `channel_setup`). None: no limit, Newchannel follows the Originate at once.
+    pub capacity_cps: Option<u32>,
+    /// Median Originate-to-Newchannel time of an Originate that does not queue (0: at once).
+    pub setup_latency_ms: f64,
+    /// Its 99th percentile (log-normal jitter between the two); None: no jitter.
+    pub setup_latency_p99_ms: Option<f64>,
+    /// Originates waiting for a channel beyond this fail at once (`OriginateResponse` Failure,
+    /// Reason 0). None: one second of `capacity_cps`.
+    pub max_setup_backlog: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -81,6 +99,13 @@ impl Default for SimConfig {
             rules: Vec::new(),
             mix: Vec::new(),
             trunk_context: "from-trunk".into(),
+            ring_ms: None,
+            talk_ms: None,
+            eventfilter: Vec::new(),
+            capacity_cps: None,
+            setup_latency_ms: 0.0,
+            setup_latency_p99_ms: None,
+            max_setup_backlog: None,
         }
     }
 }
@@ -110,12 +135,32 @@ impl SimConfig {
         if self.rules.iter().any(|r| r.pattern.is_empty()) {
             return Err(ConfigError::Invalid("a rule has an empty pattern".into()));
         }
+        if self.capacity_cps == Some(0) {
+            return Err(ConfigError::Invalid(
+                "capacity_cps must be at least 1".into(),
+            ));
+        }
+        let median = self.setup_latency_ms;
+        if !(median.is_finite() && median >= 0.0) {
+            return Err(ConfigError::Invalid(
+                "setup_latency_ms must be a number >= 0".into(),
+            ));
+        }
+        if let Some(p99) = self.setup_latency_p99_ms
+            && !(p99.is_finite() && p99 >= median && (median > 0.0 || p99 == 0.0))
+        {
+            return Err(ConfigError::Invalid(
+                "setup_latency_p99_ms must be >= setup_latency_ms, which must be > 0".into(),
+            ));
+        }
+        EventFilter::new(&self.eventfilter)?;
         Ok(())
     }
 
     /// The decider of outcomes this configuration describes (rules, mix, seed, instant answer).
     pub fn outcome_picker(&self) -> OutcomePicker {
         OutcomePicker::new(&self.rules, &self.mix, self.seed, self.instant_answer)
+            .with_default_times(self.ring_ms, self.talk_ms)
     }
 
     pub(crate) fn login_failure_delay(&self) -> Duration {
@@ -162,5 +207,32 @@ mod tests {
             SimConfig::from_toml_str("[[mix]]\noutcome = \"busy\"\nweight = 0\n", "inline")
                 .is_err()
         );
+        assert!(SimConfig::from_toml_str("capacity_cps = 0", "inline").is_err());
+        assert!(SimConfig::from_toml_str("eventfilter = [\"Event: (\"]", "inline").is_err());
+        let p99_below = "setup_latency_ms = 10\nsetup_latency_p99_ms = 5";
+        assert!(SimConfig::from_toml_str(p99_below, "inline").is_err());
+    }
+
+    #[test]
+    fn load_keys() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            ring_ms = 1000
+            talk_ms = 2000
+            capacity_cps = 400
+            setup_latency_ms = 11
+            setup_latency_p99_ms = 74.5
+            max_setup_backlog = 800
+            eventfilter = ["Event: Newchannel", "!Event: VarSet"]
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        assert_eq!((cfg.ring_ms, cfg.talk_ms), (Some(1000), Some(2000)));
+        assert_eq!(cfg.capacity_cps, Some(400));
+        assert_eq!(cfg.setup_latency_ms, 11.0);
+        assert_eq!(cfg.setup_latency_p99_ms, Some(74.5));
+        assert_eq!(cfg.max_setup_backlog, Some(800));
+        assert_eq!(cfg.eventfilter.len(), 2);
     }
 }

@@ -13,22 +13,27 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`],
-//! [`channel_events`] (wire form), [`control`] (control port); inside: `pbx` (channels, event
-//! stream), `originate_action` (the Originate action and its OriginateResponse), `originate`
-//! (starting a call), `call` (event sequences), `session` (AMI connections, their actions and
-//! security events), `action_headers`, `faults`, `handle` (the [`SimHandle`]), `simulator`
-//! (listeners), `cli_output`, `wall_clock`.
+//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`]
+//! (with [`latency_histogram`]), [`channel_events`] (wire form), [`control`] (control port);
+//! inside: `pbx` (channels, event stream), `event_filter` (manager.conf `eventfilter`),
+//! `originate_action` (the Originate action and its OriginateResponse), `originate` (starting a
+//! call), `channel_setup` (capacity: when an Originate gets its channel), `call` (event
+//! sequences), `session` (AMI connections, their actions and security events),
+//! `action_headers`, `faults`, `handle` (the [`SimHandle`]), `simulator` (listeners),
+//! `cli_output`, `wall_clock`.
 
 mod action_headers;
 mod call;
 pub mod channel_events;
+mod channel_setup;
 mod cli_output;
 pub mod config;
 pub mod control;
 pub mod dial_string;
+mod event_filter;
 mod faults;
 mod handle;
+pub mod latency_histogram;
 mod originate;
 mod originate_action;
 pub mod outcome;
@@ -40,6 +45,7 @@ mod wall_clock;
 
 pub use config::{ConfigError, SimConfig};
 pub use handle::SimHandle;
+pub use latency_histogram::LatencySummary;
 pub use outcome::{MixEntry, OutcomeKind, Rule};
 pub use session::{BANNER, GARBAGE};
 pub use simulator::{SimError, Simulator};

@@ -1,22 +1,25 @@
-//! Starting an Originate: the far end's outcome picked, the channels made and the call's task
-//! spawned, or an immediate failure when no channel can be made.
+//! Starting an Originate: the far end's outcome picked, the channels made (at once, or when the
+//! channel-setup queue gets to it) and the call's task spawned, or a failure when no channel can
+//! be made.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::call::Call;
 use crate::channel_events::EventBuf;
 use crate::originate_action::{NoChannel, OriginateRequest, originate_response};
-use crate::outcome::OutcomeKind;
+use crate::outcome::{Outcome, OutcomeKind};
 use crate::pbx::Pbx;
 
 /// How an Originate started.
 pub(crate) enum Started {
     /// Failed at once (no channel): an async Originate already got its OriginateResponse.
     Failed,
-    /// A call runs; a sync Originate learns its result (answered or not) here.
+    /// A call runs or waits for its channel; a sync Originate learns its result (answered or
+    /// not) here.
     Running(Option<oneshot::Receiver<bool>>),
 }
 
@@ -35,9 +38,54 @@ pub(crate) fn start(pbx: &Arc<Pbx>, req: OriginateRequest) -> Started {
     if outcome.kind == OutcomeKind::Unreachable {
         return fail_now(pbx, &req, NoChannel::Unreachable);
     }
+    let (done_tx, done_rx) = if req.sync {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    if pbx.setup.immediate() {
+        return match launch(pbx, req, outcome, done_tx) {
+            true => Started::Running(done_rx),
+            false => Started::Failed,
+        };
+    }
+    let Some(admitted) = pbx.setup.admit(Instant::now()) else {
+        return fail_now(pbx, &req, NoChannel::SetupBacklog);
+    };
+    pbx.stats.setup_backlog(admitted.backlog);
+    let pbx = pbx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(admitted.at).await;
+        if pbx.down.load(Ordering::SeqCst) {
+            fail_now(&pbx, &req, NoChannel::ShuttingDown);
+            if let Some(done) = done_tx {
+                let _ = done.send(false);
+            }
+            return;
+        }
+        launch(&pbx, req, outcome, done_tx);
+    });
+    Started::Running(done_rx)
+}
+
+/// Makes the channels and spawns the call; `false` when none can be made (then reported as a
+/// failure: the OriginateResponse of an async Originate, `false` to a sync one's waiter).
+fn launch(
+    pbx: &Arc<Pbx>,
+    req: OriginateRequest,
+    outcome: Outcome,
+    done: Option<oneshot::Sender<bool>>,
+) -> bool {
     let channels = match pbx.create_channels(&req) {
         Ok(created) => created,
-        Err(why) => return fail_now(pbx, &req, why),
+        Err(why) => {
+            fail_now(pbx, &req, why);
+            if let Some(done) = done {
+                let _ = done.send(false);
+            }
+            return false;
+        }
     };
     let effective = if outcome.ring >= req.timeout {
         OutcomeKind::NoAnswer
@@ -45,15 +93,9 @@ pub(crate) fn start(pbx: &Arc<Pbx>, req: OriginateRequest) -> Started {
         outcome.kind
     };
     pbx.stats.outcome(effective.as_str());
-    let (done_tx, done_rx) = if req.sync {
-        let (tx, rx) = oneshot::channel();
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
-    };
-    let call = Call::new(pbx.clone(), req, outcome, channels, done_tx);
+    let call = Call::new(pbx.clone(), req, outcome, channels, done);
     tokio::spawn(call.run());
-    Started::Running(done_rx)
+    true
 }
 
 fn fail_now(pbx: &Pbx, req: &OriginateRequest, why: NoChannel) -> Started {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ami_bridge::Message;
+use tokio::time::Instant;
 
 use crate::action_headers::{ast_true, nonempty, number};
 use crate::channel_events::{EventBuf, PRIV_CALL, Snapshot, UNKNOWN};
@@ -29,6 +30,8 @@ pub(crate) struct OriginateRequest {
     pub other_channel_id: Option<String>,
     pub account: String,
     pub sync: bool,
+    /// When the action was read (Originate-to-Newchannel latency starts here).
+    pub received: Instant,
 }
 
 impl OriginateRequest {
@@ -74,6 +77,7 @@ impl OriginateRequest {
             other_channel_id: owned("OtherChannelId"),
             account: m.get("Account").unwrap_or("").to_string(),
             sync: !m.get("Async").is_some_and(ast_true),
+            received: Instant::now(),
         })
     }
 }
@@ -84,6 +88,8 @@ pub(crate) enum NoChannel {
     UnknownTech,
     Unreachable,
     Capacity,
+    /// Too many Originates already waiting for a channel (`channel_setup`).
+    SetupBacklog,
     ChannelIdInUse,
     ShuttingDown,
 }
@@ -95,6 +101,7 @@ impl NoChannel {
             NoChannel::UnknownTech => "unknown_tech",
             NoChannel::Unreachable => "unreachable",
             NoChannel::Capacity => "capacity",
+            NoChannel::SetupBacklog => "setup_backlog",
             NoChannel::ChannelIdInUse => "channel_id_in_use",
             NoChannel::ShuttingDown => "shutting_down",
         }

@@ -52,18 +52,10 @@ pub struct Outcome {
     pub talk: Duration,
 }
 
-const DEFAULT_RING_MS: u64 = 200;
-const DEFAULT_TALK_MS: u64 = 1000;
-
-impl Outcome {
-    fn new(kind: OutcomeKind, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Outcome {
-        Outcome {
-            kind,
-            ring: Duration::from_millis(ring_ms.unwrap_or(DEFAULT_RING_MS)),
-            talk: Duration::from_millis(talk_ms.unwrap_or(DEFAULT_TALK_MS)),
-        }
-    }
-}
+/// Ring and talk times of an entry that sets none (and of the last-digit plan), unless the
+/// config's top-level `ring_ms`/`talk_ms` say otherwise.
+pub const DEFAULT_RING_MS: u64 = 200;
+pub const DEFAULT_TALK_MS: u64 = 1000;
 
 /// `pattern` -> outcome. Patterns are globs over the dialed number (the dial string's user
 /// part): `*` any run of characters, `?` any one character, `#` any one digit, anything else
@@ -106,6 +98,9 @@ pub struct OutcomePicker {
     mix_total: u64,
     instant: bool,
     rng: SmallRng,
+    /// Times of an entry without its own.
+    ring_ms: u64,
+    talk_ms: u64,
 }
 
 impl OutcomePicker {
@@ -117,6 +112,23 @@ impl OutcomePicker {
             mix: mix.to_vec(),
             instant,
             rng: SmallRng::seed_from_u64(seed),
+            ring_ms: DEFAULT_RING_MS,
+            talk_ms: DEFAULT_TALK_MS,
+        }
+    }
+
+    /// Ring and talk times for every entry (and the last-digit plan) that sets none.
+    pub fn with_default_times(mut self, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Self {
+        self.ring_ms = ring_ms.unwrap_or(DEFAULT_RING_MS);
+        self.talk_ms = talk_ms.unwrap_or(DEFAULT_TALK_MS);
+        self
+    }
+
+    fn timed(&self, kind: OutcomeKind, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Outcome {
+        Outcome {
+            kind,
+            ring: Duration::from_millis(ring_ms.unwrap_or(self.ring_ms)),
+            talk: Duration::from_millis(talk_ms.unwrap_or(self.talk_ms)),
         }
     }
 
@@ -129,19 +141,19 @@ impl OutcomePicker {
             };
         }
         if let Some(rule) = self.rules.iter().find(|r| glob_match(&r.pattern, number)) {
-            return Outcome::new(rule.outcome, rule.ring_ms, rule.talk_ms);
+            return self.timed(rule.outcome, rule.ring_ms, rule.talk_ms);
         }
         if self.mix_total > 0 {
             let mut roll = self.rng.random_range(0..self.mix_total);
             for entry in &self.mix {
                 let w = u64::from(entry.weight);
                 if roll < w {
-                    return Outcome::new(entry.outcome, entry.ring_ms, entry.talk_ms);
+                    return self.timed(entry.outcome, entry.ring_ms, entry.talk_ms);
                 }
                 roll -= w;
             }
         }
-        Outcome::new(last_digit_default(number), None, None)
+        self.timed(last_digit_default(number), None, None)
     }
 }
 
@@ -243,6 +255,45 @@ mod tests {
         assert_eq!(
             (o.kind, o.ring, o.talk),
             (OutcomeKind::Answered, Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn top_level_times_apply_only_where_an_entry_sets_none() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            ring_ms = 1000
+            talk_ms = 2000
+            [[rule]]
+            pattern = "1*"
+            outcome = "answered"
+            talk_ms = 50
+            [[mix]]
+            outcome = "answered"
+            weight = 1
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        let mut p = cfg.outcome_picker();
+        let rule = p.pick("100");
+        assert_eq!(
+            (rule.ring, rule.talk),
+            (Duration::from_millis(1000), Duration::from_millis(50))
+        );
+        let mixed = p.pick("200");
+        assert_eq!(
+            (mixed.ring, mixed.talk),
+            (Duration::from_millis(1000), Duration::from_millis(2000))
+        );
+        let plain = SimConfig {
+            ring_ms: Some(300),
+            ..Default::default()
+        };
+        let o = plain.outcome_picker().pick("5550100");
+        assert_eq!(
+            (o.ring, o.talk),
+            (Duration::from_millis(300), Duration::from_millis(1000))
         );
     }
 

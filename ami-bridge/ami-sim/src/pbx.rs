@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::channel_events::{ChanState, EventBuf, Snapshot, UNKNOWN};
-use crate::config::SimConfig;
+use crate::channel_setup::ChannelSetup;
+use crate::config::{ConfigError, SimConfig};
+use crate::event_filter::EventFilter;
 use crate::originate_action::{NoChannel, OriginateRequest};
 use crate::outcome::{Outcome, OutcomePicker};
 use crate::stats::Stats;
@@ -86,6 +88,10 @@ pub(crate) struct Pbx {
     pub faults: broadcast::Sender<Fault>,
     registry: Mutex<Registry>,
     picker: Mutex<OutcomePicker>,
+    /// The AMI user's `eventfilter`.
+    pub filter: EventFilter,
+    /// When each Originate gets its channel (capacity, latency).
+    pub setup: ChannelSetup,
     uniqueid_seq: AtomicU64,
     pub refuse_logins: AtomicBool,
     /// Set while a restart is under way: new connections are closed at once.
@@ -99,10 +105,12 @@ pub(crate) struct Pbx {
 const EVENT_QUEUE: usize = 1 << 16;
 
 impl Pbx {
-    pub(crate) fn new(cfg: SimConfig) -> Arc<Pbx> {
+    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Pbx>, ConfigError> {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (faults, _) = broadcast::channel(64);
-        Arc::new(Pbx {
+        Ok(Arc::new(Pbx {
+            filter: EventFilter::new(&cfg.eventfilter)?,
+            setup: ChannelSetup::new(&cfg),
             stats: Stats::new(),
             events,
             faults,
@@ -114,7 +122,7 @@ impl Pbx {
             sessions: AtomicUsize::new(0),
             started: Mutex::new(Instant::now()),
             cfg,
-        })
+        }))
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -136,18 +144,29 @@ impl Pbx {
             return;
         }
         let (bytes, n) = out.take();
-        self.stats.events(n);
-        // No receiver (nobody connected) is fine: events are simply not seen.
-        let _ = self.events.send(Outbound::Events(bytes));
+        self.publish_bytes(bytes, n);
     }
 
-    pub(crate) fn publish_bytes(&self, bytes: Bytes, n: u64) {
-        self.stats.events(n);
-        let _ = self.events.send(Outbound::Events(bytes));
+    /// Sends `n` messages to every session, through the user's `eventfilter` (every session
+    /// logs in as the one configured user, so one filtering serves them all); returns what
+    /// passed, for a session that writes the same events itself.
+    pub(crate) fn publish_bytes(&self, bytes: Bytes, n: u64) -> Bytes {
+        let passed = self.filter.apply(bytes, n);
+        self.stats
+            .events(passed.kept, passed.bytes.len() as u64, passed.dropped);
+        if !passed.bytes.is_empty() {
+            // No receiver (nobody connected) is fine: events are simply not seen.
+            let _ = self.events.send(Outbound::Events(passed.bytes.clone()));
+        }
+        passed.bytes
     }
 
+    /// `Event: Shutdown` (unless filtered out), then every session closes.
     pub(crate) fn publish_shutdown(&self, bytes: Bytes) {
-        let _ = self.events.send(Outbound::Shutdown(bytes));
+        let passed = self.filter.apply(bytes, 1);
+        self.stats
+            .events(passed.kept, passed.bytes.len() as u64, passed.dropped);
+        let _ = self.events.send(Outbound::Shutdown(passed.bytes));
     }
 
     pub(crate) fn channel_count(&self) -> usize {

@@ -62,7 +62,7 @@ impl Simulator {
             ),
             None => None,
         };
-        let pbx = Pbx::new(cfg);
+        let pbx = Pbx::new(cfg)?;
         let handle = SimHandle {
             pbx: pbx.clone(),
             addr,

@@ -1,6 +1,7 @@
 //! What the simulator counts for other tests: originates (total, per number, per ChannelId,
 //! with the time of each so any sliding window can be checked), channels now and at peak,
-//! outcomes, sessions, events. Times are tokio `Instant`s, so paused-time tests work.
+//! outcomes, sessions, events and their bytes, Originate-to-Newchannel latency and the setup
+//! backlog. Times are tokio `Instant`s, so paused-time tests work.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -10,11 +11,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::latency_histogram::{LatencyHistogram, LatencySummary};
+
 #[derive(Debug)]
 pub(crate) struct Stats {
     inner: Mutex<Counts>,
-    /// Hot counter kept outside the lock.
+    /// Hot counters kept outside the lock.
     events: AtomicU64,
+    event_bytes: AtomicU64,
+    events_filtered: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -31,6 +36,8 @@ struct Counts {
     connections: u64,
     logins_ok: u64,
     logins_failed: u64,
+    setup_latency: LatencyHistogram,
+    setup_backlog_peak: u64,
 }
 
 /// A copy of the counters at one moment.
@@ -53,7 +60,18 @@ pub struct StatsSnapshot {
     pub connections_total: u64,
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// Events sent to each logged-in session (after the `eventfilter`), and their bytes.
     pub events_emitted: u64,
+    pub event_bytes_emitted: u64,
+    /// Events the `eventfilter` kept from the sessions.
+    pub events_filtered: u64,
+    /// Originate read to its `Newchannel` published, for every call that got a channel.
+    pub setup_latency: LatencySummary,
+    /// The most Originates ever waiting for a channel (`capacity_cps`).
+    pub setup_backlog_peak: u64,
+    /// Originates that failed (Reason 0) because the PBX was full: `capacity` (too many
+    /// channels) plus `setup_backlog` (too many waiting for a channel).
+    pub capacity_failures: u64,
 }
 
 impl Stats {
@@ -61,6 +79,8 @@ impl Stats {
         Stats {
             inner: Mutex::new(Counts::new(0)),
             events: AtomicU64::new(0),
+            event_bytes: AtomicU64::new(0),
+            events_filtered: AtomicU64::new(0),
         }
     }
 
@@ -108,13 +128,29 @@ impl Stats {
         });
     }
 
-    pub(crate) fn events(&self, n: u64) {
+    /// A burst published: `n` events of `bytes` sent, `filtered` kept back by the filter.
+    pub(crate) fn events(&self, n: u64, bytes: u64, filtered: u64) {
         self.events.fetch_add(n, Ordering::Relaxed);
+        self.event_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if filtered > 0 {
+            self.events_filtered.fetch_add(filtered, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn setup_latency(&self, d: Duration) {
+        self.with(|c| c.setup_latency.record(d));
+    }
+
+    /// An Originate found `waiting` others ahead of it in the setup queue.
+    pub(crate) fn setup_backlog(&self, waiting: u64) {
+        self.with(|c| c.setup_backlog_peak = c.setup_backlog_peak.max(waiting));
     }
 
     /// Clears every counter; the peak restarts from the channels up now.
     pub(crate) fn reset(&self) {
         self.events.store(0, Ordering::Relaxed);
+        self.event_bytes.store(0, Ordering::Relaxed);
+        self.events_filtered.store(0, Ordering::Relaxed);
         self.with(|c| *c = Counts::new(c.current_channels));
     }
 
@@ -128,7 +164,10 @@ impl Stats {
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let events = self.events.load(Ordering::Relaxed);
+        let event_bytes = self.event_bytes.load(Ordering::Relaxed);
+        let events_filtered = self.events_filtered.load(Ordering::Relaxed);
         self.with(|c| {
+            let full = |name: &str| c.outcomes.get(name).copied().unwrap_or(0);
             let mut per_second = Vec::new();
             for t in &c.times {
                 let s = t.as_secs() as usize;
@@ -150,6 +189,11 @@ impl Stats {
                 logins_ok: c.logins_ok,
                 logins_failed: c.logins_failed,
                 events_emitted: events,
+                event_bytes_emitted: event_bytes,
+                events_filtered,
+                setup_latency: c.setup_latency.summary(),
+                setup_backlog_peak: c.setup_backlog_peak,
+                capacity_failures: full("capacity") + full("setup_backlog"),
             }
         })
     }
@@ -169,6 +213,8 @@ impl Counts {
             connections: 0,
             logins_ok: 0,
             logins_failed: 0,
+            setup_latency: LatencyHistogram::new(),
+            setup_backlog_peak: 0,
         }
     }
 }

@@ -104,7 +104,7 @@ impl Session {
         // Other sessions get it from the event stream; this one right after FullyBooted, before
         // anything else. Resubscribing after publishing also skips every event from before the
         // login, which Asterisk does not send to a session either.
-        self.pbx.publish_bytes(bytes.clone(), n);
+        let bytes = self.pbx.publish_bytes(bytes, n);
         self.events = self.events.resubscribe();
         if self.send_events {
             self.out.put_slice(&bytes);

@@ -72,6 +72,8 @@ impl Session {
         ev.header("AccountID", &self.pbx.cfg.username);
         ev.end();
         let (bytes, _) = ev.take();
-        self.out.put_slice(&bytes);
+        if self.pbx.filter.passes(&bytes) {
+            self.out.put_slice(&bytes);
+        }
     }
 }
