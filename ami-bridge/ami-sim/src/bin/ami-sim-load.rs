@@ -1,11 +1,13 @@
 //! Load run: one simulator (in-process unless `--addr`), one raw AMI client pacing Originates.
-//! Prints originates/s achieved, peak channels and events/s.
+//! Prints originates/s achieved, peak channels, events/s, events and bytes per call, and
+//! Originate-to-Newchannel latency as the client saw it and as the simulator counted it.
 //!
 //! `cargo run --release -p ami-sim --bin ami-sim-load -- --rate 1000 --seconds 10 --talk-ms 5000`
+//! `... -- --config load.toml --rate 400 --seconds 10` (the simulator from a TOML config)
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ami_bridge::{Decoder, Frame, MessageKind};
@@ -34,6 +36,10 @@ struct Args {
     /// Capacity of the in-process simulator.
     #[arg(long, default_value_t = 8000)]
     max_channels: usize,
+    /// The in-process simulator from this TOML config instead (its `listen` is ignored; every
+    /// number is dialed through its rules/mix, `--ring-ms`/`--talk-ms`/`--max-channels` unused).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     /// Drive an external simulator instead (default login dialer/dialer).
     #[arg(long)]
     addr: Option<SocketAddr>,
@@ -54,22 +60,33 @@ struct Counts {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let cfg = match &args.config {
+        Some(path) => SimConfig {
+            listen: "127.0.0.1:0".parse()?,
+            ..SimConfig::from_file(path)?
+        },
+        None => SimConfig {
+            listen: "127.0.0.1:0".parse()?,
+            max_channels: args.max_channels,
+            mix: vec![MixEntry {
+                outcome: OutcomeKind::Answered,
+                weight: 1,
+                ring_ms: Some(args.ring_ms),
+                talk_ms: Some(args.talk_ms),
+            }],
+            ..Default::default()
+        },
+    };
+    let (user, secret) = match &args.config {
+        Some(_) => (cfg.username.clone(), cfg.secret.clone()),
+        None => ("dialer".to_string(), args.secret.clone()),
+    };
     let sim = match args.addr {
         Some(_) => None,
         None => Some(
-            Simulator::start(SimConfig {
-                listen: "127.0.0.1:0".parse()?,
-                max_channels: args.max_channels,
-                mix: vec![MixEntry {
-                    outcome: OutcomeKind::Answered,
-                    weight: 1,
-                    ring_ms: Some(args.ring_ms),
-                    talk_ms: Some(args.talk_ms),
-                }],
-                ..Default::default()
-            })
-            .await
-            .context("starting the simulator")?,
+            Simulator::start(cfg)
+                .await
+                .context("starting the simulator")?,
         ),
     };
     let addr = match (&sim, args.addr) {
@@ -82,15 +99,18 @@ async fn main() -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
     wr.write_all(
-        format!(
-            "Action: Login\r\nActionID: l\r\nUsername: dialer\r\nSecret: {}\r\n\r\n",
-            args.secret
-        )
-        .as_bytes(),
+        format!("Action: Login\r\nActionID: l\r\nUsername: {user}\r\nSecret: {secret}\r\n\r\n")
+            .as_bytes(),
     )
     .await?;
 
     let counts = Arc::new(Counts::default());
+    let total = args.rate * args.seconds;
+    // When each Originate was written and when its Newchannel was read.
+    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> =
+        Arc::new(Mutex::new(vec![None; total as usize]));
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
+    let (reader_sent, reader_latencies) = (sent_at.clone(), latencies.clone());
     let reader_counts = counts.clone();
     let reader = tokio::spawn(async move {
         let mut dec = Decoder::client();
@@ -111,6 +131,16 @@ async fn main() -> anyhow::Result<()> {
                 }
                 reader_counts.events.fetch_add(1, Ordering::Relaxed);
                 match m.event_name() {
+                    Some("Newchannel") => {
+                        let n = m
+                            .get("Uniqueid")
+                            .and_then(|u| u.strip_prefix("load-"))
+                            .and_then(|n| n.parse::<usize>().ok());
+                        let sent = n.and_then(|n| lock(&reader_sent).get(n).copied().flatten());
+                        if let Some(t) = sent {
+                            lock(&reader_latencies).push(t.elapsed());
+                        }
+                    }
                     Some("OriginateResponse") => {
                         let c = if m.get("Response") == Some("Success") {
                             &reader_counts.orr_ok
@@ -130,7 +160,6 @@ async fn main() -> anyhow::Result<()> {
 
     // Pace in 10 ms ticks, each one write holding that tick's Originates.
     let started = Instant::now();
-    let total = args.rate * args.seconds;
     let mut sent = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -151,6 +180,14 @@ async fn main() -> anyhow::Result<()> {
         }
         if !buf.is_empty() {
             wr.write_all(&buf).await.context("sending Originates")?;
+            let now = Instant::now();
+            let mut stamps = lock(&sent_at);
+            for slot in stamps.iter_mut().take(sent as usize).rev() {
+                if slot.is_some() {
+                    break;
+                }
+                *slot = Some(now);
+            }
         }
     }
     let send_time = started.elapsed();
@@ -191,16 +228,56 @@ async fn main() -> anyhow::Result<()> {
         events as f64 / run_time.as_secs_f64(),
         counts.bytes.load(Ordering::Relaxed) as f64 / run_time.as_secs_f64() / 1e6
     );
+    let calls = sent.max(1) as f64;
+    println!(
+        "per call:               {:.1} events, {:.0} bytes (session-level messages included)",
+        events as f64 / calls,
+        counts.bytes.load(Ordering::Relaxed) as f64 / calls
+    );
+    let mut seen = std::mem::take(&mut *lock(&latencies));
+    seen.sort();
+    let pct = |q: f64| {
+        seen.get(((seen.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "Originate->Newchannel:  client: {} calls, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        seen.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
     if let Some(sim) = sim {
         let s = sim.stats();
+        let l = s.setup_latency;
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "                        simulator: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(l.p50_us),
+            ms(l.p90_us),
+            ms(l.p99_us),
+            ms(l.max_us)
+        );
+        println!(
+            "capacity failures:      {} (setup backlog peak {})",
+            s.capacity_failures, s.setup_backlog_peak
+        );
         println!("peak channels:          {}", s.max_concurrent_channels);
         println!("max originates in 1 s:  {}", s.max_originates_in_1s);
         println!(
-            "simulator events:       {} ({:.0}/s)",
+            "simulator events:       {} ({:.0}/s, {:.1} MB, {} filtered out)",
             s.events_emitted,
-            s.events_emitted as f64 / run_time.as_secs_f64()
+            s.events_emitted as f64 / run_time.as_secs_f64(),
+            s.event_bytes_emitted as f64 / 1e6,
+            s.events_filtered
         );
         sim.shutdown().await;
     }
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicked reader leaves the data as it was; the figures are still worth printing.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
