@@ -66,6 +66,9 @@ pub struct SimConfig {
     pub ring_ms: Option<u64>,
     /// Talk time of every answered outcome that sets none (else 1000 ms).
     pub talk_ms: Option<u64>,
+    /// manager.conf `read` of the AMI user: `all` or classes (`call,user`); events of other
+    /// classes are not sent (see `event_filter`).
+    pub read: String,
     /// manager.conf `eventfilter` lines of the AMI user: regexes over each event's text, a
     /// leading `!` excludes (see `event_filter`). Empty: every event.
     pub eventfilter: Vec<String>,
@@ -101,6 +104,7 @@ impl Default for SimConfig {
             trunk_context: "from-trunk".into(),
             ring_ms: None,
             talk_ms: None,
+            read: "all".into(),
             eventfilter: Vec::new(),
             capacity_cps: None,
             setup_latency_ms: 0.0,
@@ -153,7 +157,7 @@ impl SimConfig {
                 "setup_latency_p99_ms must be >= setup_latency_ms, which must be > 0".into(),
             ));
         }
-        EventFilter::new(&self.eventfilter)?;
+        EventFilter::new(&self.read, &self.eventfilter)?;
         Ok(())
     }
 
@@ -223,6 +227,7 @@ mod tests {
             setup_latency_ms = 11
             setup_latency_p99_ms = 74.5
             max_setup_backlog = 800
+            read = "call,user"
             eventfilter = ["Event: Newchannel", "!Event: VarSet"]
             "#,
             "inline",
@@ -234,5 +239,7 @@ mod tests {
         assert_eq!(cfg.setup_latency_p99_ms, Some(74.5));
         assert_eq!(cfg.max_setup_backlog, Some(800));
         assert_eq!(cfg.eventfilter.len(), 2);
+        assert_eq!(cfg.read, "call,user");
+        assert!(SimConfig::from_toml_str("read = \"cal\"", "inline").is_err());
     }
 }

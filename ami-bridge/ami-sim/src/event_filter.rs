@@ -1,8 +1,9 @@
-//! manager.conf `eventfilter` lines, as Asterisk 20's manager applies them to a user's events:
-//! each line is a regular expression searched for anywhere in the event's whole text (`Event:`
-//! line to the blank line); a line starting with `!` excludes. An event passes when no include
-//! line is configured or one matches, and no exclude line matches (main/manager.c,
-//! `match_filter`). Only events are filtered; responses to actions always go out.
+//! Which events the AMI user is sent, as Asterisk 20's manager decides it: the user's `read`
+//! classes (an event goes out when its `Privilege` class is among them), then its manager.conf
+//! `eventfilter` lines: each a regular expression searched for anywhere in the event's whole
+//! text (`Event:` line to the blank line); a line starting with `!` excludes. An event passes
+//! when no include line is configured or one matches, and no exclude line matches
+//! (main/manager.c, `match_filter`). Only events are filtered; responses always go out.
 //!
 //! The subset: POSIX extended regexes are read as Rust `regex` syntax (the same for literals,
 //! `^`, `$`, `.`, classes, `|`, `*`, `+`, `?`; `.` also matches line ends, as POSIX's does).
@@ -16,6 +17,8 @@ use crate::config::ConfigError;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventFilter {
+    /// The `read` classes; None: `all`.
+    read: Option<Vec<String>>,
     include: Vec<Regex>,
     exclude: Vec<Regex>,
 }
@@ -30,8 +33,20 @@ pub(crate) struct Filtered {
 }
 
 impl EventFilter {
-    pub(crate) fn new(lines: &[String]) -> Result<EventFilter, ConfigError> {
+    /// `read`: manager.conf's `read =` value (`all`, or classes such as `call,user`).
+    pub(crate) fn new(read: &str, lines: &[String]) -> Result<EventFilter, ConfigError> {
         let mut f = EventFilter::default();
+        let classes: Vec<String> = read
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let Some(bad) = classes.iter().find(|c| !CLASSES.contains(&c.as_str())) {
+            return Err(ConfigError::Invalid(format!("read: unknown class {bad:?}")));
+        }
+        if !classes.iter().any(|c| c == "all") {
+            f.read = Some(classes);
+        }
         for line in lines {
             let (exclude, pattern) = match line.strip_prefix('!') {
                 Some(rest) => (true, rest),
@@ -51,13 +66,28 @@ impl EventFilter {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+        self.read.is_none() && self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Whether the user reads events of this class (`system`: FullyBooted at login).
+    pub(crate) fn reads(&self, class: &str) -> bool {
+        self.read
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|c| c == class))
     }
 
     /// Whether this session may see one message (its whole text).
     pub(crate) fn passes(&self, message: &[u8]) -> bool {
         if !message.starts_with(b"Event:") {
             return true;
+        }
+        if self.read.is_some()
+            && !privilege(message).is_none_or(|p| {
+                p.split(|b| *b == b',')
+                    .any(|c| c != b"all" && self.reads(&String::from_utf8_lossy(c)))
+            })
+        {
+            return false;
         }
         let included = self.include.is_empty() || self.include.iter().any(|r| r.is_match(message));
         included && !self.exclude.iter().any(|r| r.is_match(message))
@@ -102,13 +132,45 @@ impl EventFilter {
     }
 }
 
+/// manager.conf's read/write classes.
+const CLASSES: &[&str] = &[
+    "all",
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+];
+
+/// The value of an event's `Privilege` header (`call,all`), if it has one.
+fn privilege(message: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\r\nPrivilege: ";
+    let at = memmem::find(message, KEY)? + KEY.len();
+    let len = memmem::find(&message[at..], b"\r\n")?;
+    Some(&message[at..at + len])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn filter(lines: &[&str]) -> EventFilter {
         let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-        EventFilter::new(&lines).expect("valid filter")
+        EventFilter::new("all", &lines).expect("valid filter")
     }
 
     const NEWCHANNEL: &[u8] =
@@ -167,7 +229,23 @@ mod tests {
     }
 
     #[test]
+    fn read_classes_come_first() {
+        let f = EventFilter::new("call", &[]).expect("valid");
+        assert!(!f.is_empty());
+        assert!(f.passes(NEWCHANNEL));
+        assert!(!f.passes(VARSET), "dialplan class");
+        assert!(f.passes(RESPONSE));
+        assert!(!f.reads("system"));
+        let f = EventFilter::new("call,dialplan", &["!Event: VarSet".into()]).expect("valid");
+        assert!(f.passes(NEWCHANNEL));
+        assert!(!f.passes(VARSET), "readable, then excluded");
+        let all = EventFilter::new("system, all", &[]).expect("valid");
+        assert!(all.is_empty() && all.reads("security"));
+        assert!(EventFilter::new("cal", &[]).is_err());
+    }
+
+    #[test]
     fn bad_regexes_are_refused() {
-        assert!(EventFilter::new(&["Event: (".to_string()]).is_err());
+        assert!(EventFilter::new("all", &["Event: (".to_string()]).is_err());
     }
 }

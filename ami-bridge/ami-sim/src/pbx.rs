@@ -88,7 +88,7 @@ pub(crate) struct Pbx {
     pub faults: broadcast::Sender<Fault>,
     registry: Mutex<Registry>,
     picker: Mutex<OutcomePicker>,
-    /// The AMI user's `eventfilter`.
+    /// The AMI user's `read` classes and `eventfilter`.
     pub filter: EventFilter,
     /// When each Originate gets its channel (capacity, latency).
     pub setup: ChannelSetup,
@@ -109,7 +109,7 @@ impl Pbx {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (faults, _) = broadcast::channel(64);
         Ok(Arc::new(Pbx {
-            filter: EventFilter::new(&cfg.eventfilter)?,
+            filter: EventFilter::new(&cfg.read, &cfg.eventfilter)?,
             setup: ChannelSetup::new(&cfg),
             stats: Stats::new(),
             events,

@@ -90,7 +90,8 @@ impl Session {
             .get("Events")
             .is_none_or(|v| !v.eq_ignore_ascii_case("off"));
         self.response("Success", action_id.as_deref(), "Authentication accepted");
-        if self.send_events {
+        // Written straight to the session, past the filter, but only with `read` system.
+        if self.send_events && self.pbx.filter.reads("system") {
             let up = self.pbx.uptime_secs().to_string();
             self.write_pairs(&[
                 ("Event", "FullyBooted"),

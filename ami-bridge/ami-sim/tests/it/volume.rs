@@ -222,3 +222,50 @@ async fn exclude_lines_keep_everything_else() {
         "{events:?}"
     );
 }
+
+/// `read = call` (docs/asterisk.md): only events of class `call`; no FullyBooted or
+/// SuccessfulAuth at login (classes system and security), no VarSet or Newexten (dialplan).
+#[tokio::test]
+async fn read_call_sends_only_call_class_events() {
+    let sim = start(SimConfig {
+        read: "call".into(),
+        ..replay_config()
+    })
+    .await;
+    let mut c = Conn::connect(sim.addr()).await;
+    c.send_pairs(&[
+        ("Action", "Login"),
+        ("Username", "dialer"),
+        ("Secret", SECRET),
+    ])
+    .await;
+    c.read_some(WAIT).await;
+    c.read_some(Duration::from_millis(300)).await;
+    assert_eq!(labels(&c.got), ["Response:Success"]);
+    sim.shutdown().await;
+
+    let (got, _) = one_call(
+        "answered",
+        SimConfig {
+            read: "call".into(),
+            ..replay_config()
+        },
+    )
+    .await;
+    assert_eq!(
+        call_events(&got),
+        [
+            "Newchannel",
+            "NewCallerid",
+            "NewConnectedLine",
+            "DialBegin",
+            "Newstate",
+            "DialState",
+            "Newstate",
+            "DialEnd",
+            "OriginateResponse",
+            "SoftHangupRequest",
+            "Hangup"
+        ]
+    );
+}
