@@ -70,6 +70,14 @@ impl ChannelSetup {
         }
     }
 
+    /// An empty queue (the PBX restarted).
+    pub(crate) fn reset(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_free = None;
+    }
+
     /// Whether every Originate gets its channel at once (today's behaviour, no task needed).
     pub(crate) fn immediate(&self) -> bool {
         self.interval.is_none() && self.latency.is_none()

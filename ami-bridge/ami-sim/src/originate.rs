@@ -55,8 +55,14 @@ pub(crate) fn start(pbx: &Arc<Pbx>, req: OriginateRequest) -> Started {
     };
     pbx.stats.setup_backlog(admitted.backlog);
     let pbx = pbx.clone();
+    let lifetime = pbx.lifetime.load(Ordering::SeqCst);
     tokio::spawn(async move {
         tokio::time::sleep_until(admitted.at).await;
+        if pbx.lifetime.load(Ordering::SeqCst) != lifetime {
+            // The PBX stopped meanwhile: the Originate died with it, nothing is sent.
+            pbx.stats.outcome(NoChannel::ShuttingDown.stat());
+            return;
+        }
         if pbx.down.load(Ordering::SeqCst) {
             fail_now(&pbx, &req, NoChannel::ShuttingDown);
             if let Some(done) = done_tx {

@@ -98,6 +98,9 @@ pub(crate) struct Pbx {
     pub down: AtomicBool,
     pub sessions: AtomicUsize,
     pub started: Mutex<Instant>,
+    /// Bumped when the PBX stops (restart, shutdown): Originates still waiting for a channel
+    /// from before are lost with the process, as Asterisk's would be.
+    pub lifetime: AtomicU64,
 }
 
 /// Bursts buffered for a session that is behind. A session further behind is closed, as
@@ -120,6 +123,7 @@ impl Pbx {
             refuse_logins: AtomicBool::new(cfg.refuse_logins),
             down: AtomicBool::new(false),
             sessions: AtomicUsize::new(0),
+            lifetime: AtomicU64::new(0),
             started: Mutex::new(Instant::now()),
             cfg,
         }))
@@ -366,8 +370,11 @@ impl Pbx {
         }
     }
 
-    /// Tells every call to hang up for shutdown; returns how many were told.
+    /// Tells every call to hang up for shutdown, and forgets the Originates waiting for a
+    /// channel; returns how many calls were told.
     pub(crate) fn shutdown_calls(&self) -> usize {
+        self.lifetime.fetch_add(1, Ordering::SeqCst);
+        self.setup.reset();
         let cmds: Vec<mpsc::Sender<CallCmd>> = self
             .registry()
             .by_name

@@ -272,3 +272,31 @@ async fn answered_call_rings_and_talks_for_the_configured_times() {
     );
     sim.shutdown().await;
 }
+
+/// Originates still waiting for a channel die with the PBX: after a restart they never get one.
+#[tokio::test(start_paused = true)]
+async fn a_restart_forgets_the_originates_waiting_for_a_channel() {
+    let sim = start(SimConfig {
+        capacity_cps: Some(1),
+        max_setup_backlog: Some(5),
+        ..load_config(1)
+    })
+    .await;
+    let mut c = Conn::login(sim.addr()).await;
+    for n in 0..3 {
+        c.send(&originate(n)).await;
+    }
+    c.wait_for(Duration::from_secs(5), |m| {
+        m.event_name() == Some("Newchannel")
+    })
+    .await
+    .expect("the first gets its channel at once");
+    sim.restart().await;
+    let mut c = Conn::login(sim.addr()).await;
+    let late = c
+        .wait_for(Duration::from_secs(5), |m| m.event_name().is_some())
+        .await;
+    assert!(late.is_none(), "{:?}", labels(&c.got));
+    assert_eq!(sim.stats().outcomes.get("shutting_down"), Some(&2));
+    sim.shutdown().await;
+}
