@@ -157,7 +157,8 @@ impl SimConfig {
                 "setup_latency_p99_ms must be >= setup_latency_ms, which must be > 0".into(),
             ));
         }
-        EventFilter::new(&self.read, &self.eventfilter)?;
+        EventFilter::new(&self.read, &self.eventfilter)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 

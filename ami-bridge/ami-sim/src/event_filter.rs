@@ -13,7 +13,17 @@ use bytes::{BufMut, Bytes, BytesMut};
 use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::config::ConfigError;
+/// A `read` or `eventfilter` value Asterisk would not accept.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FilterError {
+    #[error("read: unknown class {0:?}")]
+    UnknownClass(String),
+    #[error("eventfilter {line:?}: {source}")]
+    Regex {
+        line: String,
+        source: Box<regex::Error>,
+    },
+}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventFilter {
@@ -34,7 +44,7 @@ pub(crate) struct Filtered {
 
 impl EventFilter {
     /// `read`: manager.conf's `read =` value (`all`, or classes such as `call,user`).
-    pub(crate) fn new(read: &str, lines: &[String]) -> Result<EventFilter, ConfigError> {
+    pub(crate) fn new(read: &str, lines: &[String]) -> Result<EventFilter, FilterError> {
         let mut f = EventFilter::default();
         let classes: Vec<String> = read
             .split(',')
@@ -42,7 +52,7 @@ impl EventFilter {
             .filter(|c| !c.is_empty())
             .collect();
         if let Some(bad) = classes.iter().find(|c| !CLASSES.contains(&c.as_str())) {
-            return Err(ConfigError::Invalid(format!("read: unknown class {bad:?}")));
+            return Err(FilterError::UnknownClass(bad.clone()));
         }
         if !classes.iter().any(|c| c == "all") {
             f.read = Some(classes);
@@ -55,7 +65,10 @@ impl EventFilter {
             let re = RegexBuilder::new(pattern)
                 .dot_matches_new_line(true)
                 .build()
-                .map_err(|e| ConfigError::Invalid(format!("eventfilter {line:?}: {e}")))?;
+                .map_err(|e| FilterError::Regex {
+                    line: line.clone(),
+                    source: Box::new(e),
+                })?;
             if exclude {
                 f.exclude.push(re);
             } else {

@@ -112,7 +112,8 @@ impl Pbx {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (faults, _) = broadcast::channel(64);
         Ok(Arc::new(Pbx {
-            filter: EventFilter::new(&cfg.read, &cfg.eventfilter)?,
+            filter: EventFilter::new(&cfg.read, &cfg.eventfilter)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             setup: ChannelSetup::new(&cfg),
             stats: Stats::new(),
             events,
