@@ -3,8 +3,8 @@
 //! milliseconds, past it the delay grows and channel creation fails (`OriginateResponse`
 //! Reason 0). Modelled as one setup queue served at `capacity_cps`: an Originate starts its
 //! setup when the queue is free (so excess Originates wait, and the wait grows with the
-//! backlog), one setup every `1 / capacity_cps`; when `max_setup_backlog` setups are already
-//! waiting it fails at once. On top, a log-normal base latency that does not hold the queue
+//! backlog), one setup every `1 / capacity_cps`; when it finds `max_setup_backlog` setups
+//! ahead of it (being made or waiting) it fails at once. On top, a log-normal base latency that does not hold the queue
 //! (`setup_latency_ms` median, `setup_latency_p99_ms`), like the real p90 31 ms / p99 74 ms.
 
 use std::sync::Mutex;
@@ -41,7 +41,7 @@ struct State {
 pub(crate) struct Admitted {
     /// When its channel is made (`Newchannel`).
     pub at: Instant,
-    /// Setups that were waiting ahead of it.
+    /// Setups ahead of it (being made or waiting).
     pub backlog: u64,
 }
 

@@ -79,8 +79,8 @@ pub struct SimConfig {
     pub setup_latency_ms: f64,
     /// Its 99th percentile (log-normal jitter between the two); None: no jitter.
     pub setup_latency_p99_ms: Option<f64>,
-    /// Originates waiting for a channel beyond this fail at once (`OriginateResponse` Failure,
-    /// Reason 0). None: one second of `capacity_cps`.
+    /// An Originate that finds this many setups ahead of it (being made or waiting) fails at
+    /// once (`OriginateResponse` Failure, Reason 0). None: one second of `capacity_cps`.
     pub max_setup_backlog: Option<u64>,
 }
 
@@ -142,6 +142,11 @@ impl SimConfig {
         if self.capacity_cps == Some(0) {
             return Err(ConfigError::Invalid(
                 "capacity_cps must be at least 1".into(),
+            ));
+        }
+        if self.max_setup_backlog == Some(0) {
+            return Err(ConfigError::Invalid(
+                "max_setup_backlog must be at least 1".into(),
             ));
         }
         let median = self.setup_latency_ms;
@@ -213,6 +218,7 @@ mod tests {
                 .is_err()
         );
         assert!(SimConfig::from_toml_str("capacity_cps = 0", "inline").is_err());
+        assert!(SimConfig::from_toml_str("max_setup_backlog = 0", "inline").is_err());
         assert!(SimConfig::from_toml_str("eventfilter = [\"Event: (\"]", "inline").is_err());
         let p99_below = "setup_latency_ms = 10\nsetup_latency_p99_ms = 5";
         assert!(SimConfig::from_toml_str(p99_below, "inline").is_err());

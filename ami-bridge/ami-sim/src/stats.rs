@@ -67,7 +67,7 @@ pub struct StatsSnapshot {
     pub events_filtered: u64,
     /// Originate read to its `Newchannel` published, for every call that got a channel.
     pub setup_latency: LatencySummary,
-    /// The most Originates ever waiting for a channel (`capacity_cps`).
+    /// The most setups an Originate ever found ahead of it (`capacity_cps`).
     pub setup_backlog_peak: u64,
     /// Originates that failed (Reason 0) because the PBX was full: `capacity` (too many
     /// channels) plus `setup_backlog` (too many waiting for a channel).
