@@ -20,6 +20,7 @@ use dialer_core::db::DbPool;
 use dialer_api::ops::accounts::AccountUpdate;
 
 use crate::api_client::ApiClient;
+use crate::pg_cpu::PgServer;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
 use crate::{report, seed};
 
@@ -37,6 +38,8 @@ const BENCH_ACCOUNT: &str = "BENCH";
 const BATCH_ID: i64 = 1;
 /// "No limit" for settings that must be positive integers.
 const UNLIMITED: i32 = 1_000_000;
+/// How long PostgreSQL's idle CPU is measured before the run.
+const IDLE_BASELINE: Duration = Duration::from_secs(5);
 
 /// Indian mobile numbers, all valid and distinct.
 pub fn number(i: usize) -> String {
@@ -105,7 +108,15 @@ async fn bench(
         processes.log_dir().display()
     );
 
+    // PostgreSQL's CPU while the platform idles (polls, leases, sweeps) is taken off the run's.
+    let pg = PgServer::find(&pool).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_start = pg.cpu_seconds();
+    tokio::time::sleep(IDLE_BASELINE).await;
+    let idle_rate = (pg.cpu_seconds() - idle_start) / IDLE_BASELINE.as_secs_f64();
+
     let client = ApiClient::new(&services.api_url, &created.api_key);
+    let run_cpu_start = pg.cpu_seconds();
     let started = Instant::now();
     for r in 0..calls.div_ceil(per_request) {
         let rows: Vec<Value> = (r * per_request..((r + 1) * per_request).min(calls))
@@ -157,6 +168,9 @@ async fn bench(
         bail!("no callback arrived");
     };
     let lifecycle_secs = (last_cb - started).as_secs_f64();
+    let run_cpu = pg.cpu_seconds() - run_cpu_start;
+    let pg_per_1000 =
+        (run_cpu - idle_rate * started.elapsed().as_secs_f64()).max(0.0) / calls as f64 * 1000.0;
     let dial_secs = (last_cb - dispatched_at).as_secs_f64();
     let delivery_secs = (last_cb - first_cb).as_secs_f64().max(1e-3);
     let attempts = report::attempts(&pool, account_id).await?;
@@ -229,6 +243,18 @@ async fn bench(
             what: "plain signed POSTs / s, same receiver",
             value: format!("{post_rate:.0}"),
             note: "reqwest, 32 at once, no database".to_owned(),
+        },
+        Row {
+            what: "PostgreSQL CPU s / 1,000 calls",
+            value: format!("{pg_per_1000:.3}"),
+            note: format!(
+                "submission to last callback, less the idle {idle_rate:.3} s/s{}",
+                if pg.exact() {
+                    ""
+                } else {
+                    "; every postgres process"
+                }
+            ),
         },
         Row {
             what: "hang-up to callback delivered, p50",

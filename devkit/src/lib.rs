@@ -6,7 +6,11 @@
 pub mod api_client;
 pub mod bench;
 pub mod demo;
+pub mod history;
+pub mod paced;
+pub mod pg_cpu;
 pub mod platform;
+pub mod rate_windows;
 pub mod receiver;
 pub mod report;
 pub mod seed;

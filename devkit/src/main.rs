@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser};
 
 use dialer_core::Config;
-use dialer_devkit::{bench, demo};
+use dialer_devkit::{bench, demo, paced};
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +25,10 @@ enum Command {
     Demo(DemoArgs),
     /// Benchmark the whole platform on this machine (simulated servers answering at once, every
     /// limit off): call lifecycles per second, ingestion beside COPY, callback deliveries beside
-    /// plain POSTs, hang-up to callback latency. Prints a table.
+    /// plain POSTs, hang-up to callback latency. Prints a table. With `--cps R`, a paced run
+    /// instead: one server (ami-sim, or a real PBX with `--pbx`) at max_cps R, callees ringing
+    /// and talking as set; prints answered calls per second held, capacity factor changes,
+    /// PostgreSQL CPU per 1,000 calls and hang-up to callback latency.
     Bench(BenchArgs),
 }
 
@@ -74,6 +77,41 @@ struct BenchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    #[command(flatten)]
+    paced: PacedArgs,
+}
+
+/// A paced run instead of the burst: one server with `max_cps` set to `--cps`.
+#[derive(Args)]
+struct PacedArgs {
+    /// Pace the run: the server's max_cps. Without it the bench is a burst with limits off.
+    #[arg(long)]
+    cps: Option<u32>,
+    /// Simulated callees ring this long before answering (paced runs).
+    #[arg(long, default_value_t = 1000)]
+    ring_ms: u64,
+    /// ... and talk this long before the PBX hangs up (paced runs).
+    #[arg(long, default_value_t = 2000)]
+    talk_ms: u64,
+    /// The account has no callback URL (its events are stored skipped).
+    #[arg(long)]
+    no_callbacks: bool,
+    /// Delivered events written before the run, as a platform that has been running has.
+    #[arg(long, default_value_t = 0)]
+    history_events: usize,
+    /// Seconds PostgreSQL's idle CPU is measured before dialing (the baseline taken off).
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+    /// Drive a real PBX at this AMI address (host:port) instead of a simulator.
+    #[arg(long, requires = "cps")]
+    pbx: Option<std::net::SocketAddr>,
+    #[arg(long, default_value = "dialer")]
+    pbx_user: String,
+    #[arg(long, default_value = "dialer-secret")]
+    pbx_secret: String,
+    /// The PBX's channel template, e.g. `SIP/{number}@trunk-answer`.
+    #[arg(long, default_value = "SIP/{number}@trunk")]
+    pbx_channel: String,
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -93,6 +131,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(args.timeout),
             };
             demo::run(&config, options).await
+        }
+        Command::Bench(args) if args.paced.cps.is_some() => {
+            let p = args.paced;
+            let options = paced::PacedOptions {
+                cps: p.cps.unwrap_or(1),
+                calls: args.calls,
+                ring_ms: p.ring_ms,
+                talk_ms: p.talk_ms,
+                callbacks: !p.no_callbacks,
+                history_events: p.history_events,
+                idle: Duration::from_secs(p.idle_secs),
+                pbx: p.pbx.map(|addr| paced::ExternalPbx {
+                    addr,
+                    username: p.pbx_user,
+                    secret: p.pbx_secret,
+                    channel_template: p.pbx_channel,
+                }),
+                database: args.database,
+                queue_prefix: args.queue_prefix,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            paced::run(&config, options).await
         }
         Command::Bench(args) => {
             let options = bench::BenchOptions {

@@ -84,8 +84,32 @@ pub async fn account_with_receiver(
     Ok((created, receiver))
 }
 
-/// Registers each simulator as an Asterisk server (login `dialer`/`dialer`, the simulator's
-/// default) dialing `PJSIP/{number}@trunk`.
+/// An Asterisk server to register (what `dialerctl server add` takes).
+#[derive(Debug, Clone)]
+pub struct ServerSeed {
+    pub code: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub secret: String,
+    pub channel_template: String,
+}
+
+impl ServerSeed {
+    /// A simulator (login `dialer`/`dialer`, its default) dialing `PJSIP/{number}@trunk`.
+    pub fn of_sim(s: &RunningSim) -> ServerSeed {
+        ServerSeed {
+            code: s.code.clone(),
+            host: s.ami.ip().to_string(),
+            port: s.ami.port(),
+            username: "dialer".to_owned(),
+            secret: "dialer".to_owned(),
+            channel_template: "PJSIP/{number}@trunk".to_owned(),
+        }
+    }
+}
+
+/// Registers each simulator as an Asterisk server.
 pub async fn servers(
     pool: &DbPool,
     sims: &[RunningSim],
@@ -93,25 +117,50 @@ pub async fn servers(
     max_cps: i32,
 ) -> Result<(), SeedError> {
     for s in sims {
-        servers::add(
-            pool,
-            NewAsteriskServer {
-                code: s.code.clone(),
-                host: s.ami.ip().to_string(),
-                port: i32::from(s.ami.port()),
-                username: "dialer".to_owned(),
-                secret: "dialer".to_owned(),
-                max_channels,
-                max_cps,
-                channel_template: "PJSIP/{number}@trunk".to_owned(),
-                enabled: true,
-            },
-        )
-        .await
-        .map_err(|e| SeedError {
-            what: format!("server {}", s.code),
-            message: e.to_string(),
-        })?;
+        server(pool, &ServerSeed::of_sim(s), max_channels, max_cps).await?;
     }
     Ok(())
+}
+
+pub async fn server(
+    pool: &DbPool,
+    s: &ServerSeed,
+    max_channels: i32,
+    max_cps: i32,
+) -> Result<(), SeedError> {
+    servers::add(
+        pool,
+        NewAsteriskServer {
+            code: s.code.clone(),
+            host: s.host.clone(),
+            port: i32::from(s.port),
+            username: s.username.clone(),
+            secret: s.secret.clone(),
+            max_channels,
+            max_cps,
+            channel_template: s.channel_template.clone(),
+            enabled: true,
+        },
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| SeedError {
+        what: format!("server {}", s.code),
+        message: e.to_string(),
+    })
+}
+
+/// The account sends no callbacks: its events are stored `skipped`.
+pub async fn clear_callback_url(pool: &DbPool, code: &str) -> Result<(), SeedError> {
+    let change = AccountUpdate {
+        callback_url: Some(None),
+        ..AccountUpdate::default()
+    };
+    accounts::update(pool, code, change, true)
+        .await
+        .map(|_| ())
+        .map_err(|e| SeedError {
+            what: format!("account {code}"),
+            message: e.to_string(),
+        })
 }
