@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod models;
 pub mod outbox;
 pub mod phone;
+pub mod prepared;
 pub mod schema;
 pub mod service_error;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, BigInt, Double};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::db::{DbError, DbPool};
+use crate::prepared::PrepareOnce;
 use crate::topology::Topology;
 
 /// Rows one chunk takes at the most (one transaction, one publish, one marking statement).
@@ -93,6 +94,7 @@ async fn publish_chunk<S: Outbox>(
             ))
             .bind::<Double, _>(secs as f64)
             .bind::<BigInt, _>(CHUNK)
+            .prepared()
             .load(conn)
             .await?
         }
@@ -100,6 +102,7 @@ async fn publish_chunk<S: Outbox>(
             diesel::sql_query(format!("{select} AND {column} = ANY($1) {lock}"))
                 .bind::<Array<BigInt>, _>(ids)
                 .bind::<BigInt, _>(CHUNK)
+                .prepared()
                 .load(conn)
                 .await?
         }
@@ -114,6 +117,7 @@ async fn publish_chunk<S: Outbox>(
         "UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
     ))
     .bind::<Array<BigInt>, _>(&ids)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(ids.len())

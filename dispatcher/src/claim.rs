@@ -19,6 +19,7 @@ use dialer_core::lifecycle::control;
 use crate::state::{self, Applied, Claimed, StateError};
 
 use crate::calling_hours::{CallingHours, waiting_reason, zone_for};
+use dialer_core::prepared::PrepareOnce;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,7 @@ pub async fn claim(
         )
         .bind::<Array<BigInt>, _>(&call_pks)
         .bind::<Timestamptz, _>(now)
+        .prepared()
         .load(conn)
         .await?;
         let live: Vec<Count> = diesel::sql_query(format!(
@@ -110,6 +112,7 @@ pub async fn claim(
             AttemptState::Ended
         ))
         .bind::<BigInt, _>(account_id)
+        .prepared()
         .load(conn)
         .await?;
         let mut headroom = live

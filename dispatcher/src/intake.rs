@@ -18,6 +18,7 @@ use dialer_core::dial_outbox::DialJob;
 use dialer_core::topology::Topology;
 
 use crate::scheduler::Job;
+use dialer_core::prepared::PrepareOnce;
 
 /// Consumes the dial queue of every active account (one consumer each, bounded prefetch each),
 /// picking up new accounts as they appear.
@@ -67,6 +68,7 @@ async fn active_accounts(pool: &DbPool) -> anyhow::Result<Vec<i64>> {
     let mut conn = pool.get().await.map_err(db::DbError::from)?;
     let rows: Vec<AccountId> =
         diesel::sql_query("SELECT id FROM accounts WHERE status = 'active' ORDER BY id")
+            .prepared()
             .load(&mut conn)
             .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())

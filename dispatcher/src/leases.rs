@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Double, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::server::ServerSpec;
+use dialer_core::prepared::PrepareOnce;
 
 /// The servers held after a renewal, and how many this dispatcher should hold: its share of
 /// the enabled servers among the live dispatchers (rounded up), so load spreads out as
@@ -38,6 +39,7 @@ pub async fn renew(
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
     )
     .bind::<Text, _>(me)
+    .prepared()
     .execute(conn)
     .await?;
     // A server disabled by an operator is let go.
@@ -46,6 +48,7 @@ pub async fn renew(
          WHERE l.server_id = s.id AND l.holder = $1 AND NOT s.enabled",
     )
     .bind::<Text, _>(me)
+    .prepared()
     .execute(conn)
     .await?;
     let q: Quota = diesel::sql_query(
@@ -54,6 +57,7 @@ pub async fn renew(
                 (SELECT count(*) FROM asterisk_servers WHERE enabled) AS servers",
     )
     .bind::<Double, _>(ttl.as_secs_f64())
+    .prepared()
     .get_result(conn)
     .await?;
     let live = q.live.max(1) as usize;
@@ -63,6 +67,7 @@ pub async fn renew(
     )
     .bind::<Text, _>(me)
     .bind::<Double, _>(ttl.as_secs_f64())
+    .prepared()
     .execute(conn)
     .await?;
     diesel::sql_query(
@@ -79,6 +84,7 @@ pub async fn renew(
     .bind::<Text, _>(me)
     .bind::<Double, _>(ttl.as_secs_f64())
     .bind::<BigInt, _>(quota as i64)
+    .prepared()
     .execute(conn)
     .await?;
     let servers: Vec<ServerSpec> = diesel::sql_query(
@@ -86,6 +92,7 @@ pub async fn renew(
          WHERE l.holder = $1 ORDER BY s.id",
     )
     .bind::<Text, _>(me)
+    .prepared()
     .load(conn)
     .await?;
     Ok(Holding { servers, quota })
@@ -101,6 +108,7 @@ pub async fn release(
     diesel::sql_query("DELETE FROM server_leases WHERE holder = $1 AND server_id = $2")
         .bind::<Text, _>(me)
         .bind::<BigInt, _>(server_id)
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -114,10 +122,12 @@ pub async fn release_all(
 ) -> Result<(), diesel::result::Error> {
     diesel::sql_query("DELETE FROM server_leases WHERE holder = $1")
         .bind::<Text, _>(me)
+        .prepared()
         .execute(conn)
         .await?;
     diesel::sql_query("DELETE FROM dispatchers WHERE id = $1")
         .bind::<Text, _>(me)
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())

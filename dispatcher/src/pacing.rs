@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use dialer_core::prepared::PrepareOnce;
 use diesel::QueryableByName;
 use diesel::sql_types::{Double, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -38,6 +39,7 @@ pub async fn reserve(
     .bind::<Timestamptz, _>(now)
     .bind::<Integer, _>(n as i32)
     .bind::<Double, _>(interval)
+    .prepared()
     .load(conn)
     .await?;
     let first = rows.into_iter().next().map_or(now, |r| r.first);

@@ -22,6 +22,7 @@ use crate::outcome::{AttemptTracker, Outcome};
 use crate::registry::{LiveAttempt, Registry};
 use crate::server::Servers;
 use crate::state::{self, StateError, Transition};
+use dialer_core::prepared::PrepareOnce;
 
 /// Restarted under the same id (a fixed `DIALER_DISPATCHER_ID`): attempts still carrying it
 /// belong to the previous process, which nobody follows now. Unmarked, they are orphans like a
@@ -100,6 +101,7 @@ async fn find_orphans(
     .bind::<Array<BigInt>, _>(held)
     .bind::<Text, _>(dispatcher_id)
     .bind::<Double, _>(stale)
+    .prepared()
     .load(&mut conn)
     .await?;
     Ok(orphans)

@@ -15,6 +15,7 @@ use super::settings::BatchSettings;
 use crate::api_error::{ApiError, ApiResult};
 use crate::ops::batches::find_batch;
 use crate::ops::dispatch::{DispatchOutcome, schedule_in_tx};
+use dialer_core::prepared::PrepareOnce;
 
 pub struct Stored {
     pub accepted: usize,
@@ -94,6 +95,7 @@ async fn store_in_tx(
         diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind::<Integer, _>(INGEST_LOCK)
             .bind::<Integer, _>(account.id as i32)
+            .prepared()
             .execute(conn)
             .await?;
         let (batch, created) = upsert_batch(conn, account.id, batch_id, settings).await?;
@@ -130,6 +132,7 @@ async fn store_in_tx(
         )
         .bind::<Array<Text>, _>(&numbers)
         .bind::<BigInt, _>(account.id)
+        .prepared()
         .load::<Phone>(conn)
         .await?;
         let dnc = phone_set(dnc);
@@ -142,6 +145,7 @@ async fn store_in_tx(
             .bind::<BigInt, _>(account.id)
             .bind::<Array<Text>, _>(&numbers)
             .bind::<Integer, _>(account.redial_window_hours)
+            .prepared()
             .load::<Phone>(conn)
             .await?;
             phone_set(recent)
@@ -191,6 +195,7 @@ async fn store_in_tx(
         };
         let total: Count = diesel::sql_query("SELECT count(*) AS n FROM calls WHERE batch_pk = $1")
             .bind::<BigInt, _>(batch.id)
+            .prepared()
             .get_result(conn)
             .await?;
         Ok(Stored {
@@ -227,6 +232,7 @@ async fn upsert_batch(
     .bind::<Nullable<Integer>, _>(s.priority)
     .bind::<Nullable<Timestamptz>, _>(s.expires_at)
     .bind::<Nullable<Bool>, _>(s.dispatch)
+    .prepared()
     .execute(conn)
     .await?;
     Ok((find_batch(conn, account_id, batch_id).await?, created == 1))
@@ -260,6 +266,7 @@ async fn insert_calls(
     .bind::<Array<Text>, _>(&e164)
     .bind::<Array<Nullable<Text>>, _>(&region)
     .bind::<Array<Nullable<Text>>, _>(&custom)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(n)
@@ -272,6 +279,7 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
         "SELECT count(*) AS n FROM calls WHERE account_id = $1 AND status IN ({pending})"
     ))
     .bind::<BigInt, _>(account.id)
+    .prepared()
     .get_result(conn)
     .await?;
     within_quota(
@@ -286,6 +294,7 @@ async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiRes
     )
     .bind::<BigInt, _>(account.id)
     .bind::<Text, _>(&account.timezone)
+    .prepared()
     .get_result(conn)
     .await?;
     within_quota(

@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::{BatchStatus, CallStatus, Disposition, EventType, StateCounts};
 use crate::event_body::{new_event_id, rfc3339};
+use crate::prepared::PrepareOnce;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -62,6 +63,7 @@ pub async fn complete_batch_if_done(
                   OR (status = '{cancelled}' AND completed_at IS NULL)) FOR UPDATE"
         ))
         .bind::<BigInt, _>(batch.batch_pk)
+        .prepared()
         .load(&mut &*shared),
         // Whether any call is left, not how many: this runs at every call's end, and counting
         // a large batch each time would make finishing it quadratic.
@@ -70,6 +72,7 @@ pub async fn complete_batch_if_done(
              AND status IN ({pending_states}) LIMIT 1) x"
         ))
         .bind::<BigInt, _>(batch.batch_pk)
+        .prepared()
         .load(&mut &*shared),
     )
     .await?;
@@ -84,6 +87,7 @@ pub async fn complete_batch_if_done(
          completed_at = now(), updated_at = now() WHERE id = $1"
     ))
     .bind::<BigInt, _>(batch.batch_pk)
+    .prepared()
     .execute(conn)
     .await?;
     if batch.batch_events {
@@ -115,6 +119,7 @@ pub async fn state_counts(
         Disposition::Answered
     ))
     .bind::<BigInt, _>(batch_pk)
+    .prepared()
     .load(conn)
     .await?;
     Ok(StateCounts {
@@ -147,6 +152,7 @@ pub async fn write_batch_completed(
     .bind::<BigInt, _>(batch.batch_pk)
     .bind::<Text, _>(body.to_string())
     .bind::<Timestamptz, _>(now)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())

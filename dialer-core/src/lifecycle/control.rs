@@ -15,6 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::domain::{AttemptState, BatchStatus, CallStatus, EventType};
 use crate::event_body::never_dialed_body_sql;
 use crate::lifecycle::schedule::open_status;
+use crate::prepared::PrepareOnce;
 
 /// Namespace of the per-account claim lock (first key of `pg_advisory_xact_lock(int, int)`).
 const CLAIM_LOCK_SPACE: i32 = 0x4449_414c; // "DIAL"
@@ -27,6 +28,7 @@ pub async fn lock_account_claims(conn: &mut AsyncPgConnection, account_id: i64) 
     diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2::int4)")
         .bind::<Integer, _>(CLAIM_LOCK_SPACE)
         .bind::<Integer, _>((account_id % i64::from(i32::MAX)) as i32)
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -63,6 +65,7 @@ async fn take_back_unsent(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryR
         scheduled = CallStatus::Scheduled,
     ))
     .bind::<BigInt, _>(batch_pk)
+    .prepared()
     .execute(conn)
     .await
 }
@@ -80,6 +83,7 @@ async fn set_status(
     ))
     .bind::<BigInt, _>(batch_pk)
     .bind::<Text, _>(status.as_str())
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())
@@ -108,6 +112,7 @@ pub async fn resume(
            AND j.attempt = c.attempts + 1 AND j.published_at IS NOT NULL",
     )
     .bind::<BigInt, _>(batch_pk)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())
@@ -152,6 +157,7 @@ pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> 
     .bind::<Text, _>(batch.accountcode)
     .bind::<BigInt, _>(batch.batch_id)
     .bind::<BigInt, _>(batch.account_id)
+    .prepared()
     .execute(conn)
     .await
 }

@@ -14,6 +14,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::completion::{BatchRef, LifecycleError, complete_batch_if_done};
 use crate::domain::{BatchStatus, CallStatus, EventType};
 use crate::event_body::never_dialed_body_sql;
+use crate::prepared::PrepareOnce;
 
 /// Batches looked at per sweep.
 const BATCHES_PER_SWEEP: i64 = 100;
@@ -73,6 +74,7 @@ pub async fn expire_due_calls(
          ORDER BY b.id LIMIT $1 FOR UPDATE OF b SKIP LOCKED"
     ))
     .bind::<BigInt, _>(BATCHES_PER_SWEEP)
+    .prepared()
     .load(conn)
     .await?;
     if due.is_empty() {
@@ -103,6 +105,7 @@ pub async fn expire_due_calls(
     ))
     .bind::<Array<BigInt>, _>(&pks)
     .bind::<BigInt, _>(max_calls)
+    .prepared()
     .load(conn)
     .await?;
     let mut out = Vec::with_capacity(expired.len());

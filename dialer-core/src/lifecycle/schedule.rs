@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::BatchStatus;
+use crate::prepared::PrepareOnce;
 
 /// Calls of one batch scheduled by [`schedule_queued`].
 #[derive(Debug, diesel::QueryableByName)]
@@ -55,6 +56,7 @@ pub async fn schedule_queued(
     )
     .bind::<BigInt, _>(account_id)
     .bind::<Nullable<BigInt>, _>(only_batch_pk)
+    .prepared()
     .load(conn)
     .await
 }
@@ -71,6 +73,7 @@ pub async fn reopen(
     )
     .bind::<BigInt, _>(batch_pk)
     .bind::<Text, _>(open_status(was_dispatched).as_str())
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::completion::{BatchRef, LifecycleError, complete_batch_if_done};
 use crate::domain::{CallStatus, Disposition, EventType};
 use crate::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339, undialed_attempt};
+use crate::prepared::PrepareOnce;
 
 /// What ending an undialed call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,7 @@ pub async fn end_undialed(
          JOIN accounts a ON a.id = c.account_id WHERE c.id = $1 FOR UPDATE OF c",
     )
     .bind::<BigInt, _>(call_pk)
+    .prepared()
     .load(conn)
     .await?;
     let Some(call) = rows.into_iter().next() else {
@@ -112,6 +114,7 @@ pub async fn end_undialed(
         .bind::<Text, _>(status)
         .bind::<Nullable<Text>, _>(disposition)
         .bind::<Bool, _>(status.is_final())
+        .prepared()
         .execute(&mut &*shared),
         diesel::sql_query(
             "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, \
@@ -125,6 +128,7 @@ pub async fn end_undialed(
         .bind::<Text, _>(event_type)
         .bind::<Text, _>(&body)
         .bind::<Timestamptz, _>(at)
+        .prepared()
         .execute(&mut &*shared),
     )
     .await?;

@@ -244,3 +244,43 @@ async fn sql_built_event_body_matches_the_rust_one() {
     };
     assert_eq!(serde_json::to_string(&rust).expect("serialize"), row.body);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Sum {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    n: i32,
+}
+
+/// `prepared` text is parsed once per connection and kept; `sql_query` text is not (it was
+/// re-parsed and re-planned at every execution, most of PostgreSQL's CPU per call at paced rates).
+#[tokio::test]
+async fn prepared_statements_are_kept_by_the_connection_and_sql_query_ones_are_not() {
+    use dialer_core::prepared::PrepareOnce;
+    use diesel::sql_types::Integer;
+    const KEPT: &str = "SELECT $1::int + 1 AS n /* prepared test */";
+    const NOT_KEPT: &str = "SELECT $1::int + 2 AS n /* sql_query test */";
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    for i in 0..3 {
+        let kept: Sum = diesel::sql_query(KEPT)
+            .bind::<Integer, _>(i)
+            .prepared()
+            .get_result(&mut conn)
+            .await
+            .expect("prepared runs");
+        assert_eq!(kept.n, i + 1);
+        let other: Sum = diesel::sql_query(NOT_KEPT)
+            .bind::<Integer, _>(i)
+            .get_result(&mut conn)
+            .await
+            .expect("sql_query runs");
+        assert_eq!(other.n, i + 2);
+    }
+    let held = |text: &'static str| {
+        diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1")
+            .bind::<diesel::sql_types::Text, _>(text)
+    };
+    let kept: Count = held(KEPT).get_result(&mut conn).await.expect("count");
+    let not_kept: Count = held(NOT_KEPT).get_result(&mut conn).await.expect("count");
+    assert_eq!((kept.n, not_kept.n), (1, 0));
+}

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use dialer_core::dial_outbox::DialJob;
 use dialer_core::domain::{AttemptState, CallStatus};
+use dialer_core::prepared::PrepareOnce;
 
 use super::transition::StateError;
 
@@ -96,6 +97,7 @@ pub async fn start_attempts(
         .bind::<Timestamptz, _>(now)
         .bind::<BigInt, _>(server_id)
         .bind::<Text, _>(dispatcher_id)
+        .prepared()
         .load(conn)
         .await?;
     Ok(rows)
@@ -111,6 +113,7 @@ pub async fn park_until(
     diesel::sql_query("UPDATE calls SET next_due_at = $2, updated_at = now() WHERE id = $1")
         .bind::<BigInt, _>(call_pk)
         .bind::<Timestamptz, _>(until)
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -143,6 +146,7 @@ pub async fn confirm_sends(
     ))
     .bind::<Array<SqlUuid>, _>(attempts)
     .bind::<Text, _>(dispatcher_id)
+    .prepared()
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())

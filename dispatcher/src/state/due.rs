@@ -7,6 +7,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::domain::CallStatus;
+use dialer_core::prepared::PrepareOnce;
 
 use super::transition::StateError;
 
@@ -30,6 +31,7 @@ pub async fn release_due_calls(conn: &mut AsyncPgConnection) -> Result<Vec<i64>,
          ON CONFLICT (call_pk, attempt) DO UPDATE SET published_at = NULL \
          RETURNING call_pk AS id"
     ))
+    .prepared()
     .load(conn)
     .await?;
     let parked: Vec<DueCall> = diesel::sql_query(format!(
@@ -41,6 +43,7 @@ pub async fn release_due_calls(conn: &mut AsyncPgConnection) -> Result<Vec<i64>,
          UPDATE dial_jobs j SET published_at = NULL FROM due \
          WHERE j.call_pk = due.id AND j.attempt = due.attempts + 1 RETURNING j.call_pk AS id"
     ))
+    .prepared()
     .load(conn)
     .await?;
     Ok(retries.iter().chain(&parked).map(|d| d.id).collect())

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use dialer_core::domain::AttemptState;
+use dialer_core::prepared::PrepareOnce;
 
 use super::transition::StateError;
 
@@ -21,6 +22,7 @@ pub async fn release_attempts_of(
         AttemptState::Ended
     ))
     .bind::<Text, _>(dispatcher_id)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(released)
@@ -42,6 +44,7 @@ pub async fn adopt_unsent(
     ))
     .bind::<SqlUuid, _>(attempt)
     .bind::<Text, _>(dispatcher_id)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(n == 1)
@@ -55,6 +58,7 @@ pub async fn adopt_attempt(
     diesel::sql_query("UPDATE call_attempts SET dispatcher_id = $2 WHERE id = $1")
         .bind::<SqlUuid, _>(attempt)
         .bind::<Text, _>(dispatcher_id)
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())

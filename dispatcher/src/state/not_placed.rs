@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, EventType};
 use dialer_core::lifecycle::end_undialed;
+use dialer_core::prepared::PrepareOnce;
 
 use super::transition::{Applied, StateError};
 
@@ -71,6 +72,7 @@ pub(super) async fn put_back(
         .bind::<Array<SqlUuid>, _>(&ids)
         .bind::<Array<Timestamptz>, _>(&dues)
         .bind::<Timestamptz, _>(now)
+        .prepared()
         .load(conn)
         .await?;
     let mut ended = Vec::new();

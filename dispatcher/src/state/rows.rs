@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use dialer_core::domain::{AttemptState, BatchStatus};
 use dialer_core::lifecycle::BatchRef;
+use dialer_core::prepared::PrepareOnce;
 
 use super::transition::Transition;
 
@@ -115,6 +116,7 @@ pub(super) async fn lock_rows(
          WHERE t.id = ANY($1) ORDER BY c.id, t.id FOR UPDATE OF c, t"
     ))
     .bind::<Array<SqlUuid>, _>(&ids)
+    .prepared()
     .load(conn)
     .await?;
     Ok(rows

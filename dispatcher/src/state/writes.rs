@@ -15,6 +15,7 @@ use dialer_core::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3
 use super::rows::{AttemptRow, CallRow};
 use super::transition::StateError;
 use crate::outcome::Outcome;
+use dialer_core::prepared::PrepareOnce;
 
 /// The attempts' new states, with the column each state sets (`started_at` and `answered_at`
 /// keep a time already set).
@@ -187,6 +188,7 @@ impl Writes {
                 .bind::<Array<Nullable<Text>>, _>(&self.a_disposition)
                 .bind::<Array<Nullable<Integer>>, _>(&self.a_cause)
                 .bind::<Array<Nullable<Text>>, _>(&self.a_error)
+                .prepared()
                 .execute(&mut &*conn)
                 .await
         };
@@ -208,6 +210,7 @@ impl Writes {
             .bind::<Array<Nullable<Text>>, _>(&self.c_disposition)
             .bind::<Array<Nullable<Timestamptz>>, _>(&self.c_due)
             .bind::<Array<Bool>, _>(&self.c_finished)
+            .prepared()
             .execute(&mut &*conn)
             .await
         };
@@ -229,6 +232,7 @@ impl Writes {
             .bind::<Array<Text>, _>(&self.e_type)
             .bind::<Array<Text>, _>(&self.e_body)
             .bind::<Array<Timestamptz>, _>(&self.e_at)
+            .prepared()
             .execute(&mut &*conn)
             .await
         };
