@@ -380,6 +380,7 @@ async fn bench() -> anyhow::Result<()> {
     let tick = Duration::from_millis(50);
     let per_tick = ((steady_rate as f64) * tick.as_secs_f64()).max(1.0) as i32;
     let mut steady_batches = Vec::new();
+    let steady_pg_before = postgres_cpu(&mut conn, &db_name).await?;
     let steady_start = Instant::now();
     let mut next = Instant::now();
     let mut batch_id = 1000;
@@ -411,10 +412,17 @@ async fn bench() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let steady_latency = latency(&mut conn, &steady_batches).await?;
+    let steady_pg_cpu = cpu_delta(&steady_pg_before, &postgres_cpu(&mut conn, &db_name).await?);
 
     let _ = stop_tx.send(true);
     let _ = engine_task.await;
     let _ = prompt_task.await;
+    // What one claim costs now that the history is there: 3 events due, the claim explained
+    // (and rolled back), its buffers counted.
+    let delivered_before_claim = total as i64 + written;
+    let three = seed(&mut conn, accounts[0], 999_999, 3, 1).await?;
+    let claim_buffers = claim_buffers(&mut conn).await?;
+    let _ = three;
     let _ = receiver.kill();
     let _ = receiver.wait();
 
@@ -457,6 +465,42 @@ async fn bench() -> anyhow::Result<()> {
         "    attempt started -> recorded delivered: p50 {:.1} ms, p99 {:.1} ms",
         steady_latency.send_p50, steady_latency.send_p99
     );
+    println!(
+        "    PostgreSQL CPU per event written and delivered: {:.3} ms",
+        steady_pg_cpu * 1000.0 / written.max(1) as f64
+    );
+    println!(
+        "  claim of 3 due events after {delivered_before_claim} delivered: {claim_buffers} buffers (EXPLAIN ANALYZE, BUFFERS)"
+    );
     let _ = Arc::strong_count(&shared);
     Ok(())
+}
+
+/// Shared buffers the claim statement touches (planning excluded), rolled back.
+async fn claim_buffers(conn: &mut AsyncPgConnection) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        plan: String,
+    }
+    let mut text = String::new();
+    let _ = conn
+        .transaction::<(), diesel::result::Error, _>(async |conn| {
+            let plan: Plan = diesel::sql_query(format!(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+                callback_worker::claim::CLAIM_SQL
+            ))
+            .bind::<diesel::sql_types::Array<BigInt>, _>(Vec::<i64>::new())
+            .bind::<BigInt, _>(500_i64)
+            .bind::<Double, _>(120.0)
+            .get_result(conn)
+            .await?;
+            text = plan.plan;
+            Err(diesel::result::Error::RollbackTransaction)
+        })
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&text).context("plan JSON")?;
+    let top = &json[0]["Plan"];
+    let n = |k: &str| top[k].as_i64().unwrap_or(0);
+    Ok(n("Shared Hit Blocks") + n("Shared Read Blocks"))
 }

@@ -1,9 +1,18 @@
-//! Claiming due events: one statement takes up to N pending events whose time has come, skips
-//! those locked by another worker, those of excluded endpoints, and those whose call still has
-//! an earlier event pending (order per call), and pushes each one's `next_attempt_at` to the
-//! end of a lease. That new `next_attempt_at` is the claim's token: the outcome is written only
-//! if it is still there, so a worker whose lease ran out cannot overwrite a newer claim. After a
-//! crash the events come due again by themselves when their lease ends.
+//! Claiming due events from the delivery queue (`callback_queue`): one statement takes up to N
+//! queued events whose time has come, skips those locked by another worker, those of excluded
+//! endpoints, and those whose call still has an earlier event queued (order per call), and
+//! pushes each one's `due_at` to the end of a lease. That new `due_at` is the claim's token: the
+//! outcome is written only if it is still there, so a worker whose lease ran out cannot
+//! overwrite a newer claim. After a crash the events come due again by themselves when their
+//! lease ends.
+//!
+//! Why a queue table beside `call_events` rather than a partial index of it: a row is in the
+//! queue exactly while its event is pending (the triggers of migration
+//! `2026-12-06-000001_callback_queue` keep it so, and events no one will deliver never enter),
+//! and leases, retries and deferrals rewrite only this small table. A claim then walks the
+//! queued events and the dead entries of the last second or so (see [`crate::vacuum`]), never
+//! the history of `call_events`, whose indexes no claim touches; its cost does not depend on
+//! how many events were ever delivered.
 
 use std::time::Duration;
 
@@ -48,25 +57,28 @@ impl ClaimedEvent {
     }
 }
 
-const CLAIM_SQL: &str = "\
+/// The claim statement: `$1` excluded accounts, `$2` limit, `$3` lease in seconds (public so
+/// that tests and benchmarks can `EXPLAIN` it).
+pub const CLAIM_SQL: &str = "\
 WITH picked AS (
-    SELECT c.id FROM call_events c
-    WHERE c.delivery_status = 'pending' AND c.next_attempt_at <= now()
-      AND c.account_id <> ALL($1)
+    SELECT q.event_pk FROM callback_queue q
+    WHERE q.due_at <= now() AND q.account_id <> ALL($1)
       AND NOT EXISTS (
-          SELECT 1 FROM call_events p
-          WHERE p.call_pk = c.call_pk AND p.sequence < c.sequence AND p.delivery_status = 'pending')
-    ORDER BY c.next_attempt_at, c.id
+          SELECT 1 FROM callback_queue p WHERE p.call_pk = q.call_pk AND p.sequence < q.sequence)
+    ORDER BY q.due_at, q.event_pk
     LIMIT $2
-    FOR UPDATE OF c SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
+), leased AS (
+    UPDATE callback_queue q SET due_at = now() + make_interval(secs => $3)
+    FROM picked WHERE q.event_pk = picked.event_pk
+    RETURNING q.event_pk, q.due_at
 )
-UPDATE call_events e SET next_attempt_at = now() + make_interval(secs => $3)
-FROM picked WHERE e.id = picked.id
-RETURNING e.id, e.event_id, e.account_id, e.call_pk, e.sequence, e.event_type, e.body,
-          e.delivery_attempts,
-          COALESCE((SELECT r.attempts_before FROM callback_replays r WHERE r.event_pk = e.id), 0)
-              AS attempts_before,
-          e.next_attempt_at AS lease_token";
+SELECT e.id, e.event_id, e.account_id, e.call_pk, e.sequence, e.event_type, e.body,
+       e.delivery_attempts, COALESCE(r.attempts_before, 0) AS attempts_before,
+       l.due_at AS lease_token
+FROM leased l
+JOIN call_events e ON e.id = l.event_pk
+LEFT JOIN callback_replays r ON r.event_pk = l.event_pk";
 
 /// Claims up to `limit` due events, skipping the accounts in `excluded`.
 pub async fn claim_due(
@@ -87,15 +99,15 @@ pub async fn claim_due(
 }
 
 /// Pushes the due events of an endpoint whose circuit is open to when it may be tried again,
-/// without using up any of their tries (and so they stop being scanned meanwhile).
+/// without using up any of their tries (and so they stop being scanned meanwhile). Claimed
+/// events keep their lease.
 pub async fn defer_account(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     until: DateTime<Utc>,
 ) -> Result<usize, diesel::result::Error> {
     diesel::sql_query(
-        "UPDATE call_events SET next_attempt_at = $2 \
-         WHERE account_id = $1 AND delivery_status = 'pending' AND next_attempt_at <= now()",
+        "UPDATE callback_queue SET due_at = $2 WHERE account_id = $1 AND due_at <= now()",
     )
     .bind::<BigInt, _>(account_id)
     .bind::<Timestamptz, _>(until)

@@ -40,6 +40,9 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// `DIALER_CALLBACK_PREFETCH` (1000): unacked prompts from RabbitMQ.
     pub prefetch: u16,
+    /// `DIALER_CALLBACK_QUEUE_VACUUM_MS` (1000): the delivery queue is vacuumed at most this
+    /// often, after it changed (0: never, autovacuum only).
+    pub queue_vacuum: Duration,
 }
 
 impl WorkerConfig {
@@ -74,6 +77,7 @@ impl WorkerConfig {
             // As the dispatcher's DIALER_PREFETCH: 0 (no limit in AMQP) and values past the
             // protocol's 65535 are refused, not clamped.
             prefetch: env.positive::<u16>("DIALER_CALLBACK_PREFETCH", 1_000)?,
+            queue_vacuum: env.millis("DIALER_CALLBACK_QUEUE_VACUUM_MS", 1_000)?,
         };
         // A request starts only with a request timeout and a second left on its lease.
         if config.lease < config.request_timeout + Duration::from_secs(2) {

@@ -25,6 +25,7 @@ use crate::delivery::{self, AttemptReport, HttpSettings};
 use crate::endpoints::{Endpoint, EndpointCache};
 use crate::record::{self, Outcome, Resolution};
 use crate::schedule::NextStep;
+use crate::vacuum::{self, Churn};
 use dialer_core::url_policy::UrlPolicy;
 
 /// Time a request must still have on its lease when it starts, beyond the request timeout.
@@ -42,6 +43,8 @@ pub struct Shared {
     excluded: Mutex<Vec<i64>>,
     /// Claimed events not yet recorded.
     outstanding: AtomicUsize,
+    /// The delivery queue changed since it was last vacuumed.
+    churn: Arc<Churn>,
     pub stats: Stats,
 }
 
@@ -109,6 +112,12 @@ impl Engine {
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Vec<Job>>();
         let (rec_tx, rec_rx) = mpsc::unbounded_channel::<RecorderMsg>();
         let recorder = tokio::spawn(recorder(self.pool.clone(), self.shared.clone(), rec_rx));
+        let vacuum = tokio::spawn(vacuum::run(
+            self.pool.clone(),
+            self.shared.churn.clone(),
+            self.config.queue_vacuum,
+            stop.clone(),
+        ));
         let claimer = tokio::spawn(claimer(
             self.config.clone(),
             self.pool.clone(),
@@ -134,6 +143,7 @@ impl Engine {
             dispatcher_abort.abort();
         }
         let _ = recorder.await;
+        let _ = vacuum.await;
     }
 }
 
@@ -212,6 +222,7 @@ async fn claim_round(
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
+    shared.churn.mark();
     shared
         .outstanding
         .fetch_add(claimed.len(), Ordering::AcqRel);
@@ -411,6 +422,10 @@ async fn dispatcher(
     }
 }
 
+/// Why an event is not to be sent. Such events are stored `skipped` when written, with these
+/// reasons (the `call_events_skip_undeliverable` trigger, migration
+/// `2026-12-06-000001_callback_queue`); this catches what changed after: a URL cleared, batch
+/// events unsubscribed.
 fn skip_reason(job: &Job) -> Option<String> {
     if job.event.event_type == EventType::BatchCompleted && !job.endpoint.batch_events {
         return Some("the account does not subscribe to batch events".into());
@@ -518,6 +533,7 @@ async fn recorder(
             .stats
             .record_statements
             .fetch_add(1, Ordering::Relaxed);
+        shared.churn.mark();
         shared
             .outstanding
             .fetch_sub(outcomes.len(), Ordering::AcqRel);

@@ -15,6 +15,7 @@ pub mod record;
 pub mod resolver;
 pub mod schedule;
 pub mod signing;
+pub mod vacuum;
 
 pub use config::WorkerConfig;
 pub use engine::Engine;

@@ -1,6 +1,9 @@
 //! Writing what happened, many events per statement: the attempt records (`callback_deliveries`,
-//! one row per try) and each event's new state, in one statement (one commit, one round trip).
-//! An event's state changes only if its claim token is still in place.
+//! one row per try), each event's place in the delivery queue and its new state, in one
+//! statement (one commit, one round trip). An event's state changes only if its claim token is
+//! still its `due_at` in `callback_queue`. A settled event (delivered, failed, skipped) leaves
+//! the queue; one due again (retry, released) stays with its new due time, and `call_events` is
+//! written only when something happened to it (a try, an end), not for a release.
 
 use chrono::{DateTime, Utc};
 use dialer_core::callbacks::listing::DeliveryAttempt;
@@ -45,6 +48,24 @@ WITH input AS (
     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::timestamptz[],
                          $5::text[], $6::int[])
         AS u(id, token, status, next_at, last_error, tried)
+), settled AS (
+    DELETE FROM callback_queue q USING input i
+    WHERE q.event_pk = i.id AND q.due_at = i.token AND i.status <> 'pending'
+    RETURNING q.event_pk
+), requeued AS (
+    UPDATE callback_queue q SET due_at = i.next_at
+    FROM input i
+    WHERE q.event_pk = i.id AND q.due_at = i.token AND i.status = 'pending'
+    RETURNING q.event_pk, q.call_pk, q.sequence, i.next_at, i.tried
+), held_back AS (
+    -- Later events of a call whose event waits for a retry cannot go before it: move them out
+    -- of the way so claims do not scan them again and again.
+    UPDATE callback_queue s SET due_at = r.next_at
+    FROM requeued r
+    WHERE s.call_pk = r.call_pk AND s.sequence > r.sequence
+      AND s.due_at <= now() AND s.due_at < r.next_at
+      AND s.event_pk NOT IN (SELECT id FROM input)
+    RETURNING s.event_pk
 ), updated AS (
     UPDATE call_events e SET
         delivery_status = i.status,
@@ -54,18 +75,10 @@ WITH input AS (
         last_error = CASE WHEN i.status = 'delivered' THEN NULL
                           ELSE COALESCE(i.last_error, e.last_error) END
     FROM input i
-    WHERE e.id = i.id AND e.next_attempt_at = i.token AND e.delivery_status = 'pending'
-    RETURNING e.id, e.call_pk, e.sequence, i.status, i.next_at
-), held_back AS (
-    -- Later events of a call whose event waits for a retry cannot go before it: move them out
-    -- of the way so claims do not scan them again and again.
-    UPDATE call_events s SET next_attempt_at = u.next_at
-    FROM updated u
-    WHERE u.status = 'pending' AND s.call_pk = u.call_pk AND s.sequence > u.sequence
-      AND s.delivery_status = 'pending' AND s.next_attempt_at <= now()
-      AND s.next_attempt_at < u.next_at
-      AND s.id NOT IN (SELECT id FROM input)
-    RETURNING s.id
+    WHERE e.id = i.id
+      AND (e.id IN (SELECT event_pk FROM settled)
+           OR e.id IN (SELECT event_pk FROM requeued WHERE tried > 0))
+    RETURNING e.id
 ), attempts AS (
     INSERT INTO callback_deliveries
         (event_pk, attempt, attempted_at, url, status_code, error, latency_ms, response_head)
@@ -74,7 +87,8 @@ WITH input AS (
     ON CONFLICT (event_pk, attempt) DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM updated) AS updated, (SELECT count(*) FROM attempts) AS attempts";
+SELECT (SELECT count(*) FROM settled) + (SELECT count(*) FROM requeued) AS updated,
+       (SELECT count(*) FROM attempts) AS attempts";
 
 pub async fn record(
     conn: &mut AsyncPgConnection,

@@ -6,4 +6,5 @@ mod receiver;
 
 mod crash;
 mod delivery;
+mod queue;
 mod tls;

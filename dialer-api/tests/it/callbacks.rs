@@ -39,8 +39,10 @@ async fn text(app: &TestApp, sql: &str) -> String {
     rows.into_iter().next().unwrap_or_default()
 }
 
-/// A batch of `n` calls, cancelled: `n` `call_cancelled` events (pending), oldest first.
+/// A batch of `n` calls, cancelled: `n` `call_cancelled` events (pending: the account gets a
+/// callback URL), oldest first.
 async fn cancelled_events(app: &TestApp, c: &Client, batch_id: i64, n: usize) -> Vec<String> {
+    app.with_callback_url(&c.accountcode).await;
     let data: Vec<Value> = (0..n)
         .map(|i| json!({"phone_number": format!("98765{:05}", i + 100 * batch_id as usize)}))
         .collect();

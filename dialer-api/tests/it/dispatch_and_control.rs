@@ -196,8 +196,13 @@ async fn a_completed_batch_cannot_be_cancelled() {
 async fn cancel_events_reach_the_events_queue() {
     use lapin::options::BasicGetOptions;
     let (app, acme) = TestApp::with_account("ACME").await;
+    app.with_callback_url("ACME").await;
     acme.insert_rows(1, rows(0, 3)).await;
     acme.control(1, "cancel").await;
+    // An account without callback URL: its events are stored skipped, nothing to hand off.
+    let other = app.account("NOURL").await;
+    other.insert_rows(1, rows(10, 2)).await;
+    other.control(1, "cancel").await;
     let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "t")
         .await
         .expect("amqp");

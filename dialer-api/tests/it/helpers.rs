@@ -133,6 +133,16 @@ impl TestApp {
         self.client(created.api_key, code)
     }
 
+    /// Gives account `code` a callback URL if it has none: its events are then written
+    /// pending (an account without one has them stored `skipped`).
+    pub async fn with_callback_url(&self, code: &str) {
+        self.sql(&format!(
+            "UPDATE accounts SET callback_url = coalesce(callback_url, 'https://93.184.216.34/cb') \
+             WHERE accountcode = '{code}'"
+        ))
+        .await;
+    }
+
     pub async fn sql(&self, sql: &str) {
         use diesel_async::SimpleAsyncConnection;
         let mut conn = self.pool.get().await.expect("conn");

@@ -1,0 +1,204 @@
+//! The delivery queue: what enters it, what a claim costs, and the claim token.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use callback_worker::claim::{self, CLAIM_SQL};
+use callback_worker::record::{self, Outcome, Resolution};
+use dialer_core::callbacks::replay::{self, ReplaySelection};
+use dialer_core::domain::DeliveryStatus;
+use diesel::sql_types::{Array, BigInt, Double, Text};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::helpers::{Harness, account_events_in};
+use crate::receiver::MODE_OK;
+
+const QUEUED: &str = "SELECT count(*) AS n FROM callback_queue";
+
+#[derive(diesel::QueryableByName)]
+struct EventIdRow {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+}
+
+#[tokio::test]
+async fn an_event_without_a_callback_url_is_skipped_at_insert_and_sent_only_by_a_replay() {
+    let h = Harness::new().await;
+    let e = h.endpoint("LATE", MODE_OK).await;
+    let account = e.account;
+    h.exec(&format!(
+        "UPDATE accounts SET callback_url = NULL WHERE id = {account}"
+    ))
+    .await;
+    let batch = h.events(account, 2, 1).await;
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) AS n FROM call_events WHERE account_id = {account} \
+             AND delivery_status = 'skipped' AND last_error = 'the account has no callback URL' \
+             AND published_at IS NOT NULL"
+        ))
+        .await,
+        2,
+        "stored skipped, with the worker's reason, and nothing to hand off"
+    );
+    assert_eq!(h.count(QUEUED).await, 0, "never queued");
+
+    let run = h.start(h.config());
+    // A URL set afterwards does not send them (the worker re-reads settings every 200 ms and
+    // polls every 200 ms here: this is several rounds of both).
+    h.exec(&format!(
+        "UPDATE accounts SET callback_url = 'http://{}/cb' WHERE id = {account}",
+        e.addr
+    ))
+    .await;
+    // And a batch event of an account that does not subscribe to them is skipped at insert too.
+    h.batch_event(batch).await;
+    assert_eq!(
+        h.count(
+            "SELECT count(*) AS n FROM call_events WHERE event_type = 'batch_completed' \
+             AND delivery_status = 'skipped' \
+             AND last_error = 'the account does not subscribe to batch events'"
+        )
+        .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        AtomicU64::load(&e.state.requests, Ordering::SeqCst),
+        0,
+        "nothing sent"
+    );
+    assert_eq!(
+        h.count(&account_events_in(account, DeliveryStatus::Skipped))
+            .await,
+        3
+    );
+
+    // A replay sends it.
+    let mut conn = h.conn().await;
+    let first: EventIdRow = diesel::sql_query(
+        "SELECT event_id FROM call_events WHERE account_id = $1 AND call_pk IS NOT NULL \
+         ORDER BY id LIMIT 1",
+    )
+    .bind::<BigInt, _>(account)
+    .get_result(&mut conn)
+    .await
+    .expect("first event");
+    let one = vec![first.event_id.clone()];
+    let reset = replay::redeliver(&mut conn, account, &ReplaySelection::EventIds(one.clone()))
+        .await
+        .expect("replay");
+    assert_eq!(reset, one);
+    h.wait_delivered(1, Duration::from_secs(30)).await;
+    run.shutdown().await;
+    let accepted = e.state.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].event_id, first.event_id);
+    assert_eq!(h.count(QUEUED).await, 0, "delivered events leave the queue");
+    assert_eq!(
+        h.count(&account_events_in(account, DeliveryStatus::Skipped))
+            .await,
+        2
+    );
+}
+
+/// Shared and local buffers the claim statement touched, from `EXPLAIN (ANALYZE, BUFFERS)`
+/// (planning excluded), and how many events it claimed. Rolled back: nothing stays claimed.
+async fn claim_buffers(h: &Harness) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        plan: String,
+    }
+    let mut conn = h.conn().await;
+    let mut out = (0, 0);
+    conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+        let plan: Plan = diesel::sql_query(format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {CLAIM_SQL}"
+        ))
+        .bind::<Array<BigInt>, _>(Vec::<i64>::new())
+        .bind::<BigInt, _>(500_i64)
+        .bind::<Double, _>(120.0)
+        .get_result(conn)
+        .await?;
+        let json: serde_json::Value = serde_json::from_str(&plan.plan).expect("plan JSON");
+        let top = &json[0]["Plan"];
+        let n = |k: &str| top[k].as_i64().unwrap_or(0);
+        out = (
+            n("Shared Hit Blocks") + n("Shared Read Blocks") + n("Local Hit Blocks"),
+            n("Actual Rows"),
+        );
+        Err(diesel::result::Error::RollbackTransaction)
+    })
+    .await
+    .err();
+    out
+}
+
+#[tokio::test]
+async fn a_claim_costs_the_same_whatever_the_history() {
+    let h = Harness::new().await;
+    let e = h.endpoint("HISTORY", MODE_OK).await;
+    // History: 4,500 events delivered for real by the worker.
+    h.events(e.account, 1500, 3).await;
+    let run = h.start(h.config());
+    h.wait_delivered(4500, Duration::from_secs(120)).await;
+    // The worker's own vacuum runs within a second or so of its last change.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    run.shutdown().await;
+    // Three events due now.
+    h.events(e.account, 3, 1).await;
+    let (buffers, claimed) = claim_buffers(&h).await;
+    println!("claim of {claimed} due events after 4,500 delivered: {buffers} buffers");
+    assert_eq!(claimed, 3);
+    // About a dozen index and heap pages per claimed event (queue, call_events, replays),
+    // whatever the history; walking the history's dead entries took hundreds.
+    assert!(
+        buffers <= 60,
+        "the claim touched {buffers} buffers for 3 events"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_claim_writes_nothing_and_the_newer_one_settles_the_event() {
+    let h = Harness::new().await;
+    let e = h.endpoint("TOKEN", MODE_OK).await;
+    h.events(e.account, 1, 1).await;
+    let mut conn = h.conn().await;
+    // A lease of zero: due again at once, as after a lease that ran out.
+    let first = claim::claim_due(&mut conn, 10, &[], Duration::ZERO)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    let second = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+        .await
+        .expect("claim again");
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].lease_token, second[0].lease_token);
+    let delivered = |token| Outcome {
+        event_pk: first[0].id,
+        lease_token: token,
+        resolution: Resolution::Delivered,
+        attempt: None,
+    };
+    let stale = record::record(&mut conn, &[delivered(first[0].lease_token)])
+        .await
+        .expect("record stale");
+    assert_eq!(stale.updated, 0, "the first claim lost the event");
+    assert_eq!(h.count(QUEUED).await, 1);
+    // Deferring the account (circuit open) leaves the claimed event's lease alone.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    claim::defer_account(&mut conn, e.account, later)
+        .await
+        .expect("defer");
+    let fresh = record::record(&mut conn, &[delivered(second[0].lease_token)])
+        .await
+        .expect("record");
+    assert_eq!(fresh.updated, 1);
+    assert_eq!(h.count(QUEUED).await, 0);
+    assert_eq!(
+        h.count(&account_events_in(e.account, DeliveryStatus::Delivered))
+            .await,
+        1
+    );
+}
