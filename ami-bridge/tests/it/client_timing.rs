@@ -99,20 +99,22 @@ async fn the_stamps_are_the_sockets_while_the_callers_runtime_is_blocked() {
         written <= pbx.action_read + slack,
         "written after the PBX read it"
     );
+    // Wide margins (a loaded machine schedules threads late), well short of the block.
+    let margin = BLOCKED / 3;
     assert!(
-        pbx.action_read.saturating_duration_since(written) < Duration::from_millis(100),
+        pbx.action_read.saturating_duration_since(written) < margin,
         "written {:?} before the PBX read it",
         pbx.action_read.saturating_duration_since(written)
     );
     assert!(read >= pbx.answered);
     assert!(
-        read - pbx.answered < Duration::from_millis(100),
+        read - pbx.answered < margin,
         "read {:?} after the PBX wrote it, though the caller was blocked for {BLOCKED:?}",
         read - pbx.answered
     );
     let pbx_time = read - written;
     assert!(
-        pbx_time + slack >= PBX_TIME && pbx_time < PBX_TIME + Duration::from_millis(150),
+        pbx_time + slack >= PBX_TIME && pbx_time < PBX_TIME + margin,
         "{pbx_time:?}"
     );
 }
