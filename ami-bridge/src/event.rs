@@ -61,6 +61,11 @@ impl Event {
         self.message().first_value().unwrap_or_default()
     }
 
+    /// When the client read this event off the socket (see [`Message::read_at`]).
+    pub fn read_at(&self) -> Option<std::time::Instant> {
+        self.message().read_at()
+    }
+
     /// The Uniqueid of the channel the event is about (`DestUniqueid` for Dial events), if any.
     pub fn uniqueid(&self) -> Option<&str> {
         match self {

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Instant;
 
 /// What a message is, decided by its first header only: `OriginateResponse` is an event that also
 /// carries `Response:` and `ActionID`, and list items (`CoreShowChannel`) carry `ActionID` too.
@@ -32,6 +33,19 @@ impl Span {
     }
 }
 
+/// When a message's last bytes were read off the socket. Not part of what the message says: two
+/// messages with the same headers are equal whenever they were read.
+#[derive(Clone, Copy, Default)]
+struct ReadAt(Option<Instant>);
+
+impl PartialEq for ReadAt {
+    fn eq(&self, _: &ReadAt) -> bool {
+        true
+    }
+}
+
+impl Eq for ReadAt {}
+
 /// A parsed AMI message. Header names compare case-insensitively, as Asterisk does.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
@@ -39,6 +53,7 @@ pub struct Message {
     headers: Vec<Span>,
     /// Lines without a `:` (the body of an old `Response: Follows`, or garbage), in order.
     body: Vec<(u32, u32)>,
+    read_at: ReadAt,
 }
 
 impl Message {
@@ -70,7 +85,19 @@ impl Message {
             text,
             headers,
             body,
+            read_at: ReadAt::default(),
         }
+    }
+
+    /// When the client read the message's last bytes off the socket, before decoding it: the
+    /// moment the PBX's words reached this host, however late the caller handles them. `None`
+    /// for a message that was not received (built here, or by the simulator).
+    pub fn read_at(&self) -> Option<Instant> {
+        self.read_at.0
+    }
+
+    pub(crate) fn set_read_at(&mut self, at: Instant) {
+        self.read_at = ReadAt(Some(at));
     }
 
     /// Builds a message from header pairs (used by the simulator and tests).

@@ -34,6 +34,11 @@ pub struct LiveAttempt {
     pub answered: Option<Instant>,
     /// The platform asked the PBX to hang up (maximum call length).
     pub hangup_requested: bool,
+    /// When the Originate's last byte was written to the PBX's socket, and when its channel's
+    /// first event was read off it (both stamped by the AMI client at the socket): the PBX's
+    /// channel-creation time, learnt from whichever comes second.
+    pub written: Option<Instant>,
+    pub channel_read: Option<Instant>,
 }
 
 impl LiveAttempt {
@@ -58,6 +63,8 @@ impl LiveAttempt {
             max_call: Duration::from_secs(max_call_seconds.max(1) as u64),
             answered: None,
             hangup_requested: false,
+            written: None,
+            channel_read: None,
         }
     }
 }
@@ -112,8 +119,22 @@ impl Registry {
         })
     }
 
-    pub fn sent_at(&self, id: &Uuid) -> Option<Instant> {
-        self.attempts.lock().ok()?.get(id)?.sent
+    /// The attempt's Originate was in the PBX's socket at `at`: its channel-creation time, if
+    /// its channel was already seen.
+    pub fn originate_written(&self, id: &Uuid, at: Instant) -> Option<Duration> {
+        let mut m = self.attempts.lock().ok()?;
+        let a = m.get_mut(id)?;
+        a.written = Some(at);
+        Some(a.channel_read?.saturating_duration_since(at))
+    }
+
+    /// The attempt's channel was read off the PBX's socket at `at`: its channel-creation time,
+    /// if its Originate's write is known already.
+    pub fn channel_read(&self, id: &Uuid, at: Instant) -> Option<Duration> {
+        let mut m = self.attempts.lock().ok()?;
+        let a = m.get_mut(id)?;
+        a.channel_read = Some(at);
+        Some(at.saturating_duration_since(a.written?))
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
@@ -422,6 +443,25 @@ mod tests {
             second > first && third > second,
             "{first:?} {second:?} {third:?}"
         );
+    }
+
+    #[test]
+    fn channel_creation_time_is_known_whichever_stamp_comes_second() {
+        let r = Registry::default();
+        let t0 = Instant::now();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        r.insert(a, attempt(1));
+        r.insert(b, attempt(1));
+        assert_eq!(r.originate_written(&a, t0), None);
+        assert_eq!(
+            r.channel_read(&a, t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
+        // The Originate's task learnt of its write after the pump saw the channel.
+        assert_eq!(r.channel_read(&b, t0 + Duration::from_millis(12)), None);
+        assert_eq!(r.originate_written(&b, t0), Some(Duration::from_millis(12)));
+        // An attempt no longer followed gives nothing.
+        assert_eq!(r.channel_read(&Uuid::new_v4(), t0), None);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Server {
     reserved: Mutex<usize>,
     /// The last AMI catch-up mark whose events are all applied (see [`Server::settle`]).
     caught_up: watch::Sender<u64>,
+    /// Where the Originate's write and its channel's read meet (see [`crate::health`]).
+    registry: Arc<Registry>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -82,6 +84,7 @@ impl Server {
             shutting_down: Mutex::new(None),
             reserved: Mutex::new(0),
             caught_up: watch::Sender::new(0),
+            registry: registry.clone(),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(run(server.clone(), registry, transitions));
@@ -145,8 +148,8 @@ impl Server {
         self.usable_channels().saturating_sub(used)
     }
 
-    /// Records how long an Originate took to get its channel.
-    pub fn channel_created(&self, after: Duration) {
+    /// Records how long the PBX took to create an Originate's channel.
+    fn channel_created(&self, after: Duration) {
         if let Ok(mut h) = self.health.lock() {
             h.channel_created(after, Instant::now());
         }
@@ -155,7 +158,7 @@ impl Server {
     }
 
     /// Records an Originate that got no channel at all.
-    pub fn no_channel(&self) {
+    fn no_channel(&self) {
         if let Ok(mut h) = self.health.lock() {
             h.no_channel(Instant::now());
         }
@@ -165,12 +168,20 @@ impl Server {
     pub fn check_health(&self) {
         let factor = match self.health.lock() {
             Ok(mut h) => {
-                let before = h.factor();
-                let after = h.evaluate(Instant::now());
-                if (after - before).abs() > f64::EPSILON {
-                    warn!(server = %self.spec.code, from = before, to = after, "PBX capacity factor changed");
+                let seen = h.evaluate(Instant::now());
+                if seen.changed() {
+                    warn!(
+                        server = %self.spec.code,
+                        from = seen.previous,
+                        to = seen.factor,
+                        channel_p90_ms = seen.p90.map(|p| p.as_millis() as u64),
+                        knee_ms = seen.knee.as_millis() as u64,
+                        channels = seen.channels,
+                        no_channel = seen.failures,
+                        "PBX capacity factor changed"
+                    );
                 }
-                after
+                seen.factor
             }
             Err(_) => return,
         };
@@ -236,7 +247,13 @@ impl Server {
         }
         metrics::counter!("dialer_originates_total", "server" => self.spec.code.clone())
             .increment(1);
-        client.originate(o).await.map(|_| ())
+        let response = client.originate(o).await?;
+        if let Some(at) = response.written_at
+            && let Some(after) = self.registry.originate_written(&c.attempt_id, at)
+        {
+            self.channel_created(after);
+        }
+        Ok(())
     }
 
     pub async fn hangup(&self, attempt: Uuid) -> Result<(), AmiError> {
@@ -313,6 +330,8 @@ async fn run(
     );
     config.ping_interval = Duration::from_secs(3);
     config.ping_timeout = Duration::from_secs(3);
+    // The overload signal is timed at the socket; this runtime's own delays stay out of it.
+    config.io_thread = true;
     let mut delay = Duration::from_millis(200);
     let (client, mut events) = loop {
         match AmiClient::connect(config.clone()).await {
@@ -336,8 +355,10 @@ async fn run(
                 if let Some(t) = registry.on_event(spec.id, &e) {
                     match &t {
                         Transition::Started { attempt, .. } => {
-                            if let Some(sent) = registry.sent_at(attempt) {
-                                server.channel_created(sent.elapsed());
+                            if let Some(at) = e.read_at()
+                                && let Some(after) = registry.channel_read(attempt, at)
+                            {
+                                server.channel_created(after);
                             }
                         }
                         Transition::Ended { outcome, .. }

@@ -25,6 +25,14 @@ pub struct ClientConfig {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub max_message_bytes: usize,
+    /// Runs the connection (reads, writes, keepalive) on a thread and runtime of its own rather
+    /// than the caller's: the moments stamped on what was written and read
+    /// ([`Response::written_at`], [`Message::read_at`]) are then the socket's, not delayed by
+    /// whatever keeps the caller's runtime busy. Off by default (one thread per connection).
+    ///
+    /// [`Response::written_at`]: super::Response::written_at
+    /// [`Message::read_at`]: crate::message::Message::read_at
+    pub io_thread: bool,
 }
 
 impl ClientConfig {
@@ -46,6 +54,7 @@ impl ClientConfig {
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            io_thread: false,
         }
     }
 }
@@ -59,6 +68,7 @@ impl fmt::Debug for ClientConfig {
             .field("action_timeout", &self.action_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("reconnect", &self.reconnect)
+            .field("io_thread", &self.io_thread)
             .finish_non_exhaustive()
     }
 }

@@ -2,8 +2,10 @@
 //! socket until it ends, then reconnect with backoff and log in again, reporting each loss and
 //! return on the event stream.
 
+use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +17,7 @@ use super::config::ClientConfig;
 use super::error::AmiError;
 use super::events::{ClientEvent, ConnectionState, DisconnectReason};
 use super::reader::Reader;
-use super::shared::{ConnChannels, Shared};
+use super::shared::{ConnChannels, Outgoing, Shared};
 use crate::action::Action;
 use crate::backoff::Backoff;
 use crate::codec::{Decoder, Frame};
@@ -159,26 +161,56 @@ async fn serve(
         rd,
         decoder,
         events,
+        read_at: Instant::now(),
     };
     tokio::select! {
         r = reader.run(silence, channels.catch_ups) => r,
-        r = write_loop(wr, channels.writes) => r,
+        r = write_loop(shared, wr, channels.writes) => r,
         r = keepalive(shared) => r,
         _ = shutdown.wait_for(|s| *s) => DisconnectReason::Closed,
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) -> DisconnectReason {
-    while let Some(mut buf) = rx.recv().await {
-        // Gather what else is queued into one write: thousands of Originates per second.
-        while buf.len() < WRITE_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
-                Err(_) => break,
+/// Writes queued actions, gathered into one write when they queue up (thousands of Originates
+/// per second), and stamps each action once its last byte is in the socket: the time it waited
+/// in the queue is ours, not the PBX's.
+async fn write_loop(
+    shared: &Shared,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+) -> DisconnectReason {
+    let mut buf = Vec::with_capacity(WRITE_BATCH_BYTES);
+    // Each action's ActionID and where its bytes end in `buf`.
+    let mut ends: Vec<(usize, String)> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        ends.clear();
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            buf.extend_from_slice(&out.bytes);
+            ends.push((buf.len(), out.action_id));
+            if buf.len() < WRITE_BATCH_BYTES {
+                next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
-            return DisconnectReason::Io(e.to_string());
+        let (mut done, mut stamped) = (0, 0);
+        while done < buf.len() {
+            match wr.write(&buf[done..]).await {
+                Ok(0) => return DisconnectReason::Io("the socket accepts no more bytes".into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return DisconnectReason::Io(e.to_string()),
+            }
+            // Stamped in the same poll as the write that finished them, so before the reader
+            // (same task) can route their responses.
+            let complete = ends[stamped..].partition_point(|(end, _)| *end <= done);
+            if complete > 0 {
+                let ids = ends[stamped..stamped + complete].iter();
+                shared
+                    .waiters
+                    .written(ids.map(|(_, id)| id.as_str()), Instant::now());
+                stamped += complete;
+            }
         }
     }
     // Every sender is gone: the client is shutting down.

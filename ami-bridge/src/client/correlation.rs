@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
@@ -19,6 +20,9 @@ pub struct Response {
     pub events: Vec<Message>,
     /// The event that closed the list (`CoreShowChannelsComplete`), when there was a list.
     pub list_end: Option<Message>,
+    /// When the action's last byte was written to the socket (not when it was queued): with
+    /// [`Message::read_at`] of what the PBX sends back, the PBX's own time, without ours.
+    pub written_at: Option<Instant>,
 }
 
 impl Response {
@@ -52,6 +56,7 @@ struct Pending {
     tx: oneshot::Sender<Result<Response, AmiError>>,
     /// Set once a list's `EventList: start` response has arrived; items follow.
     list: Option<(Message, Vec<Message>)>,
+    written_at: Option<Instant>,
 }
 
 /// The actions waiting for their answers, by ActionID.
@@ -66,11 +71,26 @@ impl Waiters {
     /// always finds it.
     pub(super) fn register(&self, id: &str) -> Result<Answer, AmiError> {
         let (tx, rx) = oneshot::channel();
-        self.0
-            .lock()
-            .map_err(|_| AmiError::Closed)?
-            .insert(id.to_string(), Pending { tx, list: None });
+        self.0.lock().map_err(|_| AmiError::Closed)?.insert(
+            id.to_string(),
+            Pending {
+                tx,
+                list: None,
+                written_at: None,
+            },
+        );
         Ok(rx)
+    }
+
+    /// The bytes of these actions are all in the socket since `at`.
+    pub(super) fn written<'a>(&self, ids: impl IntoIterator<Item = &'a str>, at: Instant) {
+        if let Ok(mut p) = self.0.lock() {
+            for id in ids {
+                if let Some(entry) = p.get_mut(id) {
+                    entry.written_at.get_or_insert(at);
+                }
+            }
+        }
     }
 
     pub(super) fn forget(&self, id: &str) {
@@ -122,6 +142,7 @@ impl Waiters {
                         message: msg,
                         events: Vec::new(),
                         list_end: None,
+                        written_at: entry.written_at,
                     }));
                 }
                 None
@@ -141,12 +162,14 @@ impl Waiters {
                     if let Some(Pending {
                         tx,
                         list: Some((response, events)),
+                        written_at,
                     }) = pending.remove(&id)
                     {
                         let _ = tx.send(Ok(Response {
                             message: response,
                             events,
                             list_end: Some(msg),
+                            written_at,
                         }));
                     }
                 } else if let Some(Pending {

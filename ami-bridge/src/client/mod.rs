@@ -12,14 +12,21 @@
 //! timer run out before it has read what the PBX sent meanwhile; those bytes decide, not the
 //! timers. [`AmiClient::catch_up`] gives callers with timers of their own the same footing.
 //!
+//! What was written and read is stamped at the socket: [`Response::written_at`] when an action's
+//! last byte went out, [`Message::read_at`] when a message's last byte came in. Their difference
+//! is the PBX's time plus the network's; with [`ClientConfig::io_thread`] the connection runs on
+//! a thread of its own, so the caller's busy runtime does not add to it either.
+//!
 //! Here the handle; `connection` is the task and its reconnect loop, `reader` its read side,
-//! `correlation` the matching of answers to actions, `shared` what both sides hold.
+//! `correlation` the matching of answers to actions, `shared` what both sides hold, `io_thread`
+//! the connection's own thread when asked for.
 
 mod config;
 mod connection;
 mod correlation;
 mod error;
 mod events;
+mod io_thread;
 mod reader;
 mod shared;
 
@@ -36,6 +43,7 @@ use self::connection::{establish, supervise};
 pub use self::correlation::Response;
 pub use self::error::AmiError;
 pub use self::events::{ClientEvent, ConnectionState, DisconnectReason};
+use self::io_thread::IoThread;
 use self::shared::Shared;
 use crate::action::{Action, Originate};
 use crate::message::Message;
@@ -73,7 +81,14 @@ impl AmiClient {
     pub async fn connect(
         config: ClientConfig,
     ) -> Result<(AmiClient, mpsc::UnboundedReceiver<ClientEvent>), AmiError> {
-        let conn = establish(&config).await?;
+        let io = config.io_thread.then(IoThread::start).transpose()?;
+        let conn = match &io {
+            Some(io) => {
+                let config = config.clone();
+                io.block(async move { establish(&config).await }).await??
+            }
+            None => establish(&config).await?,
+        };
         // Unbounded on purpose: the reader must always drain the socket. Asterisk drops a manager
         // session whose socket stops draining (its `writetimeout`), and action responses queue
         // behind events, so back-pressure would cost the very connection it protects.
@@ -81,7 +96,11 @@ impl AmiClient {
         let shared = Arc::new(Shared::new(config));
         // The writer is in place before `connect` returns, so the first action cannot race it.
         let channels = shared.install_channels();
-        let task = tokio::spawn(supervise(shared.clone(), conn, channels, event_tx));
+        let connection = supervise(shared.clone(), conn, channels, event_tx);
+        let task = match io {
+            Some(io) => io.run(connection),
+            None => tokio::spawn(connection),
+        };
         Ok((
             AmiClient {
                 _guard: Arc::new(DropGuard(shared.clone())),

@@ -5,9 +5,14 @@
 //! the time it runs again, and a timer may be served before the runtime has noticed the bytes
 //! the PBX sent meanwhile. So nothing is judged on a timer alone: the socket is read without
 //! waiting first, and only a socket that has nothing is silent.
+//!
+//! Every message is stamped with the moment of the read that completed it, before it is decoded
+//! and handed on ([`Message::read_at`]): how late the caller gets to it is not the PBX's doing.
+//!
+//! [`Message::read_at`]: crate::message::Message::read_at
 
 use std::io::{ErrorKind, Read};
-use std::time::Duration;
+use std::time::{Duration, Instant as StdInstant};
 
 use socket2::SockRef;
 use tokio::io::AsyncReadExt;
@@ -31,6 +36,8 @@ pub(super) struct Reader<'a> {
     pub(super) rd: OwnedReadHalf,
     pub(super) decoder: Decoder,
     pub(super) events: &'a mpsc::UnboundedSender<ClientEvent>,
+    /// When the last read returned: the stamp of the messages it completed.
+    pub(super) read_at: StdInstant,
 }
 
 impl Reader<'_> {
@@ -47,7 +54,10 @@ impl Reader<'_> {
                 biased;
                 read = self.rd.read_buf(self.decoder.buffer_mut()) => match read {
                     Ok(0) => return DisconnectReason::ClosedByPeer,
-                    Ok(_) => heard = Instant::now(),
+                    Ok(_) => {
+                        self.read_at = StdInstant::now();
+                        heard = Instant::from_std(self.read_at);
+                    }
                     Err(e) => return DisconnectReason::Io(e.to_string()),
                 },
                 Some(req) = catch_ups.recv() => {
@@ -71,7 +81,7 @@ impl Reader<'_> {
     }
 
     fn deliver(&mut self) {
-        deliver(self.shared, &mut self.decoder, self.events);
+        deliver(self.shared, &mut self.decoder, self.events, self.read_at);
     }
 
     /// Reads what the socket holds right now, without waiting and whether or not the runtime
@@ -86,8 +96,9 @@ impl Reader<'_> {
             match (&*socket).read(&mut chunk) {
                 Ok(0) => return Err(DisconnectReason::ClosedByPeer),
                 Ok(n) => {
+                    self.read_at = StdInstant::now();
                     self.decoder.extend(&chunk[..n]);
-                    deliver(self.shared, &mut self.decoder, self.events);
+                    deliver(self.shared, &mut self.decoder, self.events, self.read_at);
                     total += n;
                     done += 1;
                 }
@@ -100,11 +111,18 @@ impl Reader<'_> {
     }
 }
 
-/// Routes every complete frame held: responses to their actions, events to the stream.
-fn deliver(shared: &Shared, decoder: &mut Decoder, events: &mpsc::UnboundedSender<ClientEvent>) {
+/// Routes every complete frame held, stamped `read_at`: responses to their actions, events to
+/// the stream.
+fn deliver(
+    shared: &Shared,
+    decoder: &mut Decoder,
+    events: &mpsc::UnboundedSender<ClientEvent>,
+    read_at: StdInstant,
+) {
     while let Some(frame) = decoder.next_frame() {
         match frame {
-            Ok(Frame::Message(m)) => {
+            Ok(Frame::Message(mut m)) => {
+                m.set_read_at(read_at);
                 if let Some(m) = shared.waiters.route(m)
                     && let Some(e) = Event::from_message(m)
                 {

@@ -23,9 +23,15 @@ pub(super) struct CatchUp {
     pub(super) mark: u64,
 }
 
-/// What the connection task of one socket receives: bytes to write, catch-up requests.
+/// One action's bytes, to be written.
+pub(super) struct Outgoing {
+    pub(super) action_id: String,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// What the connection task of one socket receives: actions to write, catch-up requests.
 pub(super) struct ConnChannels {
-    pub(super) writes: mpsc::Receiver<Vec<u8>>,
+    pub(super) writes: mpsc::Receiver<Outgoing>,
     pub(super) catch_ups: mpsc::UnboundedReceiver<CatchUp>,
 }
 
@@ -35,7 +41,7 @@ static CLIENT_SEQ: AtomicU64 = AtomicU64::new(1);
 pub(super) struct Shared {
     pub(super) config: ClientConfig,
     pub(super) waiters: Waiters,
-    writer: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    writer: Mutex<Option<mpsc::Sender<Outgoing>>>,
     catch_up: Mutex<Option<mpsc::UnboundedSender<CatchUp>>>,
     /// The number of the last catch-up mark asked for.
     marks: AtomicU64,
@@ -88,7 +94,11 @@ impl Shared {
                 AmiError::NotConnected
             })?;
         let rx = self.waiters.register(&id)?;
-        if writer.send(bytes).await.is_err() {
+        let out = Outgoing {
+            action_id: id.clone(),
+            bytes,
+        };
+        if writer.send(out).await.is_err() {
             self.waiters.forget(&id);
             return Err(AmiError::Disconnected);
         }
@@ -115,7 +125,7 @@ impl Shared {
 
     /// The channels of a new socket; its connection task drains what they receive.
     pub(super) fn install_channels(&self) -> ConnChannels {
-        let (wtx, writes) = mpsc::channel::<Vec<u8>>(4096);
+        let (wtx, writes) = mpsc::channel::<Outgoing>(4096);
         let (ctx, catch_ups) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.writer.lock() {
             *w = Some(wtx);

@@ -123,7 +123,6 @@ impl World {
         max_cps: i32,
         template: &str,
     ) -> World {
-        let env = TestEnv::new().await;
         let mut sims = Vec::new();
         for _ in 0..servers {
             sims.push(
@@ -135,6 +134,20 @@ impl World {
                 .expect("simulator"),
             );
         }
+        let ports: Vec<u16> = sims.iter().map(|s| s.addr().port()).collect();
+        World::around(sims, &ports, max_channels, max_cps, template).await
+    }
+
+    /// A world around simulators already running, registered as servers on loopback `ports`
+    /// (theirs, or a proxy's in front of them).
+    pub async fn around(
+        sims: Vec<Simulator>,
+        ports: &[u16],
+        max_channels: i32,
+        max_cps: i32,
+        template: &str,
+    ) -> World {
+        let env = TestEnv::new().await;
         let pool = dialer_core::db::build_pool(&env.config, "dispatcher-test").expect("pool");
         let amqp = topology::connect(&env.config.amqp_url, "dispatcher-test")
             .await
@@ -148,14 +161,13 @@ impl World {
             channel,
             pool,
         };
-        for (i, sim) in world.sims.iter().enumerate() {
+        for (i, port) in ports.iter().enumerate() {
             world
                 .exec(&format!(
                     "INSERT INTO asterisk_servers (code, host, port, username, secret, max_channels, \
-                     max_cps, channel_template) VALUES ('ast{}', '127.0.0.1', {}, 'dialer', 'dialer', \
+                     max_cps, channel_template) VALUES ('ast{}', '127.0.0.1', {port}, 'dialer', 'dialer', \
                      {max_channels}, {max_cps}, '{template}')",
                     i + 1,
-                    sim.addr().port()
                 ))
                 .await;
         }

@@ -13,6 +13,7 @@ mod multi_dispatcher;
 mod not_placed;
 mod outcome_transcripts;
 mod outcomes;
+mod overload;
 mod priority;
 mod process_faults;
 mod server_faults;
