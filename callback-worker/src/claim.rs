@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dialer_core::domain::EventType;
+use dialer_core::prepared::PrepareOnce;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -91,6 +92,7 @@ pub async fn claim_due(
         .bind::<Array<BigInt>, _>(excluded)
         .bind::<BigInt, _>(limit as i64)
         .bind::<Double, _>(lease.as_secs_f64())
+        .prepared()
         .load(conn)
         .await?;
     // RETURNING has no order; send in the order the events were due.
@@ -111,6 +113,7 @@ pub async fn defer_account(
     )
     .bind::<BigInt, _>(account_id)
     .bind::<Timestamptz, _>(until)
+    .prepared()
     .execute(conn)
     .await
 }

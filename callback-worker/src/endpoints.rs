@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::delivery::{self, HttpSettings};
 use crate::signing::{CallbackSecret, SigningKeys};
+use dialer_core::prepared::PrepareOnce;
 
 /// Everything needed to send to one account, or why it cannot be sent to.
 pub struct Endpoint {
@@ -96,6 +97,7 @@ impl EndpointCache {
              FROM accounts WHERE id = ANY($1)",
         )
         .bind::<Array<BigInt>, _>(&stale)
+        .prepared()
         .load(conn)
         .await?;
         for row in rows {

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::domain::DeliveryStatus;
+use dialer_core::prepared::PrepareOnce;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -174,6 +175,7 @@ pub async fn record(
         .bind::<Array<Nullable<Text>>, _>(&a_errors)
         .bind::<Array<Nullable<Integer>>, _>(&a_lat)
         .bind::<Array<Nullable<Text>>, _>(&a_heads)
+        .prepared()
         .get_result(conn)
         .await
 }
