@@ -17,8 +17,6 @@ use callback_worker::signing::CallbackSecret;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
 
-use dialer_api::ops::accounts::AccountUpdate;
-
 use crate::api_client::ApiClient;
 use crate::pg_cpu::PgServer;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
@@ -36,8 +34,6 @@ pub struct BenchOptions {
 
 const BENCH_ACCOUNT: &str = "BENCH";
 const BATCH_ID: i64 = 1;
-/// "No limit" for settings that must be positive integers.
-const UNLIMITED: i32 = 1_000_000;
 /// How long PostgreSQL's idle CPU is measured before the run.
 const IDLE_BASELINE: Duration = Duration::from_secs(5);
 
@@ -78,19 +74,11 @@ async fn bench(
         &pool,
         BENCH_ACCOUNT,
         "IN",
-        AccountUpdate {
-            calls_per_second: Some(UNLIMITED),
-            max_concurrent_calls: Some(UNLIMITED),
-            max_rows_per_request: Some(50_000),
-            max_queued_calls: Some(10 * calls as i64),
-            max_calls_per_day: Some(10 * calls as i64),
-            api_requests_per_second: Some(1000),
-            ..AccountUpdate::default()
-        },
+        seed::limits_off(calls),
         Duration::ZERO,
     )
     .await?;
-    seed::servers(&pool, &sims, 10_000, UNLIMITED).await?;
+    seed::servers(&pool, &sims, 10_000, seed::UNLIMITED).await?;
     eprintln!("▸ {calls} calls, 2 simulated servers answering at once, limits off");
 
     // A plain COPY of the same rows into the same table, as the ceiling of ingestion.
@@ -110,10 +98,7 @@ async fn bench(
 
     // PostgreSQL's CPU while the platform idles (polls, leases, sweeps) is taken off the run's.
     let pg = PgServer::find(&pool).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_start = pg.cpu_seconds();
-    tokio::time::sleep(IDLE_BASELINE).await;
-    let idle_rate = (pg.cpu_seconds() - idle_start) / IDLE_BASELINE.as_secs_f64();
+    let idle_rate = pg.idle_rate(IDLE_BASELINE).await;
 
     let client = ApiClient::new(&services.api_url, &created.api_key);
     let run_cpu_start = pg.cpu_seconds();

@@ -62,7 +62,6 @@ pub struct PacedOptions {
 
 const ACCOUNT: &str = "PACED";
 const BATCH_ID: i64 = 1;
-const UNLIMITED: i32 = 1_000_000;
 /// Seconds of ramp-up left out of the lowest-window figure.
 const RAMP_SECONDS: usize = 2;
 const WINDOW_SECONDS: usize = 10;
@@ -103,15 +102,7 @@ async fn paced(
             ServerSeed::of_sim(&sims[0])
         }
     };
-    let settings = AccountUpdate {
-        calls_per_second: Some(UNLIMITED),
-        max_concurrent_calls: Some(UNLIMITED),
-        max_rows_per_request: Some(50_000),
-        max_queued_calls: Some(10 * calls as i64),
-        max_calls_per_day: Some(10 * calls as i64),
-        api_requests_per_second: Some(1000),
-        ..AccountUpdate::default()
-    };
+    let settings = seed::limits_off(calls);
     let (created, receiver) = if opts.callbacks {
         let (c, r) =
             seed::account_with_receiver(&pool, ACCOUNT, "IN", settings, Duration::ZERO).await?;
@@ -123,7 +114,7 @@ async fn paced(
     };
     // Channels for the calls up at once at this pace, with room: the pace is what is measured.
     let hold_secs = (opts.ring_ms + opts.talk_ms) as f64 / 1000.0 + 2.0;
-    let channels = ((f64::from(opts.cps) * hold_secs * 2.0) as i32).clamp(100, UNLIMITED);
+    let channels = ((f64::from(opts.cps) * hold_secs * 2.0) as i32).clamp(100, seed::UNLIMITED);
     let max_cps = i32::try_from(opts.cps).context("--cps")?.max(1);
     seed::server(&pool, &server, channels, max_cps).await?;
     if opts.history_events > 0 {
@@ -161,10 +152,7 @@ async fn paced(
 
     // The platform idle (polls, leases, sweeps) is the baseline taken off the run's figure.
     let pg = PgServer::find(&pool).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_start = pg.cpu_seconds();
-    tokio::time::sleep(opts.idle).await;
-    let idle_rate = (pg.cpu_seconds() - idle_start) / opts.idle.as_secs_f64().max(1e-3);
+    let idle_rate = pg.idle_rate(opts.idle).await;
     eprintln!(
         "▸ {calls} calls at max_cps {} (PostgreSQL idle: {:.3} CPU s/s); dispatching",
         opts.cps, idle_rate

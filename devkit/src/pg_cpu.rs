@@ -52,6 +52,15 @@ impl PgServer {
         self.postmaster.is_some()
     }
 
+    /// CPU seconds a second the server uses while the platform idles (polls, leases, sweeps),
+    /// over `span` after a 2 s settling pause: the baseline a run's figure is taken off.
+    pub async fn idle_rate(&self, span: std::time::Duration) -> f64 {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let start = self.cpu_seconds();
+        tokio::time::sleep(span).await;
+        (self.cpu_seconds() - start) / span.as_secs_f64().max(1e-3)
+    }
+
     /// CPU seconds the server has used so far (user + system), exited children included.
     pub fn cpu_seconds(&self) -> f64 {
         let mut ticks = 0u64;

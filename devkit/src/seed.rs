@@ -19,6 +19,23 @@ pub struct SeedError {
     message: String,
 }
 
+/// "No limit" for account and server settings that must be positive integers.
+pub const UNLIMITED: i32 = 1_000_000;
+
+/// Account settings with every limit off, room for `calls` queued and dialed today, and
+/// submissions of up to 50,000 rows: what a benchmark measures is the platform, not a quota.
+pub fn limits_off(calls: usize) -> AccountUpdate {
+    AccountUpdate {
+        calls_per_second: Some(UNLIMITED),
+        max_concurrent_calls: Some(UNLIMITED),
+        max_rows_per_request: Some(50_000),
+        max_queued_calls: Some(10 * calls as i64),
+        max_calls_per_day: Some(10 * calls as i64),
+        api_requests_per_second: Some(1000),
+        ..AccountUpdate::default()
+    }
+}
+
 /// Creates account `code` with `settings`, calling back a placeholder until
 /// [`set_callback_url`] (its receiver needs the secret, which exists only once the account does).
 pub async fn account(
