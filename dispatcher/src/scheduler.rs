@@ -28,7 +28,7 @@ use crate::pacer::Pacer;
 use crate::pacing;
 use crate::placement;
 use crate::registry::{LiveAttempt, Registry};
-use crate::send_gate::{LEAD, SendGate};
+use crate::send_gate::{LEAD, SendGate, WINDOW};
 use crate::server::{Server, Servers};
 use crate::state::{Claimed, Transition};
 
@@ -118,9 +118,17 @@ impl Scheduler {
                     break;
                 };
                 // Never more than about a second of the account's calls claimed ahead of their
-                // slots: they hold channels, and a pause takes them back (the send gate).
-                let rate_cap = rates.get(&account).copied().unwrap_or(MIN_PER_ACCOUNT);
+                // slots: they hold channels, and a pause takes them back (the send gate). The
+                // account's rate is as fast as its calls can leave only if the servers keep up.
+                let rate_cap = rates
+                    .get(&account)
+                    .copied()
+                    .unwrap_or(MIN_PER_ACCOUNT)
+                    .min(self.servers_rate());
                 let ahead = self.registry.unsent_for_account(account);
+                if !refill_due(ahead, rate_cap) {
+                    continue;
+                }
                 let n = queue
                     .len()
                     .min(per_account)
@@ -154,6 +162,20 @@ impl Scheduler {
             queues.retain(|_, q| !q.is_empty());
             order.retain(|a| queues.contains_key(a));
         }
+    }
+
+    /// Calls per second the dialable servers take together (and the platform allows), rounded
+    /// up: at least one.
+    fn servers_rate(&self) -> usize {
+        let servers: f64 = self.servers.lock().map_or(0.0, |servers| {
+            servers
+                .values()
+                .filter(|s| s.is_dialable())
+                .map(|s| s.calls_per_second())
+                .sum()
+        });
+        let rate = self.global_cps.map_or(servers, |g| servers.min(g));
+        (rate.ceil() as usize).max(1)
     }
 
     fn choose_server(&self) -> Option<Arc<Server>> {
@@ -293,8 +315,8 @@ impl Scheduler {
                     // a pause answered before that takes it back; the confirmation's round
                     // trip, which varies, does not make the call leave late next to the
                     // following one.
-                    tokio::time::sleep_until(before(leave, LEAD).into()).await;
-                    if !gate.confirm(c.attempt_id).await {
+                    tokio::time::sleep_until(before(leave, LEAD + WINDOW).into()).await;
+                    if !gate.confirm(c.attempt_id, before(leave, LEAD)).await {
                         // Taken back by a pause or a cancel (then nothing is left to undo), its
                         // batch expired, or the gate could not ask: undone, never sent.
                         debug!(attempt = %c.attempt_id, "not confirmed; not dialed");
@@ -319,6 +341,14 @@ impl Scheduler {
         });
         (back, Some(rate_per_round))
     }
+}
+
+/// Whether an account with `ahead` calls claimed and not yet sent, out of `cap` allowed, is
+/// claimed for again: only once half of them have left. Topped up one call at a time (a call
+/// leaves, one is claimed), a paced account took a claim transaction per call; refilled by
+/// halves, a claim takes half a second of calls (issue 13).
+fn refill_due(ahead: usize, cap: usize) -> bool {
+    ahead * 2 <= cap
 }
 
 /// An attempt that will not be sent: no longer followed, and undone like a call not placed
@@ -432,7 +462,18 @@ async fn originate(
 
 #[cfg(test)]
 mod tests {
-    use super::slot_by_priority;
+    use super::{refill_due, slot_by_priority};
+
+    #[test]
+    fn claims_refill_by_halves() {
+        // 50 calls/s: nothing is claimed while more than 25 wait for their slots.
+        assert!(!refill_due(26, 50));
+        assert!(refill_due(25, 50));
+        assert!(refill_due(0, 50));
+        // One call a second: the next is claimed once the last has left.
+        assert!(refill_due(0, 1));
+        assert!(!refill_due(1, 1));
+    }
 
     /// Inserts priorities one by one as `enqueue` does; returns the queue.
     fn queue(arrivals: &[(i32, char)]) -> Vec<(i32, char)> {

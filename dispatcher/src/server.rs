@@ -137,6 +137,11 @@ impl Server {
         self.health.lock().map_or(1.0, |h| h.factor())
     }
 
+    /// Calls per second the server takes now: its `max_cps` scaled by the overload factor.
+    pub fn calls_per_second(&self) -> f64 {
+        f64::from(self.spec.max_cps.max(0)) * self.capacity_factor()
+    }
+
     fn usable_channels(&self) -> usize {
         (f64::from(self.spec.max_channels.max(0)) * self.capacity_factor()).ceil() as usize
     }

@@ -16,5 +16,6 @@ mod outcomes;
 mod overload;
 mod priority;
 mod process_faults;
+mod send_gate;
 mod server_faults;
 mod taken_back;
