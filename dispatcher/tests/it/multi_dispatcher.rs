@@ -37,9 +37,13 @@ async fn two_dispatchers_share_the_servers_and_hold_the_account_rate_in_aggregat
     b.shutdown().await;
 
     let sim = &world.sims[0];
+    // Slots are reserved in PostgreSQL 50 ms apart for both dispatchers; the simulator stamps
+    // each Originate at its read, which on a loaded 2-core machine can be tens of milliseconds
+    // late (as in `crash_and_rate`'s 20 calls/s): one more in a sliding second, the average
+    // below holds the rate to 3 %.
     let max = sim.max_originates_in_window(Duration::from_secs(1));
     assert!(
-        max <= 21,
+        max <= 22,
         "{max} originates in one second across both dispatchers"
     );
     let times = sim.originate_times();
