@@ -23,6 +23,7 @@ use dialer_core::db::DbPool;
 
 use crate::api_client::ApiClient;
 use crate::pg_cpu::PgServer;
+use crate::pg_transactions;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
 use crate::rate_windows::{min_window_mean, per_second, quantile};
 use crate::receiver::Receiver;
@@ -152,7 +153,9 @@ async fn paced(
 
     // The platform idle (polls, leases, sweeps) is the baseline taken off the run's figure.
     let pg = PgServer::find(&pool).await;
+    let idle_from = pg_transactions::reading(&pool).await;
     let idle_rate = pg.idle_rate(opts.idle).await;
+    let run_from = pg_transactions::reading(&pool).await;
     eprintln!(
         "▸ {calls} calls at max_cps {} (PostgreSQL idle: {:.3} CPU s/s); dispatching",
         opts.cps, idle_rate
@@ -204,6 +207,7 @@ async fn paced(
     }
     let run_secs = dispatched.elapsed().as_secs_f64();
     let run_cpu = pg.cpu_seconds() - run_cpu_start;
+    let run_to = pg_transactions::reading(&pool).await;
     let _ = stop_tx.send(true);
     let factor_changes = factors.await.unwrap_or_default();
 
@@ -306,6 +310,14 @@ async fn paced(
             "; every `postgres` process (data directory not readable)"
         }
     );
+    if let (Some(idle_from), Some(run_from), Some(run_to)) = (idle_from, run_from, run_to) {
+        let idle = pg_transactions::per_second(idle_from, run_from);
+        println!(
+            "| PostgreSQL transactions / call | {:.2} | {} in the run, less idle {idle:.1} / s |",
+            pg_transactions::above_idle(run_from, run_to, idle) / calls as f64,
+            run_to.0 - run_from.0,
+        );
+    }
     if !latencies.is_empty() {
         println!(
             "| hang-up to callback delivered, p50 / p99 | {:.1} / {:.1} ms | {} terminal events |",
