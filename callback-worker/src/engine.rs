@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::db::DbPool;
 use dialer_core::domain::EventType;
+use dialer_core::gather;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc, watch};
@@ -496,34 +497,23 @@ async fn recorder(
     shared: Arc<Shared>,
     mut inbox: mpsc::UnboundedReceiver<RecorderMsg>,
 ) {
-    const MAX_BATCH: usize = 2000;
     // A statement costs about the same for 1 outcome as for 8: at low rates a few go together,
     // waiting 30 ms at most (the POSTs are done; only the next event of the same call waits).
-    const COMPANY: usize = 8;
-    const GATHER: Duration = Duration::from_millis(30);
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(MAX_BATCH);
+    const GROUP: gather::Window = gather::Window {
+        max: 2000,
+        company: 8,
+        small_for: Duration::from_millis(30),
+        full_for: Duration::ZERO,
+    };
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(GROUP.max);
     let mut defers: Vec<(i64, DateTime<Utc>)> = Vec::new();
     while let Some(first) = inbox.recv().await {
-        let opened = tokio::time::Instant::now();
-        let mut next = Some(first);
-        while let Some(msg) = next {
+        let counts = |m: &RecorderMsg| matches!(m, RecorderMsg::Outcome(_));
+        for msg in gather::gather(&mut inbox, first, GROUP, counts).await {
             match msg {
                 RecorderMsg::Outcome(o) => outcomes.push(o),
                 RecorderMsg::Defer { account_id, until } => defers.push((account_id, until)),
             }
-            next = if outcomes.len() >= MAX_BATCH {
-                None
-            } else if let Ok(msg) = inbox.try_recv() {
-                Some(msg)
-            } else if outcomes.len() < COMPANY {
-                // The window is over, or the inbox closed (then the next recv ends).
-                tokio::time::timeout_at(opened + GATHER, inbox.recv())
-                    .await
-                    .ok()
-                    .flatten()
-            } else {
-                None
-            };
         }
         let mut failures = 0u32;
         loop {

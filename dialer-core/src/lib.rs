@@ -16,6 +16,7 @@ pub mod event_body;
 pub mod event_outbox;
 pub mod expiry_sweep;
 pub mod failpoint;
+pub mod gather;
 pub mod lifecycle;
 pub mod migrations;
 pub mod models;

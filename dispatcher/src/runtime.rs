@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use dialer_core::db::{self, DbPool};
 use dialer_core::dial_outbox;
 use dialer_core::event_outbox;
+use dialer_core::gather;
 use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
@@ -297,18 +298,19 @@ fn apply_holding(
 /// group stay locked until its commit (about a tenth of a second at this size).
 const MAX_TRANSITIONS_PER_WRITE: usize = 2000;
 
-/// How long a group stays open after its first transition for others to join. At a paced rate
-/// transitions arrive one at a time (the AMI connection reads on a thread of its own), and each
-/// group costs the same handful of statements whatever its size: at 50 calls/s nearly every
-/// transition was a group of its own, and PostgreSQL's CPU per call was 15 times the burst's
-/// (issue 13).
-const GATHER: Duration = Duration::from_millis(20);
-/// A group smaller than [`GATHER_COMPANY`] when [`GATHER`] is over stays open until it has that
-/// many or this long has passed since its first transition: below about 100 calls/s (three
-/// transitions a call) a 20 ms group held 3 or 4 transitions. A hang-up's callback leaves this
-/// much later at most; from about 130 calls/s on, groups fill within [`GATHER`].
-const GATHER_MAX: Duration = Duration::from_millis(60);
-const GATHER_COMPANY: usize = 8;
+/// How a group of transitions gathers. At a paced rate transitions arrive one at a time (the AMI
+/// connection reads on a thread of its own), and each group costs the same handful of
+/// statements whatever its size: at 50 calls/s nearly every transition was a group of its own,
+/// and PostgreSQL's CPU per call was 15 times the burst's (issue 13). A group stays open 20 ms
+/// after its first transition, and up to 60 ms while it has fewer than 8 (below about 100
+/// calls/s, three transitions a call, a 20 ms group held 3 or 4). A hang-up's callback leaves
+/// that much later at most; from about 130 calls/s on, groups fill within 20 ms.
+const GROUP: gather::Window = gather::Window {
+    max: MAX_TRANSITIONS_PER_WRITE,
+    company: 8,
+    small_for: Duration::from_millis(60),
+    full_for: Duration::from_millis(20),
+};
 
 /// Applies transitions in arrival order, then publishes the events they wrote.
 async fn writer_loop(
@@ -320,26 +322,7 @@ async fn writer_loop(
     let (publish_tx, publish_rx) = mpsc::unbounded_channel::<Vec<i64>>();
     let publisher = tokio::spawn(publisher_loop(pool.clone(), channel, topology, publish_rx));
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let opened = tokio::time::Instant::now();
-        while batch.len() < MAX_TRANSITIONS_PER_WRITE {
-            match rx.try_recv() {
-                Ok(t) => batch.push(t),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    let open_for = if batch.len() < GATHER_COMPANY {
-                        GATHER_MAX
-                    } else {
-                        GATHER
-                    };
-                    match tokio::time::timeout_at(opened + open_for, rx.recv()).await {
-                        Ok(Some(t)) => batch.push(t),
-                        // The window is over, or the channel closed (then the next recv ends).
-                        _ => break,
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        }
+        let batch = gather::gather(&mut rx, first, GROUP, |_| true).await;
         let mut conn = loop {
             match pool.get().await {
                 Ok(c) => break c,
