@@ -77,21 +77,17 @@ async fn confirm_loop(
         let mut send_by = first.1;
         let mut group = vec![first];
         loop {
-            while let Ok(more) = rx.try_recv() {
-                send_by = send_by.min(more.1);
-                group.push(more);
-            }
-            if Instant::now() >= send_by {
-                break;
-            }
-            match tokio::time::timeout_at(send_by.into(), rx.recv()).await {
-                Ok(Some(more)) => {
-                    send_by = send_by.min(more.1);
-                    group.push(more);
-                }
-                // Time to send, or no one is left to ask.
-                _ => break,
-            }
+            let more = match rx.try_recv() {
+                Ok(more) => more,
+                Err(_) if Instant::now() >= send_by => break,
+                Err(_) => match tokio::time::timeout_at(send_by.into(), rx.recv()).await {
+                    Ok(Some(more)) => more,
+                    // Time to send, or no one is left to ask.
+                    _ => break,
+                },
+            };
+            send_by = send_by.min(more.1);
+            group.push(more);
         }
         last = Some(Instant::now());
         let ids: Vec<Uuid> = group.iter().map(|(id, _, _)| *id).collect();

@@ -139,7 +139,12 @@ impl Server {
 
     /// Calls per second the server takes now: its `max_cps` scaled by the overload factor.
     pub fn calls_per_second(&self) -> f64 {
-        f64::from(self.spec.max_cps.max(0)) * self.capacity_factor()
+        self.cps_at(self.capacity_factor())
+    }
+
+    /// `max_cps` scaled by an overload factor: the pace and what the scheduler plans for.
+    fn cps_at(&self, factor: f64) -> f64 {
+        f64::from(self.spec.max_cps.max(0)) * factor
     }
 
     fn usable_channels(&self) -> usize {
@@ -191,7 +196,7 @@ impl Server {
             Err(_) => return,
         };
         if let Ok(mut p) = self.pacer.lock() {
-            p.set_rate(Some(f64::from(self.spec.max_cps) * factor));
+            p.set_rate(Some(self.cps_at(factor)));
         }
         let code = self.spec.code.clone();
         metrics::gauge!("dialer_server_capacity_factor", "server" => code.clone()).set(factor);
