@@ -235,6 +235,21 @@ mod tests {
         now
     }
 
+    /// `seconds` of [`second_of`], each evaluated at its end.
+    fn evaluated_seconds(
+        h: &mut Health,
+        mut now: Instant,
+        seconds: u32,
+        n: u32,
+        each: Duration,
+    ) -> Instant {
+        for _ in 0..seconds {
+            now = second_of(h, now, n, each);
+            h.evaluate(now);
+        }
+        now
+    }
+
     #[test]
     fn backs_off_on_slow_channels_and_recovers_when_healthy() {
         let t0 = Instant::now();
@@ -245,22 +260,13 @@ mod tests {
             assert_eq!(h.evaluate(now).factor, 1.0);
         }
         // Channel creation slows to 2 s.
-        for _ in 0..5 {
-            now = second_of(&mut h, now, 20, Duration::from_secs(2));
-            h.evaluate(now);
-        }
+        now = evaluated_seconds(&mut h, now, 5, 20, Duration::from_secs(2));
         assert_eq!(h.factor(), 0.5);
         // Still bad in the next window: halves again, never below the floor.
-        for _ in 0..5 {
-            now = second_of(&mut h, now, 2, Duration::from_secs(2));
-            h.evaluate(now);
-        }
+        now = evaluated_seconds(&mut h, now, 5, 2, Duration::from_secs(2));
         assert_eq!(h.factor(), 0.25);
         // Healthy again: once the slow ones are out of the window, +0.1 per window back to 1.
-        for _ in 0..5 {
-            now = second_of(&mut h, now, 2, ms(10));
-            h.evaluate(now);
-        }
+        now = evaluated_seconds(&mut h, now, 5, 2, ms(10));
         let mut last = h.factor();
         assert!(last <= 0.25);
         for _ in 0..60 {
@@ -313,23 +319,14 @@ mod tests {
             assert_eq!(h.evaluate(now).factor, 1.0);
         }
         // ... past it: overload.
-        for _ in 0..5 {
-            now = second_of(&mut h, now, 50, ms(400));
-            h.evaluate(now);
-        }
+        now = evaluated_seconds(&mut h, now, 5, 50, ms(400));
         assert_eq!(h.factor(), 0.5);
 
         // A PBX on loopback: knee at its floor, and 250 ms is overload there.
         let mut h = Health::new(HealthPolicy::default(), now);
-        for _ in 0..10 {
-            now = second_of(&mut h, now, 50, ms(3));
-            h.evaluate(now);
-        }
+        now = evaluated_seconds(&mut h, now, 10, 50, ms(3));
         assert_eq!(h.knee(), ms(150));
-        for _ in 0..5 {
-            now = second_of(&mut h, now, 50, ms(250));
-            h.evaluate(now);
-        }
+        evaluated_seconds(&mut h, now, 5, 50, ms(250));
         assert_eq!(h.factor(), 0.5);
     }
 
@@ -337,17 +334,10 @@ mod tests {
     fn the_baseline_forgets_and_never_learns_from_an_overloaded_window() {
         let t0 = Instant::now();
         let mut h = Health::new(HealthPolicy::default(), t0);
-        let mut now = t0;
-        for _ in 0..10 {
-            now = second_of(&mut h, now, 50, ms(100));
-            h.evaluate(now);
-        }
+        let now = evaluated_seconds(&mut h, t0, 10, 50, ms(100));
         assert_eq!(h.knee(), ms(300));
         // Overloaded for a minute and more: the baseline does not rise with it.
-        for _ in 0..70 {
-            now = second_of(&mut h, now, 50, ms(900));
-            h.evaluate(now);
-        }
+        evaluated_seconds(&mut h, now, 70, 50, ms(900));
         assert_eq!(h.factor(), 0.1);
         assert_eq!(h.knee(), ms(500), "forgotten, and nothing healthy since");
     }
