@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
@@ -53,6 +55,12 @@ pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbE
         application_name.replace('\'', "")
     );
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // A connection back from the pool is checked for being closed (the server ended it, its
+    // socket failed), not pinged: the `SELECT 1` of the default was 43 % of PostgreSQL's
+    // transactions at 50 calls/s. What a ping alone would catch (a socket silently dead)
+    // fails the next statement instead, which every caller already handles as a database
+    // error and retries.
+    manager_config.recycling_method = RecyclingMethod::Fast;
     manager_config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         let url = url.to_owned();
