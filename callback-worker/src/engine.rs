@@ -5,7 +5,7 @@
 //! `next_attempt_at` in the database, which is the source of truth; RabbitMQ only prompts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(1);
 pub struct Shared {
     /// Wakes the claimer (a prompt arrived, room was freed, an earlier event was settled).
     pub wake: Notify,
+    /// The claimer stopped for want of room (`max_outstanding` claimed and not recorded).
+    starved: AtomicBool,
     /// Claim rounds started and finished (prompts are acked once a round that started after
     /// them has finished: by then the database has been looked at for them).
     pub rounds: RoundCounter,
@@ -172,6 +174,7 @@ async fn claimer(
                 .max_outstanding
                 .saturating_sub(shared.outstanding.load(Ordering::Acquire));
             if room == 0 {
+                shared.starved.store(true, Ordering::Release);
                 break;
             }
             let limit = room.min(config.claim_batch);
@@ -516,9 +519,16 @@ async fn recorder(
             }
         }
         let mut failures = 0u32;
+        let rounds_before = shared.rounds.started.load(Ordering::Acquire);
+        // Whether the claimer has anything new to find: events that waited behind the settled
+        // ones. Unknown after a failure: wake it anyway.
+        let mut followers = true;
         loop {
             match write(&pool, &outcomes, &defers).await {
-                Ok(()) => break,
+                Ok(recorded) => {
+                    followers = recorded.followers > 0;
+                    break;
+                }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, failures, "recording callback outcomes failed; retrying");
@@ -542,7 +552,16 @@ async fn recorder(
             .fetch_sub(outcomes.len(), Ordering::AcqRel);
         outcomes.clear();
         defers.clear();
-        shared.wake.notify_one();
+        // Woken only when there may be something to claim: the next event of a call that was
+        // waiting for this one, room freed for a claimer that had none, or a claim that ran
+        // while this statement was open (it may have found a settled event still queued). A
+        // claim after every statement cost a round trip per 8 outcomes at low rates; new
+        // events bring their own prompt, and the poll covers the rest.
+        let raced = shared.rounds.started.load(Ordering::Acquire) != rounds_before;
+        let starved = shared.starved.swap(false, Ordering::AcqRel);
+        if followers || raced || starved {
+            shared.wake.notify_one();
+        }
     }
 }
 
@@ -550,11 +569,11 @@ async fn write(
     pool: &DbPool,
     outcomes: &[Outcome],
     defers: &[(i64, DateTime<Utc>)],
-) -> Result<(), crate::WorkerError> {
+) -> Result<record::Recorded, crate::WorkerError> {
     let mut conn = pool.get().await?;
-    record::record(&mut conn, outcomes).await?;
+    let recorded = record::record(&mut conn, outcomes).await?;
     for (account_id, until) in defers {
         claim::defer_account(&mut conn, *account_id, *until).await?;
     }
-    Ok(())
+    Ok(recorded)
 }

@@ -42,6 +42,10 @@ pub struct Recorded {
     pub updated: i64,
     #[diesel(sql_type = BigInt)]
     pub attempts: i64,
+    /// Queued events behind the settled ones (later events of their calls), which no claim
+    /// could take before: the claimer has work now.
+    #[diesel(sql_type = BigInt)]
+    pub followers: i64,
 }
 
 const RECORD_SQL: &str = "\
@@ -52,7 +56,7 @@ WITH input AS (
 ), settled AS (
     DELETE FROM callback_queue q USING input i
     WHERE q.event_pk = i.id AND q.due_at = i.token AND i.status <> 'pending'
-    RETURNING q.event_pk
+    RETURNING q.event_pk, q.call_pk, q.sequence
 ), requeued AS (
     UPDATE callback_queue q SET due_at = i.next_at
     FROM input i
@@ -89,7 +93,9 @@ WITH input AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM settled) + (SELECT count(*) FROM requeued) AS updated,
-       (SELECT count(*) FROM attempts) AS attempts";
+       (SELECT count(*) FROM attempts) AS attempts,
+       (SELECT count(*) FROM callback_queue f JOIN settled s
+          ON f.call_pk = s.call_pk AND f.sequence > s.sequence) AS followers";
 
 pub async fn record(
     conn: &mut AsyncPgConnection,

@@ -224,3 +224,63 @@ async fn a_lost_claim_writes_nothing_and_the_newer_one_settles_the_event() {
         1
     );
 }
+
+#[tokio::test]
+async fn settling_an_event_reports_the_events_of_its_call_waiting_behind_it() {
+    let h = Harness::new().await;
+    let e = h.endpoint("FOLLOW", MODE_OK).await;
+    // Two calls of two events each: a claim takes the first event of each call only.
+    h.events(e.account, 2, 2).await;
+    let mut conn = h.conn().await;
+    let settle = |events: &[claim::ClaimedEvent]| -> Vec<Outcome> {
+        events
+            .iter()
+            .map(|ev| Outcome {
+                event_pk: ev.id,
+                lease_token: ev.lease_token,
+                resolution: Resolution::Delivered,
+                attempt: None,
+            })
+            .collect()
+    };
+    let firsts = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(firsts.len(), 2);
+    // Settling one of them: the other call's second event is not behind it.
+    let one = record::record(&mut conn, &settle(&firsts[..1]))
+        .await
+        .expect("record");
+    assert_eq!((one.updated, one.followers), (1, 1));
+    let two = record::record(&mut conn, &settle(&firsts[1..]))
+        .await
+        .expect("record");
+    assert_eq!((two.updated, two.followers), (1, 1));
+    let seconds = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+        .await
+        .expect("claim the followers");
+    assert_eq!(seconds.len(), 2);
+    // The last events of their calls: nothing waits behind them.
+    let last = record::record(&mut conn, &settle(&seconds))
+        .await
+        .expect("record");
+    assert_eq!((last.updated, last.followers), (2, 0));
+    assert_eq!(h.count(QUEUED).await, 0);
+}
+
+#[tokio::test]
+async fn a_call_s_later_events_follow_without_waiting_for_the_poll() {
+    let h = Harness::new().await;
+    let e = h.endpoint("NEXT", MODE_OK).await;
+    h.events(e.account, 3, 1).await;
+    h.events(e.account, 1, 4).await;
+    // No prompts and a poll of a minute: only the recorder's wake-up after an event with
+    // followers brings the call's later events.
+    let mut config = h.config();
+    config.poll_interval = Duration::from_secs(60);
+    let run = h.start(config);
+    let took = h.wait_delivered(7, Duration::from_secs(20)).await;
+    println!("7 events, 4 of them one call's, delivered in {took:?}");
+    crate::helpers::assert_in_order_per_call(&e.state.accepted(), 7);
+    run.shutdown().await;
+}
