@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use callback_worker::{Engine, WorkerConfig, prompts};
-use dialer_core::event_outbox::{self, Scope};
+use dialer_core::event_prompt;
 use dialer_core::test_support::TestEnv;
 use dialer_core::{db, topology};
 use diesel::sql_types::{BigInt, Double, Integer, Text};
@@ -301,7 +301,7 @@ async fn bench() -> anyhow::Result<()> {
     let channel = topology::confirm_channel(&amqp).await?;
     let topo = env.topology();
     topo.declare(&channel).await?;
-    event_outbox::publish_pending(&pool, &channel, &topo, Scope::Batches(&full_batches)).await?;
+    event_prompt::prompt(&channel, &topo, &full_batches).await?;
     diesel::sql_query("VACUUM ANALYZE call_events")
         .execute(&mut conn)
         .await?;
@@ -395,7 +395,7 @@ async fn bench() -> anyhow::Result<()> {
             per_call,
         )
         .await?;
-        event_outbox::publish_pending(&pool, &channel, &topo, Scope::Batches(&[b])).await?;
+        event_prompt::prompt(&channel, &topo, &[b]).await?;
         written += i64::from((per_tick / per_call).max(1) * per_call);
         steady_batches.push(b);
         batch_id += 1;

@@ -1,18 +1,17 @@
-//! Background task: publishes dial jobs and call events that were committed but never confirmed
-//! by RabbitMQ (process killed between commit and publish, broker down at the time), and ends
+//! Background task: publishes dial jobs that were committed but never confirmed by RabbitMQ
+//! (process killed between commit and publish, broker down at the time), and ends
 //! the calls of expired batches (`call_expired`), so they expire on time even while no
 //! dispatcher runs.
 
 use std::time::Duration;
 
 use dialer_core::dial_outbox::{self, Scope as DialScope};
-use dialer_core::event_outbox::{self, Scope as EventScope};
 use dialer_core::outbox::OutboxError;
 
 use crate::state::AppState;
 
-/// One sweep of both outboxes; returns (dial jobs, events) published.
-pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<(usize, usize), String> {
+/// One sweep of the dial outbox and of expired batches; returns the dial jobs published.
+pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<usize, String> {
     let grace = grace.as_secs() as i64;
     let channel = state.broker.channel().await.map_err(|e| e.to_string())?;
     let (pool, topology) = (&state.pool, &state.broker.topology);
@@ -20,14 +19,10 @@ pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<(usize, usi
     let jobs = dial_outbox::publish_pending(pool, &channel, topology, DialScope::OlderThan(grace))
         .await
         .map_err(text)?;
-    let events =
-        event_outbox::publish_pending(pool, &channel, topology, EventScope::OlderThan(grace))
-            .await
-            .map_err(text)?;
     dialer_core::expiry_sweep::expire_due(pool, &channel, topology)
         .await
         .map_err(text)?;
-    Ok((jobs, events))
+    Ok(jobs)
 }
 
 pub async fn run(state: AppState) {
@@ -35,10 +30,8 @@ pub async fn run(state: AppState) {
     let grace = state.config.outbox_grace;
     loop {
         match sweep_once(&state, grace).await {
-            Ok((0, 0)) => {}
-            Ok((jobs, events)) => {
-                tracing::warn!(jobs, events, "outbox sweep republished unconfirmed rows")
-            }
+            Ok(0) => {}
+            Ok(jobs) => tracing::warn!(jobs, "outbox sweep republished unconfirmed dial jobs"),
             Err(e) => tracing::warn!(error = %e, "outbox sweep failed; will retry"),
         }
         tokio::time::sleep(interval).await;

@@ -8,7 +8,7 @@ use diesel_async::AsyncConnection;
 use tracing::info;
 
 use crate::db::DbPool;
-use crate::event_outbox;
+use crate::event_prompt;
 use crate::lifecycle::{self, ExpiredCalls, LifecycleError};
 use crate::service_error::ServiceError;
 use crate::topology::Topology;
@@ -57,14 +57,9 @@ pub async fn expire_due(
     }
     drop(conn);
     if !batches.is_empty() {
-        // The sweeper republishes whatever this misses.
-        event_outbox::publish_pending(
-            pool,
-            channel,
-            topology,
-            event_outbox::Scope::Batches(&batches),
-        )
-        .await?;
+        // Not every expired call queued an event (accounts without a callback URL), but this
+        // runs seldom: prompt anyway. A lost prompt waits for the worker's poll.
+        event_prompt::prompt(channel, topology, &batches).await?;
     }
     Ok(())
 }

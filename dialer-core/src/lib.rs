@@ -13,7 +13,7 @@ pub mod db;
 pub mod dial_outbox;
 pub mod domain;
 pub mod event_body;
-pub mod event_outbox;
+pub mod event_prompt;
 pub mod expiry_sweep;
 pub mod failpoint;
 pub mod gather;

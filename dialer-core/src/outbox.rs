@@ -1,5 +1,5 @@
-//! What the two outboxes (dial jobs, call events) share: their error, and the sweep that
-//! publishes unpublished rows a chunk at a time on one connection until a chunk comes back short.
+//! The outbox sweep (dial jobs, `dial_outbox`): publishes unpublished rows a chunk at a time on
+//! one connection until a chunk comes back short.
 //! Each chunk is one transaction: lock up to [`CHUNK`] rows with `SKIP LOCKED` (so concurrent
 //! sweeps never publish the same row twice), publish them confirmed, mark them published.
 
@@ -31,7 +31,7 @@ pub enum Pick<'a> {
     },
 }
 
-/// An outbox, named by the scope its sweeps take (`dial_outbox::Scope`, `event_outbox::Scope`).
+/// An outbox, named by the scope its sweeps take (`dial_outbox::Scope`).
 pub trait Outbox: Sync {
     /// One unpublished row.
     type Row: diesel::QueryableByName<diesel::pg::Pg> + Send + 'static;

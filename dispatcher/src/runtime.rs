@@ -4,10 +4,11 @@
 //! - intake: each account's dial jobs from RabbitMQ (manual acks, bounded prefetch) to the
 //!   scheduler ([`crate::intake`]);
 //! - scheduler: fair claims and paced Originates ([`crate::scheduler`]);
-//! - writer: transitions from the AMI to PostgreSQL with their events, then published;
+//! - writer: transitions from the AMI to PostgreSQL with their events, then a prompt to the
+//!   callback worker for the events that entered its queue;
 //! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
 //!   hours), calls whose batch expired (`dialer_core::expiry_sweep`), attempts left behind by a dispatcher
-//!   that died ([`crate::recovery`]), and the outboxes.
+//!   that died ([`crate::recovery`]), and the dial outbox.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use tracing::{info, warn};
 
 use dialer_core::db::{self, DbPool};
 use dialer_core::dial_outbox;
-use dialer_core::event_outbox;
+use dialer_core::event_prompt;
 use dialer_core::gather;
 use dialer_core::topology::{self, Topology};
 
@@ -312,7 +313,8 @@ const GROUP: gather::Window = gather::Window {
     full_for: Duration::from_millis(20),
 };
 
-/// Applies transitions in arrival order, then publishes the events they wrote.
+/// Applies transitions in arrival order, then prompts the callback worker for the events they
+/// queued.
 async fn writer_loop(
     pool: DbPool,
     channel: lapin::Channel,
@@ -320,7 +322,7 @@ async fn writer_loop(
     mut rx: mpsc::UnboundedReceiver<Transition>,
 ) {
     let (publish_tx, publish_rx) = mpsc::unbounded_channel::<Vec<i64>>();
-    let publisher = tokio::spawn(publisher_loop(pool.clone(), channel, topology, publish_rx));
+    let publisher = tokio::spawn(publisher_loop(channel, topology, publish_rx));
     while let Some(first) = rx.recv().await {
         let batch = gather::gather(&mut rx, first, GROUP, |_| true).await;
         let mut conn = loop {
@@ -335,6 +337,7 @@ async fn writer_loop(
         let mut batches = Vec::new();
         let mut note = |applied: Option<state::Applied>| {
             if let Some(a) = applied
+                && (a.queued || a.batch_completed)
                 && !batches.contains(&a.batch_pk)
             {
                 batches.push(a.batch_pk);
@@ -375,15 +378,14 @@ async fn writer_loop(
             let _ = publish_tx.send(batches);
         }
     }
-    // Everything written is published before the writer reports done (graceful stop).
+    // Every prompt is sent before the writer reports done (graceful stop).
     drop(publish_tx);
     let _ = publisher.await;
 }
 
-/// Publishes the events of committed groups while the writer writes the next one: the batches
-/// of every group that finished meanwhile go in one pass.
+/// Prompts for the events of committed groups while the writer writes the next one: the batches
+/// of every group that finished meanwhile go in one prompt.
 async fn publisher_loop(
-    pool: DbPool,
     channel: lapin::Channel,
     topology: Topology,
     mut rx: mpsc::UnboundedReceiver<Vec<i64>>,
@@ -396,16 +398,9 @@ async fn publisher_loop(
                 }
             }
         }
-        if let Err(e) = event_outbox::publish_pending(
-            &pool,
-            &channel,
-            &topology,
-            event_outbox::Scope::Batches(&batches),
-        )
-        .await
-        {
-            // The sweeper republishes what was not confirmed.
-            warn!(error = %e, "event publish failed");
+        if let Err(e) = event_prompt::prompt(&channel, &topology, &batches).await {
+            // The events are in the delivery queue: the worker's poll finds them.
+            warn!(error = %e, "callback prompt failed");
         }
     }
 }
@@ -474,14 +469,9 @@ async fn sweep_loop(
         recovery::adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
         // What a prompt publish left behind (broker down, process stopped before it).
         let stale_jobs = dial_outbox::Scope::OlderThan(5);
-        let stale_events = event_outbox::Scope::OlderThan(5);
         let jobs = dial_outbox::publish_pending(&pool, &channel, &topology, stale_jobs).await;
         if let Err(e) = jobs {
             warn!(error = %e, "dial outbox sweep failed");
-        }
-        let events = event_outbox::publish_pending(&pool, &channel, &topology, stale_events).await;
-        if let Err(e) = events {
-            warn!(error = %e, "event outbox sweep failed");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::{Harness, assert_in_order_per_call, events_in, secret};
 use crate::receiver::{self, ReceiverState};
 use dialer_core::domain::DeliveryStatus;
-use dialer_core::event_outbox::{self, Scope};
+use dialer_core::event_prompt;
 use dialer_core::topology;
 
 fn spawn_worker(h: &Harness) -> Child {
@@ -56,11 +56,14 @@ async fn kill_9_during_deliveries_then_restart_delivers_every_event() {
     let topo = h.env.topology();
     topo.declare(&channel).await.expect("declare");
     let batch = h.events(account, 150, 4).await;
-    let published =
-        event_outbox::publish_pending(&h.pool, &channel, &topo, Scope::Batches(&[batch]))
-            .await
-            .expect("publish");
-    assert_eq!(published, 600);
+    assert_eq!(
+        h.count("SELECT count(*) AS n FROM callback_queue").await,
+        600,
+        "queued at insert"
+    );
+    event_prompt::prompt(&channel, &topo, &[batch])
+        .await
+        .expect("prompt");
 
     let mut worker = spawn_worker(&h);
     let start = Instant::now();

@@ -12,7 +12,7 @@ use dialer_core::models::{Account, Batch};
 use crate::broker::Broker;
 use crate::ops::batches::{BatchSummary, find_batch, lock_batch, summary};
 use crate::ops::error::{OpsError, OpsResult};
-use crate::ops::handoff::{publish_committed, publish_events};
+use crate::ops::handoff::{prompt_events, publish_committed};
 
 /// What an operator or client does to a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub async fn control(
         Effect::Rearmed => publish_committed(pool, broker, &[batch_pk]).await,
         Effect::Events(cancelled) => {
             tracing::info!(batch_id, cancelled, "batch cancelled");
-            publish_events(pool, broker, batch_pk).await;
+            prompt_events(broker, batch_pk).await;
         }
     }
     Ok(summary)

@@ -1,11 +1,11 @@
-//! Handing committed outbox rows (dial jobs, callback events) to RabbitMQ after a transaction.
-//! A failure here loses nothing: the rows stay in the outbox and the sweeper publishes them
-//! later.
+//! Handing committed work to RabbitMQ after a transaction: dial jobs (a failure leaves them in
+//! the outbox for the sweeper) and a prompt for callback events (a lost prompt waits for the
+//! callback worker's poll; the events are in its queue).
 
 use std::sync::Arc;
 
 use dialer_core::db::DbPool;
-use dialer_core::{dial_outbox, event_outbox};
+use dialer_core::{dial_outbox, event_prompt};
 
 use crate::broker::Broker;
 
@@ -14,7 +14,8 @@ pub async fn publish_committed(pool: &DbPool, broker: &Broker, batch_pks: &[i64]
     if batch_pks.is_empty() {
         return;
     }
-    let Some(channel) = channel(broker, "dial jobs").await else {
+    let Some(channel) = channel(broker, "dial jobs left in the outbox for the sweeper").await
+    else {
         return;
     };
     let scope = dial_outbox::Scope::Batches(batch_pks);
@@ -24,23 +25,23 @@ pub async fn publish_committed(pool: &DbPool, broker: &Broker, batch_pks: &[i64]
     }
 }
 
-/// Hands the committed callback events of this batch to RabbitMQ.
-pub async fn publish_events(pool: &DbPool, broker: &Broker, batch_pk: i64) {
-    let Some(channel) = channel(broker, "events").await else {
+/// Prompts the callback worker for the committed events of this batch. Whether any of them
+/// entered its queue is not asked (a control action is rare; a needless prompt costs one claim).
+pub async fn prompt_events(broker: &Broker, batch_pk: i64) {
+    let Some(channel) = channel(broker, "callback events wait for the worker's poll").await else {
         return;
     };
-    let scope = event_outbox::Scope::Batches(&[batch_pk]);
-    if let Err(e) = event_outbox::publish_pending(pool, &channel, &broker.topology, scope).await {
-        tracing::warn!(error = %e, "events left in the outbox for the sweeper");
+    if let Err(e) = event_prompt::prompt(&channel, &broker.topology, &[batch_pk]).await {
+        tracing::warn!(error = %e, "callback events wait for the worker's poll");
     }
 }
 
-/// A channel to publish on; without one, `what` stays in the outbox for the sweeper.
+/// A channel to publish on; without one, `what` (what becomes of the work) is logged.
 async fn channel(broker: &Broker, what: &str) -> Option<lapin::Channel> {
     match broker.channel().await {
         Ok(channel) => Some(channel),
         Err(e) => {
-            tracing::warn!(error = %e, "{what} left in the outbox for the sweeper");
+            tracing::warn!(error = %e, "{what}");
             None
         }
     }

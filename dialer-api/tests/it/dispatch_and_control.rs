@@ -193,35 +193,48 @@ async fn a_completed_batch_cannot_be_cancelled() {
 }
 
 #[tokio::test]
-async fn cancel_events_reach_the_events_queue() {
+async fn cancel_events_are_queued_and_prompted() {
     use lapin::options::BasicGetOptions;
     let (app, acme) = TestApp::with_account("ACME").await;
     app.with_callback_url("ACME").await;
     acme.insert_rows(1, rows(0, 3)).await;
     acme.control(1, "cancel").await;
-    // An account without callback URL: its events are stored skipped, nothing to hand off.
+    // An account without callback URL: its events are stored skipped, never queued.
     let other = app.account("NOURL").await;
     other.insert_rows(1, rows(10, 2)).await;
     other.control(1, "cancel").await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM callback_queue q JOIN call_events e ON e.id = q.event_pk \
+             JOIN accounts a ON a.id = e.account_id WHERE a.accountcode = 'ACME' \
+             AND e.event_type = 'call_cancelled'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM callback_queue").await,
+        3
+    );
     let conn = dialer_core::topology::connect(&app.env.config.amqp_url, "t")
         .await
         .expect("amqp");
     let channel = conn.create_channel().await.expect("channel");
     let queue = app.env.topology().events_queue;
-    let mut n = 0;
+    let acme_batch = app
+        .count("SELECT b.id AS n FROM batches b JOIN accounts a ON a.id = b.account_id WHERE a.accountcode = 'ACME'")
+        .await;
+    let mut prompted = Vec::new();
     while let Some(msg) = channel
         .basic_get(queue.as_str().into(), BasicGetOptions::default())
         .await
         .expect("get")
     {
-        let m: dialer_core::event_outbox::EventPrompt =
+        let m: dialer_core::event_prompt::EventPrompt =
             serde_json::from_slice(&msg.delivery.data).expect("json");
-        for e in &m.events {
-            assert!(e.event_id.starts_with("evt_"));
-        }
-        n += m.events.len();
+        prompted.extend(m.batches);
     }
-    assert_eq!(n, 3);
+    assert!(prompted.contains(&acme_batch), "{prompted:?}");
 }
 
 #[tokio::test]

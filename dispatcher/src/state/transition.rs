@@ -58,6 +58,8 @@ pub struct Applied {
     pub event_type: Option<EventType>,
     /// The batch has no call left to finish (its `batch_completed` is written).
     pub batch_completed: bool,
+    /// An event it wrote entered the delivery queue: the callback worker is to be prompted.
+    pub queued: bool,
 }
 
 impl From<EndedUndialed> for Applied {
@@ -66,6 +68,8 @@ impl From<EndedUndialed> for Applied {
             batch_pk: e.batch_pk,
             event_type: Some(e.event_type),
             batch_completed: e.batch_completed,
+            // Written by another statement, which does not say: prompt anyway (a rare path).
+            queued: true,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The AMI-driven transitions of dialed calls (`call_started`, `call_answered`, the attempt's
-//! end), each written with its callback event in one transaction, so the event outbox and the
+//! end), each written with its callback event in one transaction, so the callback events and the
 //! call never disagree.
 //!
 //! Every transition is conditional on the attempt's current state, so a repeated or late signal
@@ -61,9 +61,10 @@ pub async fn apply_all(
                 };
                 steps.push(step);
             }
-            writes.execute(conn).await?;
+            let queued = writes.execute(conn).await?;
             for (i, step) in wave.into_iter().zip(steps) {
-                if let Some(step) = step {
+                if let Some(mut step) = step {
+                    step.applied.queued = queued.contains(&step.call_pk);
                     // What the statements just wrote, for the attempt's next transition.
                     if let Some((call, attempt)) = rows.get_mut(&ts[i].attempt()) {
                         advance(call, attempt, &ts[i]);
@@ -138,6 +139,7 @@ fn waves<K: std::hash::Hash + Eq>(
 /// What one transition did, and the call when it reached its final outcome (its batch may be
 /// complete).
 struct Step {
+    call_pk: i64,
     applied: Applied,
     finished: Option<CallRow>,
 }
@@ -145,6 +147,7 @@ struct Step {
 impl Step {
     fn in_progress(call: &CallRow, event_type: EventType) -> Step {
         Step {
+            call_pk: call.call_pk,
             applied: applied(call, event_type, false),
             finished: None,
         }
@@ -205,6 +208,7 @@ fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Appl
         batch_pk: call.batch_pk,
         event_type: Some(event_type),
         batch_completed,
+        queued: false,
     }
 }
 
@@ -250,6 +254,7 @@ fn plan_end(
     w.attempt(attempt_id, AttemptState::Ended, at, Some(outcome));
     w.event(call, &event, status, Some((outcome.disposition, next_due)))?;
     Ok(Step {
+        call_pk: call.call_pk,
         applied: applied(call, event_type, false),
         finished: (!will_retry).then(|| call.clone()),
     })

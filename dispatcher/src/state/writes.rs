@@ -9,7 +9,7 @@ use diesel::sql_types::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use dialer_core::domain::{AttemptState, CallStatus, Disposition, EventType};
+use dialer_core::domain::{AttemptState, CallStatus, DeliveryStatus, Disposition, EventType};
 use dialer_core::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339};
 
 use super::rows::{AttemptRow, CallRow};
@@ -36,6 +36,27 @@ static ATTEMPTS_UPDATE: LazyLock<String> = LazyLock::new(|| {
         ended = AttemptState::Ended,
     )
 });
+
+/// The events, returning the calls of those that entered the delivery queue (the insert
+/// triggers store an event `skipped` when no one will deliver it).
+static EVENTS_INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH written AS ( \
+           INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, \
+             event_type, body, occurred_at) \
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
+             $5::int[], $6::text[], $7::text[], $8::timestamptz[]) \
+           RETURNING call_pk, delivery_status) \
+         SELECT call_pk FROM written WHERE delivery_status = '{pending}'",
+        pending = DeliveryStatus::Pending,
+    )
+});
+
+#[derive(diesel::QueryableByName)]
+struct QueuedCall {
+    #[diesel(sql_type = BigInt)]
+    call_pk: i64,
+}
 
 /// The facts of one event beyond the call's own fields.
 pub(super) struct EventFacts {
@@ -176,7 +197,9 @@ impl Writes {
     }
 
     /// Sends the three statements together (pipelined); the server runs them in this order.
-    pub async fn execute(self, conn: &AsyncPgConnection) -> Result<(), StateError> {
+    /// Returns the calls whose event entered the delivery queue (the account has a callback
+    /// URL): the callback worker is to be prompted for those.
+    pub async fn execute(self, conn: &AsyncPgConnection) -> Result<Vec<i64>, StateError> {
         let attempts = async {
             if self.a_id.is_empty() {
                 return Ok(0);
@@ -216,27 +239,22 @@ impl Writes {
         };
         let events = async {
             if self.e_id.is_empty() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
-            diesel::sql_query(
-                "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, \
-                   event_type, body, occurred_at) \
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
-                   $5::int[], $6::text[], $7::text[], $8::timestamptz[])",
-            )
-            .bind::<Array<Text>, _>(&self.e_id)
-            .bind::<Array<BigInt>, _>(&self.e_account)
-            .bind::<Array<BigInt>, _>(&self.e_batch)
-            .bind::<Array<BigInt>, _>(&self.e_call)
-            .bind::<Array<Integer>, _>(&self.e_seq)
-            .bind::<Array<Text>, _>(&self.e_type)
-            .bind::<Array<Text>, _>(&self.e_body)
-            .bind::<Array<Timestamptz>, _>(&self.e_at)
-            .prepared()
-            .execute(&mut &*conn)
-            .await
+            diesel::sql_query(EVENTS_INSERT.as_str())
+                .bind::<Array<Text>, _>(&self.e_id)
+                .bind::<Array<BigInt>, _>(&self.e_account)
+                .bind::<Array<BigInt>, _>(&self.e_batch)
+                .bind::<Array<BigInt>, _>(&self.e_call)
+                .bind::<Array<Integer>, _>(&self.e_seq)
+                .bind::<Array<Text>, _>(&self.e_type)
+                .bind::<Array<Text>, _>(&self.e_body)
+                .bind::<Array<Timestamptz>, _>(&self.e_at)
+                .prepared()
+                .load::<QueuedCall>(&mut &*conn)
+                .await
         };
-        futures_util::future::try_join3(attempts, calls, events).await?;
-        Ok(())
+        let (_, _, queued) = futures_util::future::try_join3(attempts, calls, events).await?;
+        Ok(queued.into_iter().map(|q| q.call_pk).collect())
     }
 }
