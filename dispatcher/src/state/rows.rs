@@ -98,8 +98,11 @@ struct LockedRow {
     attempt: AttemptRow,
 }
 
-/// Reads and locks, in one statement, every attempt of the group and its call, in call order
-/// (two writers locking calls in the same order cannot deadlock on them).
+/// Reads and locks, in one statement, every attempt of the group and its call, in attempt order
+/// (two writers locking in the same order cannot deadlock on these rows). Not in call order:
+/// sorting by `c.id` let the planner walk `calls_pkey` from its start in a merge join, every
+/// row of a small table for a handful of attempts (243 buffers for 8 attempts of a 1,500-call
+/// table, 87 in attempt order).
 pub(super) async fn lock_rows(
     conn: &mut AsyncPgConnection,
     ts: &[Transition],
@@ -113,7 +116,7 @@ pub(super) async fn lock_rows(
          FROM call_attempts t JOIN calls c ON c.id = t.call_pk \
          JOIN batches b ON b.id = c.batch_pk JOIN accounts a ON a.id = c.account_id \
          LEFT JOIN asterisk_servers s ON s.id = t.server_id \
-         WHERE t.id = ANY($1) ORDER BY c.id, t.id FOR UPDATE OF c, t"
+         WHERE t.id = ANY($1) ORDER BY t.id FOR UPDATE OF c, t"
     ))
     .bind::<Array<SqlUuid>, _>(&ids)
     .prepared()
