@@ -45,6 +45,15 @@ struct Args {
     addr: Option<SocketAddr>,
     #[arg(long, default_value = "dialer")]
     secret: String,
+    /// The manager user of `--addr` (a real Asterisk: the lab's `platform` user).
+    #[arg(long, default_value = "dialer")]
+    user: String,
+    /// The channel dialed, `{n}` the call's number (a real Asterisk: `SIP/1{n}@trunk`).
+    #[arg(long, default_value = "PJSIP/1{n}@trunk")]
+    channel: String,
+    /// Where an answered call goes (the lab's `dialer` context waits 2 s and hangs up).
+    #[arg(long, default_value = "dialer-out")]
+    context: String,
 }
 
 #[derive(Default)]
@@ -79,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (user, secret) = match &args.config {
         Some(_) => (cfg.username.clone(), cfg.secret.clone()),
-        None => ("dialer".to_string(), args.secret.clone()),
+        None => (args.user.clone(), args.secret.clone()),
     };
     let sim = match args.addr {
         Some(_) => None,
@@ -170,9 +179,11 @@ async fn main() -> anyhow::Result<()> {
         buf.clear();
         while sent < due {
             let n = sent;
+            let channel = args.channel.replace("{n}", &format!("{n:09}"));
+            let context = &args.context;
             buf.extend_from_slice(
                 format!(
-                    "Action: Originate\r\nActionID: o-{n}\r\nChannel: PJSIP/1{n:09}@trunk\r\nContext: dialer-out\r\nExten: s\r\nPriority: 1\r\nTimeout: 30000\r\nCallerID: \"Load\" <5550100>\r\nVariable: DIALER_CALL_ID=call-{n:010}\r\nChannelId: load-{n:010}\r\nAsync: true\r\n\r\n"
+                    "Action: Originate\r\nActionID: o-{n}\r\nChannel: {channel}\r\nContext: {context}\r\nExten: s\r\nPriority: 1\r\nTimeout: 30000\r\nCallerID: \"Load\" <5550100>\r\nVariable: DIALER_CALL_ID=call-{n:010}\r\nChannelId: load-{n:010}\r\nAsync: true\r\n\r\n"
                 )
                 .as_bytes(),
             );
