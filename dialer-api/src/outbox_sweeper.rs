@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use dialer_core::dial_outbox::{self, Scope as DialScope};
-use dialer_core::outbox::OutboxError;
+use dialer_core::dial_outbox::{self, OutboxError, Scope as DialScope};
 
 use crate::state::AppState;
 

@@ -4,11 +4,16 @@
 //! call is lost. A crash after the confirm but before marking republishes a job: the dispatcher
 //! claims each (call, attempt) with a conditional update, so a duplicate job never dials twice.
 
-use diesel::sql_types::{BigInt, Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::outbox::{self, OutboxError, Pick};
+use crate::db::{DbError, DbPool};
+use crate::prepared::PrepareOnce;
 use crate::topology::{self, Topology};
+
+/// The outbox fails in the database or in the broker.
+pub type OutboxError = crate::ServiceError;
 
 /// The message of a dial job on the dial queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
@@ -51,58 +56,102 @@ pub enum Scope<'a> {
     Batches(&'a [i64]),
 }
 
-/// Publishes unpublished dial jobs in chunks (see [`outbox::publish_pending`]); returns how
-/// many were published.
-pub use crate::outbox::publish_pending;
+/// Jobs one chunk takes at the most (one transaction, one publish, one marking statement).
+const CHUNK: i64 = 500;
 
-impl outbox::Outbox for Scope<'_> {
-    type Row = DialJob;
-    const SELECT: &'static str = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, \
-         c.batch_pk, j.attempt, b.priority FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
-         JOIN batches b ON b.id = c.batch_pk WHERE j.published_at IS NULL";
-    const WRITTEN_AT: &'static str = "j.created_at";
-    const ORDER_AND_LOCK: &'static str = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
-    const TABLE: &'static str = "dial_jobs";
+const SELECT: &str = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, \
+     j.attempt, b.priority FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+     JOIN batches b ON b.id = c.batch_pk WHERE j.published_at IS NULL";
+const ORDER_AND_LOCK: &str = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
 
-    fn pick(&self) -> Pick<'_> {
-        match *self {
-            Scope::OlderThan(secs) => Pick::OlderThan(secs),
-            Scope::Calls(ids) => Pick::Of {
-                column: "j.call_pk",
-                ids,
-            },
-            Scope::Batches(ids) => Pick::Of {
-                column: "c.batch_pk",
-                ids,
-            },
+/// Publishes the unpublished jobs `scope` takes, a chunk at a time on one connection until a
+/// chunk comes back short; returns how many were published in all. Each chunk is one
+/// transaction: lock up to [`CHUNK`] jobs with `SKIP LOCKED` (so concurrent sweeps never
+/// publish the same job twice), publish them confirmed, mark them published.
+pub async fn publish_pending(
+    pool: &DbPool,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    let mut total = 0;
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    loop {
+        let n = conn
+            .transaction::<usize, OutboxError, _>(async |conn| {
+                publish_chunk(conn, channel, topology, scope).await
+            })
+            .await?;
+        total += n;
+        if (n as i64) < CHUNK {
+            return Ok(total);
         }
     }
+}
 
-    fn id(job: &DialJob) -> i64 {
-        job.job_id
-    }
-
-    async fn publish(
-        channel: &lapin::Channel,
-        topology: &Topology,
-        jobs: Vec<DialJob>,
-    ) -> Result<(), OutboxError> {
-        // Each account's queue exists before its first job is routed to it (an unroutable job
-        // would come back as an error, not vanish).
-        let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
-        accounts.sort_unstable();
-        accounts.dedup();
-        for account in accounts {
-            topology.declare_account_queue(channel, account).await?;
+/// One chunk, inside its transaction; returns how many jobs it published.
+async fn publish_chunk(
+    conn: &mut AsyncPgConnection,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    scope: Scope<'_>,
+) -> Result<usize, OutboxError> {
+    let (column, ids) = match scope {
+        Scope::OlderThan(secs) => {
+            let jobs: Vec<DialJob> = diesel::sql_query(format!(
+                "{SELECT} AND j.created_at < now() - make_interval(secs => $1) {ORDER_AND_LOCK}"
+            ))
+            .bind::<Double, _>(secs as f64)
+            .bind::<BigInt, _>(CHUNK)
+            .prepared()
+            .load(conn)
+            .await?;
+            return publish_and_mark(conn, channel, topology, jobs).await;
         }
-        // The whole chunk confirmed before anything is marked published.
-        topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
-            (
-                Topology::account_routing_key(job.account_id),
-                job.message_id(),
-            )
-        })
+        Scope::Calls(ids) => ("j.call_pk", ids),
+        Scope::Batches(ids) => ("c.batch_pk", ids),
+    };
+    let jobs: Vec<DialJob> =
+        diesel::sql_query(format!("{SELECT} AND {column} = ANY($1) {ORDER_AND_LOCK}"))
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<BigInt, _>(CHUNK)
+            .prepared()
+            .load(conn)
+            .await?;
+    publish_and_mark(conn, channel, topology, jobs).await
+}
+
+/// Publishes locked jobs, every one confirmed, then marks them published.
+async fn publish_and_mark(
+    conn: &mut AsyncPgConnection,
+    channel: &lapin::Channel,
+    topology: &Topology,
+    jobs: Vec<DialJob>,
+) -> Result<usize, OutboxError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j.job_id).collect();
+    // Each account's queue exists before its first job is routed to it (an unroutable job
+    // would come back as an error, not vanish).
+    let mut accounts: Vec<i64> = jobs.iter().map(|j| j.account_id).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for account in accounts {
+        topology.declare_account_queue(channel, account).await?;
+    }
+    // The whole chunk confirmed before anything is marked published.
+    topology::publish_all_confirmed(channel, &topology.dial_exchange, &jobs, |job| {
+        (
+            Topology::account_routing_key(job.account_id),
+            job.message_id(),
+        )
+    })
+    .await?;
+    diesel::sql_query("UPDATE dial_jobs SET published_at = now() WHERE id = ANY($1)")
+        .bind::<Array<BigInt>, _>(&ids)
+        .prepared()
+        .execute(conn)
         .await?;
-        Ok(())
-    }
+    Ok(ids.len())
 }

@@ -20,7 +20,6 @@ pub mod gather;
 pub mod lifecycle;
 pub mod migrations;
 pub mod models;
-pub mod outbox;
 pub mod phone;
 pub mod prepared;
 pub mod schema;
