@@ -1,5 +1,6 @@
 //! The statements of a wave of transitions: three set-based writes (attempts, calls, events).
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -199,7 +200,7 @@ impl Writes {
     /// Sends the three statements together (pipelined); the server runs them in this order.
     /// Returns the calls whose event entered the delivery queue (the account has a callback
     /// URL): the callback worker is to be prompted for those.
-    pub async fn execute(self, conn: &AsyncPgConnection) -> Result<Vec<i64>, StateError> {
+    pub async fn execute(self, conn: &AsyncPgConnection) -> Result<HashSet<i64>, StateError> {
         let attempts = async {
             if self.a_id.is_empty() {
                 return Ok(0);
@@ -255,6 +256,7 @@ impl Writes {
                 .await
         };
         let (_, _, queued) = futures_util::future::try_join3(attempts, calls, events).await?;
+        // A set: each transition of the wave looks its call up in it.
         Ok(queued.into_iter().map(|q| q.call_pk).collect())
     }
 }
