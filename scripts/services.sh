@@ -82,10 +82,18 @@ ensure_python() {
   echo "$venv/bin/python"
 }
 
+# The API's text-to-speech engine for prompts (tests speak through it).
+ensure_speech() {
+  if ! command -v espeak-ng >/dev/null 2>&1; then
+    apt_install espeak-ng espeak-ng
+  fi
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   rabbitmq) ensure_rabbitmq ;;
   python) ensure_python ;;
-  all) ensure_postgres; ensure_rabbitmq ;;
-  *) echo "usage: $0 [all|postgres|rabbitmq|python]" >&2; exit 2 ;;
+  speech) ensure_speech ;;
+  all) ensure_postgres; ensure_rabbitmq; ensure_speech ;;
+  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,8 @@ pub enum Event {
     DtmfEnd(ChannelEvent),
     FullyBooted(Message),
     Shutdown(Shutdown),
+    /// The dialplan's `UserEvent()` (class `user`).
+    UserEvent(UserEvent),
     /// Any other event, headers as received.
     Other(Message),
 }
@@ -40,6 +42,7 @@ impl Event {
             "DTMFEnd" => Event::DtmfEnd(ChannelEvent::new(msg)),
             "FullyBooted" => Event::FullyBooted(msg),
             "Shutdown" => Event::Shutdown(Shutdown::new(msg)),
+            "UserEvent" => Event::UserEvent(UserEvent::new(msg)),
             _ => Event::Other(msg),
         })
     }
@@ -53,6 +56,7 @@ impl Event {
             Event::Hangup(e) => &e.channel.msg,
             Event::OriginateResponse(e) => &e.msg,
             Event::Shutdown(e) => &e.msg,
+            Event::UserEvent(e) => &e.msg,
             Event::FullyBooted(m) | Event::Other(m) => m,
         }
     }
@@ -173,6 +177,22 @@ impl ChannelEvent {
     /// DTMFEnd: the digit.
     pub fn digit(&self) -> Option<&str> {
         self.msg.get("Digit")
+    }
+}
+
+typed_event! {
+    /// `UserEvent(<name>,<Header>: <value>,...)` from the dialplan: the channel's own headers
+    /// first (so `Uniqueid` routes it like any event of the channel), then `UserEvent: <name>`,
+    /// then the headers as the dialplan wrote them.
+    UserEvent {
+        name: Option<String> = |m| m.get("UserEvent").map(str::to_owned),
+    }
+}
+
+impl UserEvent {
+    /// A header the dialplan wrote (the first of that name).
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.msg.get(key)
     }
 }
 

@@ -21,6 +21,6 @@ pub use client::{
 pub use codec::{DecodeError, Decoder, Frame};
 pub use event::{
     ChannelEvent, ChannelState, DialEvent, DialStatus, Event, Hangup, OriginateReason,
-    OriginateResponse, Shutdown,
+    OriginateResponse, Shutdown, UserEvent,
 };
 pub use message::{Message, MessageKind};

@@ -6,7 +6,8 @@ use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaT
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use dialer_core::domain::Disposition;
+use dialer_core::call_flow::{MAX_GATHER_DIGITS, MAX_GATHER_TIMEOUT_SECONDS};
+use dialer_core::domain::{AmdPolicy, Disposition};
 
 use crate::data_schema::{
     BatchCompletedEvent, CallEvent, QueuedCall, client_object, integer, string_enum, time, typed,
@@ -188,12 +189,71 @@ impl PartialSchema for BatchSubmission {
                 "dispatch",
                 typed(Type::Boolean, true)
                     .description(Some("true: dial without a separate dispatch call")),
+            )
+            .property(
+                "amd",
+                string_enum(AmdPolicy::ALL.iter().map(|a| a.as_str()), true).description(Some(
+                    "answering-machine detection: `off` (default), `detect` (report who answered; \
+                     go on as for a person), `hangup_machine`, `voicemail` (play \
+                     `voicemail_prompt` to a machine after its greeting)",
+                )),
+            )
+            .property(
+                "message_prompt",
+                typed(Type::String, true).description(Some(
+                    "`prompt_id` of the prompt a person hears (everyone when `amd` is `off`)",
+                )),
+            )
+            .property(
+                "voicemail_prompt",
+                typed(Type::String, true)
+                    .description(Some("`prompt_id` played to a machine (`amd` `voicemail`)")),
+            )
+            .property(
+                "gather",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                    .description(Some(
+                        "keypresses after the message; `digits` then holds the keys without the \
+                         finish key; `opt_out_digit` pressed first adds the number to the \
+                         account's do-not-call list and ends the call",
+                    ))
+                    .property(
+                        "max_digits",
+                        integer()
+                            .minimum(Some(1))
+                            .maximum(Some(f64::from(MAX_GATHER_DIGITS))),
+                    )
+                    .required("max_digits")
+                    .property(
+                        "timeout_seconds",
+                        integer()
+                            .minimum(Some(1))
+                            .maximum(Some(f64::from(MAX_GATHER_TIMEOUT_SECONDS))),
+                    )
+                    .required("timeout_seconds")
+                    .property("finish_on_key", keypad_key())
+                    .property("opt_out_digit", keypad_key()),
+            )
+            .property(
+                "record",
+                typed(Type::Boolean, true).description(Some(
+                    "true: record each answered attempt (`recording_url`, `call_recording_ready`)",
+                )),
             );
         o.into()
     }
 }
 
 impl ToSchema for BatchSubmission {}
+
+/// One key of a phone's keypad.
+fn keypad_key() -> ObjectBuilder {
+    string_enum(
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"],
+        false,
+    )
+}
 
 /// The optional body of `POST /controls/dispatch-calls`.
 pub struct DispatchRequest;
@@ -263,3 +323,30 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         ),
     ]
 }
+
+/// The JSON body of `POST /prompts`: text the platform speaks.
+pub struct SpokenPrompt;
+
+impl PartialSchema for SpokenPrompt {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "text",
+                typed(Type::String, false)
+                    .min_length(Some(1))
+                    .max_length(Some(crate::speech::MAX_TEXT_CHARS))
+                    .description(Some("what the prompt says")),
+            )
+            .required("text")
+            .property(
+                "language",
+                typed(Type::String, false)
+                    .examples(["en", "en-us", "hi"])
+                    .description(Some("the voice's language (default `en`)")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for SpokenPrompt {}

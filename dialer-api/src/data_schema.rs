@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use dialer_core::domain::{BatchStatus, CallStatus, Disposition, EventType};
+use dialer_core::domain::{ANSWER_COUNT_KEYS, AnsweredBy, BatchStatus, CallStatus, Disposition, EventType};
 
 use crate::ingest::rows::RejectReason;
 
@@ -120,15 +120,16 @@ pub fn status_counts() -> ObjectBuilder {
     for s in CallStatus::ALL {
         o = o.property(s.as_str(), integer()).required(s.as_str());
     }
+    for (key, what) in ANSWER_COUNT_KEYS.into_iter().zip([
+        "calls a person answered (answering-machine detection, latest attempt)",
+        "calls a machine answered (answering-machine detection, latest attempt)",
+        "calls whose callee pressed the opt-out digit",
+    ]) {
+        o = o
+            .property(key, integer().description(Some(what)))
+            .required(key);
+    }
     o
-}
-
-/// Calls per call state, only the states present (a `batch_completed` event).
-pub(crate) fn present_counts() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .property_names(Some(call_status()))
-        .additional_properties(Some(integer()))
 }
 
 /// A JSON object the client chose (`custom_data`), echoed verbatim.
@@ -256,6 +257,31 @@ fn call_entry(queued: bool) -> ObjectBuilder {
             integer().description(Some("grows by one per event of a call")),
         ),
         ("occurred_at", occurred_at),
+        (
+            "answered_by",
+            string_enum(AnsweredBy::ALL.iter().map(|a| a.as_str()), true).description(Some(
+                "who answered, as the PBX's answering-machine detection said (null without it)",
+            )),
+        ),
+        (
+            "amd_cause",
+            s(true).description(Some("the PBX's reason, e.g. `LONGGREETING-1500-1500`")),
+        ),
+        (
+            "digits",
+            s(true).description(Some(
+                "the keys pressed when gathering ended, without the finish key (possibly empty)",
+            )),
+        ),
+        (
+            "opted_out",
+            typed(Type::Boolean, true)
+                .description(Some("the callee pressed the batch's opt-out digit first")),
+        ),
+        (
+            "recording_duration",
+            typed(Type::Integer, true).description(Some("whole seconds of the attempt's recording")),
+        ),
     ];
     let mut o = ObjectBuilder::new().schema_type(Type::Object);
     for (name, schema) in fields {
@@ -281,7 +307,7 @@ impl PartialSchema for BatchCompletedEvent {
             ("total_calls", integer()),
             ("completed_calls", integer()),
             ("failed_calls", integer()),
-            ("counts", present_counts()),
+            ("counts", status_counts()),
             ("occurred_at", time(false)),
         ];
         for (name, schema) in fields {

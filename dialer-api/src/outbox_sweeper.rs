@@ -1,7 +1,7 @@
 //! Background task: publishes dial jobs that were committed but never confirmed by RabbitMQ
 //! (process killed between commit and publish, broker down at the time), and ends
 //! the calls of expired batches (`call_expired`), so they expire on time even while no
-//! dispatcher runs.
+//! dispatcher runs; and deletes recordings past their account's retention.
 
 use std::time::Duration;
 
@@ -24,6 +24,14 @@ pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<usize, Stri
     Ok(jobs)
 }
 
+/// Recordings past their retention, a bounded number per sweep.
+pub async fn expire_recordings(state: &AppState) -> Result<usize, String> {
+    let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
+    crate::ops::recordings::delete_expired(&mut conn, &state.recordings, chrono::Utc::now(), 500)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 pub async fn run(state: AppState) {
     let interval = state.config.outbox_interval.max(Duration::from_millis(100));
     let grace = state.config.outbox_grace;
@@ -32,6 +40,11 @@ pub async fn run(state: AppState) {
             Ok(0) => {}
             Ok(jobs) => tracing::warn!(jobs, "outbox sweep republished unconfirmed dial jobs"),
             Err(e) => tracing::warn!(error = %e, "outbox sweep failed; will retry"),
+        }
+        match expire_recordings(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recordings = n, "recordings past retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "recording retention sweep failed; will retry"),
         }
         tokio::time::sleep(interval).await;
     }

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 
 use dialer_core::Config;
 use dialer_core::db::{self, DbError};
+use dialer_core::media_url::MediaUrls;
 use dialer_core::migrations::{self, SchemaError};
 use dialer_core::topology::Topology;
 
@@ -18,6 +19,8 @@ use crate::auth_failures::AuthFailures;
 use crate::body_timeout::{BodyTimeouts, body_timeout};
 use crate::broker::Broker;
 use crate::error_json::{json_errors, unknown_route};
+use crate::recording_store::RecordingStore;
+use crate::speech::EspeakNg;
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,10 @@ pub enum StartupError {
     Db(#[from] DbError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error("the media key: {0}")]
+    MediaKey(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Recordings(#[from] crate::recording_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -40,7 +47,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> Result<Application, StartupError> {
+    pub async fn build(mut config: Config) -> Result<Application, StartupError> {
         let pool = db::build_pool(&config, "dialer-api")?;
         {
             let mut conn = pool.get().await.map_err(DbError::from)?;
@@ -63,6 +70,16 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
+        // Addresses left to their default name the bound port (port 0 in tests).
+        for url in [&mut config.public_url, &mut config.media_url] {
+            if let Some(base) = url.strip_suffix(":0") {
+                *url = format!("{base}:{port}");
+            }
+        }
+        let media = {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            MediaUrls::load(&mut conn, &config.media_url).await?
+        };
         let workers = match config.api_workers {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -75,6 +92,7 @@ impl Application {
             auth.db_pool_size = limits.auth_pool_size;
             db::build_pool(&auth, "dialer-api-auth")?
         };
+        let recordings = RecordingStore::open(&config.recordings_store)?;
         let state = AppState {
             slots: Arc::new(AccountSlots::new(
                 limits.account_share(config.db_pool_size),
@@ -90,6 +108,9 @@ impl Application {
             auth_pool,
             broker,
             limiters: Arc::default(),
+            media,
+            speech: Arc::new(EspeakNg::default()),
+            recordings,
         };
         crate::metrics::handle();
         let data = web::Data::new(state.clone());

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use dialer_core::Config;
 use dialer_core::db::DbPool;
+use dialer_core::media_url::MediaUrls;
 
 use crate::account_slots::AccountSlots;
 use crate::auth_failures::AuthFailures;
 use crate::broker::Broker;
 use crate::rate_limit::KeyLimiters;
+use crate::recording_store::RecordingStore;
+use crate::speech::SpeechEngine;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,4 +24,10 @@ pub struct AppState {
     pub limiters: Arc<KeyLimiters>,
     pub slots: Arc<AccountSlots>,
     pub auth_failures: Arc<AuthFailures>,
+    /// Signs and checks the media URLs the PBXs use (prompts, recording uploads).
+    pub media: MediaUrls,
+    /// Speaks text prompts.
+    pub speech: Arc<dyn SpeechEngine>,
+    /// Where recordings are kept.
+    pub recordings: RecordingStore,
 }

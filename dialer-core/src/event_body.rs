@@ -9,11 +9,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::domain::{CallStatus, Disposition, EventType};
+use crate::domain::{AnsweredBy, CallStatus, Disposition, EventType};
 
 /// RFC 3339 UTC with whole seconds (`2024-01-01T10:00:07Z`), the contract's time format.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An attempt's `recording_url` (contract): the API's own address as clients reach it
+/// (`DIALER_PUBLIC_URL`), without a trailing slash.
+pub fn recording_url(public_url: &str, call_id: uuid::Uuid, attempt: i32) -> String {
+    format!("{public_url}/api/v1/recordings/{call_id}/{attempt}")
 }
 
 /// A new event id: `evt_` and 32 hex digits.
@@ -53,6 +59,22 @@ pub struct CallEventBody {
     pub will_retry: bool,
     pub sequence: i32,
     pub occurred_at: String,
+    // After the answer (contract): null until known.
+    pub answered_by: Option<AnsweredBy>,
+    pub amd_cause: Option<String>,
+    pub digits: Option<String>,
+    pub opted_out: Option<bool>,
+    pub recording_duration: Option<i32>,
+}
+
+/// What the PBX learnt once an attempt was answered, as its events carry it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerFacts {
+    pub answered_by: Option<AnsweredBy>,
+    pub amd_cause: Option<String>,
+    pub digits: Option<String>,
+    pub opted_out: Option<bool>,
+    pub recording_duration: Option<i32>,
 }
 
 /// The `attempt` of the terminal event of a call ended before its next attempt (never dialed,
@@ -94,6 +116,7 @@ pub fn never_dialed_body_sql(
          || coalesce(custom_data, 'null') \
          || ',\"server_code\":null,\"error_message\":null,\"attempt\":' || (attempts + 1)::text \
          || ',\"will_retry\":false,\"sequence\":' || event_seq::text \
-         || ',\"occurred_at\":\"' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '\"}}'"
+         || ',\"occurred_at\":\"' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         || '\",\"answered_by\":null,\"amd_cause\":null,\"digits\":null,\"opted_out\":null,\"recording_duration\":null}}'"
     )
 }

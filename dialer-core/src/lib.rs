@@ -4,6 +4,7 @@
 //! the CLI share ([`callbacks`], [`url_policy`]); services meet only through these.
 
 pub mod ca_cert;
+pub mod call_flow;
 pub mod callbacks;
 pub mod calling_hours;
 pub mod client_text;
@@ -18,6 +19,7 @@ pub mod expiry_sweep;
 pub mod failpoint;
 pub mod gather;
 pub mod lifecycle;
+pub mod media_url;
 pub mod migrations;
 pub mod models;
 pub mod phone;

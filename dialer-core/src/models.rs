@@ -190,4 +190,22 @@ pub struct Batch {
     pub paused_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub amd: crate::domain::AmdPolicy,
+    pub message_prompt: Option<String>,
+    pub voicemail_prompt: Option<String>,
+    pub gather: Option<serde_json::Value>,
+    pub record: bool,
+}
+
+impl Batch {
+    /// Its flow after the answer.
+    pub fn call_flow(&self) -> crate::call_flow::CallFlow {
+        crate::call_flow::CallFlow::from_columns(
+            self.amd,
+            self.message_prompt.clone(),
+            self.voicemail_prompt.clone(),
+            self.gather.as_ref(),
+            self.record,
+        )
+    }
 }

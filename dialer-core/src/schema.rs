@@ -89,6 +89,11 @@ diesel::table! {
         paused_at -> Nullable<Timestamptz>,
         cancelled_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
+        amd -> Text,
+        message_prompt -> Nullable<Text>,
+        voicemail_prompt -> Nullable<Text>,
+        gather -> Nullable<Jsonb>,
+        record -> Bool,
     }
 }
 
@@ -112,6 +117,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         dispatched_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        answered_by -> Nullable<Text>,
+        opted_out -> Bool,
     }
 }
 
@@ -132,6 +139,10 @@ diesel::table! {
         account_id -> Nullable<Int8>,
         dispatcher_id -> Nullable<Text>,
         sent_at -> Nullable<Timestamptz>,
+        answered_by -> Nullable<Text>,
+        amd_cause -> Nullable<Text>,
+        digits -> Nullable<Text>,
+        opted_out -> Nullable<Bool>,
     }
 }
 
@@ -214,7 +225,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_call_flow (account_id) {
+        account_id -> Int8,
+        amd -> Text,
+        message_prompt -> Nullable<Text>,
+        voicemail_prompt -> Nullable<Text>,
+        gather -> Nullable<Jsonb>,
+        record -> Bool,
+        recording_retention_days -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    prompts (id) {
+        id -> Int8,
+        prompt_id -> Text,
+        account_id -> Int8,
+        source -> Text,
+        text -> Nullable<Text>,
+        language -> Nullable<Text>,
+        sample_rate -> Int4,
+        duration_ms -> Int4,
+        audio -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    media_key (singleton) {
+        singleton -> Bool,
+        key -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    recordings (id) {
+        id -> Int8,
+        call_pk -> Int8,
+        attempt -> Int4,
+        account_id -> Int8,
+        object_key -> Text,
+        bytes -> Int8,
+        duration_seconds -> Int4,
+        stored_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
+diesel::joinable!(recordings -> calls (call_pk));
+diesel::joinable!(account_call_flow -> accounts (account_id));
+diesel::joinable!(prompts -> accounts (account_id));
 diesel::joinable!(batches -> accounts (account_id));
 diesel::joinable!(calls -> accounts (account_id));
 diesel::joinable!(calls -> batches (batch_pk));
@@ -227,6 +291,10 @@ diesel::joinable!(server_leases -> asterisk_servers (server_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
+    account_call_flow,
+    media_key,
+    prompts,
+    recordings,
     api_keys,
     asterisk_servers,
     batches,

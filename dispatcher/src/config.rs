@@ -19,6 +19,9 @@ pub struct DispatcherConfig {
     pub prefetch: u16,
     /// `DIALER_SHUTDOWN_SECS`: on SIGTERM, how long calls in flight may still be followed.
     pub shutdown_deadline: Duration,
+    /// `DIALER_FLOW_CONTEXT`: the shipped dialplan's context, where batches with a flow after
+    /// the answer are dialed (`asterisk/extensions_dialer.conf`).
+    pub flow_context: String,
 }
 
 impl DispatcherConfig {
@@ -32,6 +35,7 @@ impl DispatcherConfig {
             lease_ttl: env.secs("DIALER_LEASE_TTL_SECS", 8)?,
             prefetch: env.positive("DIALER_PREFETCH", 200)?,
             shutdown_deadline: env.secs("DIALER_SHUTDOWN_SECS", 30)?,
+            flow_context: env.text("DIALER_FLOW_CONTEXT", "dialer-flow"),
         })
     }
 
@@ -44,6 +48,7 @@ impl DispatcherConfig {
             lease_ttl: Duration::from_secs(8),
             prefetch: 200,
             shutdown_deadline: Duration::from_secs(30),
+            flow_context: "dialer-flow".to_owned(),
         }
     }
 }

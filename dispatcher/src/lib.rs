@@ -8,6 +8,7 @@
 //! - [`intake`]: each account's dial queue consumed, jobs to the scheduler.
 //! - [`scheduler`]: fair, paced Originates across accounts and servers; [`placement`]: an
 //!   Originate that never reached a running PBX puts its call back, with backoff.
+//! - [`flow`]: what an Originate carries for its batch's flow after the answer.
 //! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL just before its Originate.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
@@ -21,6 +22,7 @@ pub mod calling_hours;
 pub mod claim;
 pub mod config;
 mod country_timezones;
+pub mod flow;
 pub mod health;
 pub mod intake;
 pub mod leases;

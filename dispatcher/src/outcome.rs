@@ -15,15 +15,27 @@
 //!   A `Local/` channel's own half hangs up with cause 0; the other half's cause counts.
 
 use ami_bridge::{ChannelState, DialStatus, Event, OriginateReason};
-use dialer_core::domain::{Disposition, EventType};
+use dialer_core::domain::{AnsweredBy, Disposition, EventType};
 
 /// What an event meant for the attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     Started,
     Answered,
+    /// The flow's answering-machine detection decided (`UserEvent: DialerAMD`).
+    Amd {
+        answered_by: AnsweredBy,
+        cause: Option<String>,
+    },
+    /// The flow's gathering ended (`UserEvent: DialerDTMF`): the keys, finish key left out.
+    Input { digits: String },
     Ended(Outcome),
 }
+
+/// The `UserEvent` names of the shipped dialplan (`docs/call-flow.md`).
+pub const USER_EVENT_AMD: &str = "DialerAMD";
+pub const USER_EVENT_INPUT: &str = "DialerDTMF";
+pub const USER_EVENT_PLAYBACK: &str = "DialerPlayback";
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +96,10 @@ pub struct AttemptTracker {
     cause: Option<u16>,
     cause_txt: Option<String>,
     ended: bool,
+    /// Prompts the flow could not play (`UserEvent: DialerPlayback`), for the end's message.
+    failed_prompts: Vec<String>,
+    amd_reported: bool,
+    input_reported: bool,
 }
 
 impl AttemptTracker {
@@ -149,6 +165,7 @@ impl AttemptTracker {
                 }
                 self.try_end()
             }
+            Event::UserEvent(u) => self.user_event(u),
             Event::OriginateResponse(o) => {
                 self.response = Some(o.reason);
                 if o.success && !self.answered {
@@ -158,6 +175,41 @@ impl AttemptTracker {
                     }
                 }
                 self.try_end()
+            }
+            _ => None,
+        }
+    }
+
+    /// The flow's reports, once each, and only for an answered call (the dialplan runs after
+    /// the answer; anything else is not ours to believe).
+    fn user_event(&mut self, u: &ami_bridge::UserEvent) -> Option<Signal> {
+        if !self.answered {
+            return None;
+        }
+        match u.name.as_deref()? {
+            USER_EVENT_AMD if !self.amd_reported => {
+                self.amd_reported = true;
+                Some(Signal::Amd {
+                    answered_by: AnsweredBy::from_amd_status(u.header("Status").unwrap_or("")),
+                    cause: u
+                        .header("Cause")
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned),
+                })
+            }
+            USER_EVENT_INPUT if !self.input_reported => {
+                self.input_reported = true;
+                Some(Signal::Input {
+                    digits: keys_only(u.header("Digits").unwrap_or("")),
+                })
+            }
+            USER_EVENT_PLAYBACK => {
+                let prompt = u.header("Prompt").unwrap_or("a").trim().to_owned();
+                if !self.failed_prompts.contains(&prompt) {
+                    self.failed_prompts.push(prompt);
+                }
+                None
             }
             _ => None,
         }
@@ -225,6 +277,10 @@ impl AttemptTracker {
                 (None, _, Some(r)) => format!("originate failed (Reason {})", r.code()),
                 (None, _, None) => "originate failed".to_string(),
             }),
+            Disposition::Answered if !self.failed_prompts.is_empty() => Some(format!(
+                "the PBX could not play the {} prompt",
+                self.failed_prompts.join(" and the ")
+            )),
             _ => None,
         };
         Signal::Ended(Outcome {
@@ -233,6 +289,16 @@ impl AttemptTracker {
             error_message,
         })
     }
+}
+
+/// The keys of a keypad in what the dialplan reported, nothing else: a value is echoed to the
+/// client, and a PBX's odd header must not put anything else into it.
+fn keys_only(digits: &str) -> String {
+    digits
+        .chars()
+        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+        .take(64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -189,6 +189,17 @@ impl Registry {
                 attempt.answered = Some(Instant::now());
                 Transition::Answered { attempt: id, at }
             }
+            Signal::Amd { answered_by, cause } => Transition::Amd {
+                attempt: id,
+                answered_by,
+                cause,
+                at,
+            },
+            Signal::Input { digits } => Transition::Input {
+                attempt: id,
+                digits,
+                at,
+            },
             Signal::Ended(outcome) => {
                 let cut = attempt.hangup_requested && attempt.tracker.is_answered();
                 map.remove(&id);

@@ -27,6 +27,7 @@ use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
 use crate::intake::intake_loop;
+use crate::flow::FlowSetup;
 use crate::leases;
 use crate::recovery;
 use crate::registry::Registry;
@@ -35,6 +36,7 @@ use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
 use crate::state::{self, Transition};
 use dialer_core::expiry_sweep as expiry;
+use dialer_core::media_url::MediaUrls;
 
 pub struct Dispatcher {
     config: DispatcherConfig,
@@ -56,6 +58,13 @@ impl Dispatcher {
             dialer_core::migrations::check_schema(&mut conn).await?;
             recovery::release_previous_run(&mut conn, &config.id).await?;
         }
+        let flow = {
+            let mut conn = pool.get().await.map_err(db::DbError::from)?;
+            Arc::new(FlowSetup {
+                context: config.flow_context.clone(),
+                media: MediaUrls::load(&mut conn, &config.core.media_url).await?,
+            })
+        };
         let topology = Topology::new(&config.core.queue_prefix);
         let amqp = topology::connect(&config.core.amqp_url, &config.id).await?;
         let publish = topology::confirm_channel(&amqp).await?;
@@ -86,6 +95,7 @@ impl Dispatcher {
             publish.clone(),
             topology.clone(),
             transitions_rx,
+            config.core.public_url.clone(),
         )));
         tasks.push(tokio::spawn(intake_loop(
             pool.clone(),
@@ -104,6 +114,7 @@ impl Dispatcher {
             global_cps: config.global_cps,
             account_pacers: Arc::default(),
             gate: SendGate::start(pool.clone(), config.id.clone()),
+            flow,
         };
         tasks.push(tokio::spawn(scheduler.run(jobs_rx, intake_rx)));
         tasks.push(tokio::spawn(sweep_loop(shared, publish, topology, all_rx)));
@@ -320,6 +331,7 @@ async fn writer_loop(
     channel: lapin::Channel,
     topology: Topology,
     mut rx: mpsc::UnboundedReceiver<Transition>,
+    public_url: String,
 ) {
     let (publish_tx, publish_rx) = mpsc::unbounded_channel::<Vec<i64>>();
     let publisher = tokio::spawn(publisher_loop(channel, topology, publish_rx));
@@ -348,7 +360,7 @@ async fn writer_loop(
         metrics::gauge!("dialer_state_backlog").set(rx.len() as f64);
         metrics::counter!("dialer_state_transitions_total").increment(batch.len() as u64);
         let write_started = Instant::now();
-        let result = state::apply_all(&mut conn, &batch).await;
+        let result = state::apply_all(&mut conn, &batch, &public_url).await;
         metrics::histogram!("dialer_state_write_seconds")
             .record(write_started.elapsed().as_secs_f64());
         match result {
@@ -359,7 +371,7 @@ async fn writer_loop(
                     // Retried a few times; one that still fails is dropped and its attempt stays
                     // open until this dispatcher stops (docs/architecture.md, "Nothing lost").
                     for attempt in 0..3 {
-                        match state::apply(&mut conn, t).await {
+                        match state::apply(&mut conn, t, &public_url).await {
                             Ok(applied) => {
                                 note(applied);
                                 break;

@@ -30,6 +30,7 @@ use crate::placement;
 use crate::registry::{LiveAttempt, Registry};
 use crate::send_gate::{LEAD, SendGate, WINDOW};
 use crate::server::{Server, Servers};
+use crate::flow::FlowSetup;
 use crate::state::{Claimed, Transition};
 
 /// Jobs taken per round across all accounts waiting: one account alone gets them all, several
@@ -63,6 +64,8 @@ pub struct Scheduler {
     /// Confirms each claimed attempt right before its Originate (pause and cancel win over
     /// calls still waiting for their slot).
     pub gate: SendGate,
+    /// The flow after the answer: context and media URLs for the Originates.
+    pub flow: Arc<FlowSetup>,
 }
 
 impl Scheduler {
@@ -292,17 +295,19 @@ impl Scheduler {
         let transitions = self.transitions.clone();
         let pacers = self.account_pacers.clone();
         let gate = self.gate.clone();
+        let flow = self.flow.clone();
         tokio::spawn(async move {
             for (c, slot) in claimed.into_iter().zip(slots) {
                 let until_slot = (slot - Utc::now()).to_std().unwrap_or_default();
                 let at_slot = Instant::now() + until_slot;
                 tokio::time::sleep(until_slot.saturating_sub(LEAD)).await;
-                let (server, registry, transitions, gate, pacers) = (
+                let (server, registry, transitions, gate, pacers, flow) = (
                     server.clone(),
                     registry.clone(),
                     transitions.clone(),
                     gate.clone(),
                     pacers.clone(),
+                    flow.clone(),
                 );
                 tokio::spawn(async move {
                     let account_at = account_pace(&pacers, account, rate, at_slot);
@@ -335,7 +340,7 @@ impl Scheduler {
                     }
                     // Each Originate leaves at its own slot: waiting for the previous response
                     // would make every later call late, and late calls bunch up.
-                    originate(&server, &registry, &transitions, c).await;
+                    originate(&server, &registry, &transitions, &flow, c).await;
                 });
             }
         });
@@ -422,6 +427,7 @@ async fn originate(
     server: &Server,
     registry: &Registry,
     transitions: &mpsc::UnboundedSender<Transition>,
+    flow: &FlowSetup,
     c: Claimed,
 ) {
     // Registered at the claim, before the Originate leaves: its first events can arrive before
@@ -431,7 +437,7 @@ async fn originate(
         warn!(attempt = %c.attempt_id, "attempt ended before its slot; not dialed");
         return;
     }
-    match server.originate(&c).await {
+    match server.originate(&c, flow).await {
         Ok(()) => {}
         Err(e) => {
             if let Some(why) = placement::not_placed(&e) {

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::flow::FlowSetup;
 use crate::health::{Health, HealthPolicy};
 use crate::pacer::Pacer;
 use crate::registry::Registry;
@@ -242,11 +243,11 @@ impl Server {
     }
 
     /// Sends the Originate of a claimed attempt.
-    pub async fn originate(&self, c: &Claimed) -> Result<(), AmiError> {
+    pub async fn originate(&self, c: &Claimed, flow: &FlowSetup) -> Result<(), AmiError> {
         let client = self.client()?;
         let channel = channel_for(&self.spec.channel_template, &c.phone_e164);
-        let mut o = Originate::new(channel)
-            .extension(c.dial_context.clone(), c.dial_exten.clone(), 1)
+        let mut o = flow
+            .address(Originate::new(channel), c)
             .timeout(Duration::from_secs(c.ring_timeout_seconds.max(1) as u64))
             .channel_id(c.attempt_id.to_string())
             .account(c.accountcode.clone())

@@ -64,7 +64,7 @@ fn query_value(name: &str, text: String) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .unwrap_or(Value::String(text)),
-        "dispatch" => match text.as_str() {
+        "dispatch" | "record" => match text.as_str() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
             _ => Value::String(text),
@@ -76,7 +76,7 @@ fn query_value(name: &str, text: String) -> Value {
                 .map(|s| Value::String(s.to_owned()))
                 .collect(),
         ),
-        "calling_hours" => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        "calling_hours" | "gather" => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         // Unknown names too: the JSON checks refuse them by name.
         _ => Value::String(text),
     }

@@ -3,14 +3,15 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use dialer_core::calling_hours::CallingHours;
-use dialer_core::domain::Disposition;
+use dialer_core::call_flow::{FlowOverrides, Gather};
+use dialer_core::domain::{AmdPolicy, Disposition};
 use dialer_core::models::Batch;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::json_body::TopLevel;
 
 /// The settings' field names, as the contract spells them.
-pub const FIELDS: [&str; 9] = [
+pub const FIELDS: [&str; 14] = [
     "batch_name",
     "caller_id",
     "max_attempts",
@@ -20,6 +21,11 @@ pub const FIELDS: [&str; 9] = [
     "priority",
     "expires_at",
     "dispatch",
+    "amd",
+    "message_prompt",
+    "voicemail_prompt",
+    "gather",
+    "record",
 ];
 
 /// Settings as they are stored: `retry_on` without repeats, `calling_hours` in its normalised
@@ -35,6 +41,26 @@ pub struct BatchSettings {
     pub priority: Option<i32>,
     pub expires_at: Option<DateTime<Utc>>,
     pub dispatch: Option<bool>,
+    /// After the answer (each defaults to the account's `account_call_flow`).
+    pub amd: Option<AmdPolicy>,
+    pub message_prompt: Option<String>,
+    pub voicemail_prompt: Option<String>,
+    pub gather: Option<Gather>,
+    pub record: Option<bool>,
+}
+
+/// A prompt's id as the client names it (`prm_` and letters or digits); whether the account
+/// has it is checked when the batch is stored.
+fn prompt_id(top: &TopLevel<'_>, field: &str) -> ApiResult<Option<String>> {
+    let id = top.get::<String>(field, "a `prompt_id` such as `prm_...`")?;
+    if let Some(id) = &id
+        && !dialer_core::call_flow::is_prompt_id(id)
+    {
+        return Err(ApiError::invalid_request(format!(
+            "`{field}` must be a `prompt_id` such as `prm_...`"
+        )));
+    }
+    Ok(id)
 }
 
 pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
@@ -52,6 +78,17 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
             .get::<DateTime<Utc>>("expires_at", "an RFC 3339 time")?
             .map(|t| t.round_subsecs(6)),
         dispatch: top.get::<bool>("dispatch", "true or false")?,
+        amd: top.get::<AmdPolicy>(
+            "amd",
+            "one of `off`, `detect`, `hangup_machine`, `voicemail`",
+        )?,
+        message_prompt: prompt_id(top, "message_prompt")?,
+        voicemail_prompt: prompt_id(top, "voicemail_prompt")?,
+        gather: top
+            .get::<serde_json::Value>("gather", "an object")?
+            .map(|g| Gather::parse(&g).map_err(ApiError::invalid_request))
+            .transpose()?,
+        record: top.get::<bool>("record", "true or false")?,
     };
     if s.max_attempts.is_some_and(|n| !(1..=20).contains(&n)) {
         return Err(ApiError::invalid_request(
@@ -108,6 +145,17 @@ pub fn parse(top: &TopLevel<'_>) -> ApiResult<BatchSettings> {
 }
 
 impl BatchSettings {
+    /// The flow settings given, each to go over the account's default.
+    pub fn flow_overrides(&self) -> FlowOverrides {
+        FlowOverrides {
+            amd: self.amd,
+            message_prompt: self.message_prompt.clone(),
+            voicemail_prompt: self.voicemail_prompt.clone(),
+            gather: self.gather.clone(),
+            record: self.record,
+        }
+    }
+
     /// The first setting of this request that differs from what `batch` was created with (a
     /// setting left out differs from nothing).
     pub fn conflict_with(&self, b: &Batch) -> Option<&'static str> {
@@ -159,5 +207,19 @@ impl BatchSettings {
             self.dispatch.is_some_and(|d| d != b.auto_dispatch),
             "dispatch",
         ))
+        .or(differs(self.amd.is_some_and(|a| a != b.amd), "amd"))
+        .or(differs(
+            self.message_prompt.is_some() && self.message_prompt != b.message_prompt,
+            "message_prompt",
+        ))
+        .or(differs(
+            self.voicemail_prompt.is_some() && self.voicemail_prompt != b.voicemail_prompt,
+            "voicemail_prompt",
+        ))
+        .or(differs(
+            self.gather.is_some() && self.gather != b.call_flow().gather,
+            "gather",
+        ))
+        .or(differs(self.record.is_some_and(|r| r != b.record), "record"))
     }
 }

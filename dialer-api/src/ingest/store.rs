@@ -6,13 +6,15 @@ use std::collections::HashSet;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::call_flow::CallFlow;
+use dialer_core::domain::{AmdPolicy, BatchStatus, CallStatus};
 use dialer_core::lifecycle;
 use dialer_core::models::Account;
 
 use super::rows::{Candidate, Checked, RejectReason, Rejection};
 use super::settings::BatchSettings;
 use crate::api_error::{ApiError, ApiResult};
+use crate::ops;
 use crate::ops::batches::find_batch;
 use crate::ops::dispatch::{DispatchOutcome, schedule_in_tx};
 use dialer_core::prepared::PrepareOnce;
@@ -98,7 +100,10 @@ async fn store_in_tx(
             .prepared()
             .execute(conn)
             .await?;
-        let (batch, created) = upsert_batch(conn, account.id, batch_id, settings).await?;
+        let flow = ops::call_flow::resolve(conn, account.id, settings.flow_overrides())
+            .await
+            .map_err(ApiError::from)?;
+        let (batch, created) = upsert_batch(conn, account.id, batch_id, settings, &flow).await?;
         if !batch.status.accepts_calls() {
             return Err(ApiError::conflict(
                 "batch_closed",
@@ -213,12 +218,15 @@ async fn upsert_batch(
     account_id: i64,
     batch_id: i64,
     s: &BatchSettings,
+    flow: &CallFlow,
 ) -> ApiResult<(dialer_core::models::Batch, bool)> {
     // Settings are taken only when the batch is created; later posts may repeat them only.
     let created = diesel::sql_query(
         "INSERT INTO batches (account_id, batch_id, name, caller_id, max_attempts, retry_delay_seconds,
-                              retry_on, calling_hours, priority, expires_at, auto_dispatch)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 0), $10, coalesce($11, false))
+                              retry_on, calling_hours, priority, expires_at, auto_dispatch,
+                              amd, message_prompt, voicemail_prompt, gather, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 0), $10, coalesce($11, false),
+                 $12, $13, $14, $15, $16)
          ON CONFLICT (account_id, batch_id) DO NOTHING",
     )
     .bind::<BigInt, _>(account_id)
@@ -232,6 +240,11 @@ async fn upsert_batch(
     .bind::<Nullable<Integer>, _>(s.priority)
     .bind::<Nullable<Timestamptz>, _>(s.expires_at)
     .bind::<Nullable<Bool>, _>(s.dispatch)
+    .bind::<Text, _>(flow.amd.unwrap_or(AmdPolicy::Off))
+    .bind::<Nullable<Text>, _>(&flow.message_prompt)
+    .bind::<Nullable<Text>, _>(&flow.voicemail_prompt)
+    .bind::<Nullable<Jsonb>, _>(flow.gather.as_ref().and_then(|g| serde_json::to_value(g).ok()))
+    .bind::<Bool, _>(flow.record)
     .prepared()
     .execute(conn)
     .await?;

@@ -90,10 +90,7 @@ struct Count {
 
 pub async fn summary(conn: &mut AsyncPgConnection, batch: &Batch) -> OpsResult<BatchSummary> {
     let state = dialer_core::lifecycle::state_counts(conn, batch.id).await?;
-    let counts: BTreeMap<&'static str, i64> = CallStatus::ALL
-        .iter()
-        .map(|s| (s.as_str(), state.get(*s)))
-        .collect();
+    let counts: BTreeMap<&'static str, i64> = state.count_map().into_iter().collect();
     let totals = state.totals();
     let waiting_reason = waiting_reason(conn, batch, &counts).await?;
     Ok(BatchSummary {

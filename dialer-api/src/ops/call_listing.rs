@@ -52,6 +52,11 @@ struct QueuedEntry<'a> {
     will_retry: bool,
     sequence: i64,
     occurred_at: Option<&'a str>,
+    answered_by: Option<&'a str>,
+    amd_cause: Option<&'a str>,
+    digits: Option<&'a str>,
+    opted_out: Option<bool>,
+    recording_duration: Option<i64>,
 }
 
 impl CallRow {

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod batch_control;
 pub mod batches;
 pub mod call_listing;
+pub mod call_flow;
 pub mod callbacks;
 pub mod calls;
 pub mod dispatch;
@@ -13,6 +14,8 @@ pub mod dnc;
 pub mod error;
 pub mod handoff;
 pub mod paging;
+pub mod prompts;
+pub mod recordings;
 pub mod servers;
 
 pub use error::{OpsError, OpsResult};

@@ -32,7 +32,10 @@ mod calls;
 mod dispatch;
 mod health;
 mod insert;
+mod media;
 pub mod openapi;
+mod prompts;
+mod recordings;
 
 use actix_web::web;
 
@@ -40,6 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(crate::metrics::render)))
+        .service(
+            web::resource("/media/v1/prompts/{prompt_id}/{file}")
+                .route(web::get().to(media::prompt_audio)),
+        )
+        .service(
+            web::resource("/media/v1/recordings/{call_id}/{attempt}/{expires}/{tag}")
+                .app_data(web::PayloadConfig::new(media::MAX_RECORDING_BYTES))
+                .route(web::put().to(media::upload_recording)),
+        )
         .service(
             web::scope("/api/v1")
                 .service(
@@ -72,6 +84,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/calls/{call_id}").route(web::get().to(calls::get_call)))
                 .service(web::resource("/account").route(web::get().to(account::get_account)))
+                .service(
+                    web::resource("/prompts")
+                        .route(web::post().to(prompts::create_prompt))
+                        .route(web::get().to(prompts::list_prompts)),
+                )
+                .service(
+                    web::resource("/prompts/{prompt_id}")
+                        .route(web::delete().to(prompts::delete_prompt)),
+                )
+                .service(
+                    web::resource("/recordings/{call_id}/{attempt}")
+                        .route(web::get().to(recordings::get_recording)),
+                )
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
                 .service(web::resource("/docs").route(web::get().to(openapi::docs)))
                 .service(

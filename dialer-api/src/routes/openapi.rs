@@ -45,6 +45,10 @@ const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
         super::batch_control::cancel,
         super::calls::get_call,
         super::account::get_account,
+        super::prompts::create_prompt,
+        super::prompts::list_prompts,
+        super::prompts::delete_prompt,
+        super::recordings::get_recording,
         super::callbacks::list_callbacks,
         super::callbacks::get_callback,
         super::callbacks::redeliver,
@@ -61,6 +65,7 @@ const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
         (name = "calls", description = "one call and its history"),
         (name = "callbacks", description = "callback deliveries: see and replay"),
         (name = "account", description = "the account of the API key"),
+        (name = "prompts", description = "audio prompts played after the answer"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )
 )]
@@ -96,7 +101,10 @@ impl Modify for Contract {
             if !path.starts_with("/api/v1/") || PUBLIC.contains(&path.as_str()) {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
                 op.security = Some(vec![SecurityRequirement::new(
                     API_KEY_SCHEME,
                     Vec::<String>::new(),

@@ -44,6 +44,17 @@ pub struct Config {
     pub allow_http_loopback_callbacks: bool,
     /// `dialer-api`'s limits on what one account or one address may hold (`DIALER_API_*`).
     pub api_limits: ApiLimits,
+    /// `DIALER_PUBLIC_URL`: the API's address as clients reach it (`recording_url` is built on
+    /// it). Default: `http://` and `DIALER_API_ADDR`.
+    pub public_url: String,
+    /// `DIALER_MEDIA_URL`: the API's address as the Asterisk servers reach it (prompts they
+    /// play, recordings they upload). Default: `DIALER_PUBLIC_URL`.
+    pub media_url: String,
+    /// `DIALER_RECORDINGS_STORE`: where recordings are kept: a directory (`/var/lib/dialer/recordings`,
+    /// or `file:///...`), or an S3-compatible bucket (`s3://bucket/prefix`, with the usual
+    /// `AWS_*` variables: `AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ALLOW_HTTP`). Default `data/recordings` under the working directory.
+    pub recordings_store: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -99,13 +110,16 @@ impl Config {
             ));
         }
         let default_addr = SocketAddr::from(([127, 0, 0, 1], 8080));
+        let api_addr = env.parse("DIALER_API_ADDR", default_addr, "host:port")?;
+        let public_url = base_url(env, "DIALER_PUBLIC_URL", &format!("http://{api_addr}"))?;
+        let media_url = base_url(env, "DIALER_MEDIA_URL", &public_url)?;
         Ok(Config {
             database_url: env.text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
             db_pool_size: env.positive("DIALER_DB_POOL_SIZE", 10)?,
             db_statement_timeout: env.millis("DIALER_DB_STATEMENT_TIMEOUT_MS", 60_000)?,
             amqp_url: env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue_prefix,
-            api_addr: env.parse("DIALER_API_ADDR", default_addr, "host:port")?,
+            api_addr,
             max_body_bytes: env.number("DIALER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             max_rows_per_request: env.number("DIALER_MAX_ROWS_PER_REQUEST", 50_000)?,
             max_custom_data_bytes: env.number("DIALER_MAX_CUSTOM_DATA_BYTES", 4096)?,
@@ -115,7 +129,25 @@ impl Config {
             allow_http_loopback_callbacks: env
                 .flag("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", false)?,
             api_limits: ApiLimits::read(env)?,
+            public_url,
+            media_url,
+            recordings_store: env.text("DIALER_RECORDINGS_STORE", "data/recordings"),
         })
+    }
+}
+
+/// An `http(s)` base URL without a trailing slash.
+fn base_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    key: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let text = env.text(key, default);
+    match url::Url::parse(&text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::new(key, "must be an http(s) URL such as https://dialer.example.com")),
     }
 }
 

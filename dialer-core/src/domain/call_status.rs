@@ -116,7 +116,15 @@ pub struct StateCounts {
     /// The states present (others are zero).
     pub by_status: Vec<(CallStatus, i64)>,
     pub answered_timeouts: i64,
+    /// After the answer: calls a person answered, calls a machine answered (as the PBX's
+    /// detection said, latest attempt), calls that opted out.
+    pub answered_human: i64,
+    pub answered_machine: i64,
+    pub opted_out: i64,
 }
+
+/// The keys `counts` has beside the call states (contract, "After the answer").
+pub const ANSWER_COUNT_KEYS: [&str; 3] = ["answered_human", "answered_machine", "opted_out"];
 
 impl StateCounts {
     pub fn get(&self, status: CallStatus) -> i64 {
@@ -129,6 +137,20 @@ impl StateCounts {
 
     pub fn totals(&self) -> Totals {
         Totals::from_counts(self.by_status.iter().copied(), self.answered_timeouts)
+    }
+
+    /// The contract's `counts`: every call state, zeros included, then the counts of after the
+    /// answer. Batch status and `batch_completed` both show this, so they agree.
+    pub fn count_map(&self) -> Vec<(&'static str, i64)> {
+        CallStatus::ALL
+            .iter()
+            .map(|s| (s.as_str(), self.get(*s)))
+            .chain(ANSWER_COUNT_KEYS.into_iter().zip([
+                self.answered_human,
+                self.answered_machine,
+                self.opted_out,
+            ]))
+            .collect()
     }
 }
 
@@ -179,6 +201,7 @@ mod tests {
         let reached = StateCounts {
             by_status: vec![(CallStatus::Timeout, 3), (CallStatus::Completed, 1)],
             answered_timeouts: 2,
+            ..StateCounts::default()
         }
         .totals();
         assert_eq!(

@@ -8,6 +8,8 @@ crate::text_enum! {
         CallCompleted = "call_completed", CallBusy = "call_busy", CallNoAnswer = "call_no_answer",
         CallFailed = "call_failed", CallTimeout = "call_timeout", CallCancelled = "call_cancelled",
         CallSkipped = "call_skipped", CallExpired = "call_expired",
+        CallAmdResult = "call_amd_result", CallInput = "call_input",
+        CallRecordingReady = "call_recording_ready",
         BatchCompleted = "batch_completed",
     }
 }
@@ -26,15 +28,23 @@ impl EventType {
             EventType::CallCancelled => CallStatus::Cancelled,
             EventType::CallSkipped => CallStatus::Skipped,
             EventType::CallExpired => CallStatus::Expired,
-            EventType::BatchCompleted => return None,
+            EventType::CallAmdResult | EventType::CallInput => CallStatus::Answered,
+            // The attempt's terminal event's: its writer sets it.
+            EventType::CallRecordingReady | EventType::BatchCompleted => return None,
         })
     }
 
-    /// Ends an attempt (every call event but `call_started` and `call_answered`).
+    /// Ends an attempt (every call event but `call_started`, `call_answered`, and the events
+    /// of after the answer: `call_amd_result`, `call_input`, `call_recording_ready`).
     pub const fn is_terminal(self) -> bool {
         !matches!(
             self,
-            EventType::CallStarted | EventType::CallAnswered | EventType::BatchCompleted
+            EventType::CallStarted
+                | EventType::CallAnswered
+                | EventType::CallAmdResult
+                | EventType::CallInput
+                | EventType::CallRecordingReady
+                | EventType::BatchCompleted
         )
     }
 

@@ -6,7 +6,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::domain::{BatchStatus, CallStatus, Disposition, EventType, StateCounts};
+use crate::domain::{AnsweredBy, BatchStatus, CallStatus, Disposition, EventType, StateCounts};
 use crate::event_body::{new_event_id, rfc3339};
 use crate::prepared::PrepareOnce;
 
@@ -105,6 +105,12 @@ struct StatusCount {
     n: i64,
     #[diesel(sql_type = BigInt)]
     answered: i64,
+    #[diesel(sql_type = BigInt)]
+    human: i64,
+    #[diesel(sql_type = BigInt)]
+    machine: i64,
+    #[diesel(sql_type = BigInt)]
+    opted_out: i64,
 }
 
 /// The batch's calls per state (the states present only), the one query behind batch status and
@@ -114,9 +120,14 @@ pub async fn state_counts(
     batch_pk: i64,
 ) -> Result<StateCounts, LifecycleError> {
     let rows: Vec<StatusCount> = diesel::sql_query(format!(
-        "SELECT status, count(*) AS n, count(*) FILTER (WHERE disposition = '{}') AS answered \
+        "SELECT status, count(*) AS n, count(*) FILTER (WHERE disposition = '{}') AS answered, \
+           count(*) FILTER (WHERE answered_by = '{}') AS human, \
+           count(*) FILTER (WHERE answered_by = '{}') AS machine, \
+           count(*) FILTER (WHERE opted_out) AS opted_out \
          FROM calls WHERE batch_pk = $1 GROUP BY status",
-        Disposition::Answered
+        Disposition::Answered,
+        AnsweredBy::Human,
+        AnsweredBy::Machine,
     ))
     .bind::<BigInt, _>(batch_pk)
     .prepared()
@@ -128,6 +139,9 @@ pub async fn state_counts(
             .filter(|r| r.status == CallStatus::Timeout)
             .map(|r| r.answered)
             .sum(),
+        answered_human: rows.iter().map(|r| r.human).sum(),
+        answered_machine: rows.iter().map(|r| r.machine).sum(),
+        opted_out: rows.iter().map(|r| r.opted_out).sum(),
         by_status: rows.into_iter().map(|r| (r.status, r.n)).collect(),
     })
 }
@@ -168,12 +182,10 @@ pub fn batch_completed_body(
 ) -> serde_json::Value {
     let totals = counts.totals();
     // Every status, zeros included, as batch status lists them: the two must agree.
-    let count_map: serde_json::Map<String, serde_json::Value> = CallStatus::ALL
-        .iter()
-        .map(|status| {
-            let n = counts.get(*status);
-            (status.as_str().to_owned(), serde_json::Value::from(n))
-        })
+    let count_map: serde_json::Map<String, serde_json::Value> = counts
+        .count_map()
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), serde_json::Value::from(n)))
         .collect();
     serde_json::json!({
         "event_id": event_id,
@@ -208,6 +220,9 @@ mod tests {
                 (CallStatus::Queued, 0),
             ],
             answered_timeouts: 0,
+            answered_human: 1,
+            answered_machine: 1,
+            opted_out: 0,
         };
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let body = batch_completed_body("evt_1", &batch, &counts, at);
@@ -227,6 +242,11 @@ mod tests {
                 };
                 (s.as_str().to_owned(), n.into())
             })
+            .chain([
+                ("answered_human".to_owned(), 1.into()),
+                ("answered_machine".to_owned(), 1.into()),
+                ("opted_out".to_owned(), 0.into()),
+            ])
             .collect();
         assert_eq!(body["counts"], serde_json::Value::Object(expected));
         assert_eq!(body["occurred_at"], "2023-11-14T22:13:20Z");

@@ -8,6 +8,7 @@
 mod completion;
 pub mod control;
 mod expiry;
+mod recording;
 pub mod schedule;
 mod undialed;
 
@@ -16,4 +17,5 @@ pub use completion::{
     write_batch_completed,
 };
 pub use expiry::{ExpiredCalls, expire_due_calls};
+pub use recording::{RecordingReady, recording_ready_if_due};
 pub use undialed::{EndedUndialed, end_undialed};

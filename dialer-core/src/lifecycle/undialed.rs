@@ -98,6 +98,11 @@ pub async fn end_undialed(
         will_retry: false,
         sequence,
         occurred_at: rfc3339(at),
+        answered_by: None,
+        amd_cause: None,
+        digits: None,
+        opted_out: None,
+        recording_duration: None,
     };
     let body = serde_json::to_string(&body)?;
     // Sent together (pipelined), run in this order.

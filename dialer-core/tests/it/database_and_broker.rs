@@ -241,6 +241,11 @@ async fn sql_built_event_body_matches_the_rust_one() {
         will_retry: false,
         sequence: 1,
         occurred_at: parsed.occurred_at.clone(),
+        answered_by: None,
+        amd_cause: None,
+        digits: None,
+        opted_out: None,
+        recording_duration: None,
     };
     assert_eq!(serde_json::to_string(&rust).expect("serialize"), row.body);
 }

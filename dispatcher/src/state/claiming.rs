@@ -7,12 +7,15 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use dialer_core::dial_outbox::DialJob;
-use dialer_core::domain::{AttemptState, CallStatus};
+use dialer_core::call_flow::CallFlow;
+use dialer_core::domain::{AmdPolicy, AttemptState, CallStatus};
 use dialer_core::prepared::PrepareOnce;
 
 use super::transition::StateError;
@@ -48,6 +51,29 @@ pub struct Claimed {
     pub calls_per_second: i32,
     #[diesel(sql_type = BigInt)]
     pub server_id: i64,
+    // The batch's flow after the answer.
+    #[diesel(sql_type = Text)]
+    pub amd: AmdPolicy,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub message_prompt: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub voicemail_prompt: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub gather: Option<serde_json::Value>,
+    #[diesel(sql_type = Bool)]
+    pub record: bool,
+}
+
+impl Claimed {
+    pub fn call_flow(&self) -> CallFlow {
+        CallFlow::from_columns(
+            self.amd,
+            self.message_prompt.clone(),
+            self.voicemail_prompt.clone(),
+            self.gather.as_ref(),
+            self.record,
+        )
+    }
 }
 
 /// The claim proper, built once from the state names.
@@ -67,7 +93,8 @@ static START_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
          SELECT upd.attempt_id, upd.id AS call_pk, upd.call_id, upd.account_id, a.accountcode, \
                 upd.attempts AS attempt, upd.phone_e164, COALESCE(b.caller_id, a.caller_id) AS caller_id, \
                 a.dial_context, a.dial_exten, a.ring_timeout_seconds, a.max_call_seconds, \
-                a.calls_per_second, $5 AS server_id \
+                a.calls_per_second, $5 AS server_id, \
+                b.amd, b.message_prompt, b.voicemail_prompt, b.gather, b.record \
          FROM upd JOIN accounts a ON a.id = upd.account_id JOIN batches b ON b.id = upd.batch_pk",
         dialing = CallStatus::Dialing,
         scheduled = CallStatus::Scheduled,

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{
-    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+    Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use dialer_core::domain::{AttemptState, BatchStatus};
+use dialer_core::domain::{AnsweredBy, AttemptState, BatchStatus};
+use dialer_core::event_body::AnswerFacts;
 use dialer_core::lifecycle::BatchRef;
 use dialer_core::prepared::PrepareOnce;
 
@@ -52,6 +53,12 @@ pub(super) struct CallRow {
     pub retry_delay_seconds: i32,
     #[diesel(sql_type = Array<Text>)]
     pub retry_on: Vec<String>,
+    /// The batch's gather (its opt-out digit).
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub gather: Option<serde_json::Value>,
+    /// The batch records its answered attempts.
+    #[diesel(sql_type = Bool)]
+    pub record: bool,
 }
 
 impl CallRow {
@@ -79,6 +86,28 @@ pub(super) struct AttemptRow {
     pub answered_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Text>)]
     pub server_code: Option<String>,
+    // What the flow reported after the answer.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub answered_by: Option<AnsweredBy>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub amd_cause: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub digits: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub opted_out: Option<bool>,
+}
+
+impl AttemptRow {
+    /// What its events carry of after the answer.
+    pub fn answer_facts(&self) -> AnswerFacts {
+        AnswerFacts {
+            answered_by: self.answered_by,
+            amd_cause: self.amd_cause.clone(),
+            digits: self.digits.clone(),
+            opted_out: self.opted_out,
+            recording_duration: None,
+        }
+    }
 }
 
 const CALL_COLUMNS: &str = "c.id AS call_pk, c.call_id, c.account_id, a.accountcode, c.batch_pk, \
@@ -86,7 +115,7 @@ const CALL_COLUMNS: &str = "c.id AS call_pk, c.call_id, c.account_id, a.accountc
      COALESCE(b.max_attempts, a.max_attempts) AS max_attempts, \
      COALESCE(b.retry_delay_seconds, a.retry_delay_seconds) AS retry_delay_seconds, \
      COALESCE(b.retry_on, a.retry_on) AS retry_on, \
-     a.callback_batch_events AS batch_events, b.status AS batch_status";
+     a.callback_batch_events AS batch_events, b.status AS batch_status, b.gather, b.record";
 
 #[derive(QueryableByName)]
 struct LockedRow {
@@ -112,7 +141,8 @@ pub(super) async fn lock_rows(
     ids.dedup();
     let rows: Vec<LockedRow> = diesel::sql_query(format!(
         "SELECT t.id AS attempt_id, {CALL_COLUMNS}, \
-                t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code \
+                t.attempt, t.state, t.originated_at, t.answered_at, s.code AS server_code, \
+                t.answered_by, t.amd_cause, t.digits, t.opted_out \
          FROM call_attempts t JOIN calls c ON c.id = t.call_pk \
          JOIN batches b ON b.id = c.batch_pk JOIN accounts a ON a.id = c.account_id \
          LEFT JOIN asterisk_servers s ON s.id = t.server_id \

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use dialer_core::domain::EventType;
+use dialer_core::domain::{AnsweredBy, EventType};
 use dialer_core::lifecycle::{EndedUndialed, LifecycleError};
 
 use crate::outcome::Outcome;
@@ -22,6 +22,19 @@ pub enum Transition {
     },
     Answered {
         attempt: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The flow's answering-machine detection decided.
+    Amd {
+        attempt: Uuid,
+        answered_by: AnsweredBy,
+        cause: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The flow's gathering ended with these keys (finish key left out).
+    Input {
+        attempt: Uuid,
+        digits: String,
         at: DateTime<Utc>,
     },
     Ended {
@@ -45,6 +58,8 @@ impl Transition {
         match self {
             Transition::Started { attempt, .. }
             | Transition::Answered { attempt, .. }
+            | Transition::Amd { attempt, .. }
+            | Transition::Input { attempt, .. }
             | Transition::Ended { attempt, .. }
             | Transition::NotPlaced { attempt, .. } => *attempt,
         }

@@ -10,8 +10,10 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
+use dialer_core::call_flow::Gather;
 use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
-use dialer_core::lifecycle::complete_batch_if_done;
+use dialer_core::event_body::{AnswerFacts, recording_url};
+use dialer_core::lifecycle::{complete_batch_if_done, recording_ready_if_due};
 
 use super::not_placed::put_back;
 use super::rows::{AttemptRow, CallRow, lock_rows};
@@ -24,8 +26,9 @@ use crate::outcome::Outcome;
 pub async fn apply(
     conn: &mut AsyncPgConnection,
     t: &Transition,
+    public_url: &str,
 ) -> Result<Option<Applied>, StateError> {
-    let mut all = apply_all(conn, std::slice::from_ref(t)).await?;
+    let mut all = apply_all(conn, std::slice::from_ref(t), public_url).await?;
     Ok(all.pop().flatten())
 }
 
@@ -37,9 +40,12 @@ pub async fn apply(
 /// and attempts; a later transition of the same attempt is in a later wave and sees the earlier
 /// one's changes). The batches whose calls reached their final outcome are then checked for
 /// completion once each, in batch order.
+///
+/// `public_url` is the API's address as clients reach it (`recording_url`).
 pub async fn apply_all(
     conn: &mut AsyncPgConnection,
     ts: &[Transition],
+    public_url: &str,
 ) -> Result<Vec<Option<Applied>>, StateError> {
     conn.transaction::<_, StateError, _>(async |conn| {
         let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
@@ -56,7 +62,7 @@ pub async fn apply_all(
             for &i in &wave {
                 let t = &ts[i];
                 let step = match rows.get(&t.attempt()) {
-                    Some((call, attempt)) => plan(t, call, attempt, &mut writes)?,
+                    Some((call, attempt)) => plan(t, call, attempt, public_url, &mut writes)?,
                     None => None,
                 };
                 steps.push(step);
@@ -87,6 +93,19 @@ pub async fn apply_all(
                 out[i] = Some(ended);
             }
         }
+        // Recordings that arrived before their attempt's end was written: their
+        // `call_recording_ready` follows the terminal event now.
+        for (t, applied) in ts.iter().zip(out.iter_mut()) {
+            if let (Transition::Ended { attempt, .. }, Some(applied)) = (t, applied)
+                && let Some((call, row)) = rows.get(attempt)
+                && call.record
+                && row.answered_at.is_some()
+                && let Some(ready) =
+                    recording_ready_if_due(conn, call.call_pk, row.attempt).await?
+            {
+                applied.queued |= ready.queued;
+            }
+        }
         finished.sort_by_key(|c| c.batch_pk);
         finished.dedup_by_key(|c| c.batch_pk);
         for call in &finished {
@@ -111,6 +130,16 @@ fn advance(call: &mut CallRow, attempt: &mut AttemptRow, t: &Transition) {
         Transition::Answered { at, .. } => {
             attempt.state = AttemptState::Answered;
             attempt.answered_at.get_or_insert(*at);
+        }
+        Transition::Amd {
+            answered_by, cause, ..
+        } => {
+            attempt.answered_by = Some(*answered_by);
+            attempt.amd_cause.clone_from(cause);
+        }
+        Transition::Input { digits, .. } => {
+            attempt.opted_out = Some(opted_out(call, digits));
+            attempt.digits = Some(digits.clone());
         }
         Transition::Ended { .. } => attempt.state = AttemptState::Ended,
         Transition::NotPlaced { .. } => {}
@@ -160,6 +189,7 @@ fn plan(
     t: &Transition,
     call: &CallRow,
     attempt: &AttemptRow,
+    public_url: &str,
     w: &mut Writes,
 ) -> Result<Option<Step>, StateError> {
     let attempt_id = t.attempt();
@@ -187,6 +217,38 @@ fn plan(
             w.event(call, &event, CallStatus::Answered, None)?;
             Ok(Some(Step::in_progress(call, EventType::CallAnswered)))
         }
+        Transition::Amd {
+            answered_by,
+            cause,
+            at,
+            ..
+        } => {
+            // Once, while the call is up: a repeat or a report after the end changes nothing.
+            if attempt.state != AttemptState::Answered || attempt.answered_by.is_some() {
+                return Ok(None);
+            }
+            let facts = AnswerFacts {
+                answered_by: Some(*answered_by),
+                amd_cause: cause.clone(),
+                ..AnswerFacts::default()
+            };
+            report(w, call, attempt_id, attempt, facts, EventType::CallAmdResult, *at).map(Some)
+        }
+        Transition::Input { digits, at, .. } => {
+            if attempt.state != AttemptState::Answered || attempt.digits.is_some() {
+                return Ok(None);
+            }
+            let out = opted_out(call, digits);
+            if out {
+                w.do_not_call(call);
+            }
+            let facts = AnswerFacts {
+                digits: Some(digits.clone()),
+                opted_out: Some(out),
+                ..AnswerFacts::default()
+            };
+            report(w, call, attempt_id, attempt, facts, EventType::CallInput, *at).map(Some)
+        }
         Transition::Ended {
             outcome,
             cut_by_platform,
@@ -196,11 +258,54 @@ fn plan(
             if attempt.state == AttemptState::Ended {
                 return Ok(None);
             }
-            plan_end(w, call, attempt_id, attempt, outcome, *cut_by_platform, *at).map(Some)
+            let recording_url = (call.record && attempt.answered_at.is_some())
+                .then(|| recording_url(public_url, call.call_id, attempt.attempt));
+            plan_end(
+                w,
+                call,
+                attempt_id,
+                attempt,
+                outcome,
+                *cut_by_platform,
+                *at,
+                recording_url,
+            )
+            .map(Some)
         }
         // Not one of the waves' writes: see `put_back`.
         Transition::NotPlaced { .. } => Ok(None),
     }
+}
+
+/// Whether the keys gathered opt the number out (the batch's opt-out digit as the first key).
+fn opted_out(call: &CallRow, digits: &str) -> bool {
+    call.gather
+        .as_ref()
+        .and_then(|g| Gather::parse(g).ok())
+        .is_some_and(|g| g.opted_out(digits))
+}
+
+/// A report of the flow on an answered attempt: its facts kept on the attempt (and the call),
+/// and the event that carries them with those already known.
+fn report(
+    w: &mut Writes,
+    call: &CallRow,
+    attempt_id: Uuid,
+    attempt: &AttemptRow,
+    facts: AnswerFacts,
+    event_type: EventType,
+    at: DateTime<Utc>,
+) -> Result<Step, StateError> {
+    w.report(attempt_id, at, &facts);
+    let mut event = EventFacts::in_progress(event_type, attempt, at);
+    event.disposition = Some(Disposition::Answered);
+    let known = &mut event.answer;
+    known.answered_by = facts.answered_by.or(known.answered_by);
+    known.amd_cause = facts.amd_cause.or(known.amd_cause.take());
+    known.digits = facts.digits.or(known.digits.take());
+    known.opted_out = facts.opted_out.or(known.opted_out);
+    w.event(call, &event, CallStatus::Answered, None)?;
+    Ok(Step::in_progress(call, event_type))
 }
 
 fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Applied {
@@ -212,6 +317,7 @@ fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Appl
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn plan_end(
     w: &mut Writes,
     call: &CallRow,
@@ -220,6 +326,7 @@ fn plan_end(
     outcome: &Outcome,
     cut_by_platform: bool,
     at: DateTime<Utc>,
+    recording_url: Option<String>,
 ) -> Result<Step, StateError> {
     let event_type = EventType::for_outcome(outcome.disposition, cut_by_platform);
     // A cancelled batch starts no new call: its call in progress ends with this attempt.
@@ -250,6 +357,8 @@ fn plan_end(
         error_message: outcome.error_message.clone(),
         will_retry,
         occurred_at: at,
+        answer: attempt.answer_facts(),
+        recording_url,
     };
     w.attempt(attempt_id, AttemptState::Ended, at, Some(outcome));
     w.event(call, &event, status, Some((outcome.disposition, next_due)))?;

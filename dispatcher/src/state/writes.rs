@@ -1,4 +1,5 @@
-//! The statements of a wave of transitions: three set-based writes (attempts, calls, events).
+//! The statements of a wave of transitions: set-based writes (attempts, calls, events, and the
+//! do-not-call entries of opt-outs).
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -10,8 +11,12 @@ use diesel::sql_types::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use dialer_core::domain::{AttemptState, CallStatus, DeliveryStatus, Disposition, EventType};
-use dialer_core::event_body::{CallEventBody, new_event_id, raw_custom_data, rfc3339};
+use dialer_core::domain::{
+    AnsweredBy, AttemptState, CallStatus, DeliveryStatus, Disposition, EventType,
+};
+use dialer_core::event_body::{
+    AnswerFacts, CallEventBody, new_event_id, raw_custom_data, rfc3339,
+};
 
 use super::rows::{AttemptRow, CallRow};
 use super::transition::StateError;
@@ -28,9 +33,13 @@ static ATTEMPTS_UPDATE: LazyLock<String> = LazyLock::new(|| {
            ended_at = CASE WHEN u.state = '{ended}' THEN u.at ELSE t.ended_at END, \
            disposition = CASE WHEN u.state = '{ended}' THEN u.disposition ELSE t.disposition END, \
            hangup_cause = CASE WHEN u.state = '{ended}' THEN u.cause ELSE t.hangup_cause END, \
-           error_message = CASE WHEN u.state = '{ended}' THEN u.error ELSE t.error_message END \
-         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[]) \
-              AS u(id, state, at, disposition, cause, error) \
+           error_message = CASE WHEN u.state = '{ended}' THEN u.error ELSE t.error_message END, \
+           answered_by = COALESCE(u.answered_by, t.answered_by), \
+           amd_cause = COALESCE(u.amd_cause, t.amd_cause), \
+           digits = COALESCE(u.digits, t.digits), opted_out = COALESCE(u.opted_out, t.opted_out) \
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[], \
+                     $7::text[], $8::text[], $9::text[], $10::bool[]) \
+              AS u(id, state, at, disposition, cause, error, answered_by, amd_cause, digits, opted_out) \
          WHERE t.id = u.id",
         started = AttemptState::Started,
         answered = AttemptState::Answered,
@@ -71,6 +80,10 @@ pub(super) struct EventFacts {
     pub error_message: Option<String>,
     pub will_retry: bool,
     pub occurred_at: DateTime<Utc>,
+    /// What the flow reported after the answer, as of this event.
+    pub answer: AnswerFacts,
+    /// The attempt's recording (terminal events of a batch that records).
+    pub recording_url: Option<String>,
 }
 
 impl EventFacts {
@@ -90,6 +103,8 @@ impl EventFacts {
             error_message: None,
             will_retry: false,
             occurred_at: at,
+            answer: attempt.answer_facts(),
+            recording_url: None,
         }
     }
 }
@@ -105,12 +120,18 @@ pub(super) struct Writes {
     a_disposition: Vec<Option<Disposition>>,
     a_cause: Vec<Option<i32>>,
     a_error: Vec<Option<String>>,
+    a_answered_by: Vec<Option<AnsweredBy>>,
+    a_amd_cause: Vec<Option<String>>,
+    a_digits: Vec<Option<String>>,
+    a_opted_out: Vec<Option<bool>>,
     c_id: Vec<i64>,
     c_seq: Vec<i32>,
     c_status: Vec<CallStatus>,
     c_disposition: Vec<Option<Disposition>>,
     c_due: Vec<Option<DateTime<Utc>>>,
     c_finished: Vec<bool>,
+    c_answered_by: Vec<Option<AnsweredBy>>,
+    c_opted_out: Vec<bool>,
     e_id: Vec<String>,
     e_account: Vec<i64>,
     e_batch: Vec<i64>,
@@ -119,6 +140,9 @@ pub(super) struct Writes {
     e_type: Vec<EventType>,
     e_body: Vec<String>,
     e_at: Vec<DateTime<Utc>>,
+    /// Numbers that opted out, onto their account's do-not-call list.
+    dnc_account: Vec<i64>,
+    dnc_phone: Vec<String>,
 }
 
 impl Writes {
@@ -131,6 +155,23 @@ impl Writes {
         at: DateTime<Utc>,
         outcome: Option<&Outcome>,
     ) {
+        self.push_attempt(id, state, at, outcome, &AnswerFacts::default());
+    }
+
+    /// What the flow reported about an answered attempt (its state stays `answered`): the
+    /// facts set here are written, those left `None` keep their value.
+    pub fn report(&mut self, id: Uuid, at: DateTime<Utc>, facts: &AnswerFacts) {
+        self.push_attempt(id, AttemptState::Answered, at, None, facts);
+    }
+
+    fn push_attempt(
+        &mut self,
+        id: Uuid,
+        state: AttemptState,
+        at: DateTime<Utc>,
+        outcome: Option<&Outcome>,
+        facts: &AnswerFacts,
+    ) {
         self.a_id.push(id);
         self.a_state.push(state);
         self.a_at.push(at);
@@ -139,6 +180,17 @@ impl Writes {
             .push(outcome.and_then(|o| o.cause.map(i32::from)));
         self.a_error
             .push(outcome.and_then(|o| o.error_message.clone()));
+        self.a_answered_by.push(facts.answered_by);
+        self.a_amd_cause.push(facts.amd_cause.clone());
+        self.a_digits.push(facts.digits.clone());
+        self.a_opted_out.push(facts.opted_out);
+    }
+
+    /// Puts the call's number on its account's do-not-call list (an opt-out), in the same
+    /// transaction as the event that reports it.
+    pub fn do_not_call(&mut self, call: &CallRow) {
+        self.dnc_account.push(call.account_id);
+        self.dnc_phone.push(call.phone_e164.clone());
     }
 
     /// Bumps the call's sequence, sets its status (and, at an attempt's end, its disposition and
@@ -171,7 +223,7 @@ impl Writes {
             start_time: e.start_time.map(rfc3339),
             answer_time: e.answer_time.map(rfc3339),
             end_time: e.end_time.map(rfc3339),
-            recording_url: None,
+            recording_url: e.recording_url.clone(),
             custom_data,
             server_code: e.server_code.clone(),
             error_message: e.error_message.clone(),
@@ -179,6 +231,11 @@ impl Writes {
             will_retry: e.will_retry,
             sequence,
             occurred_at: rfc3339(e.occurred_at),
+            answered_by: e.answer.answered_by,
+            amd_cause: e.answer.amd_cause.clone(),
+            digits: e.answer.digits.clone(),
+            opted_out: e.answer.opted_out,
+            recording_duration: e.answer.recording_duration,
         };
         self.e_body.push(serde_json::to_string(&body)?);
         self.c_id.push(call.call_pk);
@@ -187,6 +244,8 @@ impl Writes {
         self.c_disposition.push(end.map(|(d, _)| d));
         self.c_due.push(end.and_then(|(_, due)| due));
         self.c_finished.push(status.is_final());
+        self.c_answered_by.push(e.answer.answered_by);
+        self.c_opted_out.push(e.answer.opted_out == Some(true));
         self.e_id.push(event_id);
         self.e_account.push(call.account_id);
         self.e_batch.push(call.batch_pk);
@@ -212,6 +271,10 @@ impl Writes {
                 .bind::<Array<Nullable<Text>>, _>(&self.a_disposition)
                 .bind::<Array<Nullable<Integer>>, _>(&self.a_cause)
                 .bind::<Array<Nullable<Text>>, _>(&self.a_error)
+                .bind::<Array<Nullable<Text>>, _>(&self.a_answered_by)
+                .bind::<Array<Nullable<Text>>, _>(&self.a_amd_cause)
+                .bind::<Array<Nullable<Text>>, _>(&self.a_digits)
+                .bind::<Array<Nullable<Bool>>, _>(&self.a_opted_out)
                 .prepared()
                 .execute(&mut &*conn)
                 .await
@@ -223,9 +286,11 @@ impl Writes {
             diesel::sql_query(
                 "UPDATE calls c SET event_seq = u.seq, status = u.status, \
                    disposition = COALESCE(u.disposition, c.disposition), next_due_at = u.due, \
-                   updated_at = now(), finished_at = CASE WHEN u.finished THEN now() ELSE c.finished_at END \
-                 FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[]) \
-                      AS u(id, seq, status, disposition, due, finished) \
+                   updated_at = now(), finished_at = CASE WHEN u.finished THEN now() ELSE c.finished_at END, \
+                   answered_by = COALESCE(u.answered_by, c.answered_by), opted_out = c.opted_out OR u.opted_out \
+                 FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[], \
+                             $7::text[], $8::bool[]) \
+                      AS u(id, seq, status, disposition, due, finished, answered_by, opted_out) \
                  WHERE c.id = u.id",
             )
             .bind::<Array<BigInt>, _>(&self.c_id)
@@ -234,6 +299,8 @@ impl Writes {
             .bind::<Array<Nullable<Text>>, _>(&self.c_disposition)
             .bind::<Array<Nullable<Timestamptz>>, _>(&self.c_due)
             .bind::<Array<Bool>, _>(&self.c_finished)
+            .bind::<Array<Nullable<Text>>, _>(&self.c_answered_by)
+            .bind::<Array<Bool>, _>(&self.c_opted_out)
             .prepared()
             .execute(&mut &*conn)
             .await
@@ -255,7 +322,23 @@ impl Writes {
                 .load::<QueuedCall>(&mut &*conn)
                 .await
         };
-        let (_, _, queued) = futures_util::future::try_join3(attempts, calls, events).await?;
+        let dnc = async {
+            if self.dnc_phone.is_empty() {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "INSERT INTO dnc_numbers (account_id, phone_e164, reason) \
+                 SELECT a, p, 'opted out during a call' FROM unnest($1::bigint[], $2::text[]) AS u(a, p) \
+                 ON CONFLICT (account_id, phone_e164) WHERE account_id IS NOT NULL DO NOTHING",
+            )
+            .bind::<Array<BigInt>, _>(&self.dnc_account)
+            .bind::<Array<Text>, _>(&self.dnc_phone)
+            .prepared()
+            .execute(&mut &*conn)
+            .await
+        };
+        let (_, _, queued, _) =
+            futures_util::future::try_join4(attempts, calls, events, dnc).await?;
         // A set: each transition of the wave looks its call up in it.
         Ok(queued.into_iter().map(|q| q.call_pk).collect())
     }

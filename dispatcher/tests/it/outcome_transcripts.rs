@@ -73,6 +73,9 @@ fn every_recorded_outcome_maps_to_the_contract() {
         ("not_found", true, false, InvalidNumber, CallFailed),
         ("originate_unreachable", false, false, Unreachable, CallFailed),
         ("originate_unknown_tech", false, false, Unreachable, CallFailed),
+        ("amd_human", true, true, Answered, CallCompleted),
+        ("amd_machine", true, true, Answered, CallCompleted),
+        ("amd_silence", true, true, Answered, CallCompleted),
     ];
     for &(name, started, answered, disposition, terminal) in table {
         let s = signals(name);
@@ -83,12 +86,21 @@ fn every_recorded_outcome_maps_to_the_contract() {
         if answered {
             want.push("answered");
         }
+        // The flow's reports (after the answer; see `after_the_answer_is_reported`).
+        if name.starts_with("amd_") {
+            want.push("amd");
+        }
+        if name == "amd_human" {
+            want.push("input");
+        }
         want.push("ended");
         let got: Vec<&str> = s
             .iter()
             .map(|x| match x {
                 Signal::Started => "started",
                 Signal::Answered => "answered",
+                Signal::Amd { .. } => "amd",
+                Signal::Input { .. } => "input",
                 Signal::Ended(_) => "ended",
             })
             .collect();
@@ -115,6 +127,9 @@ fn order_of_originate_response_does_not_matter() {
         "not_found",
         "local_busy",
         "no_answer",
+        "amd_human",
+        "amd_machine",
+        "amd_silence",
     ] {
         let events = events_of(name);
         let pos = events
@@ -198,4 +213,67 @@ fn concurrent_calls_each_get_their_own_outcome() {
             .iter()
             .any(|c| c.3.iter().any(ended(Disposition::Busy)))
     );
+}
+
+#[test]
+fn after_the_answer_is_reported() {
+    use dialer_core::domain::AnsweredBy::{Human, Machine};
+    let reports = |name: &str| -> Vec<Signal> {
+        signals(name)
+            .into_iter()
+            .filter(|s| matches!(s, Signal::Amd { .. } | Signal::Input { .. }))
+            .collect()
+    };
+    let amd = |by, cause: &str| Signal::Amd {
+        answered_by: by,
+        cause: Some(cause.to_owned()),
+    };
+    assert_eq!(
+        reports("amd_human"),
+        [
+            amd(Human, "HUMAN-800-800"),
+            Signal::Input {
+                digits: "1".to_owned()
+            }
+        ]
+    );
+    assert_eq!(
+        reports("amd_machine"),
+        [amd(Machine, "LONGGREETING-1500-1500")]
+    );
+    assert_eq!(
+        reports("amd_silence"),
+        [amd(Machine, "INITIALSILENCE-2500-2500")]
+    );
+}
+
+#[test]
+fn the_flow_s_reports_count_only_once_and_only_after_the_answer() {
+    let events = events_of("amd_human");
+    let user_events: Vec<Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::UserEvent(_)))
+        .cloned()
+        .collect();
+    assert_eq!(user_events.len(), 2, "DialerAMD and DialerDTMF");
+    // Before the answer, a UserEvent is not believed.
+    let mut t = AttemptTracker::new();
+    for e in &user_events {
+        assert_eq!(t.on_event(e), None);
+    }
+    // Replayed (a reconnect's duplicates): reported once.
+    let mut t = AttemptTracker::new();
+    let mut doubled = Vec::new();
+    for e in &events {
+        doubled.push(e.clone());
+        if matches!(e, Event::UserEvent(_)) {
+            doubled.push(e.clone());
+        }
+    }
+    let got: Vec<Signal> = doubled.iter().filter_map(|e| t.on_event(e)).collect();
+    let reports = got
+        .iter()
+        .filter(|s| matches!(s, Signal::Amd { .. } | Signal::Input { .. }))
+        .count();
+    assert_eq!(reports, 2);
 }
