@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::callee::DTMF_KEYS;
 use crate::event_filter::EventFilter;
 use crate::outcome::{MixEntry, OutcomePicker, Rule};
 
@@ -82,6 +83,9 @@ pub struct SimConfig {
     /// An Originate that finds this many setups ahead of it (being made or waiting) fails at
     /// once (`OriginateResponse` Failure, Reason 0). None: one second of `capacity_cps`.
     pub max_setup_backlog: Option<u64>,
+    /// Time before each key of every rule, mix entry and built-in callee that sets none
+    /// (else 1000 ms).
+    pub key_delay_ms: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -110,6 +114,7 @@ impl Default for SimConfig {
             setup_latency_ms: 0.0,
             setup_latency_p99_ms: None,
             max_setup_backlog: None,
+            key_delay_ms: None,
         }
     }
 }
@@ -138,6 +143,18 @@ impl SimConfig {
         }
         if self.rules.iter().any(|r| r.pattern.is_empty()) {
             return Err(ConfigError::Invalid("a rule has an empty pattern".into()));
+        }
+        let keys = self
+            .rules
+            .iter()
+            .filter_map(|r| r.keys.as_deref())
+            .chain(self.mix.iter().filter_map(|m| m.keys.as_deref()));
+        for k in keys {
+            if let Some(bad) = k.chars().find(|c| !DTMF_KEYS.contains(*c)) {
+                return Err(ConfigError::Invalid(format!(
+                    "keys {k:?}: {bad:?} is not a DTMF key ({DTMF_KEYS})"
+                )));
+            }
         }
         if self.capacity_cps == Some(0) {
             return Err(ConfigError::Invalid(
@@ -171,6 +188,7 @@ impl SimConfig {
     pub fn outcome_picker(&self) -> OutcomePicker {
         OutcomePicker::new(&self.rules, &self.mix, self.seed, self.instant_answer)
             .with_default_times(self.ring_ms, self.talk_ms)
+            .with_default_key_delay(self.key_delay_ms)
     }
 
     pub(crate) fn login_failure_delay(&self) -> Duration {
@@ -181,6 +199,7 @@ impl SimConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callee::AnsweredBy;
     use crate::outcome::OutcomeKind;
 
     #[test]
@@ -248,5 +267,35 @@ mod tests {
         assert_eq!(cfg.eventfilter.len(), 2);
         assert_eq!(cfg.read, "call,user");
         assert!(SimConfig::from_toml_str("read = \"cal\"", "inline").is_err());
+    }
+
+    #[test]
+    fn callees_per_rule_and_mix_entry() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            key_delay_ms = 300
+            [[rule]]
+            pattern = "1*"
+            outcome = "answered"
+            answered_by = "human"
+            keys = "12#"
+            key_delay_ms = 50
+            [[mix]]
+            outcome = "answered"
+            weight = 1
+            answered_by = "silence"
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        assert_eq!(cfg.key_delay_ms, Some(300));
+        assert_eq!(cfg.rules[0].answered_by, Some(AnsweredBy::Human));
+        assert_eq!(cfg.rules[0].keys.as_deref(), Some("12#"));
+        assert_eq!(cfg.rules[0].key_delay_ms, Some(50));
+        assert_eq!(cfg.mix[0].answered_by, Some(AnsweredBy::Silence));
+        let bad_keys = "[[rule]]\npattern = \"1\"\noutcome = \"answered\"\nkeys = \"1x\"\n";
+        assert!(SimConfig::from_toml_str(bad_keys, "inline").is_err());
+        let bad_by = "[[rule]]\npattern = \"1\"\noutcome = \"answered\"\nanswered_by = \"fax\"\n";
+        assert!(SimConfig::from_toml_str(bad_by, "inline").is_err());
     }
 }

@@ -13,7 +13,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`dial_string`], [`stats`]
+//! Modules: [`config`] (TOML), [`outcome`] (number -> outcome), [`callee`] (who answers, what
+//! they press), [`dial_string`], [`stats`]
 //! (with [`latency_histogram`]), [`channel_events`] (wire form), [`control`] (control port);
 //! inside: `pbx` (channels, event stream), `event_filter` (manager.conf `eventfilter`),
 //! `originate_action` (the Originate action and its OriginateResponse), `originate` (starting a
@@ -24,6 +25,7 @@
 
 mod action_headers;
 mod call;
+pub mod callee;
 pub mod channel_events;
 mod channel_setup;
 mod cli_output;
@@ -43,6 +45,7 @@ mod simulator;
 pub mod stats;
 mod wall_clock;
 
+pub use callee::AnsweredBy;
 pub use config::{ConfigError, SimConfig};
 pub use handle::SimHandle;
 pub use latency_histogram::LatencySummary;
