@@ -1,12 +1,17 @@
 //! One originated call from first event to last: the event sequences of the recordings, for a
-//! SIP-like channel (one leg) or a Local channel (`;1` and `;2`), timed with tokio's clock.
+//! SIP-like channel (one leg) or a Local channel (`;1` and `;2`), timed with tokio's clock. An
+//! answered call into the flow context runs the flow after the answer (`flow`).
+
+mod flow;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::channel_events::{ChanState, EventBuf, PRIV_CALL, Snapshot};
+use crate::flow_vars::FlowVars;
 use crate::originate_action::{OriginateRequest, originate_response};
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::pbx::{CallCmd, NewChannels, Pbx};
@@ -36,6 +41,14 @@ pub(crate) struct Call {
     answered: bool,
     /// Priority the `;2` dialplan has reached (Local only).
     two_prio: u32,
+    /// The flow after the answer, when this call runs it.
+    flow: Option<FlowVars>,
+    /// When the call was answered (the flow's times count from it).
+    answered_at: Instant,
+    /// The application the flow runs now, for CoreShowChannels.
+    app: Option<(&'static str, String)>,
+    /// Ended by a shutdown: no recording is uploaded (the PBX is going away with it).
+    shut_down: bool,
 }
 
 impl Call {
@@ -46,6 +59,7 @@ impl Call {
         channels: NewChannels,
         done: Option<oneshot::Sender<bool>>,
     ) -> Call {
+        let flow = Call::flow_of(&pbx, &req);
         Call {
             pbx,
             req,
@@ -57,6 +71,10 @@ impl Call {
             out: EventBuf::new(),
             answered: false,
             two_prio: 0,
+            flow,
+            answered_at: Instant::now(),
+            app: None,
+            shut_down: false,
         }
     }
 
@@ -82,6 +100,9 @@ impl Call {
             OutcomeKind::Answered | OutcomeKind::RemoteHangup => {
                 self.answer();
                 self.flush();
+                if self.flow.is_some() {
+                    return self.run_flow().await;
+                }
                 if let Some(cmd) = self.wait(self.outcome.talk).await {
                     return self.interrupted(cmd);
                 }
@@ -124,7 +145,9 @@ impl Call {
     }
 
     fn app_one(&self) -> (&'static str, String) {
-        if self.answered {
+        if let Some((app, data)) = &self.app {
+            (app, data.clone())
+        } else if self.answered {
             ("Wait", secs_text(self.outcome.talk))
         } else {
             ("AppDial2", "(Outgoing Line)".into())
@@ -140,6 +163,9 @@ impl Call {
         }
         self.pbx.remove_channels(&gone);
         self.pbx.publish(&mut self.out);
+        if !self.shut_down {
+            self.upload_recording();
+        }
         if let Some(done) = self.done.take() {
             let _ = done.send(self.answered);
         }
@@ -253,6 +279,7 @@ impl Call {
     fn answer(&mut self) {
         let vars = self.pbx.cfg.channelvars.clone();
         self.answered = true;
+        self.answered_at = Instant::now();
         let talk = secs_text(self.outcome.talk);
         if let Some(mut two) = self.two.take() {
             let out = &mut self.out;
@@ -283,8 +310,11 @@ impl Call {
         }
     }
 
-    /// The Originate's target after answer: NoOp, then Wait(talk).
+    /// The Originate's target after answer: NoOp, then Wait(talk); or the flow's start.
     fn run_dialplan(&mut self) {
+        if self.flow.is_some() {
+            return self.flow_start();
+        }
         let vars = self.pbx.cfg.channelvars.clone();
         let talk = secs_text(self.outcome.talk);
         let s = &mut self.one;
@@ -485,6 +515,7 @@ impl Call {
                 }
             }
             CallCmd::Shutdown => {
+                self.shut_down = true;
                 let legs: Vec<Snapshot> = std::iter::once(self.one.clone())
                     .chain(self.two.clone())
                     .collect();

@@ -132,6 +132,10 @@ pub const PRIV_CALL: &str = "call,all";
 pub const PRIV_DIALPLAN: &str = "dialplan,all";
 pub const PRIV_SYSTEM: &str = "system,all";
 pub const PRIV_SECURITY: &str = "security,all";
+/// `UserEvent` (a user with `read = call` alone never sees one).
+pub const PRIV_USER: &str = "user,all";
+/// `DTMFBegin`/`DTMFEnd` (amd_human.ami): class `dtmf`, not `call`.
+pub const PRIV_DTMF: &str = "dtmf,all";
 
 /// A burst of messages being written.
 #[derive(Debug, Default)]
@@ -319,6 +323,52 @@ impl EventBuf {
         }
     }
 
+    /// `UserEvent(<name>,<Key: value>,...)`: the channel's headers, `UserEvent: <name>`, then
+    /// the dialplan's headers as written (amd_human.ami).
+    pub fn user_event(
+        &mut self,
+        s: &Snapshot,
+        channelvars: &[String],
+        name: &str,
+        headers: &[(&str, &str)],
+    ) {
+        self.begin_event("UserEvent", Some(PRIV_USER));
+        self.snapshot("", s, channelvars);
+        self.header("UserEvent", name);
+        for (k, v) in headers {
+            self.header(k, v);
+        }
+        self.end();
+    }
+
+    /// A key's start, as the callee's RTP events (RFC 2833) announce it.
+    pub fn dtmf_begin(&mut self, s: &Snapshot, channelvars: &[String], digit: char) {
+        let d = digit.to_string();
+        self.channel_event(
+            "DTMFBegin",
+            PRIV_DTMF,
+            s,
+            channelvars,
+            &[("Digit", &d), ("Direction", "Received")],
+        );
+    }
+
+    /// A key's end, with how long it was held.
+    pub fn dtmf_end(&mut self, s: &Snapshot, channelvars: &[String], digit: char, held_ms: u64) {
+        let (d, ms) = (digit.to_string(), held_ms.to_string());
+        self.channel_event(
+            "DTMFEnd",
+            PRIV_DTMF,
+            s,
+            channelvars,
+            &[
+                ("Digit", &d),
+                ("DurationMs", &ms),
+                ("Direction", "Received"),
+            ],
+        );
+    }
+
     pub fn local_bridge(&mut self, one: &Snapshot, two: &Snapshot, channelvars: &[String]) {
         self.begin_event("LocalBridge", Some(PRIV_CALL));
         self.snapshot("LocalOne", one, channelvars);
@@ -375,6 +425,23 @@ mod tests {
         assert_eq!(n, 1);
         let expected = "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: SIP/trunk-00000000\r\nChannelState: 0\r\nChannelStateDesc: Down\r\nCallerIDNum: <unknown>\r\nCallerIDName: <unknown>\r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nLanguage: en\r\nAccountCode: \r\nContext: from-trunk\r\nExten: s\r\nPriority: 1\r\nUniqueid: 1795316362.0\r\nLinkedid: 1795316362.0\r\nChanVariable: DIALER_CALL_ID=\r\n\r\n";
         assert_eq!(std::str::from_utf8(&bytes).expect("utf8"), expected);
+    }
+
+    #[test]
+    fn user_event_puts_the_dialplans_headers_after_the_channels() {
+        let mut b = EventBuf::new();
+        b.user_event(
+            &snap(),
+            &[],
+            "DialerAMD",
+            &[("CallID", "call-1"), ("Status", "HUMAN")],
+        );
+        let (bytes, _) = b.take();
+        let text = std::str::from_utf8(&bytes).expect("utf8");
+        assert!(text.starts_with("Event: UserEvent\r\nPrivilege: user,all\r\nChannel: "));
+        assert!(text.ends_with(
+            "Linkedid: 1795316362.0\r\nUserEvent: DialerAMD\r\nCallID: call-1\r\nStatus: HUMAN\r\n\r\n"
+        ));
     }
 
     #[test]

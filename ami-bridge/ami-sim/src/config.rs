@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::callee::DTMF_KEYS;
 use crate::event_filter::EventFilter;
 use crate::outcome::{MixEntry, OutcomePicker, Rule};
 
@@ -82,6 +83,23 @@ pub struct SimConfig {
     /// An Originate that finds this many setups ahead of it (being made or waiting) fails at
     /// once (`OriginateResponse` Failure, Reason 0). None: one second of `capacity_cps`.
     pub max_setup_backlog: Option<u64>,
+    /// The Originate `Context` that runs the flow after the answer (docs/call-flow.md) when
+    /// the Originate sets any of its variables; the dispatcher's `DIALER_FLOW_CONTEXT`.
+    pub flow_context: String,
+    /// Time before each key of every rule, mix entry and built-in callee that sets none
+    /// (else 1000 ms).
+    pub key_delay_ms: Option<u64>,
+    /// Answer to AMD's result for a person (amd_human: 1.4 s).
+    pub amd_human_ms: u64,
+    /// Answer to AMD's result for a machine (amd_machine: 1.6 s, the 1.5 s greeting limit).
+    pub amd_machine_ms: u64,
+    /// Answer to AMD's result for dead air (amd_silence: 2.5 s, amd.conf initial_silence).
+    pub amd_silence_ms: u64,
+    /// Answer to the end of a machine's greeting, when `WaitForSilence` returns (amd_machine
+    /// streamed a 6 s greeting).
+    pub greeting_ms: u64,
+    /// How long a key is held: `DTMFBegin` to `DTMFEnd` (its `DurationMs`).
+    pub dtmf_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -110,6 +128,13 @@ impl Default for SimConfig {
             setup_latency_ms: 0.0,
             setup_latency_p99_ms: None,
             max_setup_backlog: None,
+            flow_context: "dialer-flow".into(),
+            key_delay_ms: None,
+            amd_human_ms: 1400,
+            amd_machine_ms: 1600,
+            amd_silence_ms: 2500,
+            greeting_ms: 6000,
+            dtmf_ms: 100,
         }
     }
 }
@@ -138,6 +163,21 @@ impl SimConfig {
         }
         if self.rules.iter().any(|r| r.pattern.is_empty()) {
             return Err(ConfigError::Invalid("a rule has an empty pattern".into()));
+        }
+        let keys = self
+            .rules
+            .iter()
+            .filter_map(|r| r.keys.as_deref())
+            .chain(self.mix.iter().filter_map(|m| m.keys.as_deref()));
+        for k in keys {
+            if let Some(bad) = k.chars().find(|c| !DTMF_KEYS.contains(*c)) {
+                return Err(ConfigError::Invalid(format!(
+                    "keys {k:?}: {bad:?} is not a DTMF key ({DTMF_KEYS})"
+                )));
+            }
+        }
+        if self.flow_context.is_empty() {
+            return Err(ConfigError::Invalid("flow_context is empty".into()));
         }
         if self.capacity_cps == Some(0) {
             return Err(ConfigError::Invalid(
@@ -171,6 +211,7 @@ impl SimConfig {
     pub fn outcome_picker(&self) -> OutcomePicker {
         OutcomePicker::new(&self.rules, &self.mix, self.seed, self.instant_answer)
             .with_default_times(self.ring_ms, self.talk_ms)
+            .with_default_key_delay(self.key_delay_ms)
     }
 
     pub(crate) fn login_failure_delay(&self) -> Duration {
@@ -181,6 +222,7 @@ impl SimConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callee::AnsweredBy;
     use crate::outcome::OutcomeKind;
 
     #[test]
@@ -248,5 +290,70 @@ mod tests {
         assert_eq!(cfg.eventfilter.len(), 2);
         assert_eq!(cfg.read, "call,user");
         assert!(SimConfig::from_toml_str("read = \"cal\"", "inline").is_err());
+    }
+
+    #[test]
+    fn callees_per_rule_and_mix_entry() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            key_delay_ms = 300
+            [[rule]]
+            pattern = "1*"
+            outcome = "answered"
+            answered_by = "human"
+            keys = "12#"
+            key_delay_ms = 50
+            [[mix]]
+            outcome = "answered"
+            weight = 1
+            answered_by = "silence"
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        assert_eq!(cfg.key_delay_ms, Some(300));
+        assert_eq!(cfg.rules[0].answered_by, Some(AnsweredBy::Human));
+        assert_eq!(cfg.rules[0].keys.as_deref(), Some("12#"));
+        assert_eq!(cfg.rules[0].key_delay_ms, Some(50));
+        assert_eq!(cfg.mix[0].answered_by, Some(AnsweredBy::Silence));
+        let bad_keys = "[[rule]]\npattern = \"1\"\noutcome = \"answered\"\nkeys = \"1x\"\n";
+        assert!(SimConfig::from_toml_str(bad_keys, "inline").is_err());
+        let bad_by = "[[rule]]\npattern = \"1\"\noutcome = \"answered\"\nanswered_by = \"fax\"\n";
+        assert!(SimConfig::from_toml_str(bad_by, "inline").is_err());
+    }
+
+    #[test]
+    fn flow_keys() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            flow_context = "my-flow"
+            amd_human_ms = 100
+            amd_machine_ms = 150
+            amd_silence_ms = 200
+            greeting_ms = 500
+            dtmf_ms = 40
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        assert_eq!(cfg.flow_context, "my-flow");
+        assert_eq!(
+            (cfg.amd_human_ms, cfg.amd_machine_ms, cfg.amd_silence_ms),
+            (100, 150, 200)
+        );
+        assert_eq!((cfg.greeting_ms, cfg.dtmf_ms), (500, 40));
+        assert!(SimConfig::from_toml_str("flow_context = \"\"", "inline").is_err());
+        let d = SimConfig::default();
+        assert_eq!(d.flow_context, "dialer-flow");
+        assert_eq!(
+            (
+                d.amd_human_ms,
+                d.amd_machine_ms,
+                d.amd_silence_ms,
+                d.greeting_ms,
+                d.dtmf_ms
+            ),
+            (1400, 1600, 2500, 6000, 100)
+        );
     }
 }

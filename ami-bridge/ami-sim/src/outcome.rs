@@ -1,11 +1,13 @@
 //! Which outcome a dialed number gets: config rules (glob patterns), then a seeded weighted mix,
-//! then the built-in last-digit default.
+//! then the built-in last-digit default; with it, who answers and what they press (`callee`).
 
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
+
+use crate::callee::{AnsweredBy, Callee, DEFAULT_KEY_DELAY_MS, callee_for};
 
 /// What the far end does, one per recorded transcript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -45,11 +47,18 @@ impl OutcomeKind {
 }
 
 /// An outcome with its timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub kind: OutcomeKind,
     pub ring: Duration,
     pub talk: Duration,
+    /// Whether `talk` was configured (by the entry, the top-level `talk_ms` or
+    /// `instant_answer`) rather than the built-in 1 s. In the flow context the talk time is how
+    /// long the callee stays on the line; an `answered` callee whose talk time nobody set stays
+    /// until the flow hangs up.
+    pub talk_configured: bool,
+    /// Who answers and what they press (the flow context only).
+    pub callee: Callee,
 }
 
 /// Ring and talk times of an entry that sets none (and of the last-digit plan), unless the
@@ -60,6 +69,9 @@ pub const DEFAULT_TALK_MS: u64 = 1000;
 /// `pattern` -> outcome. Patterns are globs over the dialed number (the dial string's user
 /// part): `*` any run of characters, `?` any one character, `#` any one digit, anything else
 /// itself. `1555*` is a prefix rule, `*7` a suffix rule.
+///
+/// `answered_by`, `keys` and `key_delay_ms` say who picks up and what they press once the call
+/// is up (the flow context only; unset: the number's built-in plan, see `callee`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -67,6 +79,10 @@ pub struct Rule {
     pub outcome: OutcomeKind,
     pub ring_ms: Option<u64>,
     pub talk_ms: Option<u64>,
+    pub answered_by: Option<AnsweredBy>,
+    /// Keys the person presses in order (`"12#"`); `""` presses nothing.
+    pub keys: Option<String>,
+    pub key_delay_ms: Option<u64>,
 }
 
 impl Rule {
@@ -77,10 +93,27 @@ impl Rule {
             outcome,
             ring_ms: Some(ring_ms),
             talk_ms: Some(talk_ms),
+            answered_by: None,
+            keys: None,
+            key_delay_ms: None,
         }
+    }
+
+    /// The rule with who answers.
+    pub fn with_answered_by(mut self, by: AnsweredBy) -> Rule {
+        self.answered_by = Some(by);
+        self
+    }
+
+    /// The rule with the keys the person presses, each `key_delay_ms` after the last.
+    pub fn with_keys(mut self, keys: &str, key_delay_ms: u64) -> Rule {
+        self.keys = Some(keys.into());
+        self.key_delay_ms = Some(key_delay_ms);
+        self
     }
 }
 
+/// A weighted outcome; the callee fields as in [`Rule`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {
@@ -88,6 +121,18 @@ pub struct MixEntry {
     pub weight: u32,
     pub ring_ms: Option<u64>,
     pub talk_ms: Option<u64>,
+    pub answered_by: Option<AnsweredBy>,
+    pub keys: Option<String>,
+    pub key_delay_ms: Option<u64>,
+}
+
+/// What an entry (rule, mix entry, or nothing for the built-in plans) sets.
+struct Entry<'a> {
+    ring_ms: Option<u64>,
+    talk_ms: Option<u64>,
+    answered_by: Option<AnsweredBy>,
+    keys: Option<&'a str>,
+    key_delay_ms: Option<u64>,
 }
 
 /// Decides outcomes; owns the seeded generator of the mix.
@@ -101,6 +146,9 @@ pub struct OutcomePicker {
     /// Times of an entry without its own.
     ring_ms: u64,
     talk_ms: u64,
+    /// Whether `talk_ms` is the config's (top-level `talk_ms`), not the built-in default.
+    talk_configured: bool,
+    key_delay_ms: u64,
 }
 
 impl OutcomePicker {
@@ -114,6 +162,8 @@ impl OutcomePicker {
             rng: SmallRng::seed_from_u64(seed),
             ring_ms: DEFAULT_RING_MS,
             talk_ms: DEFAULT_TALK_MS,
+            talk_configured: false,
+            key_delay_ms: DEFAULT_KEY_DELAY_MS,
         }
     }
 
@@ -121,40 +171,74 @@ impl OutcomePicker {
     pub fn with_default_times(mut self, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Self {
         self.ring_ms = ring_ms.unwrap_or(DEFAULT_RING_MS);
         self.talk_ms = talk_ms.unwrap_or(DEFAULT_TALK_MS);
+        self.talk_configured = talk_ms.is_some();
         self
     }
 
-    fn timed(&self, kind: OutcomeKind, ring_ms: Option<u64>, talk_ms: Option<u64>) -> Outcome {
+    /// Time before each key for every entry (and the built-in plan) that sets none.
+    pub fn with_default_key_delay(mut self, key_delay_ms: Option<u64>) -> Self {
+        self.key_delay_ms = key_delay_ms.unwrap_or(DEFAULT_KEY_DELAY_MS);
+        self
+    }
+
+    fn outcome(&self, number: &str, kind: OutcomeKind, e: Entry<'_>) -> Outcome {
+        let key_delay = Duration::from_millis(e.key_delay_ms.unwrap_or(self.key_delay_ms));
         Outcome {
             kind,
-            ring: Duration::from_millis(ring_ms.unwrap_or(self.ring_ms)),
-            talk: Duration::from_millis(talk_ms.unwrap_or(self.talk_ms)),
+            ring: Duration::from_millis(e.ring_ms.unwrap_or(self.ring_ms)),
+            talk: Duration::from_millis(e.talk_ms.unwrap_or(self.talk_ms)),
+            talk_configured: e.talk_ms.is_some() || self.talk_configured,
+            callee: callee_for(number, e.answered_by, e.keys, key_delay),
         }
     }
 
     pub fn pick(&mut self, number: &str) -> Outcome {
         if self.instant {
-            return Outcome {
-                kind: OutcomeKind::Answered,
-                ring: Duration::ZERO,
-                talk: Duration::ZERO,
-            };
+            let mut o = self.outcome(number, OutcomeKind::Answered, Entry::NONE);
+            o.ring = Duration::ZERO;
+            o.talk = Duration::ZERO;
+            o.talk_configured = true;
+            return o;
         }
         if let Some(rule) = self.rules.iter().find(|r| glob_match(&r.pattern, number)) {
-            return self.timed(rule.outcome, rule.ring_ms, rule.talk_ms);
+            let e = Entry {
+                ring_ms: rule.ring_ms,
+                talk_ms: rule.talk_ms,
+                answered_by: rule.answered_by,
+                keys: rule.keys.as_deref(),
+                key_delay_ms: rule.key_delay_ms,
+            };
+            return self.outcome(number, rule.outcome, e);
         }
         if self.mix_total > 0 {
             let mut roll = self.rng.random_range(0..self.mix_total);
             for entry in &self.mix {
                 let w = u64::from(entry.weight);
                 if roll < w {
-                    return self.timed(entry.outcome, entry.ring_ms, entry.talk_ms);
+                    let e = Entry {
+                        ring_ms: entry.ring_ms,
+                        talk_ms: entry.talk_ms,
+                        answered_by: entry.answered_by,
+                        keys: entry.keys.as_deref(),
+                        key_delay_ms: entry.key_delay_ms,
+                    };
+                    return self.outcome(number, entry.outcome, e);
                 }
                 roll -= w;
             }
         }
-        self.timed(last_digit_default(number), None, None)
+        self.outcome(number, last_digit_default(number), Entry::NONE)
     }
+}
+
+impl Entry<'_> {
+    const NONE: Entry<'static> = Entry {
+        ring_ms: None,
+        talk_ms: None,
+        answered_by: None,
+        keys: None,
+        key_delay_ms: None,
+    };
 }
 
 /// The built-in plan: 0-5 answered, 6 busy, 7 no answer, 8 congestion, 9 not found; a number
@@ -236,10 +320,9 @@ mod tests {
     fn rules_win_and_instant_overrides() {
         let cfg = SimConfig {
             rules: vec![Rule {
-                pattern: "*0".into(),
-                outcome: OutcomeKind::Busy,
                 ring_ms: Some(5),
                 talk_ms: None,
+                ..Rule::timed("*0", OutcomeKind::Busy, 0, 0)
             }],
             ..Default::default()
         };
@@ -298,6 +381,50 @@ mod tests {
     }
 
     #[test]
+    fn callees_come_from_entries_then_the_second_to_last_digit() {
+        let cfg = SimConfig::from_toml_str(
+            r#"
+            key_delay_ms = 700
+            [[rule]]
+            pattern = "10*"
+            outcome = "answered"
+            answered_by = "machine"
+            [[rule]]
+            pattern = "11*"
+            outcome = "remote_hangup"
+            keys = "12#"
+            key_delay_ms = 50
+            talk_ms = 400
+            "#,
+            "inline",
+        )
+        .expect("valid config");
+        let mut p = cfg.outcome_picker();
+        let machine = p.pick("1000");
+        assert_eq!(machine.callee.answered_by, AnsweredBy::Machine);
+        assert_eq!(machine.callee.key_delay, Duration::from_millis(700));
+        assert!(!machine.talk_configured, "nobody set a talk time");
+        let keyed = p.pick("1160");
+        assert_eq!(
+            (keyed.callee.answered_by, keyed.callee.keys.as_str()),
+            (AnsweredBy::Human, "12#"),
+            "the rule's keys over the plan's machine"
+        );
+        assert_eq!(keyed.callee.key_delay, Duration::from_millis(50));
+        assert!(keyed.talk_configured);
+        // The last-digit outcome is untouched; the callee reads the digit before it.
+        let plain = p.pick("5550175");
+        assert_eq!(plain.kind, OutcomeKind::Answered);
+        assert_eq!(plain.callee.answered_by, AnsweredBy::Silence);
+        let busy = p.pick("5550196");
+        assert_eq!(busy.kind, OutcomeKind::Busy);
+        assert_eq!(busy.callee.keys, "9");
+        let plain = SimConfig::default().outcome_picker().pick("5550100");
+        assert_eq!(plain.callee.key_delay, Duration::from_millis(1000));
+        assert_eq!(plain.callee.keys, "1");
+    }
+
+    #[test]
     fn mix_is_weighted_and_repeatable() {
         let cfg = SimConfig {
             mix: vec![
@@ -306,12 +433,18 @@ mod tests {
                     weight: 3,
                     ring_ms: None,
                     talk_ms: None,
+                    answered_by: None,
+                    keys: None,
+                    key_delay_ms: None,
                 },
                 MixEntry {
                     outcome: OutcomeKind::Busy,
                     weight: 1,
                     ring_ms: None,
                     talk_ms: None,
+                    answered_by: None,
+                    keys: None,
+                    key_delay_ms: None,
                 },
             ],
             ..Default::default()

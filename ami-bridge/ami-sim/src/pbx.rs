@@ -15,6 +15,7 @@ use crate::config::{ConfigError, SimConfig};
 use crate::event_filter::EventFilter;
 use crate::originate_action::{NoChannel, OriginateRequest};
 use crate::outcome::{Outcome, OutcomePicker};
+use crate::simulator::SimError;
 use crate::stats::Stats;
 use crate::wall_clock;
 
@@ -92,6 +93,10 @@ pub(crate) struct Pbx {
     pub filter: EventFilter,
     /// When each Originate gets its channel (capacity, latency).
     pub setup: ChannelSetup,
+    /// Fetches the flow's prompts (`prompt_fetch`).
+    pub fetch_http: reqwest::Client,
+    /// Uploads the flow's recordings (`recording_upload`).
+    pub upload_http: reqwest::Client,
     uniqueid_seq: AtomicU64,
     pub refuse_logins: AtomicBool,
     /// Set while a restart is under way: new connections are closed at once.
@@ -108,13 +113,15 @@ pub(crate) struct Pbx {
 const EVENT_QUEUE: usize = 1 << 16;
 
 impl Pbx {
-    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Pbx>, ConfigError> {
+    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Pbx>, SimError> {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (faults, _) = broadcast::channel(64);
         Ok(Arc::new(Pbx {
             filter: EventFilter::new(&cfg.read, &cfg.eventfilter)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             setup: ChannelSetup::new(&cfg),
+            fetch_http: crate::prompt_fetch::client()?,
+            upload_http: crate::recording_upload::client()?,
             stats: Stats::new(),
             events,
             faults,

@@ -38,6 +38,10 @@ struct Counts {
     logins_failed: u64,
     setup_latency: LatencyHistogram,
     setup_backlog_peak: u64,
+    prompts_played: u64,
+    prompts_failed: u64,
+    recordings_uploaded: u64,
+    recording_upload_failures: u64,
 }
 
 /// A copy of the counters at one moment.
@@ -72,6 +76,13 @@ pub struct StatsSnapshot {
     /// Originates that failed (Reason 0) because the PBX was full: `capacity` (too many
     /// channels) plus `setup_backlog` (too many waiting for a channel).
     pub capacity_failures: u64,
+    /// Flow prompts (`DIALER_MESSAGE`, `DIALER_VOICEMAIL`) fetched and played, and those that
+    /// could not be (`DialerPlayback` `FAILED`).
+    pub prompts_played: u64,
+    pub prompts_failed: u64,
+    /// Call recordings (`DIALER_RECORD_URL`) uploaded, and uploads that failed (never retried).
+    pub recordings_uploaded: u64,
+    pub recording_upload_failures: u64,
 }
 
 impl Stats {
@@ -146,6 +157,28 @@ impl Stats {
         self.with(|c| c.setup_backlog_peak = c.setup_backlog_peak.max(waiting));
     }
 
+    /// A flow prompt played (`true`) or failed.
+    pub(crate) fn prompt(&self, played: bool) {
+        self.with(|c| {
+            if played {
+                c.prompts_played += 1
+            } else {
+                c.prompts_failed += 1
+            }
+        });
+    }
+
+    /// A recording uploaded (`true`) or its upload failed.
+    pub(crate) fn recording_uploaded(&self, ok: bool) {
+        self.with(|c| {
+            if ok {
+                c.recordings_uploaded += 1
+            } else {
+                c.recording_upload_failures += 1
+            }
+        });
+    }
+
     /// Clears every counter; the peak restarts from the channels up now.
     pub(crate) fn reset(&self) {
         self.events.store(0, Ordering::Relaxed);
@@ -194,6 +227,10 @@ impl Stats {
                 setup_latency: c.setup_latency.summary(),
                 setup_backlog_peak: c.setup_backlog_peak,
                 capacity_failures: full("capacity") + full("setup_backlog"),
+                prompts_played: c.prompts_played,
+                prompts_failed: c.prompts_failed,
+                recordings_uploaded: c.recordings_uploaded,
+                recording_upload_failures: c.recording_upload_failures,
             }
         })
     }
@@ -215,6 +252,10 @@ impl Counts {
             logins_failed: 0,
             setup_latency: LatencyHistogram::new(),
             setup_backlog_peak: 0,
+            prompts_played: 0,
+            prompts_failed: 0,
+            recordings_uploaded: 0,
+            recording_upload_failures: 0,
         }
     }
 }

@@ -82,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
                 weight: 1,
                 ring_ms: Some(args.ring_ms),
                 talk_ms: Some(args.talk_ms),
+                answered_by: None,
+                keys: None,
+                key_delay_ms: None,
             }],
             ..Default::default()
         },

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use ami_sim::{SimConfig, Simulator};
+use ami_bridge::Message;
+use ami_sim::{AnsweredBy, OutcomeKind, Rule, SimConfig, Simulator};
 
 use crate::helpers::{self, *};
 
@@ -23,6 +24,82 @@ struct Replay {
     channelvars: bool,
     /// Shorter Originate `Timeout` for no-answer scenarios (the recordings wait 8 s).
     timeout_ms: Option<u64>,
+    /// `Variable:` headers added to the Originate: the flow variables that make the shipped
+    /// flow do what the recording's own dialplan did (the "after the answer" recordings).
+    flow_vars: &'static [&'static str],
+    /// Headers whose values are not compared (the modelled dialplan numbers its lines
+    /// differently from the recording's).
+    scrub: &'static [&'static str],
+}
+
+/// The recording's own dialplan (transcripts README, "After the answer"): MixMonitor, AMD,
+/// UserEvent; on MACHINE hang up, else Read(DIGITS,,1,,,4) and UserEvent.
+const RECORDED_FLOW: &[&str] = &[
+    "DIALER_RECORD_URL=http://127.0.0.1:9/recording.wav",
+    "DIALER_AMD=hangup_machine",
+    "DIALER_GATHER_MAX=1",
+    "DIALER_GATHER_TIMEOUT=4",
+];
+
+/// The replay configuration with the callees of the "after the answer" recordings: 1011 a
+/// person who presses 1, 1012 an answering machine, 1013 dead air; nobody hangs up on the flow
+/// (no talk time), and AMD takes the recorded times (the defaults). The recorded DTMFEnd says
+/// `DurationMs: 0`.
+fn flow_replay_config() -> SimConfig {
+    use AnsweredBy::*;
+    let callee = |n: &str, by| {
+        Rule {
+            talk_ms: None,
+            ..Rule::timed(n, OutcomeKind::Answered, 100, 0)
+        }
+        .with_answered_by(by)
+    };
+    let mut cfg = replay_config();
+    cfg.rules.splice(
+        0..0,
+        [
+            callee("1011", Human).with_keys("1", 300),
+            callee("1012", Machine),
+            callee("1013", Silence),
+        ],
+    );
+    cfg.dtmf_ms = 0;
+    cfg
+}
+
+/// An Originate with the flow's variables added; other actions as they are.
+fn with_flow_vars(m: &Message, vars: &[&str]) -> Message {
+    if m.get("Action") != Some("Originate") || vars.is_empty() {
+        return m.clone();
+    }
+    let mut pairs: Vec<(String, String)> = m
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let at = pairs
+        .iter()
+        .rposition(|(k, _)| k == "Variable")
+        .map_or(pairs.len(), |i| i + 1);
+    for (i, v) in vars.iter().enumerate() {
+        pairs.insert(at + i, ("Variable".into(), v.to_string()));
+    }
+    Message::from_pairs(&pairs)
+}
+
+/// The messages with the values of `keys` blanked.
+fn scrubbed(ms: &[Message], keys: &[&str]) -> Vec<Message> {
+    ms.iter()
+        .map(|m| {
+            let pairs: Vec<(String, String)> = m
+                .iter()
+                .map(|(k, v)| {
+                    let v = if keys.contains(&k) { "" } else { v };
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            Message::from_pairs(&pairs)
+        })
+        .collect()
 }
 
 async fn replay(r: Replay) {
@@ -37,17 +114,27 @@ async fn replay(r: Replay) {
         r.name
     );
 
-    let mut cfg = replay_config();
+    let mut cfg = if r.flow_vars.is_empty() {
+        replay_config()
+    } else {
+        flow_replay_config()
+    };
     if !r.channelvars {
         cfg.channelvars.clear();
     }
     let sim = start(cfg).await;
     let mut c = Conn::connect(sim.addr()).await;
+    // Messages the recording did not have: a VarSet per added variable, once originated.
+    let mut extra = 0;
     for (action, need) in actions.iter().zip(&before) {
         // Send each action when as many messages have come as had in the recording.
-        c.wait_count(*need, Duration::from_secs(15)).await;
+        c.wait_count(*need + extra, Duration::from_secs(15)).await;
         let map = channel_map(&recorded, &c.got);
-        c.send(&rewrite_action(action, &map, r.timeout_ms)).await;
+        let action = rewrite_action(action, &map, r.timeout_ms);
+        if action.get("Action") == Some("Originate") {
+            extra += r.flow_vars.len();
+        }
+        c.send(&with_flow_vars(&action, r.flow_vars)).await;
     }
     assert!(
         c.wait_closed(Duration::from_secs(15)).await,
@@ -57,8 +144,26 @@ async fn replay(r: Replay) {
     );
     assert_eq!(c.banner.as_deref(), Some(banner.as_str()));
 
+    let recorded = scrubbed(&recorded, r.scrub);
+    // The added variables each have their VarSet at the start, as every Originate variable
+    // does; the recording's Originate did not carry them.
+    let added: Vec<&str> = r
+        .flow_vars
+        .iter()
+        .filter_map(|v| v.split_once('=').map(|(k, _)| k))
+        .collect();
+    let got: Vec<Message> = c
+        .got
+        .iter()
+        .filter(|m| {
+            !(m.event_name() == Some("VarSet")
+                && m.get("Variable").is_some_and(|v| added.contains(&v)))
+        })
+        .cloned()
+        .collect();
+    let got = scrubbed(&got, r.scrub);
     let (exp_rest, exp_orr) = split_orr(&recorded);
-    let (got_rest, got_orr) = split_orr(&c.got);
+    let (got_rest, got_orr) = split_orr(&got);
     assert_same_stream(r.name, &exp_rest, &got_rest);
     // OriginateResponses by themselves: same headers, values and relations to the channel
     // ids seen before them (so canonicalise them in stream order).
@@ -69,14 +174,14 @@ async fn replay(r: Replay) {
         r.name
     );
     match r.orr {
-        OrrPlace::Exact => assert_same_stream(r.name, &recorded, &c.got),
+        OrrPlace::Exact => assert_same_stream(r.name, &recorded, &got),
         OrrPlace::Anywhere => {
             let mut ce = Canon::default();
             let mut cg = Canon::default();
             for m in &recorded {
                 ce.message(m);
             }
-            for m in &c.got {
+            for m in &got {
                 cg.message(m);
             }
             for (e, g) in exp_orr.iter().zip(&got_orr) {
@@ -103,6 +208,8 @@ macro_rules! replay_tests {
                 orr: $orr,
                 channelvars: $vars,
                 timeout_ms: $timeout,
+                flow_vars: &[],
+                scrub: &[],
             })
             .await;
         }
@@ -119,6 +226,49 @@ replay_tests! {
     Exact, true, Some(1000) => no_answer, local_no_answer;
     Anywhere, true, None => busy_channelid, hangup_action;
     Anywhere, false, None => answered_no_channelvars, busy_no_channelvars;
+}
+
+/// amd_human: the flow with a person who presses 1, in the recorded order throughout.
+#[tokio::test]
+async fn amd_human() {
+    replay(Replay {
+        name: "amd_human",
+        orr: Exact,
+        channelvars: true,
+        timeout_ms: None,
+        flow_vars: RECORDED_FLOW,
+        scrub: &[],
+    })
+    .await;
+}
+
+/// amd_machine and amd_silence: MACHINE, hung up on. Real Asterisk put OriginateResponse
+/// before MixMonitor's events in these runs; the recorded dialplan's `Hangup` of the machine
+/// is a later line (priority 9) than the modelled one.
+#[tokio::test]
+async fn amd_machine() {
+    replay(Replay {
+        name: "amd_machine",
+        orr: Anywhere,
+        channelvars: true,
+        timeout_ms: None,
+        flow_vars: RECORDED_FLOW,
+        scrub: &["Priority"],
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn amd_silence() {
+    replay(Replay {
+        name: "amd_silence",
+        orr: Anywhere,
+        channelvars: true,
+        timeout_ms: None,
+        flow_vars: RECORDED_FLOW,
+        scrub: &["Priority"],
+    })
+    .await;
 }
 
 /// The recording `name` and a simulator of the replay configuration with a connection to it
