@@ -471,6 +471,23 @@ pub async fn start_services(
     workers: usize,
 ) -> Result<RunningServices, PlatformError> {
     let api_port = free_port()?;
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    // Every service learns the API's address (recording URLs, the media URLs the PBXs use);
+    // recordings go under the run's log directory unless the run says otherwise.
+    let mut env = env.clone();
+    let defaults = [
+        ("DIALER_PUBLIC_URL", api_url.clone()),
+        (
+            "DIALER_RECORDINGS_STORE",
+            processes.log_dir().join("recordings").display().to_string(),
+        ),
+    ];
+    for (key, value) in defaults {
+        if !env.extra.iter().any(|(k, _)| k == key) {
+            env.extra.push((key.to_owned(), value));
+        }
+    }
+    let env = &env;
     let mut api_env = env.vars();
     api_env.push((
         "DIALER_API_ADDR".to_owned(),
@@ -501,7 +518,6 @@ pub async fn start_services(
             &env.vars(),
         )?;
     }
-    let api_url = format!("http://127.0.0.1:{api_port}");
     wait_for_http(
         &format!("{api_url}/readyz"),
         Duration::from_secs(30),

@@ -13,7 +13,9 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use dialer_core::domain::{ANSWER_COUNT_KEYS, AnsweredBy, BatchStatus, CallStatus, Disposition, EventType};
+use dialer_core::domain::{
+    ANSWER_COUNT_KEYS, AnsweredBy, BatchStatus, CallStatus, Disposition, EventType,
+};
 
 use crate::ingest::rows::RejectReason;
 
@@ -280,7 +282,8 @@ fn call_entry(queued: bool) -> ObjectBuilder {
         ),
         (
             "recording_duration",
-            typed(Type::Integer, true).description(Some("whole seconds of the attempt's recording")),
+            typed(Type::Integer, true)
+                .description(Some("whole seconds of the attempt's recording")),
         ),
     ];
     let mut o = ObjectBuilder::new().schema_type(Type::Object);

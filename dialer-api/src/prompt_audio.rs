@@ -272,18 +272,34 @@ mod tests {
         // 16 kHz is taken, and stored at 8 kHz.
         let stored = check_upload(&good).expect("16 kHz upload");
         assert_eq!((stored.sample_rate, stored.samples.len()), (8000, 800));
-        assert!(matches!(check_upload(b"ID3\x03 not a wav"), Err(AudioError::NotWav(_))));
-        assert!(matches!(check_upload(&good[..30]), Err(AudioError::NotWav(_))));
+        assert!(matches!(
+            check_upload(b"ID3\x03 not a wav"),
+            Err(AudioError::NotWav(_))
+        ));
+        assert!(matches!(
+            check_upload(&good[..30]),
+            Err(AudioError::NotWav(_))
+        ));
         let mut rate = good.clone();
         rate[24..28].copy_from_slice(&44100u32.to_le_bytes());
         let e = check_upload(&rate).expect_err("44.1 kHz");
         assert!(e.to_string().contains("44100 Hz"), "{e}");
         let mut stereo = good.clone();
         stereo[22..24].copy_from_slice(&2u16.to_le_bytes());
-        assert!(check_upload(&stereo).expect_err("stereo").to_string().contains("mono"));
+        assert!(
+            check_upload(&stereo)
+                .expect_err("stereo")
+                .to_string()
+                .contains("mono")
+        );
         let mut float = good.clone();
         float[20..22].copy_from_slice(&3u16.to_le_bytes());
-        assert!(check_upload(&float).expect_err("float").to_string().contains("PCM"));
+        assert!(
+            check_upload(&float)
+                .expect_err("float")
+                .to_string()
+                .contains("PCM")
+        );
         let empty = encode_wav(&Pcm {
             sample_rate: 8000,
             samples: Vec::new(),
@@ -303,7 +319,11 @@ mod tests {
         wav[40..44].copy_from_slice(&0x7fff_f000u32.to_le_bytes());
         let pcm = from_speech(&wav).expect("speech");
         assert_eq!(pcm.sample_rate, 8000);
-        assert!((pcm.samples.len() as i64 - 8000).abs() <= 1, "{}", pcm.samples.len());
+        assert!(
+            (pcm.samples.len() as i64 - 8000).abs() <= 1,
+            "{}",
+            pcm.samples.len()
+        );
         // Still 440 Hz: count the rising zero crossings over the second.
         let crossings = pcm
             .samples
@@ -312,7 +332,11 @@ mod tests {
             .count();
         assert!((438..=442).contains(&crossings), "{crossings}");
         // Amplitude kept (away from the edges).
-        let peak = pcm.samples[500..7500].iter().map(|s| s.abs()).max().unwrap_or(0);
+        let peak = pcm.samples[500..7500]
+            .iter()
+            .map(|s| s.abs())
+            .max()
+            .unwrap_or(0);
         assert!((11000..=13000).contains(&peak), "{peak}");
     }
 }

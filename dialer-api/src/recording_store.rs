@@ -102,8 +102,14 @@ mod tests {
         let store = RecordingStore::open(&dir.to_string_lossy()).expect("open");
         let key = RecordingStore::key(7, Uuid::nil(), 2);
         assert_eq!(store.get(&key).await.expect("get"), None);
-        store.put(&key, Bytes::from_static(b"RIFF")).await.expect("put");
-        assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"RIFF"[..]));
+        store
+            .put(&key, Bytes::from_static(b"RIFF"))
+            .await
+            .expect("put");
+        assert_eq!(
+            store.get(&key).await.expect("get").as_deref(),
+            Some(&b"RIFF"[..])
+        );
         store.delete(&key).await.expect("delete");
         store.delete(&key).await.expect("delete again");
         assert_eq!(store.get(&key).await.expect("get"), None);

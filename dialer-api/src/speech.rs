@@ -78,9 +78,12 @@ impl SpeechEngine for EspeakNg {
                 let status = child.wait().await.map_err(engine)?;
                 Ok::<_, SpeechError>((status, out, err))
             };
-            let (status, out, err) = tokio::time::timeout(self.timeout, run)
-                .await
-                .map_err(|_| SpeechError::Engine(format!("no speech within {:?}", self.timeout)))??;
+            let (status, out, err) =
+                tokio::time::timeout(self.timeout, run)
+                    .await
+                    .map_err(|_| {
+                        SpeechError::Engine(format!("no speech within {:?}", self.timeout))
+                    })??;
             if !status.success() {
                 if err.contains("voice does not exist") {
                     return Err(SpeechError::UnknownLanguage(language.to_owned()));
@@ -117,7 +120,9 @@ mod tests {
         for ok in ["en", "en-us", "pt-br", "yue", "en-gb-x-rp"] {
             assert!(is_language(ok), "{ok}");
         }
-        for bad in ["", "e", "EN", "en_US", "-v", "en us", "en-", "abcd", "en;rm"] {
+        for bad in [
+            "", "e", "EN", "en_US", "-v", "en us", "en-", "abcd", "en;rm",
+        ] {
             assert!(!is_language(bad), "{bad}");
         }
     }

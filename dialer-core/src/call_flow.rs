@@ -214,8 +214,9 @@ pub fn new_prompt_id() -> String {
 /// What a prompt id can look like (`prm_` and up to 64 letters or digits): anything else is
 /// refused before it reaches a query or a URL.
 pub fn is_prompt_id(id: &str) -> bool {
-    id.strip_prefix("prm_")
-        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix("prm_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 #[cfg(test)]
@@ -229,17 +230,41 @@ mod tests {
         assert!(Gather::parse(&ok).is_ok());
         for (bad, names) in [
             (json!({"max_digits": 0, "timeout_seconds": 5}), "max_digits"),
-            (json!({"max_digits": 33, "timeout_seconds": 5}), "max_digits"),
-            (json!({"max_digits": 1, "timeout_seconds": 0}), "timeout_seconds"),
-            (json!({"max_digits": 1, "timeout_seconds": 61}), "timeout_seconds"),
+            (
+                json!({"max_digits": 33, "timeout_seconds": 5}),
+                "max_digits",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 0}),
+                "timeout_seconds",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 61}),
+                "timeout_seconds",
+            ),
             (json!({"max_digits": "1", "timeout_seconds": 5}), "gather"),
             (json!({"max_digits": 1.5, "timeout_seconds": 5}), "gather"),
             (json!({"max_digits": -1, "timeout_seconds": 5}), "gather"),
-            (json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "##"}), "finish_on_key"),
-            (json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "a"}), "finish_on_key"),
-            (json!({"max_digits": 1, "timeout_seconds": 5, "opt_out_digit": ""}), "opt_out_digit"),
-            (json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "#", "opt_out_digit": "#"}), "opt_out_digit"),
-            (json!({"max_digits": 1, "timeout_seconds": 5, "finishOnKey": "#"}), "finishOnKey"),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "##"}),
+                "finish_on_key",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "a"}),
+                "finish_on_key",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 5, "opt_out_digit": ""}),
+                "opt_out_digit",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 5, "finish_on_key": "#", "opt_out_digit": "#"}),
+                "opt_out_digit",
+            ),
+            (
+                json!({"max_digits": 1, "timeout_seconds": 5, "finishOnKey": "#"}),
+                "finishOnKey",
+            ),
             (json!({"timeout_seconds": 5}), "max_digits"),
             (json!([1]), "gather"),
         ] {
@@ -250,8 +275,9 @@ mod tests {
 
     #[test]
     fn the_opt_out_digit_counts_only_as_the_first_key() {
-        let g = Gather::parse(&json!({"max_digits": 3, "timeout_seconds": 5, "opt_out_digit": "9"}))
-            .expect("valid");
+        let g =
+            Gather::parse(&json!({"max_digits": 3, "timeout_seconds": 5, "opt_out_digit": "9"}))
+                .expect("valid");
         assert!(g.opted_out("9"));
         assert!(g.opted_out("91"));
         assert!(!g.opted_out("19"));
@@ -263,7 +289,11 @@ mod tests {
     #[test]
     fn variables_name_only_what_applies() {
         assert!(CallFlow::default().is_plain());
-        assert!(CallFlow::default().originate_variables(|p| p.into(), None).is_empty());
+        assert!(
+            CallFlow::default()
+                .originate_variables(|p| p.into(), None)
+                .is_empty()
+        );
         let flow = CallFlow {
             amd: Some(AmdPolicy::Voicemail),
             message_prompt: Some("prm_a".into()),
@@ -325,7 +355,10 @@ mod tests {
         .over(defaults.clone())
         .expect("valid");
         assert_eq!(detect.amd, Some(AmdPolicy::Detect));
-        assert_eq!(detect.voicemail_prompt, None, "the default prompt stays behind");
+        assert_eq!(
+            detect.voicemail_prompt, None,
+            "the default prompt stays behind"
+        );
         assert!(!detect.record);
         assert_eq!(detect.message_prompt.as_deref(), Some("prm_m"));
         let off = FlowOverrides {

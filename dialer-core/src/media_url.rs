@@ -29,7 +29,9 @@ pub struct MediaUrls {
 impl std::fmt::Debug for MediaUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
-        f.debug_struct("MediaUrls").field("base", &self.base).finish()
+        f.debug_struct("MediaUrls")
+            .field("base", &self.base)
+            .finish()
     }
 }
 

@@ -38,6 +38,13 @@ impl TestEnv {
         config.database_url = format!("{server}{db_name}{query}");
         config.queue_prefix = format!("t{}", &id[..16]);
         config.api_addr = "127.0.0.1:0".parse().expect("loopback address");
+        // The API's own address once it is bound (it replaces port 0 with its port).
+        config.public_url = "http://127.0.0.1:0".to_owned();
+        config.media_url = config.public_url.clone();
+        config.recordings_store = std::env::temp_dir()
+            .join(format!("dialer-test-recordings-{id}"))
+            .display()
+            .to_string();
         config.db_pool_size = 4;
         config.api_workers = 1;
         let env = TestEnv {

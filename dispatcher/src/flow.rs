@@ -31,9 +31,9 @@ impl FlowSetup {
         if flow.is_plain() {
             return o.extension(c.dial_context.clone(), c.dial_exten.clone(), 1);
         }
-        let longest = Duration::from_secs(
-            (c.ring_timeout_seconds.max(1) + c.max_call_seconds.max(1)) as u64,
-        ) + UPLOAD_GRACE;
+        let longest =
+            Duration::from_secs((c.ring_timeout_seconds.max(1) + c.max_call_seconds.max(1)) as u64)
+                + UPLOAD_GRACE;
         let expires = Utc::now() + chrono::Duration::from_std(longest).unwrap_or_default();
         let record_url = flow
             .record

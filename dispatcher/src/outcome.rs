@@ -28,7 +28,9 @@ pub enum Signal {
         cause: Option<String>,
     },
     /// The flow's gathering ended (`UserEvent: DialerDTMF`): the keys, finish key left out.
-    Input { digits: String },
+    Input {
+        digits: String,
+    },
     Ended(Outcome),
 }
 

@@ -26,8 +26,8 @@ use dialer_core::gather;
 use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
-use crate::intake::intake_loop;
 use crate::flow::FlowSetup;
+use crate::intake::intake_loop;
 use crate::leases;
 use crate::recovery;
 use crate::registry::Registry;

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use ami_bridge::AmiError;
 
 use crate::claim::{self, Decision};
+use crate::flow::FlowSetup;
 use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
@@ -30,7 +31,6 @@ use crate::placement;
 use crate::registry::{LiveAttempt, Registry};
 use crate::send_gate::{LEAD, SendGate, WINDOW};
 use crate::server::{Server, Servers};
-use crate::flow::FlowSetup;
 use crate::state::{Claimed, Transition};
 
 /// Jobs taken per round across all accounts waiting: one account alone gets them all, several

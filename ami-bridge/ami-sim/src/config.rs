@@ -100,6 +100,9 @@ pub struct SimConfig {
     pub greeting_ms: u64,
     /// How long a key is held: `DTMFBegin` to `DTMFEnd` (its `DurationMs`).
     pub dtmf_ms: u64,
+    /// Keeps a copy of each recording made, as `<uniqueid>.wav` (the file MixMonitor left on
+    /// the PBX's disk), so a test can compare what the platform serves with it.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -135,6 +138,7 @@ impl Default for SimConfig {
             amd_silence_ms: 2500,
             greeting_ms: 6000,
             dtmf_ms: 100,
+            recordings_dir: None,
         }
     }
 }

@@ -34,7 +34,14 @@ pub(crate) fn client() -> Result<reqwest::Client, reqwest::Error> {
 /// goes to the log and the stats.
 pub(crate) fn spawn(pbx: Arc<Pbx>, url: String, length: Duration, uniqueid: String) {
     tokio::spawn(async move {
-        match put(&pbx.upload_http, &url, wav::recording(length)).await {
+        let file = wav::recording(length);
+        if let Some(dir) = &pbx.cfg.recordings_dir {
+            let path = dir.join(format!("{uniqueid}.wav"));
+            if let Err(e) = tokio::fs::write(&path, &file).await {
+                tracing::warn!(error = %e, path = %path.display(), "keeping a recording's copy failed");
+            }
+        }
+        match put(&pbx.upload_http, &url, file).await {
             Ok(()) => pbx.stats.recording_uploaded(true),
             Err(e) => {
                 tracing::warn!(error = %e, %uniqueid, "recording upload failed");

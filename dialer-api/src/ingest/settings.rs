@@ -2,8 +2,8 @@
 //! (they are applied only when the batch is created).
 
 use chrono::{DateTime, SubsecRound, Utc};
-use dialer_core::calling_hours::CallingHours;
 use dialer_core::call_flow::{FlowOverrides, Gather};
+use dialer_core::calling_hours::CallingHours;
 use dialer_core::domain::{AmdPolicy, Disposition};
 use dialer_core::models::Batch;
 
@@ -220,6 +220,9 @@ impl BatchSettings {
             self.gather.is_some() && self.gather != b.call_flow().gather,
             "gather",
         ))
-        .or(differs(self.record.is_some_and(|r| r != b.record), "record"))
+        .or(differs(
+            self.record.is_some_and(|r| r != b.record),
+            "record",
+        ))
     }
 }

@@ -5,8 +5,8 @@
 pub mod accounts;
 pub mod batch_control;
 pub mod batches;
-pub mod call_listing;
 pub mod call_flow;
+pub mod call_listing;
 pub mod callbacks;
 pub mod calls;
 pub mod dispatch;

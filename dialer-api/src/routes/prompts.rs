@@ -81,9 +81,9 @@ pub async fn create_prompt(
                 .speak(&text, &language)
                 .await
                 .map_err(|e| match e {
-                    SpeechError::UnknownLanguage(_) => ApiError::invalid_request(format!(
-                        "`language`: {e}"
-                    )),
+                    SpeechError::UnknownLanguage(_) => {
+                        ApiError::invalid_request(format!("`language`: {e}"))
+                    }
                     SpeechError::Engine(_) => {
                         tracing::error!(error = %e, "text to speech failed");
                         ApiError::unavailable("text to speech failed; try again later")

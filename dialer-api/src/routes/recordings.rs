@@ -20,7 +20,7 @@ use crate::ops::recordings;
         ("attempt" = i32, Path, description = "the attempt, from 1"),
     ),
     responses(
-        (status = 200, description = "the recording", content_type = "audio/wav", body = Vec<u8>),
+        (status = 200, description = "the recording", content_type = "audio/wav", body = String),
         (status = 404, description = "`not_found`: not stored (yet), past retention, or not this account's", body = ErrorResponse),
     )
 )]

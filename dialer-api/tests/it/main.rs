@@ -1,6 +1,7 @@
 //! The API's tests, one binary: the real application on port 0 against its own database and
 //! queue names (see `helpers`), one module per area.
 
+mod after_the_answer;
 mod api_basics;
 mod callbacks;
 mod cli;

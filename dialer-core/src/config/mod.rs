@@ -147,7 +147,10 @@ fn base_url<F: Fn(&str) -> Option<String>>(
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
             Ok(text.trim_end_matches('/').to_owned())
         }
-        _ => Err(ConfigError::new(key, "must be an http(s) URL such as https://dialer.example.com")),
+        _ => Err(ConfigError::new(
+            key,
+            "must be an http(s) URL such as https://dialer.example.com",
+        )),
     }
 }
 

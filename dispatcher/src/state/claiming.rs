@@ -13,8 +13,8 @@ use diesel::sql_types::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use dialer_core::dial_outbox::DialJob;
 use dialer_core::call_flow::CallFlow;
+use dialer_core::dial_outbox::DialJob;
 use dialer_core::domain::{AmdPolicy, AttemptState, CallStatus};
 use dialer_core::prepared::PrepareOnce;
 

@@ -100,8 +100,7 @@ pub async fn apply_all(
                 && let Some((call, row)) = rows.get(attempt)
                 && call.record
                 && row.answered_at.is_some()
-                && let Some(ready) =
-                    recording_ready_if_due(conn, call.call_pk, row.attempt).await?
+                && let Some(ready) = recording_ready_if_due(conn, call.call_pk, row.attempt).await?
             {
                 applied.queued |= ready.queued;
             }
@@ -232,7 +231,16 @@ fn plan(
                 amd_cause: cause.clone(),
                 ..AnswerFacts::default()
             };
-            report(w, call, attempt_id, attempt, facts, EventType::CallAmdResult, *at).map(Some)
+            report(
+                w,
+                call,
+                attempt_id,
+                attempt,
+                facts,
+                EventType::CallAmdResult,
+                *at,
+            )
+            .map(Some)
         }
         Transition::Input { digits, at, .. } => {
             if attempt.state != AttemptState::Answered || attempt.digits.is_some() {
@@ -247,7 +255,16 @@ fn plan(
                 opted_out: Some(out),
                 ..AnswerFacts::default()
             };
-            report(w, call, attempt_id, attempt, facts, EventType::CallInput, *at).map(Some)
+            report(
+                w,
+                call,
+                attempt_id,
+                attempt,
+                facts,
+                EventType::CallInput,
+                *at,
+            )
+            .map(Some)
         }
         Transition::Ended {
             outcome,

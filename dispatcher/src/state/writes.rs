@@ -14,9 +14,7 @@ use uuid::Uuid;
 use dialer_core::domain::{
     AnsweredBy, AttemptState, CallStatus, DeliveryStatus, Disposition, EventType,
 };
-use dialer_core::event_body::{
-    AnswerFacts, CallEventBody, new_event_id, raw_custom_data, rfc3339,
-};
+use dialer_core::event_body::{AnswerFacts, CallEventBody, new_event_id, raw_custom_data, rfc3339};
 
 use super::rows::{AttemptRow, CallRow};
 use super::transition::StateError;

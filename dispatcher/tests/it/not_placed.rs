@@ -64,10 +64,14 @@ async fn call(world: &World, call: i64) -> Call {
 
 async fn not_placed(world: &World, attempt: Uuid, due: chrono::DateTime<Utc>) -> bool {
     let mut conn = world.conn().await;
-    state::apply(&mut conn, &Transition::NotPlaced { attempt, due }, "http://127.0.0.1:8080")
-        .await
-        .expect("apply")
-        .is_some()
+    state::apply(
+        &mut conn,
+        &Transition::NotPlaced { attempt, due },
+        "http://127.0.0.1:8080",
+    )
+    .await
+    .expect("apply")
+    .is_some()
 }
 
 #[tokio::test]

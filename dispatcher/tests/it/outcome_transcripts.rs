@@ -90,7 +90,7 @@ fn every_recorded_outcome_maps_to_the_contract() {
         if name.starts_with("amd_") {
             want.push("amd");
         }
-        if name == "amd_human" {
+        if name == "amd_human" || name == "dtmf" {
             want.push("input");
         }
         want.push("ended");
@@ -244,6 +244,13 @@ fn after_the_answer_is_reported() {
     assert_eq!(
         reports("amd_silence"),
         [amd(Machine, "INITIALSILENCE-2500-2500")]
+    );
+    // SIP INFO keys, read by an older flow: the same report.
+    assert_eq!(
+        reports("dtmf"),
+        [Signal::Input {
+            digits: "42".to_owned()
+        }]
     );
 }
 

@@ -5,7 +5,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use dialer_api::ops::accounts::{self, AccountUpdate, CreateAccount};
+use dialer_api::ops::call_flow::{self, FlowDefaultsUpdate};
 use dialer_api::ops::callbacks;
+use dialer_core::call_flow::Gather;
+use dialer_core::domain::AmdPolicy;
 use dialer_core::event_body::rfc3339;
 use dialer_core::models::Account;
 
@@ -119,6 +122,26 @@ pub struct AccountUpdateArgs {
     /// the public roots for this account); `none` clears it.
     #[arg(long, value_name = "PEM_FILE")]
     callback_ca_file: Option<String>,
+    /// After the answer, the default of new batches: `off`, `detect`, `hangup_machine`,
+    /// `voicemail`.
+    #[arg(long)]
+    amd: Option<String>,
+    /// The default `message_prompt` (`prm_...`); `none` clears it.
+    #[arg(long)]
+    message_prompt: Option<String>,
+    /// The default `voicemail_prompt` (`prm_...`); `none` clears it.
+    #[arg(long)]
+    voicemail_prompt: Option<String>,
+    /// The default `gather`, JSON such as
+    /// {"max_digits":1,"timeout_seconds":5,"finish_on_key":"#","opt_out_digit":"9"}; `none` clears it.
+    #[arg(long)]
+    gather: Option<String>,
+    /// Whether new batches record their answered calls by default.
+    #[arg(long)]
+    record: Option<bool>,
+    /// Days a recording is kept (1-3650; default 90).
+    #[arg(long)]
+    recording_retention_days: Option<i32>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
@@ -171,10 +194,17 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> anyhow::Result<Output> {
         }
         AccountCmd::Update(u) => {
             let code = u.code.clone();
+            let flow = flow_update_of(&u)?;
             let change = update_of(*u)?;
             let a = accounts::update(&ctx.pool, &code, change, allow_loopback).await?;
+            let mut json = json!({ "account": account_json(&a) });
+            if !flow.is_empty() {
+                let mut conn = ctx.pool.get().await?;
+                let defaults = call_flow::update_defaults(&mut conn, a.id, flow).await?;
+                json["call_flow"] = serde_json::to_value(defaults)?;
+            }
             let text = format!("account {} updated", a.accountcode);
-            Output::success(json!({ "account": account_json(&a) }), text)
+            Output::success(json, text)
         }
         AccountCmd::RotateKey {
             code,
@@ -268,6 +298,34 @@ fn update_of(u: AccountUpdateArgs) -> anyhow::Result<AccountUpdate> {
         callback_url: clearable(u.callback_url),
         callback_batch_events: u.batch_events,
         callback_ca_cert,
+    })
+}
+
+/// The change of the account's defaults after the answer that `account update` asks for.
+fn flow_update_of(u: &AccountUpdateArgs) -> anyhow::Result<FlowDefaultsUpdate> {
+    let amd = u
+        .amd
+        .as_deref()
+        .map(|a| a.parse::<AmdPolicy>())
+        .transpose()
+        .context("--amd is one of off, detect, hangup_machine, voicemail")?;
+    let gather = match u.gather.as_deref() {
+        None => None,
+        Some("" | "none") => Some(None),
+        Some(text) => {
+            let value: Value = serde_json::from_str(text).context("--gather is not JSON")?;
+            Some(Some(
+                Gather::parse(&value).map_err(|e| anyhow::anyhow!("--gather: {e}"))?,
+            ))
+        }
+    };
+    Ok(FlowDefaultsUpdate {
+        amd,
+        message_prompt: clearable(u.message_prompt.clone()),
+        voicemail_prompt: clearable(u.voicemail_prompt.clone()),
+        gather,
+        record: u.record,
+        recording_retention_days: u.recording_retention_days,
     })
 }
 
