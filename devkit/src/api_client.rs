@@ -81,6 +81,16 @@ impl ApiClient {
             .await
     }
 
+    /// `POST /api/v1/prompts` with text the platform speaks.
+    pub async fn spoken_prompt(&self, text: &str) -> Result<Value, ClientError> {
+        self.call(
+            "POST",
+            "/api/v1/prompts",
+            Some(&serde_json::json!({ "text": text, "language": "en" })),
+        )
+        .await
+    }
+
     /// `POST /api/v1/controls/dispatch-calls` for one batch.
     pub async fn dispatch(&self, batch_id: i64) -> Result<Value, ClientError> {
         self.call(

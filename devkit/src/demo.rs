@@ -137,6 +137,29 @@ async fn demo(
     ));
 
     let client = ApiClient::new(&services.api_url, &created.api_key);
+    // After the answer: a spoken message, answering-machine detection, one key (9 opts out),
+    // and a recording of every answered call (ami-sim decides per number who answers and what
+    // they press).
+    let mut batch = batch;
+    let prompt = client
+        .spoken_prompt(
+            "Hello, this is a reminder from the dialer demo. Press 1 to confirm, or 9 to stop these calls.",
+        )
+        .await
+        .context("speaking the demo's message (is espeak-ng installed? scripts/services.sh speech)")?;
+    if let Some(b) = batch.as_object_mut() {
+        b.insert("amd".into(), "detect".into());
+        b.insert("message_prompt".into(), prompt["prompt_id"].clone());
+        b.insert(
+            "gather".into(),
+            serde_json::json!({"max_digits": 1, "timeout_seconds": 3, "finish_on_key": "#", "opt_out_digit": "9"}),
+        );
+        b.insert("record".into(), true.into());
+    }
+    step(format!(
+        "prompt {} spoken ({} ms); the batch detects answering machines, plays it, reads one key and records",
+        prompt["prompt_id"], prompt["duration_ms"]
+    ));
     let started = Instant::now();
     let submitted = client.submit(&batch).await?;
     step(format!(
@@ -218,6 +241,19 @@ async fn demo(
         "  {:<28}{:>8}",
         "  out of order (per call)", received.out_of_order
     );
+    let answered = report::after_answer(&pool, account_id).await?;
+    println!("  {:<28}{:>8}", "answered by a person", answered.human);
+    println!("  {:<28}{:>8}", "answered by a machine", answered.machine);
+    println!("  {:<28}{:>8}", "  not sure", answered.unknown);
+    println!("  {:<28}{:>8}", "pressed a key", answered.pressed);
+    println!("  {:<28}{:>8}", "  opted out", answered.opted_out);
+    println!("  {:<28}{:>8}", "recordings stored", answered.recordings);
+    if let Some(r) = &answered.example_recording {
+        println!(
+            "    e.g. curl -H 'X-API-KEY: <key>' {}/api/v1/recordings/{r} -o call.wav",
+            services.api_url
+        );
+    }
     println!("  {:<28}{:>8.1} s", "elapsed", elapsed.as_secs_f64());
     println!(
         "  {:<28}{:>8.1}",

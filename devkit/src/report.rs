@@ -103,3 +103,43 @@ pub async fn event_times(pool: &DbPool, account_id: i64) -> Result<Vec<EventTime
     .load(&mut conn)
     .await?)
 }
+
+/// After the answer: who answered, what was pressed, the recordings stored.
+#[derive(Debug, Default, diesel::QueryableByName)]
+pub struct AfterAnswer {
+    #[diesel(sql_type = BigInt)]
+    pub human: i64,
+    #[diesel(sql_type = BigInt)]
+    pub machine: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unknown: i64,
+    /// Attempts whose gather got at least one key.
+    #[diesel(sql_type = BigInt)]
+    pub pressed: i64,
+    #[diesel(sql_type = BigInt)]
+    pub opted_out: i64,
+    #[diesel(sql_type = BigInt)]
+    pub recordings: i64,
+    /// One stored recording's call and attempt, to fetch.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub example_recording: Option<String>,
+}
+
+pub async fn after_answer(pool: &DbPool, account_id: i64) -> Result<AfterAnswer, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE t.answered_by = 'human') AS human, \
+                count(*) FILTER (WHERE t.answered_by = 'machine') AS machine, \
+                count(*) FILTER (WHERE t.answered_by = 'unknown') AS unknown, \
+                count(*) FILTER (WHERE t.digits <> '') AS pressed, \
+                count(*) FILTER (WHERE t.opted_out) AS opted_out, \
+                (SELECT count(*) FROM recordings WHERE account_id = $1) AS recordings, \
+                (SELECT c.call_id::text || '/' || r.attempt FROM recordings r \
+                   JOIN calls c ON c.id = r.call_pk WHERE r.account_id = $1 LIMIT 1) \
+                  AS example_recording \
+         FROM call_attempts t WHERE t.account_id = $1",
+    )
+    .bind::<BigInt, _>(account_id)
+    .get_result(&mut conn)
+    .await?)
+}

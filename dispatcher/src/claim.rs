@@ -25,7 +25,7 @@ use dialer_core::prepared::PrepareOnce;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Claimed: originate it now.
-    Dial(Claimed),
+    Dial(Box<Claimed>),
     /// Outside calling hours: parked in PostgreSQL until `until` (the job is done with).
     Wait {
         until: DateTime<Utc>,
@@ -140,7 +140,7 @@ pub async fn claim(
         for (job, decision) in jobs.iter().zip(pending) {
             let decision = match decision {
                 Pending::Dial => match claimed.iter().position(|c| c.call_pk == job.call_pk) {
-                    Some(i) => Decision::Dial(claimed.swap_remove(i)),
+                    Some(i) => Decision::Dial(Box::new(claimed.swap_remove(i))),
                     None => Decision::Drop,
                 },
                 Pending::Wait { until, reason } => {

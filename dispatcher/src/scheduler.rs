@@ -236,7 +236,7 @@ impl Scheduler {
             match decision {
                 Decision::NoCapacity => back.push(job),
                 Decision::Dial(c) => {
-                    claimed.push(c);
+                    claimed.push(*c);
                     ack(job).await;
                 }
                 Decision::Wait { reason, .. } => {

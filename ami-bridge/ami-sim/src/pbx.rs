@@ -15,7 +15,6 @@ use crate::config::{ConfigError, SimConfig};
 use crate::event_filter::EventFilter;
 use crate::originate_action::{NoChannel, OriginateRequest};
 use crate::outcome::{Outcome, OutcomePicker};
-use crate::simulator::SimError;
 use crate::stats::Stats;
 use crate::wall_clock;
 
@@ -112,8 +111,18 @@ pub(crate) struct Pbx {
 /// Asterisk drops a client that does not read.
 const EVENT_QUEUE: usize = 1 << 16;
 
+/// Why the PBX could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PbxError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client of prompts and recordings could not be made (no usable TLS/DNS setup).
+    #[error("cannot make the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
 impl Pbx {
-    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Pbx>, SimError> {
+    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Pbx>, PbxError> {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (faults, _) = broadcast::channel(64);
         Ok(Arc::new(Pbx {

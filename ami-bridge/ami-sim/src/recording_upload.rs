@@ -3,10 +3,9 @@
 //! never retried; a failure (no connection, HTTP 400 or above, as `curl -f` fails) is logged
 //! and counted, and the file would stay on the PBX's disk.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::pbx::Pbx;
 use crate::wav;
 
 /// curl has no time limit of its own; a stuck server must not hold a task forever.
@@ -30,22 +29,29 @@ pub(crate) fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Uploads the recording of a call that was up for `length`, in the background; the outcome
-/// goes to the log and the stats.
-pub(crate) fn spawn(pbx: Arc<Pbx>, url: String, length: Duration, uniqueid: String) {
+/// Uploads the recording of a call that was up for `length`, in the background, keeping a copy
+/// in `keep` first if set; `done` learns whether the upload succeeded (the caller counts it).
+pub(crate) fn spawn(
+    http: reqwest::Client,
+    keep: Option<PathBuf>,
+    url: String,
+    length: Duration,
+    uniqueid: String,
+    done: impl FnOnce(bool) + Send + 'static,
+) {
     tokio::spawn(async move {
         let file = wav::recording(length);
-        if let Some(dir) = &pbx.cfg.recordings_dir {
+        if let Some(dir) = keep {
             let path = dir.join(format!("{uniqueid}.wav"));
             if let Err(e) = tokio::fs::write(&path, &file).await {
                 tracing::warn!(error = %e, path = %path.display(), "keeping a recording's copy failed");
             }
         }
-        match put(&pbx.upload_http, &url, file).await {
-            Ok(()) => pbx.stats.recording_uploaded(true),
+        match put(&http, &url, file).await {
+            Ok(()) => done(true),
             Err(e) => {
                 tracing::warn!(error = %e, %uniqueid, "recording upload failed");
-                pbx.stats.recording_uploaded(false);
+                done(false);
             }
         }
     });

@@ -24,9 +24,8 @@ pub enum SimError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The HTTP client of prompts and recordings could not be made (no usable TLS/DNS setup).
-    #[error("cannot make the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Pbx(#[from] crate::pbx::PbxError),
 }
 
 /// A running simulator. Dropping it stops accepting; `shutdown` also closes every session.

@@ -405,3 +405,118 @@ async fn a_recording_upload_url_works_once_and_only_as_signed() {
         .await;
     r.assert_error(404, "not_found");
 }
+
+#[tokio::test]
+async fn account_defaults_and_retention_are_set_with_dialerctl() {
+    use crate::helpers::dialerctl;
+    let (app, c) = TestApp::with_account("ACME").await;
+    let (_, prompt) = post_prompt(&app, &c, "audio/wav", wav(8000, 1, 16, 800)).await;
+    let prompt = prompt["prompt_id"].as_str().expect("id").to_owned();
+    let ctl = |args: &[&str]| dialerctl(&app, &[], &[], args);
+    // Refused: a bad policy, an impossible gather, another account's (or no) prompt,
+    // voicemail without its prompt, a retention out of range.
+    for args in [
+        vec!["account", "update", "ACME", "--amd", "sometimes"],
+        vec![
+            "account",
+            "update",
+            "ACME",
+            "--gather",
+            r#"{"max_digits":99,"timeout_seconds":5}"#,
+        ],
+        vec![
+            "account",
+            "update",
+            "ACME",
+            "--message-prompt",
+            "prm_nothere",
+        ],
+        vec!["account", "update", "ACME", "--amd", "voicemail"],
+        vec![
+            "account",
+            "update",
+            "ACME",
+            "--recording-retention-days",
+            "0",
+        ],
+    ] {
+        let r = ctl(&args);
+        assert_ne!(r.code, 0, "{args:?}: {}", r.stdout);
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM account_call_flow")
+            .await,
+        0
+    );
+    let r = ctl(&[
+        "--json",
+        "account",
+        "update",
+        "ACME",
+        "--amd",
+        "detect",
+        "--message-prompt",
+        &prompt,
+        "--gather",
+        r#"{"max_digits":2,"timeout_seconds":3,"opt_out_digit":"9"}"#,
+        "--record",
+        "true",
+        "--recording-retention-days",
+        "30",
+    ]);
+    let v = r.ok_json();
+    assert_eq!(v["call_flow"]["amd"], "detect", "{v}");
+    assert_eq!(v["call_flow"]["recording_retention_days"], 30, "{v}");
+    // A batch that says nothing takes the defaults; one that says otherwise keeps its own.
+    let r = c
+        .insert(&json!({"batch_id": 1, "data": [{"phone_number": "9876543210"}]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .insert(&json!({"batch_id": 2, "amd": "off", "record": false,
+                        "data": [{"phone_number": "9876543210"}]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM batches WHERE batch_id = 1 AND amd = 'detect' AND record \
+             AND message_prompt = '{prompt}' AND gather->>'max_digits' = '2'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM batches WHERE batch_id = 2 AND amd = 'off' AND NOT record"
+        )
+        .await,
+        1
+    );
+    // The defaults hold the prompt: it cannot be deleted while they name it.
+    let r = app
+        .raw(
+            app.http
+                .delete(c.url(&format!("/api/v1/prompts/{prompt}")))
+                .header("X-API-KEY", &c.key),
+        )
+        .await;
+    r.assert_error(409, "prompt_in_use");
+    // Cleared again.
+    let r = ctl(&[
+        "--json",
+        "account",
+        "update",
+        "ACME",
+        "--amd",
+        "off",
+        "--message-prompt",
+        "none",
+        "--gather",
+        "none",
+        "--record",
+        "false",
+    ]);
+    let v = r.ok_json();
+    assert_eq!(v["call_flow"]["message_prompt"], Value::Null, "{v}");
+    assert_eq!(v["call_flow"]["recording_retention_days"], 30, "kept: {v}");
+}

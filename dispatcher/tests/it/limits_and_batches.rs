@@ -104,10 +104,15 @@ async fn the_last_outcome_completes_the_batch_with_its_event_for_subscribers() {
     assert_eq!(body["completed_calls"], 2);
     assert_eq!(body["failed_calls"], 1);
     assert_eq!(body["counts"]["busy"], 1);
-    // Every status, zeros included, as batch status lists them.
+    // Every status, zeros included, as batch status lists them, and the counts of after the
+    // answer.
     assert_eq!(body["counts"]["queued"], 0);
+    assert_eq!(body["counts"]["answered_human"], 0);
     assert_eq!(
         body["counts"].as_object().map(|m| m.len()),
-        Some(dialer_core::domain::CallStatus::ALL.len())
+        Some(
+            dialer_core::domain::CallStatus::ALL.len()
+                + dialer_core::domain::ANSWER_COUNT_KEYS.len()
+        )
     );
 }

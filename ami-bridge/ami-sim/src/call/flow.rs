@@ -300,11 +300,14 @@ impl Call {
         if !self.answered {
             return;
         }
+        let pbx = Arc::clone(&self.pbx);
         crate::recording_upload::spawn(
-            Arc::clone(&self.pbx),
+            self.pbx.upload_http.clone(),
+            self.pbx.cfg.recordings_dir.clone(),
             url,
             self.answered_at.elapsed(),
             self.one.uniqueid.clone(),
+            move |ok| pbx.stats.recording_uploaded(ok),
         );
     }
 }
