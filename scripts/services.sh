@@ -89,11 +89,29 @@ ensure_speech() {
   fi
 }
 
+# A local S3-compatible server (moto, from PyPI) for the recordings store's S3 test; prints the
+# interpreter that runs it.
+ensure_s3() {
+  local here venv
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$here/target/pyenv-s3"
+  if ! "$venv/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+    echo "installing moto (a local S3-compatible server) into $venv..." >&2
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv python3-venv
+      python3 -m venv "$venv" >/dev/null
+    fi
+    "$venv/bin/pip" install -q "moto[server]>=5,<6" >&2
+  fi
+  echo "$venv/bin/python"
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   rabbitmq) ensure_rabbitmq ;;
   python) ensure_python ;;
   speech) ensure_speech ;;
+  s3) ensure_s3 ;;
   all) ensure_postgres; ensure_rabbitmq; ensure_speech ;;
-  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech|s3]" >&2; exit 2 ;;
 esac

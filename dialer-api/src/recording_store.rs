@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::aws::AmazonS3ConfigKey;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -17,6 +18,17 @@ pub enum StoreError {
     Store(#[from] object_store::Error),
 }
 
+/// The variables an S3-compatible store is configured by.
+const S3_VARIABLES: [&str; 7] = [
+    "AWS_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ALLOW_HTTP",
+];
+
 #[derive(Clone)]
 pub struct RecordingStore {
     store: Arc<dyn ObjectStore>,
@@ -29,19 +41,36 @@ impl std::fmt::Debug for RecordingStore {
 }
 
 impl RecordingStore {
-    /// `s3://bucket[/prefix]` (credentials and endpoint from the `AWS_*` variables), else a
-    /// directory (`file:///path` or a plain path), made if missing.
+    /// `s3://bucket[/prefix]` (credentials and endpoint from the process's `AWS_*` variables),
+    /// else a directory (`file:///path` or a plain path), made if missing.
     pub fn open(spec: &str) -> Result<RecordingStore, StoreError> {
+        RecordingStore::open_with(spec, |k| std::env::var(k).ok())
+    }
+
+    /// As [`RecordingStore::open`], the `AWS_*` variables read through `lookup`.
+    pub fn open_with(
+        spec: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<RecordingStore, StoreError> {
         let config = |reason: String| StoreError::Config {
             spec: spec.to_owned(),
             reason,
         };
         let store: Arc<dyn ObjectStore> = if spec.starts_with("s3://") {
             let url = url_prefix(spec);
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(spec)
-                .build()
-                .map_err(|e| config(e.to_string()))?;
+            let mut builder = object_store::aws::AmazonS3Builder::new().with_url(spec);
+            for key in S3_VARIABLES {
+                if let Some(value) = lookup(key) {
+                    builder = match key {
+                        "AWS_ALLOW_HTTP" => builder.with_allow_http(value == "true"),
+                        _ => match key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                            Ok(k) => builder.with_config(k, value),
+                            Err(_) => builder,
+                        },
+                    };
+                }
+            }
+            let s3 = builder.build().map_err(|e| config(e.to_string()))?;
             match url {
                 Some(prefix) => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)),
                 None => Arc::new(s3),

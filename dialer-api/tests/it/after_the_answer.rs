@@ -520,3 +520,78 @@ async fn account_defaults_and_retention_are_set_with_dialerctl() {
     assert_eq!(v["call_flow"]["message_prompt"], Value::Null, "{v}");
     assert_eq!(v["call_flow"]["recording_retention_days"], 30, "kept: {v}");
 }
+
+#[tokio::test]
+async fn recordings_go_to_an_s3_compatible_bucket() {
+    use dialer_api::recording_store::RecordingStore;
+    // moto's S3 server (scripts/services.sh s3 installs it; scripts/test says where).
+    let python = std::env::var("DIALER_S3_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let mut server = tokio::process::Command::new(&python)
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python} -m moto.server: {e} (scripts/services.sh s3)"));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .put(format!("{endpoint}/recs"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        up,
+        "moto did not start with {python} (scripts/services.sh s3 installs it)"
+    );
+    let vars: std::collections::HashMap<&str, String> = [
+        ("AWS_ENDPOINT", endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let store =
+        RecordingStore::open_with("s3://recs/dialer", |k| vars.get(k).cloned()).expect("S3 store");
+    let key = RecordingStore::key(3, uuid::Uuid::nil(), 1);
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    let body = bytes::Bytes::from(wav(8000, 1, 16, 4000));
+    store.put(&key, body.clone()).await.expect("put");
+    assert_eq!(store.get(&key).await.expect("get"), Some(body.clone()));
+    // Under the configured prefix in the bucket, as an S3 client sees it.
+    let listing = http
+        .get(format!(
+            "{endpoint}/recs?list-type=2&prefix=dialer/recordings/3/"
+        ))
+        .send()
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("text");
+    assert!(listing.contains(&format!("dialer/{key}")), "{listing}");
+    store.delete(&key).await.expect("delete");
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    let _ = server.kill().await;
+}
