@@ -43,6 +43,15 @@ async fn post_prompt(app: &TestApp, c: &Client, content_type: &str, body: Vec<u8
     (r.status, v)
 }
 
+async fn delete_prompt(app: &TestApp, c: &Client, prompt_id: &str) -> crate::helpers::Reply {
+    app.raw(
+        app.http
+            .delete(c.url(&format!("/api/v1/prompts/{prompt_id}")))
+            .header("X-API-KEY", &c.key),
+    )
+    .await
+}
+
 async fn prompts_stored(app: &TestApp) -> i64 {
     app.count("SELECT count(*) AS n FROM prompts").await
 }
@@ -176,21 +185,9 @@ async fn prompts_are_stored_at_8_khz_listed_and_served_to_the_pbx_by_signed_url(
     assert_eq!(r.status().as_u16(), 404);
 
     // Deleting: another account's is not found; its own goes.
-    let r = app
-        .raw(
-            app.http
-                .delete(other.url(&format!("/api/v1/prompts/{id}")))
-                .header("X-API-KEY", &other.key),
-        )
-        .await;
+    let r = delete_prompt(&app, &other, &id).await;
     r.assert_error(404, "not_found");
-    let r = app
-        .raw(
-            app.http
-                .delete(c.url(&format!("/api/v1/prompts/{id}")))
-                .header("X-API-KEY", &c.key),
-        )
-        .await;
+    let r = delete_prompt(&app, &c, &id).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app.http.get(&url).send().await.expect("GET deleted");
     assert_eq!(r.status().as_u16(), 404);
@@ -493,13 +490,7 @@ async fn account_defaults_and_retention_are_set_with_dialerctl() {
         1
     );
     // The defaults hold the prompt: it cannot be deleted while they name it.
-    let r = app
-        .raw(
-            app.http
-                .delete(c.url(&format!("/api/v1/prompts/{prompt}")))
-                .header("X-API-KEY", &c.key),
-        )
-        .await;
+    let r = delete_prompt(&app, &c, &prompt).await;
     r.assert_error(409, "prompt_in_use");
     // Cleared again.
     let r = ctl(&[
