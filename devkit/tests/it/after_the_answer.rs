@@ -60,7 +60,9 @@ fn sim_config(dir: &Path, recordings: &Path) -> std::path::PathBuf {
             "ring_ms = 100\n\
              amd_human_ms = 300\namd_machine_ms = 400\namd_silence_ms = 500\n\
              greeting_ms = 900\nkey_delay_ms = 300\ndtmf_ms = 40\n\
-             recordings_dir = {:?}\n",
+             recordings_dir = {:?}\n\
+             [[rule]]\npattern = \"+12015550510\"\noutcome = \"answered\"\n\
+             answered_by = \"human\"\nkeys = \"12#\"\n",
             recordings.display().to_string()
         ),
     )
@@ -329,12 +331,26 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
         .await
         .expect("batch 703");
 
-    settle(&mut p, &client, &[701, 702, 703], &receiver, |by| {
+    // A gather of up to 3 keys ended by the finish key (the callee presses 1, 2, #).
+    let finish = ["+12015550510"];
+    client
+        .submit(&json!({"batch_id": 705, "message_prompt": message_id,
+                        "gather": {"max_digits": 3, "timeout_seconds": 2, "finish_on_key": "#"},
+                        "dispatch": true, "data": numbers(&finish)}))
+        .await
+        .expect("batch 705");
+
+    settle(&mut p, &client, &[701, 702, 703, 705], &receiver, |by| {
         // Every call's terminal event, and 701's recorded person's recording.
-        let all = detect.iter().chain(&hangup).chain(&drop).all(|n| {
-            by.get(*n)
-                .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_completed"))
-        });
+        let all = detect
+            .iter()
+            .chain(&hangup)
+            .chain(&drop)
+            .chain(&finish)
+            .all(|n| {
+                by.get(*n)
+                    .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_completed"))
+            });
         all && by
             .get("+12015550110")
             .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_recording_ready"))
@@ -467,6 +483,12 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
     assert_eq!(status["counts"]["answered_machine"], 2, "{status}");
     assert_eq!(status["counts"]["opted_out"], 1, "{status}");
 
+    // 705: the keys before the finish key, without it; no AMD asked, none reported.
+    let finished = &by["+12015550510"];
+    assert_eq!(of_type(finished, "call_input")["digits"], "12");
+    assert!(!types(finished).contains(&"call_amd_result"));
+    assert_eq!(of_type(finished, "call_input")["answered_by"], Value::Null);
+
     // 702, hangup_machine: the machine is hung up on after the result, nothing gathered.
     assert_eq!(
         types(&by["+12015550260"]),
@@ -501,8 +523,8 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
     let stats = sim_stats(p.sims[0].control).await;
     assert_eq!(stats["prompts_failed"], 0, "{stats}");
     // 701: 3 people and 2 machines as people hear the message; 702: the person; 703: the
-    // person's message and the machine's voicemail.
-    assert_eq!(stats["prompts_played"], 8, "{stats}");
+    // person's message and the machine's voicemail; 705: the message.
+    assert_eq!(stats["prompts_played"], 9, "{stats}");
     assert_eq!(stats["recordings_uploaded"], 5, "{stats}");
 
     // A prompt in use by a batch is kept; a finished batch's can go.

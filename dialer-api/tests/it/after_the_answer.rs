@@ -394,13 +394,34 @@ async fn a_recording_upload_url_works_once_and_only_as_signed() {
         0,
         "the terminal event comes first"
     );
-    // Past retention: not served, and the sweep deletes it.
+    // Past retention: not served, and the sweep deletes the file, then the row.
     app.sql("UPDATE recordings SET expires_at = now() - interval '1 second'")
         .await;
     let r = app
         .raw(app.http.get(c.url(&path)).header("X-API-KEY", &c.key))
         .await;
     r.assert_error(404, "not_found");
+    let store = dialer_api::recording_store::RecordingStore::open(&app.env.config.recordings_store)
+        .expect("store");
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        object_key: String,
+    }
+    let key: Key = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT object_key FROM recordings"),
+        &mut conn,
+    )
+    .await
+    .expect("key");
+    assert!(store.get(&key.object_key).await.expect("get").is_some());
+    let deleted =
+        dialer_api::ops::recordings::delete_expired(&mut conn, &store, chrono::Utc::now(), 10)
+            .await
+            .expect("sweep");
+    assert_eq!(deleted, 1);
+    assert_eq!(store.get(&key.object_key).await.expect("get"), None);
+    assert_eq!(app.count("SELECT count(*) AS n FROM recordings").await, 0);
 }
 
 #[tokio::test]
