@@ -19,10 +19,25 @@ async fn kill_9_mid_batch_then_restart_dials_nothing_twice_and_finishes_every_ca
     world
         .wait_originates(40, 60, 50, "the first dispatcher never got going")
         .await;
-    // Killed while it holds calls claimed but not yet sent (it claims about a second ahead).
+    // Killed while it holds calls claimed but not yet sent (it claims about a second ahead):
+    // frozen (SIGSTOP) while the database is read, so what is read is what the kill leaves;
+    // thawed and tried again when it had nothing unsent at that instant.
     let unsent = "SELECT count(*) AS n FROM call_attempts WHERE sent_at IS NULL";
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &first.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while world.count(unsent).await == 0 && Instant::now() < deadline {
+    loop {
+        assert!(signal("-STOP"), "kill -STOP");
+        // Its statements in flight finish in PostgreSQL meanwhile: read after they have.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if world.count(unsent).await > 0 || Instant::now() > deadline {
+            break;
+        }
+        assert!(signal("-CONT"), "kill -CONT");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // SIGKILL: no cleanup, leases and unacknowledged jobs left as they were.
