@@ -185,9 +185,9 @@ async fn prompts_are_stored_at_8_khz_listed_and_served_to_the_pbx_by_signed_url(
     assert_eq!(r.status().as_u16(), 404);
 
     // Deleting: another account's is not found; its own goes.
-    let r = delete_prompt(&app, &other, &id).await;
+    let r = delete_prompt(&app, &other, id).await;
     r.assert_error(404, "not_found");
-    let r = delete_prompt(&app, &c, &id).await;
+    let r = delete_prompt(&app, &c, id).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app.http.get(&url).send().await.expect("GET deleted");
     assert_eq!(r.status().as_u16(), 404);
