@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use dialer_api::ops::accounts::AccountUpdate;
+use dialer_api::prompt_audio::{Pcm, encode_wav};
 use dialer_core::db::{self, DbPool};
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
@@ -26,28 +27,18 @@ use dialer_devkit::seed;
 
 use crate::helpers::binaries;
 
-/// A 8 kHz mono 16-bit WAV of a 440 Hz tone, `ms` long.
+/// A mono 16-bit WAV of a 440 Hz tone, `ms` long at `rate`, in the API's own WAV form.
 fn tone_wav(rate: u32, ms: u32) -> Vec<u8> {
-    let n = rate * ms / 1000;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + n * 2).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(n * 2).to_le_bytes());
-    for i in 0..n {
-        let v = ((2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin()
-            * 8000.0) as i16;
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let samples = (0..rate * ms / 1000)
+        .map(|i| {
+            ((2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin() * 8000.0)
+                as i16
+        })
+        .collect();
+    encode_wav(&Pcm {
+        sample_rate: rate,
+        samples,
+    })
 }
 
 /// ami-sim with short flow timings, keeping a copy of each recording in `recordings`.

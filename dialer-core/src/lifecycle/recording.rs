@@ -4,6 +4,8 @@
 //! records) hold the call's row lock, so exactly one of them sees both and writes it, right
 //! after the attempt's terminal event in the call's `sequence`.
 
+use std::sync::LazyLock;
+
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -11,6 +13,30 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::completion::LifecycleError;
 use crate::domain::{DeliveryStatus, EventType};
 use crate::event_body::{CallEventBody, new_event_id, rfc3339};
+
+/// The attempt's terminal event, its recording, and no `call_recording_ready` yet; built once
+/// from the event names.
+static DUE: LazyLock<String> = LazyLock::new(|| {
+    let terminal = EventType::ALL
+        .iter()
+        .filter(|e| e.is_terminal() && e.call_status().is_some())
+        .map(|e| format!("'{e}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT e.body AS terminal_body, r.duration_seconds, c.event_seq, c.account_id, c.batch_pk \
+         FROM calls c \
+         JOIN recordings r ON r.call_pk = c.id AND r.attempt = $2 \
+         JOIN LATERAL (SELECT body FROM call_events \
+                       WHERE call_pk = c.id AND event_type IN ({terminal}) \
+                         AND (body::jsonb ->> 'attempt')::int = $2 \
+                       ORDER BY sequence DESC LIMIT 1) e ON true \
+         WHERE c.id = $1 AND NOT EXISTS ( \
+           SELECT 1 FROM call_events WHERE call_pk = c.id AND event_type = '{ready}' \
+             AND (body::jsonb ->> 'attempt')::int = $2)",
+        ready = EventType::CallRecordingReady,
+    )
+});
 
 #[derive(QueryableByName)]
 struct Due {
@@ -48,29 +74,11 @@ pub async fn recording_ready_if_due(
     call_pk: i64,
     attempt: i32,
 ) -> Result<Option<RecordingReady>, LifecycleError> {
-    let terminal = EventType::ALL
-        .iter()
-        .filter(|e| e.is_terminal() && e.call_status().is_some())
-        .map(|e| format!("'{e}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let due: Vec<Due> = diesel::sql_query(format!(
-        "SELECT e.body AS terminal_body, r.duration_seconds, c.event_seq, c.account_id, c.batch_pk \
-         FROM calls c \
-         JOIN recordings r ON r.call_pk = c.id AND r.attempt = $2 \
-         JOIN LATERAL (SELECT body FROM call_events \
-                       WHERE call_pk = c.id AND event_type IN ({terminal}) \
-                         AND (body::jsonb ->> 'attempt')::int = $2 \
-                       ORDER BY sequence DESC LIMIT 1) e ON true \
-         WHERE c.id = $1 AND NOT EXISTS ( \
-           SELECT 1 FROM call_events WHERE call_pk = c.id AND event_type = '{ready}' \
-             AND (body::jsonb ->> 'attempt')::int = $2)",
-        ready = EventType::CallRecordingReady,
-    ))
-    .bind::<BigInt, _>(call_pk)
-    .bind::<Integer, _>(attempt)
-    .load(conn)
-    .await?;
+    let due: Vec<Due> = diesel::sql_query(DUE.as_str())
+        .bind::<BigInt, _>(call_pk)
+        .bind::<Integer, _>(attempt)
+        .load(conn)
+        .await?;
     let Some(due) = due.into_iter().next() else {
         return Ok(None);
     };
