@@ -47,7 +47,7 @@ struct DemoArgs {
     /// The batch to submit [default: examples/batch.json]
     #[arg(long)]
     batch: Option<PathBuf>,
-    /// ami-sim configuration of both servers [default: examples/ami-sim/demo.toml]
+    /// ami-sim configuration of both servers [default: examples/ami-sim/flow-demo.toml]
     #[arg(long)]
     sim_config: Option<PathBuf>,
     /// The demo's database, dropped and recreated beside DATABASE_URL's.
@@ -124,7 +124,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let sim_config = args
                 .sim_config
-                .unwrap_or_else(|| demo::example_file("examples/ami-sim/demo.toml"));
+                .unwrap_or_else(|| demo::example_file("examples/ami-sim/flow-demo.toml"));
             let options = demo::DemoOptions {
                 batch_file: args
                     .batch

@@ -123,9 +123,27 @@ pub async fn fresh_run(
     Ok((database_url, pool))
 }
 
-/// A port free now on loopback (the OS picks it; a race with another program is unlikely and
-/// shows as a clear bind error in the child's log).
+/// A port free now on loopback, for a child to listen on. Drawn at random below the kernel's
+/// ephemeral range: a port the OS picks (port 0) comes from that range, where any outgoing
+/// connection on the machine (tests open thousands, to PostgreSQL and RabbitMQ) may take it
+/// between this check and the child's bind (a CI run lost the API that way).
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    for _ in 0..100 {
+        // RandomState is seeded afresh each time: enough randomness to spread parallel tests.
+        let draw = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = low + (draw % u64::from(high - low)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -234,6 +252,9 @@ impl Processes {
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
         cmd.args(args)
+            // An error at start is logged as its chain of causes, not buried under a backtrace
+            // (the log's tail is what a failure reports); panics keep theirs.
+            .env("RUST_LIB_BACKTRACE", "0")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))

@@ -49,6 +49,8 @@ pub(crate) struct Call {
     app: Option<(&'static str, String)>,
     /// Ended by a shutdown: no recording is uploaded (the PBX is going away with it).
     shut_down: bool,
+    /// What the flow's hangup handler would still report.
+    pending: flow::Pending,
 }
 
 impl Call {
@@ -75,6 +77,7 @@ impl Call {
             answered_at: Instant::now(),
             app: None,
             shut_down: false,
+            pending: flow::Pending::default(),
         }
     }
 
@@ -363,26 +366,25 @@ impl Call {
 
     fn remote_hangup(&mut self) {
         let vars = self.pbx.cfg.channelvars.clone();
-        let out = &mut self.out;
-        let one = &self.one;
-        match &self.two {
-            Some(two) => {
-                out.hangup_request("SoftHangupRequest", two, &vars, SOFT_EXPLICIT);
-                out.hangup_request("HangupRequest", one, &vars, 16);
-                out.hangup(two, &vars, 16);
-                out.hangup_request("SoftHangupRequest", one, &vars, SOFT_EXPLICIT);
-                out.hangup(one, &vars, 16);
-            }
-            None => {
-                // The BYE: five RTP VarSets (no repeat of RTPAUDIOQOS), then the requests.
-                for (name, value) in &crate::channel_events::RTP_QOS_VARS[..5] {
-                    out.var_set(one, &vars, name, value);
-                }
-                out.hangup_request("HangupRequest", one, &vars, 16);
-                out.hangup_request("SoftHangupRequest", one, &vars, SOFT_EXPLICIT);
-                out.hangup(one, &vars, 16);
-            }
+        if let Some(two) = &self.two {
+            let (out, one) = (&mut self.out, &self.one);
+            out.hangup_request("SoftHangupRequest", two, &vars, SOFT_EXPLICIT);
+            out.hangup_request("HangupRequest", one, &vars, 16);
+            out.hangup(two, &vars, 16);
+            out.hangup_request("SoftHangupRequest", one, &vars, SOFT_EXPLICIT);
+            out.hangup(one, &vars, 16);
+            return;
         }
+        // The BYE: five RTP VarSets (no repeat of RTPAUDIOQOS), then the requests.
+        for (name, value) in &crate::channel_events::RTP_QOS_VARS[..5] {
+            self.out.var_set(&self.one, &vars, name, value);
+        }
+        self.out
+            .hangup_request("HangupRequest", &self.one, &vars, 16);
+        self.out
+            .hangup_request("SoftHangupRequest", &self.one, &vars, SOFT_EXPLICIT);
+        self.hangup_handler();
+        self.out.hangup(&self.one, &vars, 16);
     }
 
     fn rejected(&mut self, kind: OutcomeKind) {
@@ -506,6 +508,7 @@ impl Call {
                             &vars,
                             SOFT_EXPLICIT,
                         );
+                        self.hangup_handler();
                         self.out.rtp_teardown(&self.one, &vars);
                         self.out.hangup(&self.one, &vars, cause);
                     }
@@ -524,6 +527,9 @@ impl Call {
                         .hangup_request("SoftHangupRequest", s, &vars, SOFT_SHUTDOWN);
                     self.out
                         .hangup_request("SoftHangupRequest", s, &vars, SOFT_EXPLICIT);
+                    if self.two.is_none() {
+                        self.hangup_handler();
+                    }
                     if self.answered && self.two.is_none() {
                         self.out.rtp_teardown(s, &vars);
                     }

@@ -41,7 +41,10 @@ fn tone_wav(rate: u32, ms: u32) -> Vec<u8> {
     })
 }
 
-/// ami-sim with short flow timings, keeping a copy of each recording in `recordings`.
+/// ami-sim with short flow timings, keeping a copy of each recording in `recordings`. Callees
+/// by rule: 0510 presses 1, 2, #; 0520 hangs up 150 ms after the answer, before AMD (300 ms)
+/// decides; 0530 presses 1, 2, # (key ends 340, 680, 1020 ms into the Read) and hangs up 1.15 s
+/// after the answer, after AMD, between its 2nd and 3rd key.
 fn sim_config(dir: &Path, recordings: &Path) -> std::path::PathBuf {
     let path = dir.join("flow-sim.toml");
     std::fs::create_dir_all(recordings).expect("recordings dir");
@@ -53,7 +56,11 @@ fn sim_config(dir: &Path, recordings: &Path) -> std::path::PathBuf {
              greeting_ms = 900\nkey_delay_ms = 300\ndtmf_ms = 40\n\
              recordings_dir = {:?}\n\
              [[rule]]\npattern = \"+12015550510\"\noutcome = \"answered\"\n\
-             answered_by = \"human\"\nkeys = \"12#\"\n",
+             answered_by = \"human\"\nkeys = \"12#\"\n\
+             [[rule]]\npattern = \"+12015550520\"\noutcome = \"remote_hangup\"\n\
+             talk_ms = 150\n\
+             [[rule]]\npattern = \"+12015550530\"\noutcome = \"answered\"\n\
+             answered_by = \"human\"\nkeys = \"12#\"\ntalk_ms = 1150\n",
             recordings.display().to_string()
         ),
     )
@@ -331,21 +338,37 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
         .await
         .expect("batch 705");
 
-    settle(&mut p, &client, &[701, 702, 703, 705], &receiver, |by| {
-        // Every call's terminal event, and 701's recorded person's recording.
-        let all = detect
-            .iter()
-            .chain(&hangup)
-            .chain(&drop)
-            .chain(&finish)
-            .all(|n| {
-                by.get(*n)
-                    .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_completed"))
-            });
-        all && by
-            .get("+12015550110")
-            .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_recording_ready"))
-    })
+    // Callees hanging up mid-AMD and mid-gather: the dialplan's hangup handler reports both.
+    let cut = ["+12015550520", "+12015550530"];
+    client
+        .submit(&json!({"batch_id": 706, "amd": "detect",
+                        "gather": {"max_digits": 3, "timeout_seconds": 2, "finish_on_key": "#"},
+                        "dispatch": true, "data": numbers(&cut)}))
+        .await
+        .expect("batch 706");
+
+    settle(
+        &mut p,
+        &client,
+        &[701, 702, 703, 705, 706],
+        &receiver,
+        |by| {
+            // Every call's terminal event, and 701's recorded person's recording.
+            let all = detect
+                .iter()
+                .chain(&hangup)
+                .chain(&drop)
+                .chain(&finish)
+                .chain(&cut)
+                .all(|n| {
+                    by.get(*n)
+                        .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_completed"))
+                });
+            all && by
+                .get("+12015550110")
+                .is_some_and(|e| e.iter().any(|x| x["event_type"] == "call_recording_ready"))
+        },
+    )
     .await;
     let by = events_by_number(&receiver);
     let snapshot = receiver.snapshot();
@@ -479,6 +502,41 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
     assert_eq!(of_type(finished, "call_input")["digits"], "12");
     assert!(!types(finished).contains(&"call_amd_result"));
     assert_eq!(of_type(finished, "call_input")["answered_by"], Value::Null);
+
+    // 706: hung up before AMD decided: an unknown answer, no cause, nothing gathered; hung up
+    // mid-gather: the keys read so far.
+    let before_amd = &by["+12015550520"];
+    assert_eq!(
+        types(before_amd),
+        [
+            "call_started",
+            "call_answered",
+            "call_amd_result",
+            "call_completed"
+        ]
+    );
+    let amd = of_type(before_amd, "call_amd_result");
+    assert_eq!(
+        (&amd["answered_by"], &amd["amd_cause"]),
+        (&json!("unknown"), &Value::Null)
+    );
+    let mid_gather = &by["+12015550530"];
+    assert_eq!(
+        types(mid_gather),
+        [
+            "call_started",
+            "call_answered",
+            "call_amd_result",
+            "call_input",
+            "call_completed"
+        ]
+    );
+    let input = of_type(mid_gather, "call_input");
+    assert_eq!(
+        (&input["digits"], &input["answered_by"]),
+        (&json!("12"), &json!("human"))
+    );
+    assert_eq!(of_type(mid_gather, "call_completed")["digits"], "12");
 
     // 702, hangup_machine: the machine is hung up on after the result, nothing gathered.
     assert_eq!(

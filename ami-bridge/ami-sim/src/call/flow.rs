@@ -8,7 +8,11 @@
 //! them (one `Newexten` per application run, priorities counting up, a `GotoIf` after the AMD
 //! result, the variables the applications set) is modelled, not recorded. The callee hangs up
 //! when its talk time ends, if that is before the flow does: then nothing more of the flow
-//! happens.
+//! happens, except the dialplan's hangup handler (`dialer-flow-hangup`): an AMD or a gather cut
+//! short still reports, `DialerAMD` with `Status: HANGUP` and an empty `Cause` (what AMD()
+//! sets when the channel goes), `DialerDTMF` with the keys read so far and `ReadStatus:
+//! HANGUP` (what Read() sets), between `SoftHangupRequest` and `Hangup`. The handler's own
+//! `Newexten`s are shown only when it reports.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +40,15 @@ pub(super) enum Stop {
     Cmd(CallCmd),
     /// The callee's talk time ran out.
     CalleeHungUp,
+}
+
+/// What the dialplan's hangup handler would still report (`DF_AMD_PENDING`,
+/// `DF_GATHER_PENDING`): set while AMD() or the gather's Read() runs.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    amd: bool,
+    /// The keys read so far (finish key left out), while gathering.
+    gather: Option<String>,
 }
 
 /// `AMDSTATUS`, `AMDCAUSE` and when AMD gives them, after the answer, for who answered:
@@ -161,11 +174,13 @@ impl Call {
             let by = self.outcome.callee.answered_by;
             let (status, cause, after) = amd_result(by, &self.pbx.cfg);
             self.app("AMD", String::new());
+            self.pending.amd = true;
             self.flush();
             self.wait_until(self.answered_at + after).await?;
             self.var("AMDSTATUS", status);
             self.var("AMDCAUSE", cause);
             self.user_event("DialerAMD", &[("Status", status), ("Cause", cause)]);
+            self.pending.amd = false;
             let machine = status == "MACHINE";
             let jump = machine && mode != AmdMode::Detect;
             self.app("GotoIf", format!("{}?machine", u8::from(jump)));
@@ -238,6 +253,7 @@ impl Call {
         let timeout = super::secs_text(g.timeout);
         self.app("Read", format!("DIGITS,,{},t({finish}),1,{timeout}", g.max));
         self.var("READSTATUS", "ERROR");
+        self.pending.gather = Some(String::new());
         self.flush();
         let start = Instant::now();
         let callee = self.outcome.callee.clone();
@@ -251,6 +267,14 @@ impl Call {
             self.out
                 .dtmf_end(&self.one, vars, press.key, pbx.cfg.dtmf_ms);
             self.flush();
+            if let Some(keys) = self
+                .pending
+                .gather
+                .as_mut()
+                .filter(|_| g.finish != Some(press.key))
+            {
+                keys.push(press.key);
+            }
         }
         self.wait_until(start + result.ends).await?;
         let status = result.status.as_str();
@@ -260,7 +284,41 @@ impl Call {
             "DialerDTMF",
             &[("Digits", &result.digits), ("ReadStatus", status)],
         );
+        self.pending.gather = None;
         Ok(())
+    }
+
+    /// The dialplan's hangup handler, once the channel is hung up (after `SoftHangupRequest`,
+    /// before `Hangup`): what an AMD() or a Read() cut short had not reported yet.
+    pub(super) fn hangup_handler(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.amd && pending.gather.is_none() {
+            return;
+        }
+        // What the application sets as the channel goes, before the handler runs.
+        if pending.amd {
+            self.var("AMDSTATUS", "HANGUP");
+            self.var("AMDCAUSE", "");
+        }
+        if let Some(keys) = &pending.gather {
+            self.var("DIGITS", keys);
+            self.var("READSTATUS", "HANGUP");
+        }
+        self.one.context = "dialer-flow-hangup".into();
+        self.one.exten = "s".into();
+        self.one.priority = 0;
+        self.app("GotoIf", format!("{}?gather", u8::from(!pending.amd)));
+        if pending.amd {
+            self.user_event("DialerAMD", &[("Status", "HANGUP"), ("Cause", "")]);
+        }
+        self.one.priority = 2;
+        let gathering = pending.gather.is_some();
+        self.app("GotoIf", format!("{}?done", u8::from(!gathering)));
+        if let Some(keys) = &pending.gather {
+            self.user_event("DialerDTMF", &[("Digits", keys), ("ReadStatus", "HANGUP")]);
+        }
+        self.one.priority = 4;
+        self.app("Return", String::new());
     }
 
     async fn wait_until(&mut self, at: Instant) -> Result<(), Stop> {

@@ -740,7 +740,10 @@ async fn the_recording_is_put_once_as_a_wav_as_long_as_the_call() {
 }
 
 /// The callee's talk time ends before the flow: its hang-up (as for `remote_hangup`) ends the
-/// call, nothing more of the flow happens; the recording holds what was up.
+/// call, nothing more of the flow happens; the recording holds what was up. The dialplan's
+/// hangup handler reports what was cut short: an AMD still deciding (`Status: HANGUP`, empty
+/// `Cause`), a gather with the keys read so far (`ReadStatus: HANGUP`), between
+/// `SoftHangupRequest` and `Hangup`.
 #[tokio::test]
 async fn the_callee_hanging_up_first_stops_the_flow() {
     let http = HttpServer::start(vec![(
@@ -752,9 +755,13 @@ async fn the_callee_hanging_up_first_stops_the_flow() {
     )])
     .await;
     let sim = start(flow_config(vec![
-        // Hangs up during the message, then one that hangs up before AMD has a result.
+        // Hangs up during the message; one that hangs up before AMD has a result; one that
+        // hangs up after two keys of "12#" (key ends at 220, 440 and 660 ms of the Read).
         Rule::timed("4701", OutcomeKind::Answered, 50, 400).with_answered_by(AnsweredBy::Human),
         Rule::timed("4702", OutcomeKind::RemoteHangup, 50, 80),
+        Rule::timed("4703", OutcomeKind::Answered, 50, 550)
+            .with_answered_by(AnsweredBy::Human)
+            .with_keys("12#", 200),
     ]))
     .await;
     let mut t = Timed::login(&sim).await;
@@ -768,7 +775,13 @@ async fn the_callee_hanging_up_first_stops_the_flow() {
     ];
     t.c.send(&originate(1, "4701", &vars)).await;
     t.c.send(&originate(2, "4702", &vars)).await;
-    t.until_hangups(2).await;
+    let gather_only = [
+        ("DIALER_GATHER_MAX", "4"),
+        ("DIALER_GATHER_TIMEOUT", "2"),
+        ("DIALER_GATHER_FINISH", "#"),
+    ];
+    t.c.send(&originate(3, "4703", &gather_only)).await;
+    t.until_hangups(3).await;
     let remote = [
         "VarSet",
         "VarSet",
@@ -777,13 +790,37 @@ async fn the_callee_hanging_up_first_stops_the_flow() {
         "VarSet",
         "HangupRequest",
         "SoftHangupRequest",
+    ];
+    let amd_cut = [
+        "VarSet",
+        "VarSet",
+        "Newexten",
+        "Newexten",
+        "UserEvent",
+        "Newexten",
+        "Newexten",
         "Hangup",
-    ]
-    .map(String::from);
-    for (n, user) in [(1, vec!["DialerAMD"]), (2, vec![])] {
+    ];
+    let gather_cut = [
+        "VarSet",
+        "VarSet",
+        "Newexten",
+        "Newexten",
+        "Newexten",
+        "UserEvent",
+        "Newexten",
+        "Hangup",
+    ];
+    let cases: [(usize, &[&str], Vec<&str>); 3] = [
+        (1, &["Hangup"], vec!["DialerAMD"]),
+        (2, &amd_cut, vec!["DialerAMD"]),
+        (3, &gather_cut, vec!["DialerDTMF"]),
+    ];
+    for (n, after, user) in cases {
         let seen = t.call(n);
         let n_names = names(&seen);
-        assert!(n_names.ends_with(&remote), "call {n}: {n_names:?}");
+        let ending: Vec<String> = remote.iter().chain(after).map(|s| s.to_string()).collect();
+        assert!(n_names.ends_with(&ending), "call {n}: {n_names:?}");
         let got: Vec<&str> = seen
             .iter()
             .filter_map(|(m, _)| m.get("UserEvent"))
@@ -800,6 +837,58 @@ async fn the_callee_hanging_up_first_stops_the_flow() {
         "up {up_for:?}"
     );
     assert_eq!(apps(&seen).last().map(String::as_str), Some("Playback"));
+    assert_eq!(user_event(&seen, "DialerAMD").get("Status"), Some("HUMAN"));
+
+    // AMD cut short: what AMD() sets as the channel goes, then the handler's report.
+    let seen = t.call(2);
+    let amd = user_event(&seen, "DialerAMD");
+    assert_eq!(
+        custom_headers(amd),
+        pairs(&[
+            ("UserEvent", "DialerAMD"),
+            ("CallID", &call_id(2)),
+            ("Status", "HANGUP"),
+            ("Cause", ""),
+        ])
+    );
+    let handler: Vec<(String, String)> = seen
+        .iter()
+        .filter(|(m, _)| m.event_name() == Some("Newexten"))
+        .filter(|(m, _)| m.get("Context") == Some("dialer-flow-hangup"))
+        .map(|(m, _)| {
+            let at = m.get("Priority").unwrap_or("").to_string();
+            (at, m.get("Application").unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(
+        handler,
+        pairs(&[
+            ("1", "GotoIf"),
+            ("2", "UserEvent"),
+            ("3", "GotoIf"),
+            ("5", "Return")
+        ])
+    );
+    let i = find(&seen, |m| m.get("Variable") == Some("AMDSTATUS")).expect("AMDSTATUS");
+    assert_eq!(seen[i].0.get("Value"), Some("HANGUP"));
+
+    // A gather cut short: the two keys that had ended, the finish key never came.
+    let seen = t.call(3);
+    let dtmf = user_event(&seen, "DialerDTMF");
+    assert_eq!(
+        custom_headers(dtmf),
+        pairs(&[
+            ("UserEvent", "DialerDTMF"),
+            ("CallID", &call_id(3)),
+            ("Digits", "12"),
+            ("ReadStatus", "HANGUP"),
+        ])
+    );
+    let ends = seen
+        .iter()
+        .filter(|(m, _)| m.event_name() == Some("DTMFEnd"))
+        .count();
+    assert_eq!(ends, 2);
     let puts = http.wait_requests(3, WAIT).await;
     assert_eq!(puts.iter().filter(|r| r.method == "PUT").count(), 2);
     sim.shutdown().await;
