@@ -9,6 +9,7 @@ pub mod demo;
 pub mod history;
 pub mod paced;
 pub mod pg_cpu;
+pub mod pg_instance;
 pub mod pg_transactions;
 pub mod platform;
 pub mod rate_windows;

@@ -80,8 +80,12 @@ impl ApiError {
         err.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         err
     }
+    /// `503 unavailable` with `Retry-After` (the database is unreachable or restarting: a
+    /// client should try again shortly, as it would after a 429).
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        err.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        err
     }
     /// Logs the cause; the client gets a generic message (causes may hold internals).
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
@@ -93,6 +97,9 @@ impl ApiError {
         )
     }
 }
+
+/// `Retry-After` of a `503`: about how long a database restart or failover takes.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,7 +135,7 @@ impl ResponseError for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
-        ApiError::internal(e)
+        OpsError::Db(e).into()
     }
 }
 
@@ -153,6 +160,10 @@ impl From<OpsError> for ApiError {
             OpsError::Conflict { code, message } => ApiError::conflict(code, message),
             OpsError::Invalid(message) => ApiError::invalid_request(message),
             OpsError::Unavailable(message) => ApiError::unavailable(message),
+            OpsError::Db(e) if dialer_core::db::connection_lost(&e) => {
+                tracing::warn!(error = %e, "database connection lost");
+                ApiError::unavailable("database unavailable; try again shortly")
+            }
             e @ (OpsError::Db(_) | OpsError::Internal(_)) => ApiError::internal(e),
         }
     }

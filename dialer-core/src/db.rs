@@ -46,6 +46,39 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
     }
 }
 
+/// The database is up and refused this statement for what it holds (a constraint, a value it
+/// cannot take), or the statement could not be built: trying it again as it is fails again.
+/// Anything else (a connection closed or refused, a server shutting down, a timeout, a
+/// serialization failure) may pass on a later try.
+pub fn refused_for_its_data(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(kind, _) => matches!(
+            kind,
+            K::UniqueViolation
+                | K::ForeignKeyViolation
+                | K::NotNullViolation
+                | K::CheckViolation
+                | K::RestrictViolation
+                | K::ExclusionViolation
+        ),
+        E::QueryBuilderError(_) | E::DeserializationError(_) | E::SerializationError(_) => true,
+        E::InvalidCString(_) | E::NotFound => true,
+        _ => false,
+    }
+}
+
+/// The connection to the database failed (closed, or the command could not be sent): the
+/// database is unreachable or restarting, and the same request may pass shortly.
+pub fn connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    matches!(
+        e,
+        E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _)
+            | E::BrokenTransactionManager
+    )
+}
+
 /// Builds the pool; connections are opened lazily. Every connection gets the configured
 /// `statement_timeout` and an `application_name` naming the service.
 pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbError> {
@@ -90,7 +123,30 @@ pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbE
 
 #[cfg(test)]
 mod tests {
-    use super::split_database_url;
+    use super::{connection_lost, refused_for_its_data, split_database_url};
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+
+    fn db(kind: K) -> E {
+        E::DatabaseError(kind, Box::new(String::from("from the server")))
+    }
+
+    #[test]
+    fn a_refusal_for_the_data_is_told_from_trouble_with_the_database() {
+        for kind in [K::UniqueViolation, K::ForeignKeyViolation, K::CheckViolation] {
+            let e = db(kind);
+            assert!(refused_for_its_data(&e) && !connection_lost(&e), "{e:?}");
+        }
+        for kind in [K::ClosedConnection, K::UnableToSendCommand] {
+            let e = db(kind);
+            assert!(!refused_for_its_data(&e) && connection_lost(&e), "{e:?}");
+        }
+        // A serialization failure, a timeout or a shutdown (Unknown) pass on a later try, but
+        // are not a lost connection for the API.
+        for e in [db(K::SerializationFailure), db(K::Unknown)] {
+            assert!(!refused_for_its_data(&e) && !connection_lost(&e), "{e:?}");
+        }
+        assert!(refused_for_its_data(&E::NotFound));
+    }
 
     #[test]
     fn splits_database_from_server() {

@@ -16,7 +16,8 @@
 //! - [`leases`]: server leases and heartbeats shared by every dispatcher.
 //! - [`pacing`]: calls-per-second slots shared by every dispatcher; [`pacer`]: one process's.
 //! - [`calling_hours`]: when a call may go, in the callee's or the account's time zone.
-//! - [`runtime`]: the running dispatcher and its tasks.
+//! - [`runtime`]: the running dispatcher and its tasks; `transition_writer`: the task that
+//!   writes every transition, never dropping one.
 
 pub mod calling_hours;
 pub mod claim;
@@ -38,6 +39,7 @@ pub mod scheduler;
 pub mod send_gate;
 pub mod server;
 pub mod state;
+mod transition_writer;
 
 pub use config::DispatcherConfig;
 pub use runtime::Dispatcher;

@@ -21,8 +21,6 @@ use tracing::{info, warn};
 
 use dialer_core::db::{self, DbPool};
 use dialer_core::dial_outbox;
-use dialer_core::event_prompt;
-use dialer_core::gather;
 use dialer_core::topology::{self, Topology};
 
 use crate::config::DispatcherConfig;
@@ -34,7 +32,7 @@ use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
 use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
-use crate::state::{self, Transition};
+use crate::state::Transition;
 use dialer_core::expiry_sweep as expiry;
 use dialer_core::media_url::MediaUrls;
 
@@ -90,7 +88,7 @@ impl Dispatcher {
             transitions: transitions_tx.clone(),
         };
         tasks.push(tokio::spawn(lease_loop(shared.clone(), all_rx.clone())));
-        tasks.push(tokio::spawn(writer_loop(
+        tasks.push(tokio::spawn(crate::transition_writer::run(
             pool.clone(),
             publish.clone(),
             topology.clone(),
@@ -303,118 +301,6 @@ fn apply_holding(
         }
     }
     (lost, release)
-}
-
-/// Transitions written in one transaction at most. A group costs a fixed handful of statements
-/// (see `state::apply_all`), so a backlog drains faster in large groups; the calls of a
-/// group stay locked until its commit (about a tenth of a second at this size).
-const MAX_TRANSITIONS_PER_WRITE: usize = 2000;
-
-/// How a group of transitions gathers. At a paced rate transitions arrive one at a time (the AMI
-/// connection reads on a thread of its own), and each group costs the same handful of
-/// statements whatever its size: at 50 calls/s nearly every transition was a group of its own,
-/// and PostgreSQL's CPU per call was 15 times the burst's (issue 13). A group stays open 20 ms
-/// after its first transition, and up to 60 ms while it has fewer than 8 (below about 100
-/// calls/s, three transitions a call, a 20 ms group held 3 or 4). A hang-up's callback leaves
-/// that much later at most; from about 130 calls/s on, groups fill within 20 ms.
-const GROUP: gather::Window = gather::Window {
-    max: MAX_TRANSITIONS_PER_WRITE,
-    company: 8,
-    small_for: Duration::from_millis(60),
-    full_for: Duration::from_millis(20),
-};
-
-/// Applies transitions in arrival order, then prompts the callback worker for the events they
-/// queued.
-async fn writer_loop(
-    pool: DbPool,
-    channel: lapin::Channel,
-    topology: Topology,
-    mut rx: mpsc::UnboundedReceiver<Transition>,
-    public_url: String,
-) {
-    let (publish_tx, publish_rx) = mpsc::unbounded_channel::<Vec<i64>>();
-    let publisher = tokio::spawn(publisher_loop(channel, topology, publish_rx));
-    while let Some(first) = rx.recv().await {
-        let batch = gather::gather(&mut rx, first, GROUP, |_| true).await;
-        let mut conn = loop {
-            match pool.get().await {
-                Ok(c) => break c,
-                Err(e) => {
-                    warn!(error = %e, "no database connection for call state; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        };
-        let mut batches = Vec::new();
-        let mut note = |applied: Option<state::Applied>| {
-            if let Some(a) = applied
-                && (a.queued || a.batch_completed)
-                && !batches.contains(&a.batch_pk)
-            {
-                batches.push(a.batch_pk);
-            }
-        };
-        // What an operator watches when callbacks lag: transitions waiting, and how long a
-        // group takes to write.
-        metrics::gauge!("dialer_state_backlog").set(rx.len() as f64);
-        metrics::counter!("dialer_state_transitions_total").increment(batch.len() as u64);
-        let write_started = Instant::now();
-        let result = state::apply_all(&mut conn, &batch, &public_url).await;
-        metrics::histogram!("dialer_state_write_seconds")
-            .record(write_started.elapsed().as_secs_f64());
-        match result {
-            Ok(all) => all.into_iter().for_each(&mut note),
-            Err(e) => {
-                warn!(error = %e, "grouped call state write failed; one by one");
-                for t in &batch {
-                    // Retried a few times; one that still fails is dropped and its attempt stays
-                    // open until this dispatcher stops (docs/architecture.md, "Nothing lost").
-                    for attempt in 0..3 {
-                        match state::apply(&mut conn, t, &public_url).await {
-                            Ok(applied) => {
-                                note(applied);
-                                break;
-                            }
-                            Err(e) => {
-                                warn!(error = %e, attempt, "call state write failed");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        drop(conn);
-        if !batches.is_empty() {
-            let _ = publish_tx.send(batches);
-        }
-    }
-    // Every prompt is sent before the writer reports done (graceful stop).
-    drop(publish_tx);
-    let _ = publisher.await;
-}
-
-/// Prompts for the events of committed groups while the writer writes the next one: the batches
-/// of every group that finished meanwhile go in one prompt.
-async fn publisher_loop(
-    channel: lapin::Channel,
-    topology: Topology,
-    mut rx: mpsc::UnboundedReceiver<Vec<i64>>,
-) {
-    while let Some(mut batches) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
-            for b in more {
-                if !batches.contains(&b) {
-                    batches.push(b);
-                }
-            }
-        }
-        if let Err(e) = event_prompt::prompt(&channel, &topology, &batches).await {
-            // The events are in the delivery queue: the worker's poll finds them.
-            warn!(error = %e, "callback prompt failed");
-        }
-    }
 }
 
 /// How long the sweeper waits for a server's events to be applied before it judges anyway.

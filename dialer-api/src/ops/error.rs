@@ -118,7 +118,11 @@ impl From<dialer_core::db::DbError> for OpsError {
             dialer_core::db::DbError::Pool(p) => {
                 OpsError::Unavailable(format!("database unavailable: {p}"))
             }
-            other => OpsError::internal(other),
+            dialer_core::db::DbError::Connection(c) => {
+                tracing::warn!(error = %c, "database connection");
+                OpsError::Unavailable("database unavailable".to_owned())
+            }
+            dialer_core::db::DbError::Query(q) => q.into(),
         }
     }
 }

@@ -1,0 +1,325 @@
+//! One fault run: the platform on a PostgreSQL of its own, two simulated servers, an account
+//! whose receiver verifies every callback, a batch dialed while the test breaks something; then
+//! what must hold after any fault: nothing lost, nothing dialed twice, nothing stuck.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use dialer_api::ops::accounts::AccountUpdate;
+use dialer_api::ops::accounts::CreatedAccount;
+use dialer_core::Config;
+use dialer_core::db::{self, DbPool};
+use dialer_core::domain::{CallStatus, EventType};
+use dialer_devkit::api_client::ApiClient;
+use dialer_devkit::pg_instance::PgInstance;
+use dialer_devkit::platform::{self, Processes, RunningServices, ServiceEnv, SimSpec};
+use dialer_devkit::receiver::Receiver;
+use dialer_devkit::seed;
+
+use crate::helpers::binaries;
+
+/// The account's client batch id.
+pub const BATCH: i64 = 901;
+
+pub struct FaultRun {
+    pub pg: PgInstance,
+    pub pool: DbPool,
+    pub processes: Processes,
+    pub services: RunningServices,
+    pub sims: Vec<platform::RunningSim>,
+    pub account: CreatedAccount,
+    pub receiver: Receiver,
+    pub client: ApiClient,
+    amqp_url: String,
+    prefix: String,
+}
+
+/// ami-sim: rings 300 ms, talks 2.5 s, outcomes by the last digit (answered, busy, no answer,
+/// failures; see its README), so calls are up when the fault comes.
+fn sim_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("fault-sim.toml");
+    std::fs::write(&path, "ring_ms = 300\ntalk_ms = 2500\n").expect("sim config");
+    path
+}
+
+impl FaultRun {
+    /// Everything up, nothing submitted yet.
+    pub async fn start(name: &str) -> FaultRun {
+        let pg = PgInstance::start()
+            .await
+            .expect("a PostgreSQL of the test's own");
+        let database_url = platform::fresh_database(&pg.url("postgres"), "dialer_faults")
+            .await
+            .expect("database");
+        let mut config = Config::from_env().expect("configuration");
+        config.database_url = database_url.clone();
+        config.db_pool_size = 2;
+        let prefix = format!("f{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let pool = db::build_pool(&config, "fault-test").expect("pool");
+        let bins = binaries();
+        let logs = std::env::temp_dir().join(format!("dialer-fault-{name}-{prefix}"));
+        let mut processes = Processes::new(&logs).expect("log dir");
+        let sims = platform::start_sims(
+            &bins,
+            &mut processes,
+            &SimSpec::two(Some(sim_config(&logs)), false),
+        )
+        .await
+        .expect("simulators");
+        seed::servers(&pool, &sims, 60, 50).await.expect("servers");
+        let settings = AccountUpdate {
+            ring_timeout_seconds: Some(4),
+            calls_per_second: Some(20),
+            max_concurrent_calls: Some(60),
+            ..AccountUpdate::default()
+        };
+        let (account, receiver) =
+            seed::account_with_receiver(&pool, "FAULTS", "US", settings, Duration::ZERO)
+                .await
+                .expect("account");
+        let services = platform::start_services(
+            &bins,
+            &mut processes,
+            &ServiceEnv {
+                database_url,
+                amqp_url: config.amqp_url.clone(),
+                queue_prefix: prefix.clone(),
+                extra: vec![
+                    ("DIALER_DB_POOL_SIZE".into(), "4".into()),
+                    ("DIALER_API_WORKERS".into(), "1".into()),
+                    (
+                        "DIALER_CALLBACK_RETRY_SCHEDULE".into(),
+                        "500ms,1s,2s,2s,3s,3s,3s,3s,3s,3s".into(),
+                    ),
+                ],
+            },
+            1,
+            1,
+        )
+        .await
+        .expect("services");
+        let client = ApiClient::new(&services.api_url, &account.api_key);
+        FaultRun {
+            pg,
+            pool,
+            processes,
+            services,
+            sims,
+            account,
+            receiver,
+            client,
+            amqp_url: config.amqp_url,
+            prefix,
+        }
+    }
+
+    /// Submits and dispatches `n` numbers (`+1201555` and four digits from 1000).
+    pub async fn submit(&self, n: usize) {
+        let data: Vec<Value> = (0..n)
+            .map(|i| json!({"phone_number": format!("+1201555{:04}", 1000 + i)}))
+            .collect();
+        let submitted = self
+            .client
+            .submit(&json!({"batch_id": BATCH, "dispatch": true, "data": data}))
+            .await
+            .expect("submit");
+        assert_eq!(submitted["accepted"], n, "{submitted}");
+    }
+
+    /// Calls of the batch that have ended at least one attempt.
+    pub async fn ended_attempts(&self) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let Ok(mut conn) = self.pool.get().await else {
+            return 0;
+        };
+        diesel::sql_query("SELECT count(*) AS n FROM call_attempts WHERE state = 'ended'")
+            .get_result::<N>(&mut conn)
+            .await
+            .map(|r| r.n)
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `n` attempts have ended (calls are then in every state).
+    pub async fn until_ended(&mut self, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ended_attempts().await < n {
+            self.processes
+                .check_alive()
+                .expect("platform processes alive");
+            assert!(Instant::now() < deadline, "fewer than {n} attempts ended");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `GET` of the batch's status, answered as it is (no error for a non-2xx).
+    pub async fn status_raw(&self) -> (u16, Option<String>, Value) {
+        let resp = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/queues/batch-status/{BATCH}?limit=1",
+                self.services.api_url
+            ))
+            .header("X-API-KEY", &self.account.api_key)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .expect("the API answers");
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            status,
+            retry_after,
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Waits until the batch is completed and every event written is delivered; then checks
+    /// what must hold after any fault.
+    pub async fn settle_and_check(mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let id = self.account.account.id;
+        loop {
+            self.processes
+                .check_alive()
+                .expect("platform processes alive");
+            let (code, _, status) = self.status_raw().await;
+            let events = dialer_devkit::report::events(&self.pool, id).await;
+            let done = code == 200
+                && status["batch_status"] == "completed"
+                && events
+                    .as_ref()
+                    .is_ok_and(|e| e.written > 0 && e.delivered == e.written);
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: {status}, events {events:?}; logs in {}",
+                self.processes.log_dir().display()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.check().await;
+        self.receiver.stop().await;
+        self.processes.stop_all(Duration::from_secs(15)).await;
+        let _ = platform::clear_queues(&self.amqp_url, &self.prefix, &[1, 2, 3]).await;
+    }
+
+    async fn check(&self) {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            what: String,
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await.expect("conn");
+        // Nothing stuck: every call final, every attempt ended.
+        let calls: Vec<Row> =
+            diesel::sql_query("SELECT status AS what, count(*) AS n FROM calls GROUP BY status")
+                .load(&mut conn)
+                .await
+                .expect("calls");
+        for r in &calls {
+            let s: CallStatus = r.what.parse().expect("a known status");
+            assert!(s.is_final(), "{} calls still {s:?}", r.n);
+        }
+        let attempts: Vec<Row> = diesel::sql_query(
+            "SELECT state AS what, count(*) AS n FROM call_attempts GROUP BY state",
+        )
+        .load(&mut conn)
+        .await
+        .expect("attempts");
+        let by_state: BTreeMap<String, i64> = attempts.into_iter().map(|r| (r.what, r.n)).collect();
+        assert_eq!(
+            by_state.keys().collect::<Vec<_>>(),
+            ["ended"],
+            "{by_state:?}"
+        );
+        let attempt_ids: Vec<Row> =
+            diesel::sql_query("SELECT id::text AS what, 1::bigint AS n FROM call_attempts")
+                .load(&mut conn)
+                .await
+                .expect("attempt ids");
+        let attempt_ids: HashSet<String> = attempt_ids.into_iter().map(|r| r.what).collect();
+
+        // Nothing dialed twice: each Originate is an attempt of ours, sent once.
+        let mut originated = 0;
+        for sim in &self.sims {
+            let stats = sim_stats(sim.control).await;
+            let by_channel = stats["originates_by_channel_id"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for (channel_id, n) in by_channel {
+                assert_eq!(n, 1, "attempt {channel_id} originated {n} times");
+                assert!(
+                    attempt_ids.contains(&channel_id),
+                    "an Originate of no attempt: {channel_id}"
+                );
+                originated += 1;
+            }
+        }
+        assert!(originated as usize <= attempt_ids.len());
+
+        // Nothing lost: every event written arrived, verified, in order; one terminal event
+        // per attempt.
+        let written: Vec<Row> = diesel::sql_query(
+            "SELECT event_id AS what, 1::bigint AS n FROM call_events WHERE account_id = $1",
+        )
+        .bind::<BigInt, _>(self.account.account.id)
+        .load(&mut conn)
+        .await
+        .expect("events");
+        let written: HashSet<String> = written.into_iter().map(|r| r.what).collect();
+        let got = self.receiver.snapshot();
+        let received: HashSet<String> = got.events.keys().cloned().collect();
+        assert_eq!(received, written, "events received vs written");
+        assert_eq!(got.bad_signatures, 0);
+        assert_eq!(got.out_of_order, 0);
+        let mut terminal: HashMap<(String, i64), u32> = HashMap::new();
+        for e in got.call_events() {
+            let kind: EventType = e.body["event_type"]
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .expect("a known event type");
+            if kind.is_terminal() {
+                let key = (
+                    e.body["call_id"].as_str().unwrap_or("").to_owned(),
+                    e.body["attempt"].as_i64().unwrap_or(0),
+                );
+                *terminal.entry(key).or_default() += 1;
+            }
+        }
+        assert!(
+            terminal.values().all(|n| *n == 1),
+            "an attempt with more than one terminal event"
+        );
+    }
+}
+
+/// ami-sim's counters (its control port's `stats`).
+pub async fn sim_stats(control: SocketAddr) -> Value {
+    let stream = tokio::net::TcpStream::connect(control)
+        .await
+        .expect("control port");
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"stats\n").await.expect("stats");
+    let mut lines = BufReader::new(read).lines();
+    let line = lines.next_line().await.expect("reply").unwrap_or_default();
+    serde_json::from_str(line.strip_prefix("OK ").unwrap_or("null")).unwrap_or(Value::Null)
+}
