@@ -52,6 +52,19 @@ impl Broker {
         Ok(channel)
     }
 
+    /// Drops the connection without waiting on it (it stopped answering); the next
+    /// [`Broker::channel`] opens a new one.
+    pub async fn forget(&self) {
+        if let Some((conn, _)) = self.inner.lock().await.take() {
+            // Closing waits for the broker's answer: not here.
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(CONNECT_TIMEOUT, conn.close(200, "unresponsive".into()))
+                        .await;
+            });
+        }
+    }
+
     pub async fn close(&self) {
         if let Some((conn, _)) = self.inner.lock().await.take() {
             let _ = conn.close(200, "shutdown".into()).await;

@@ -132,7 +132,11 @@ mod tests {
 
     #[test]
     fn a_refusal_for_the_data_is_told_from_trouble_with_the_database() {
-        for kind in [K::UniqueViolation, K::ForeignKeyViolation, K::CheckViolation] {
+        for kind in [
+            K::UniqueViolation,
+            K::ForeignKeyViolation,
+            K::CheckViolation,
+        ] {
             let e = db(kind);
             assert!(refused_for_its_data(&e) && !connection_lost(&e), "{e:?}");
         }

@@ -4,6 +4,7 @@
 //! suite; the tests not marked `#[ignore]` also run in `scripts/test` (CI).
 
 // Shared with the `it` binary, which uses all of it.
+mod broker_outage;
 #[allow(dead_code)]
 #[path = "../it/helpers.rs"]
 mod helpers;

@@ -6,16 +6,21 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run::FaultRun;
+use crate::run::{FaultRun, Own};
+
+const OWN_PG: Own = Own {
+    postgres: true,
+    broker: false,
+};
 
 /// Down for `down` while calls are up and ending.
 async fn outage_mid_batch(name: &str, down: Duration) {
-    let mut run = FaultRun::start(name).await;
+    let mut run = FaultRun::start(name, OWN_PG).await;
     run.submit(120).await;
     // Calls have ended and others are up (2.5 s of talk, 20 calls/s).
     run.until_ended(10).await;
     let ended_before = run.ended_attempts().await;
-    run.pg.stop_server(true).await.expect("PostgreSQL killed");
+    run.pg().stop_server(true).await.expect("PostgreSQL killed");
     // Let calls in flight end while it is away, then ask the API.
     tokio::time::sleep(down.min(Duration::from_secs(4))).await;
     for _ in 0..3 {
@@ -29,7 +34,7 @@ async fn outage_mid_batch(name: &str, down: Duration) {
         assert!((1..=60).contains(&secs), "Retry-After {secs}");
     }
     tokio::time::sleep(down.saturating_sub(Duration::from_secs(4))).await;
-    run.pg.start_server().await.expect("PostgreSQL back");
+    run.pg().start_server().await.expect("PostgreSQL back");
     // What ended while it was away is written once it is back (the writer's pause between
     // tries is 5 s at most).
     let back = Instant::now();
@@ -56,16 +61,22 @@ async fn postgres_unreachable_for_thirty_seconds_mid_batch_loses_nothing() {
 /// service is dead and is found so only by its next statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_mid_batch_loses_nothing() {
-    let mut run = FaultRun::start("pg-restart").await;
+    let mut run = FaultRun::start("pg-restart", OWN_PG).await;
     run.submit(120).await;
     run.until_ended(10).await;
-    run.pg.stop_server(false).await.expect("PostgreSQL stopped");
-    run.pg.start_server().await.expect("PostgreSQL back");
+    run.pg()
+        .stop_server(false)
+        .await
+        .expect("PostgreSQL stopped");
+    run.pg().start_server().await.expect("PostgreSQL back");
     run.until_ended(40).await;
-    run.pg
+    run.pg()
         .stop_server(false)
         .await
         .expect("PostgreSQL stopped again");
-    run.pg.start_server().await.expect("PostgreSQL back again");
+    run.pg()
+        .start_server()
+        .await
+        .expect("PostgreSQL back again");
     run.settle_and_check(Duration::from_secs(120)).await;
 }

@@ -19,16 +19,28 @@ use dialer_core::domain::{CallStatus, EventType};
 use dialer_devkit::api_client::ApiClient;
 use dialer_devkit::pg_instance::PgInstance;
 use dialer_devkit::platform::{self, Processes, RunningServices, ServiceEnv, SimSpec};
+use dialer_devkit::rabbit_node::RabbitNode;
 use dialer_devkit::receiver::Receiver;
 use dialer_devkit::seed;
 
 use crate::helpers::binaries;
 
-/// The account's client batch id.
+/// The account's client batch id of [`FaultRun::submit`]; later batches count up from it.
 pub const BATCH: i64 = 901;
 
+/// What a run stands on of its own (else the machine's shared services, in a database and
+/// queue prefix of its own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Own {
+    pub postgres: bool,
+    pub broker: bool,
+}
+
 pub struct FaultRun {
-    pub pg: PgInstance,
+    pg: Option<PgInstance>,
+    broker: Option<RabbitNode>,
+    /// The database on the shared server, dropped at the end (none with an own PostgreSQL).
+    shared_database: Option<(String, String)>,
     pub pool: DbPool,
     pub processes: Processes,
     pub services: RunningServices,
@@ -38,8 +50,13 @@ pub struct FaultRun {
     pub client: ApiClient,
     amqp_url: String,
     prefix: String,
+    /// Client batch ids submitted, and how many numbers they hold together.
+    batches: Vec<i64>,
+    numbers: usize,
 }
 
+/// The account dials 10 calls/s, so a batch of 120 is still being dialed 10 s in.
+///
 /// ami-sim: rings 300 ms, talks 2.5 s, outcomes by the last digit (answered, busy, no answer,
 /// failures; see its README), so calls are up when the fault comes.
 fn sim_config(dir: &std::path::Path) -> std::path::PathBuf {
@@ -50,17 +67,38 @@ fn sim_config(dir: &std::path::Path) -> std::path::PathBuf {
 
 impl FaultRun {
     /// Everything up, nothing submitted yet.
-    pub async fn start(name: &str) -> FaultRun {
-        let pg = PgInstance::start()
-            .await
-            .expect("a PostgreSQL of the test's own");
-        let database_url = platform::fresh_database(&pg.url("postgres"), "dialer_faults")
+    pub async fn start(name: &str, own: Own) -> FaultRun {
+        let mut config = Config::from_env().expect("configuration");
+        let prefix = format!("f{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let pg = match own.postgres {
+            true => Some(
+                PgInstance::start()
+                    .await
+                    .expect("a PostgreSQL of the test's own"),
+            ),
+            false => None,
+        };
+        let (server_url, database) = match &pg {
+            Some(pg) => (pg.url("postgres"), "dialer_faults".to_owned()),
+            None => (config.database_url.clone(), format!("dialer_{prefix}")),
+        };
+        let database_url = platform::fresh_database(&server_url, &database)
             .await
             .expect("database");
-        let mut config = Config::from_env().expect("configuration");
+        let shared_database = pg.is_none().then_some((server_url, database));
+        let broker = match own.broker {
+            true => Some(
+                RabbitNode::start()
+                    .await
+                    .expect("a RabbitMQ node of the test's own"),
+            ),
+            false => None,
+        };
+        if let Some(b) = &broker {
+            config.amqp_url = b.url();
+        }
         config.database_url = database_url.clone();
         config.db_pool_size = 2;
-        let prefix = format!("f{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let pool = db::build_pool(&config, "fault-test").expect("pool");
         let bins = binaries();
         let logs = std::env::temp_dir().join(format!("dialer-fault-{name}-{prefix}"));
@@ -75,7 +113,7 @@ impl FaultRun {
         seed::servers(&pool, &sims, 60, 50).await.expect("servers");
         let settings = AccountUpdate {
             ring_timeout_seconds: Some(4),
-            calls_per_second: Some(20),
+            calls_per_second: Some(10),
             max_concurrent_calls: Some(60),
             ..AccountUpdate::default()
         };
@@ -107,6 +145,8 @@ impl FaultRun {
         let client = ApiClient::new(&services.api_url, &account.api_key);
         FaultRun {
             pg,
+            broker,
+            shared_database,
             pool,
             processes,
             services,
@@ -116,20 +156,45 @@ impl FaultRun {
             client,
             amqp_url: config.amqp_url,
             prefix,
+            batches: Vec::new(),
+            numbers: 0,
         }
     }
 
-    /// Submits and dispatches `n` numbers (`+1201555` and four digits from 1000).
-    pub async fn submit(&self, n: usize) {
+    /// The run's own PostgreSQL.
+    pub fn pg(&self) -> &PgInstance {
+        self.pg.as_ref().expect("a run with its own PostgreSQL")
+    }
+
+    /// The run's own RabbitMQ node.
+    pub fn broker(&mut self) -> &mut RabbitNode {
+        self.broker
+            .as_mut()
+            .expect("a run with its own RabbitMQ node")
+    }
+
+    /// Submits and dispatches batch [`BATCH`] of `n` numbers (`+1201555` and four digits from
+    /// 1000).
+    pub async fn submit(&mut self, n: usize) {
+        self.submit_more(n).await
+    }
+
+    /// Submits and dispatches the next batch (`BATCH` + how many came before) of `n` numbers
+    /// following the last batch's.
+    pub async fn submit_more(&mut self, n: usize) {
+        let batch_id = BATCH + self.batches.len() as i64;
+        let first = 1000 + self.numbers;
         let data: Vec<Value> = (0..n)
-            .map(|i| json!({"phone_number": format!("+1201555{:04}", 1000 + i)}))
+            .map(|i| json!({"phone_number": format!("+1201555{:04}", first + i)}))
             .collect();
         let submitted = self
             .client
-            .submit(&json!({"batch_id": BATCH, "dispatch": true, "data": data}))
+            .submit(&json!({"batch_id": batch_id, "dispatch": true, "data": data}))
             .await
             .expect("submit");
         assert_eq!(submitted["accepted"], n, "{submitted}");
+        self.batches.push(batch_id);
+        self.numbers += n;
     }
 
     /// Calls of the batch that have ended at least one attempt.
@@ -149,6 +214,17 @@ impl FaultRun {
             .unwrap_or(0)
     }
 
+    /// Originates the simulated servers have taken so far.
+    pub async fn originated(&self) -> u64 {
+        let mut n = 0;
+        for sim in &self.sims {
+            n += sim_stats(sim.control).await["originates_total"]
+                .as_u64()
+                .unwrap_or(0);
+        }
+        n
+    }
+
     /// Waits until at least `n` attempts have ended (calls are then in every state).
     pub async fn until_ended(&mut self, n: i64) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -161,11 +237,15 @@ impl FaultRun {
         }
     }
 
-    /// `GET` of the batch's status, answered as it is (no error for a non-2xx).
+    /// `GET` of the first batch's status, answered as it is (no error for a non-2xx).
     pub async fn status_raw(&self) -> (u16, Option<String>, Value) {
+        self.status_of(BATCH).await
+    }
+
+    async fn status_of(&self, batch_id: i64) -> (u16, Option<String>, Value) {
         let resp = reqwest::Client::new()
             .get(format!(
-                "{}/api/v1/queues/batch-status/{BATCH}?limit=1",
+                "{}/api/v1/queues/batch-status/{batch_id}?limit=1",
                 self.services.api_url
             ))
             .header("X-API-KEY", &self.account.api_key)
@@ -195,10 +275,15 @@ impl FaultRun {
             self.processes
                 .check_alive()
                 .expect("platform processes alive");
-            let (code, _, status) = self.status_raw().await;
+            let mut completed = true;
+            let mut status = Value::Null;
+            for b in &self.batches {
+                let (code, _, s) = self.status_of(*b).await;
+                completed &= code == 200 && s["batch_status"] == "completed";
+                status = s;
+            }
             let events = dialer_devkit::report::events(&self.pool, id).await;
-            let done = code == 200
-                && status["batch_status"] == "completed"
+            let done = completed
                 && events
                     .as_ref()
                     .is_ok_and(|e| e.written > 0 && e.delivered == e.written);
@@ -215,7 +300,13 @@ impl FaultRun {
         self.check().await;
         self.receiver.stop().await;
         self.processes.stop_all(Duration::from_secs(15)).await;
-        let _ = platform::clear_queues(&self.amqp_url, &self.prefix, &[1, 2, 3]).await;
+        if self.broker.is_none() {
+            let _ = platform::clear_queues(&self.amqp_url, &self.prefix, &[1, 2, 3]).await;
+        }
+        drop(self.pool);
+        if let Some((server, name)) = &self.shared_database {
+            let _ = platform::drop_database(server, name).await;
+        }
     }
 
     async fn check(&self) {
