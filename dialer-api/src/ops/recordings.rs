@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -107,14 +107,17 @@ pub async fn fetch(
     files: &RecordingStore,
     account_id: i64,
     call_id: Uuid,
-    attempt: i32,
+    attempt: Option<i32>,
 ) -> OpsResult<Option<Bytes>> {
+    // Without an attempt: the latest attempt's recording that is stored.
     let found: Vec<Found> = diesel::sql_query(
         "SELECT r.object_key FROM recordings r JOIN calls c ON c.id = r.call_pk \
-         WHERE c.call_id = $1 AND r.attempt = $2 AND r.account_id = $3 AND r.expires_at > now()",
+         WHERE c.call_id = $1 AND ($2::int4 IS NULL OR r.attempt = $2) AND r.account_id = $3 \
+           AND r.expires_at > now() \
+         ORDER BY r.attempt DESC LIMIT 1",
     )
     .bind::<SqlUuid, _>(call_id)
-    .bind::<Integer, _>(attempt)
+    .bind::<Nullable<Integer>, _>(attempt)
     .bind::<BigInt, _>(account_id)
     .load(conn)
     .await?;

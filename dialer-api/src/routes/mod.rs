@@ -97,6 +97,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/recordings/{call_id}/{attempt}")
                         .route(web::get().to(recordings::get_recording)),
                 )
+                .service(
+                    web::resource("/recordings/{call_id}")
+                        .route(web::get().to(recordings::get_call_recording)),
+                )
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
                 .service(web::resource("/docs").route(web::get().to(openapi::docs)))
                 .service(

@@ -49,6 +49,7 @@ const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
         super::prompts::list_prompts,
         super::prompts::delete_prompt,
         super::recordings::get_recording,
+        super::recordings::get_call_recording,
         super::callbacks::list_callbacks,
         super::callbacks::get_callback,
         super::callbacks::redeliver,

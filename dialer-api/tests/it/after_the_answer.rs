@@ -377,15 +377,31 @@ async fn a_recording_upload_url_works_once_and_only_as_signed() {
         r.bytes().await.expect("bytes") == recording,
         "the bytes uploaded"
     );
-    let other = app.account("OTHER").await;
+    // The call's own URL serves its latest stored attempt's; attempt 2 has none.
+    let call_path = format!("/api/v1/recordings/{}", call.call_id);
     let r = app
-        .raw(
-            app.http
-                .get(other.url(&path))
-                .header("X-API-KEY", &other.key),
-        )
-        .await;
-    r.assert_error(404, "not_found");
+        .http
+        .get(c.url(&call_path))
+        .header("X-API-KEY", &c.key)
+        .send()
+        .await
+        .expect("GET the call's recording");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.bytes().await.expect("bytes") == recording,
+        "the same bytes"
+    );
+    let second = format!("/api/v1/recordings/{}/2", call.call_id);
+    app.raw(app.http.get(c.url(&second)).header("X-API-KEY", &c.key))
+        .await
+        .assert_error(404, "not_found");
+    let other = app.account("OTHER").await;
+    for p in [&path, &call_path] {
+        let r = app
+            .raw(app.http.get(other.url(p)).header("X-API-KEY", &other.key))
+            .await;
+        r.assert_error(404, "not_found");
+    }
     assert_eq!(
         app.count(
             "SELECT count(*) AS n FROM call_events WHERE event_type = 'call_recording_ready'"

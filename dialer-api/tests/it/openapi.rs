@@ -39,6 +39,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/api/v1/prompts"),
     ("DELETE", "/api/v1/prompts/{prompt_id}"),
     ("GET", "/api/v1/recordings/{call_id}/{attempt}"),
+    ("GET", "/api/v1/recordings/{call_id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
