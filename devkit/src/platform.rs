@@ -195,7 +195,7 @@ pub async fn clear_queues(
     prefix: &str,
     account_ids: &[i64],
 ) -> Result<(), PlatformError> {
-    let conn = topology::connect(amqp_url, "dialer-devkit")
+    let conn = topology::connect_once(amqp_url, "dialer-devkit")
         .await
         .map_err(|e| PlatformError::Broker(e.to_string()))?;
     let channel = conn
@@ -406,6 +406,25 @@ pub struct RunningSim {
     pub code: String,
     pub ami: SocketAddr,
     pub control: SocketAddr,
+}
+
+impl RunningSim {
+    /// The simulator's counters (its control port's `stats`: Originates by number and by
+    /// channel id, prompts played, recordings uploaded...); `Null` when it does not answer.
+    pub async fn stats(&self) -> serde_json::Value {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let Ok(stream) = tokio::net::TcpStream::connect(self.control).await else {
+            return serde_json::Value::Null;
+        };
+        let (read, mut write) = stream.into_split();
+        if write.write_all(b"stats\n").await.is_err() {
+            return serde_json::Value::Null;
+        }
+        let mut lines = BufReader::new(read).lines();
+        let line = lines.next_line().await.ok().flatten().unwrap_or_default();
+        serde_json::from_str(line.strip_prefix("OK ").unwrap_or("null"))
+            .unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// Starts the simulators and waits until each accepts AMI connections.

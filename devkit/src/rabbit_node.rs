@@ -107,7 +107,7 @@ impl RabbitNode {
                     self.log_dir().display()
                 )));
             }
-            let probe = dialer_core::topology::connect(&url, "devkit-probe");
+            let probe = dialer_core::topology::connect_once(&url, "devkit-probe");
             if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), probe).await {
                 let _ = conn.close(200, "ready".into()).await;
                 return Ok(());

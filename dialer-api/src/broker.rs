@@ -34,7 +34,7 @@ impl Broker {
             return Ok(channel.clone());
         }
         let open = async {
-            let conn = topology::connect(&self.amqp_url, "dialer-api").await?;
+            let conn = topology::connect_once(&self.amqp_url, "dialer-api").await?;
             let channel = topology::confirm_channel(&conn).await?;
             self.topology.declare(&channel).await?;
             Ok::<_, BrokerError>((conn, channel))

@@ -103,7 +103,7 @@ impl Drop for TestEnv {
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
                         .await;
                 }
-                let connect = topology::connect(&amqp_url, "test-cleanup");
+                let connect = topology::connect_once(&amqp_url, "test-cleanup");
                 let timeout = std::time::Duration::from_secs(5);
                 if let Ok(Ok(conn)) = tokio::time::timeout(timeout, connect).await {
                     if let Ok(channel) = conn.create_channel().await {

@@ -64,6 +64,7 @@ impl Dispatcher {
             })
         };
         let topology = Topology::new(&config.core.queue_prefix);
+        info!("connecting to RabbitMQ (waits until it answers)");
         let amqp = topology::connect(&config.core.amqp_url, &config.id).await?;
         let publish = topology::confirm_channel(&amqp).await?;
         topology.declare(&publish).await?;

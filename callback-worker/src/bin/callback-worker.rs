@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("checking the database schema")?;
     }
+    tracing::info!("connecting to RabbitMQ (waits until it answers)");
     let amqp = topology::connect(&config.core.amqp_url, "callback-worker")
         .await
         .context("connecting to RabbitMQ")?;

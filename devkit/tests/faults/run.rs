@@ -3,13 +3,11 @@
 //! what must hold after any fault: nothing lost, nothing dialed twice, nothing stuck.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use dialer_api::ops::accounts::AccountUpdate;
 use dialer_api::ops::accounts::CreatedAccount;
@@ -218,9 +216,7 @@ impl FaultRun {
     pub async fn originated(&self) -> u64 {
         let mut n = 0;
         for sim in &self.sims {
-            n += sim_stats(sim.control).await["originates_total"]
-                .as_u64()
-                .unwrap_or(0);
+            n += sim.stats().await["originates_total"].as_u64().unwrap_or(0);
         }
         n
     }
@@ -350,7 +346,7 @@ impl FaultRun {
         // Nothing dialed twice: each Originate is an attempt of ours, sent once.
         let mut originated = 0;
         for sim in &self.sims {
-            let stats = sim_stats(sim.control).await;
+            let stats = sim.stats().await;
             let by_channel = stats["originates_by_channel_id"]
                 .as_object()
                 .cloned()
@@ -401,16 +397,4 @@ impl FaultRun {
             "an attempt with more than one terminal event"
         );
     }
-}
-
-/// ami-sim's counters (its control port's `stats`).
-pub async fn sim_stats(control: SocketAddr) -> Value {
-    let stream = tokio::net::TcpStream::connect(control)
-        .await
-        .expect("control port");
-    let (read, mut write) = stream.into_split();
-    write.write_all(b"stats\n").await.expect("stats");
-    let mut lines = BufReader::new(read).lines();
-    let line = lines.next_line().await.expect("reply").unwrap_or_default();
-    serde_json::from_str(line.strip_prefix("OK ").unwrap_or("null")).unwrap_or(Value::Null)
 }

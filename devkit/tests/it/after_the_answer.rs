@@ -7,14 +7,12 @@
 //! and a recording that never arrives, neither holding anything up.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{Integer, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use dialer_api::ops::accounts::AccountUpdate;
 use dialer_api::prompt_audio::{Pcm, encode_wav};
@@ -216,18 +214,6 @@ async fn settle(
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-/// ami-sim's counters (its control port's `stats`).
-async fn sim_stats(control: SocketAddr) -> Value {
-    let stream = tokio::net::TcpStream::connect(control)
-        .await
-        .expect("control port");
-    let (read, mut write) = stream.into_split();
-    write.write_all(b"stats\n").await.expect("stats");
-    let mut lines = BufReader::new(read).lines();
-    let line = lines.next_line().await.expect("reply").unwrap_or_default();
-    serde_json::from_str(line.strip_prefix("OK ").unwrap_or("null")).unwrap_or(Value::Null)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -569,7 +555,7 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
         of_type(&by["+12015550310"], "call_amd_result")["answered_by"],
         "human"
     );
-    let stats = sim_stats(p.sims[0].control).await;
+    let stats = p.sims[0].stats().await;
     assert_eq!(stats["prompts_failed"], 0, "{stats}");
     // 701: 3 people and 2 machines as people hear the message; 702: the person; 703: the
     // person's message and the machine's voicemail; 705: the message.
@@ -687,7 +673,7 @@ async fn an_unreachable_prompt_and_a_recording_that_never_arrives_hold_nothing_u
         .await
         .expect("count");
     assert_eq!(stored.n, 0);
-    let stats = sim_stats(p.sims[0].control).await;
+    let stats = p.sims[0].stats().await;
     assert_eq!(stats["prompts_failed"], 1, "{stats}");
     assert_eq!(stats["recording_upload_failures"], 1, "{stats}");
     p.processes.stop_all(Duration::from_secs(5)).await;
