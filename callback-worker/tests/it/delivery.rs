@@ -438,3 +438,77 @@ async fn a_failing_endpoint_is_backed_off_as_a_whole_and_comes_back_by_itself() 
     run.shutdown().await;
     assert!(state.requests.load(std::sync::atomic::Ordering::SeqCst) <= 40 + 5 + 2);
 }
+
+/// With a 2 s timeout: an endpoint that never answers, one that answers in 1 s, one that answers
+/// 200 in 1.8 s (just under the timeout: delivered at the first try, never counted as a
+/// timeout), and a healthy one, whose 60 events are not slowed by the three others.
+#[tokio::test]
+async fn hanging_slow_and_just_in_time_endpoints_do_not_slow_a_healthy_one() {
+    let h = Harness::new().await;
+    let (_hanging, hang) = h.receiving("HANG", MODE_HANG).await;
+    let (slow_state, slow) = h.receiving("SLOW", MODE_OK).await;
+    slow_state
+        .delay_ms
+        .store(1000, std::sync::atomic::Ordering::SeqCst);
+    let (just_state, just) = h.receiving("JUST", MODE_OK).await;
+    just_state
+        .delay_ms
+        .store(1800, std::sync::atomic::Ordering::SeqCst);
+    let (healthy, fast) = h.receiving("FAST", MODE_OK).await;
+    // The others' events are written first, so they are claimed first.
+    h.events(hang, 40, 1).await;
+    h.events(slow, 16, 1).await;
+    h.events(just, 16, 1).await;
+    h.events(fast, 30, 2).await;
+    let mut config = h.config();
+    config.request_timeout = Duration::from_secs(2);
+    config.endpoint_concurrency = 8;
+    let run = h.start(config);
+    let took = h
+        .wait_count(
+            &account_events_in(fast, DeliveryStatus::Delivered),
+            60,
+            Duration::from_secs(30),
+        )
+        .await;
+    eprintln!("the healthy endpoint's 60 events delivered in {took:?}");
+    // Waiting behind the hanging endpoint alone would take 40 / 8 x 2 s = 10 s, behind the
+    // slow ones 2 rounds of 1 s and of 1.8 s more: the healthy one waits for none of them.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    for account in [slow, just] {
+        h.wait_count(
+            &account_events_in(account, DeliveryStatus::Delivered),
+            16,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    run.shutdown().await;
+    assert_in_order_per_call(&healthy.accepted(), 60);
+    let tries_of = |account: i64, filter: &str| {
+        format!(
+            "SELECT count(*) AS n FROM callback_deliveries d JOIN call_events e ON e.id = d.event_pk \
+             WHERE e.account_id = {account} {filter}"
+        )
+    };
+    // Just in time: one try per event, each a 200.
+    assert_eq!(h.count(&tries_of(just, "")).await, 16);
+    assert_eq!(
+        h.count(&tries_of(just, "AND d.status_code = 200")).await,
+        16
+    );
+    // The hanging one: tries ended by the timeout, none delivered.
+    assert!(
+        h.count(&tries_of(
+            hang,
+            "AND d.status_code IS NULL AND d.error IS NOT NULL"
+        ))
+        .await
+            > 0
+    );
+    assert_eq!(
+        h.count(&account_events_in(hang, DeliveryStatus::Delivered))
+            .await,
+        0
+    );
+}
