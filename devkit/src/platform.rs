@@ -409,20 +409,26 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
-    /// The simulator's counters (its control port's `stats`: Originates by number and by
-    /// channel id, prompts played, recordings uploaded...); `Null` when it does not answer.
-    pub async fn stats(&self) -> serde_json::Value {
+    /// One line to the simulator's control port (`stats`, `restart`, `stall`, `resume`...);
+    /// its answer without the `OK ` prefix, or `None` when it refused or did not answer.
+    pub async fn command(&self, line: &str) -> Option<String> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let Ok(stream) = tokio::net::TcpStream::connect(self.control).await else {
-            return serde_json::Value::Null;
-        };
+        let stream = tokio::net::TcpStream::connect(self.control).await.ok()?;
         let (read, mut write) = stream.into_split();
-        if write.write_all(b"stats\n").await.is_err() {
-            return serde_json::Value::Null;
-        }
+        write.write_all(format!("{line}\n").as_bytes()).await.ok()?;
         let mut lines = BufReader::new(read).lines();
-        let line = lines.next_line().await.ok().flatten().unwrap_or_default();
-        serde_json::from_str(line.strip_prefix("OK ").unwrap_or("null"))
+        let answer = lines.next_line().await.ok().flatten()?;
+        answer
+            .strip_prefix("OK")
+            .map(|rest| rest.trim_start().to_owned())
+    }
+
+    /// The simulator's counters (`stats`: Originates by number and by channel id, prompts
+    /// played, recordings uploaded...); `Null` when it does not answer.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.command("stats")
+            .await
+            .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or(serde_json::Value::Null)
     }
 }

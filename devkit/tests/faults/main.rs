@@ -8,5 +8,6 @@ mod broker_outage;
 #[allow(dead_code)]
 #[path = "../it/helpers.rs"]
 mod helpers;
+mod pbx_faults;
 mod pg_outage;
 mod run;
