@@ -7,6 +7,7 @@ mod crash_and_rate;
 mod expiry;
 mod fairness;
 mod global_and_resume;
+mod held_transitions;
 mod helpers;
 mod limits_and_batches;
 mod multi_dispatcher;
