@@ -15,6 +15,7 @@ pub mod event;
 pub mod message;
 
 pub use action::{Action, ActionError, Originate};
+pub use backoff::Backoff;
 pub use client::{
     AmiClient, AmiError, ClientConfig, ClientEvent, ConnectionState, DisconnectReason, Response,
 };

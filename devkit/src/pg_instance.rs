@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -61,12 +60,12 @@ impl PgInstance {
             port: free_port()?,
             as_postgres,
         };
-        pg.run("mkdir", &["-p", &pg.dir.display().to_string()])
+        pg.run(Path::new("mkdir"), &["-p", &pg.dir.display().to_string()])
             .await?;
         let data = pg.data().display().to_string();
         let out = pg
             .run(
-                "initdb",
+                &pg.bin.join("initdb"),
                 &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8"],
             )
             .await?;
@@ -86,34 +85,30 @@ impl PgInstance {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The server's own log.
     pub fn log(&self) -> PathBuf {
         self.dir.join("server.log")
     }
 
-    async fn run(&self, program: &str, args: &[&str]) -> Result<Output, PlatformError> {
-        let path = if program == "mkdir" {
-            PathBuf::from("mkdir")
-        } else {
-            self.bin.join(program)
-        };
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
+    /// `program` as the server's user: through `runuser -u postgres --` when we are root.
+    fn command(&self, program: &Path) -> std::process::Command {
+        if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
             c
         } else {
-            Command::new(&path)
-        };
+            std::process::Command::new(program)
+        }
+    }
+
+    async fn run(&self, program: &Path, args: &[&str]) -> Result<Output, PlatformError> {
+        let mut cmd = Command::from(self.command(program));
         cmd.args(args)
             .kill_on_drop(true)
             .output()
             .await
             .map_err(|source| PlatformError::Spawn {
-                name: path.display().to_string(),
+                name: program.display().to_string(),
                 source,
             })
     }
@@ -122,7 +117,7 @@ impl PgInstance {
         let data = self.data().display().to_string();
         let mut all = vec!["-D", data.as_str()];
         all.extend_from_slice(args);
-        let out = self.run("pg_ctl", &all).await?;
+        let out = self.run(&self.bin.join("pg_ctl"), &all).await?;
         if out.status.success() {
             Ok(())
         } else {
@@ -148,31 +143,13 @@ impl PgInstance {
         let mode = if immediate { "immediate" } else { "fast" };
         self.pg_ctl(&["-m", mode, "-w", "-t", "60", "stop"]).await
     }
-
-    /// Stopped for `down`, then started again.
-    pub async fn outage(&self, down: Duration, immediate: bool) -> Result<(), PlatformError> {
-        self.stop_server(immediate).await?;
-        tokio::time::sleep(down).await;
-        self.start_server().await
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for PgInstance {
     fn drop(&mut self) {
         let data = self.data();
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            std::process::Command::new(&pg_ctl)
-        };
-        let _ = cmd
+        let _ = self
+            .command(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)
             .args(["-m", "immediate", "-w", "stop"])

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ami_bridge::{AmiClient, AmiError, ClientConfig, ClientEvent, Originate};
+use ami_bridge::{AmiClient, AmiError, Backoff, ClientConfig, ClientEvent, Originate};
 use dialer_core::models::AsteriskServer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -343,14 +343,13 @@ async fn run(
     config.ping_timeout = Duration::from_secs(3);
     // The overload signal is timed at the socket; this runtime's own delays stay out of it.
     config.io_thread = true;
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let (client, mut events) = loop {
         match AmiClient::connect(config.clone()).await {
             Ok(pair) => break pair,
             Err(e) => {
                 warn!(server = %spec.code, error = %e, "AMI connect failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     };

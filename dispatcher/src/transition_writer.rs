@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use ami_bridge::Backoff;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, warn};
@@ -113,18 +114,10 @@ fn refused(e: &StateError) -> bool {
     }
 }
 
-/// Waits between tries while the database is in trouble: 200 ms, doubling up to 5 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_millis(200))
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
-    }
+/// Delays between tries while the database is in trouble: from 200 ms, doubling up to 5 s,
+/// jittered (the AMI client's reconnect backoff).
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
 }
 
 /// Transitions refused for their data, in arrival order, with the later ones of their attempts.
@@ -173,13 +166,13 @@ struct Writer {
 impl Writer {
     /// A connection, waiting for the database as long as it takes.
     async fn connection(&self) -> DbConn {
-        let mut backoff = Backoff::new();
+        let mut backoff = backoff();
         loop {
             match self.pool.get().await {
                 Ok(c) => return c,
                 Err(e) => {
                     warn!(error = %e, "no database connection for call state; trying again");
-                    backoff.wait().await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -198,7 +191,7 @@ impl Writer {
         if group.is_empty() {
             return notes.0;
         }
-        let mut backoff = Backoff::new();
+        let mut backoff = backoff();
         loop {
             let mut conn = self.connection().await;
             let started = std::time::Instant::now();
@@ -216,7 +209,7 @@ impl Writer {
                 }
                 Err(e) => {
                     warn!(error = %e, transitions = group.len(), "call state write failed; writing the group again");
-                    backoff.wait().await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -233,7 +226,7 @@ impl Writer {
             return self.held.push(t, "behind a held transition of its attempt");
         }
         let mut refusals = 0;
-        let mut backoff = Backoff::new();
+        let mut backoff = backoff();
         loop {
             let mut conn = self.connection().await;
             match state::apply(&mut conn, &t, &self.public_url).await {
@@ -248,7 +241,7 @@ impl Writer {
                 }
                 Err(e) => {
                     warn!(error = %e, attempt = %t.attempt(), "call state write failed; trying again");
-                    backoff.wait().await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

@@ -212,13 +212,18 @@ impl FaultRun {
             .unwrap_or(0)
     }
 
-    /// Originates the simulated servers have taken so far.
-    pub async fn originated(&self) -> u64 {
-        let mut n = 0;
+    /// Originates each simulated server has taken so far.
+    pub async fn originates(&self) -> Vec<u64> {
+        let mut all = Vec::new();
         for sim in &self.sims {
-            n += sim.stats().await["originates_total"].as_u64().unwrap_or(0);
+            all.push(sim.stats().await["originates_total"].as_u64().unwrap_or(0));
         }
-        n
+        all
+    }
+
+    /// Originates the simulated servers have taken so far, together.
+    pub async fn originated(&self) -> u64 {
+        self.originates().await.iter().sum()
     }
 
     /// Waits until at least `n` attempts have ended (calls are then in every state).
