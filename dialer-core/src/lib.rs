@@ -3,6 +3,7 @@
 //! migrations, pool), the RabbitMQ topology and outboxes, and the callback data access the API and
 //! the CLI share ([`callbacks`], [`url_policy`]); services meet only through these.
 
+pub mod broker_connection;
 pub mod ca_cert;
 pub mod call_flow;
 pub mod callbacks;

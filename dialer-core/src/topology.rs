@@ -4,14 +4,14 @@
 //! the broker confirms it. A message a consumer rejects too often (quorum queues' delivery
 //! limit) goes to the dead-letter queue instead of looping.
 
-use std::time::Duration;
-
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+
+pub use crate::broker_connection::{connect, connect_once};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -25,6 +25,8 @@ pub enum BrokerError {
     Encode(String),
     #[error("publisher confirms are not enabled on this channel")]
     NoConfirms,
+    #[error("AMQP_URL: {0}")]
+    Address(String),
 }
 
 /// Routing key of call events on the events exchange.
@@ -196,44 +198,6 @@ impl Topology {
         }
         Ok(())
     }
-}
-
-/// Connects with automatic recovery (lapin restores topology and consumers after a reconnect),
-/// for the long-lived services. The first connection waits for the broker too, as long as it
-/// takes: a dispatcher or worker started before RabbitMQ begins once it answers.
-pub async fn connect(
-    amqp_url: &str,
-    connection_name: &str,
-) -> Result<lapin::Connection, BrokerError> {
-    // Recovery reconnects and replays channels and consumers. Its default gives up after 16
-    // tries (about 11 minutes of outage, after which a consumer would stay silently dead) and
-    // waits up to a minute between tries (a 30 s outage was noticed 23 s late): here it tries
-    // for as long as it takes, at most 2 s apart (a refused connect costs nothing), jittered so
-    // services do not reconnect at once.
-    let props = ConnectionProperties::default()
-        .with_connection_name(LongString::from(connection_name))
-        .configure_backoff(|b| {
-            b.with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(2))
-                .with_factor(2.0)
-                .with_jitter()
-                .with_max_times(usize::MAX)
-        })
-        .enable_auto_recover();
-    Ok(lapin::Connection::connect(amqp_url, props).await?)
-}
-
-/// One connection, without recovery or retry: it fails at once when the broker does not
-/// answer, and stays closed once lost. For callers that reconnect themselves (the API's
-/// publisher, which opens a fresh one on demand) or connect briefly (probes, cleanups): with
-/// recovery, each abandoned attempt would go on retrying in the background.
-pub async fn connect_once(
-    amqp_url: &str,
-    connection_name: &str,
-) -> Result<lapin::Connection, BrokerError> {
-    let props =
-        ConnectionProperties::default().with_connection_name(LongString::from(connection_name));
-    Ok(lapin::Connection::connect(amqp_url, props).await?)
 }
 
 /// A channel in confirm mode, for publishing.

@@ -72,8 +72,15 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// `scheme://user:pass@host/db` -> `scheme://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
+/// `scheme://user:pass@host/db` -> `scheme://user:***@host/db`, each of a comma-separated list.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(redact_one)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -113,11 +120,19 @@ impl Config {
         let api_addr = env.parse("DIALER_API_ADDR", default_addr, "host:port")?;
         let public_url = base_url(env, "DIALER_PUBLIC_URL", &format!("http://{api_addr}"))?;
         let media_url = base_url(env, "DIALER_MEDIA_URL", &public_url)?;
+        let amqp_url = env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
+        if let Err(e) = crate::broker_connection::BrokerAddresses::parse(&amqp_url) {
+            // Checked here so a service with a bad list stops at start with the reason.
+            return Err(ConfigError::new(
+                "AMQP_URL",
+                format!("{e}; expected one amqp:// URL or several, comma-separated"),
+            ));
+        }
         Ok(Config {
             database_url: env.text("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dialer"),
             db_pool_size: env.positive("DIALER_DB_POOL_SIZE", 10)?,
             db_statement_timeout: env.millis("DIALER_DB_STATEMENT_TIMEOUT_MS", 60_000)?,
-            amqp_url: env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            amqp_url,
             queue_prefix,
             api_addr,
             max_body_bytes: env.number("DIALER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
@@ -175,6 +190,11 @@ mod tests {
         assert_eq!(err.map(|e| e.name), Some("DIALER_DB_POOL_SIZE"));
         let env: HashMap<&str, &str> = [("DIALER_QUEUE_PREFIX", "a b")].into();
         assert!(Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).is_err());
+        let env: HashMap<&str, &str> =
+            [("AMQP_URL", "amqp://u:secret@h1/%2f,amqp://u:other@h2/%2f")].into();
+        let err = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).err();
+        assert_eq!(err.as_ref().map(|e| e.name), Some("AMQP_URL"));
+        assert!(!format!("{err:?}").contains("secret"));
     }
 
     #[test]
@@ -183,5 +203,12 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("guest:***@"));
         assert!(!shown.contains("guest:guest"));
+        let env: HashMap<&str, &str> =
+            [("AMQP_URL", "amqp://u:p1@h1/%2f,amqp://u:p1@h2/%2f")].into();
+        let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("a list");
+        assert_eq!(
+            redact_url(&c.amqp_url),
+            "amqp://u:***@h1/%2f,amqp://u:***@h2/%2f"
+        );
     }
 }
