@@ -49,6 +49,10 @@ pub async fn execute(sim: &SimHandle, line: &str) -> (String, bool) {
             Ok(json) => format!("OK {json}"),
             Err(e) => format!("ERR {e}"),
         },
+        "timeline" => match serde_json::to_string(&sim.timeline()) {
+            Ok(json) => format!("OK {json}"),
+            Err(e) => format!("ERR {e}"),
+        },
         "channels" => format!("OK {}", sim.current_channels()),
         "sessions" => format!("OK {}", sim.sessions()),
         "max-window" => match arg.and_then(|a| a.parse::<u64>().ok()) {
@@ -94,7 +98,7 @@ pub async fn execute(sim: &SimHandle, line: &str) -> (String, bool) {
             _ => "ERR usage: refuse-logins on|off".to_string(),
         },
         "quit" => return ("OK bye".to_string(), true),
-        "help" => "OK commands: ping stats channels sessions max-window <ms> reset-stats drop stall resume garbage restart refuse-logins on|off quit".to_string(),
+        "help" => "OK commands: ping stats timeline channels sessions max-window <ms> reset-stats drop stall resume garbage restart refuse-logins on|off quit".to_string(),
         other => format!("ERR unknown command {other}"),
     };
     (reply, false)

@@ -32,6 +32,11 @@ impl SimHandle {
         self.pbx.stats.snapshot()
     }
 
+    /// Originates and channel changes on the wall clock ([`crate::stats::Timeline`]).
+    pub fn timeline(&self) -> crate::stats::Timeline {
+        self.pbx.stats.timeline()
+    }
+
     pub fn reset_stats(&self) {
         self.pbx.stats.reset();
     }

@@ -320,6 +320,9 @@ impl Pbx {
         let count = reg.by_name.len() as u64;
         drop(reg);
         self.stats.channels_changed(count);
+        let ids = std::iter::once(&one).chain(two.as_ref());
+        self.stats
+            .channels_logged(ids.map(|s| s.uniqueid.as_str()), true);
         Ok(NewChannels {
             one,
             two,
@@ -340,14 +343,17 @@ impl Pbx {
     /// The channels are gone (their Hangup is about to be published).
     pub(crate) fn remove_channels(&self, snaps: &[&Snapshot]) {
         let mut reg = self.registry();
+        let mut gone = Vec::with_capacity(snaps.len());
         for s in snaps {
             if reg.by_name.remove(&s.name.to_ascii_lowercase()).is_some() {
                 reg.by_uniqueid.remove(&s.uniqueid);
+                gone.push(s.uniqueid.as_str());
             }
         }
         let count = reg.by_name.len() as u64;
         drop(reg);
         self.stats.channels_changed(count);
+        self.stats.channels_logged(gone.into_iter(), false);
     }
 
     pub(crate) fn channel_views(&self) -> Vec<ChannelView> {

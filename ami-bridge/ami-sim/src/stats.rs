@@ -25,6 +25,13 @@ pub(crate) struct Stats {
 #[derive(Debug)]
 struct Counts {
     since: Instant,
+    /// The wall clock at `since`, so two simulators' timelines can be merged.
+    since_unix_ms: u64,
+    /// The ChannelId of each Originate in `times` (empty when it had none).
+    time_ids: Vec<String>,
+    /// Offsets from `since` of every channel's creation (`true`) and end, with its Uniqueid
+    /// (an Originate's `ChannelId`, as Asterisk makes it).
+    channel_log: Vec<(Duration, String, bool)>,
     originates: u64,
     by_number: BTreeMap<String, u64>,
     by_channel_id: BTreeMap<String, u64>,
@@ -85,6 +92,16 @@ pub struct StatsSnapshot {
     pub recording_upload_failures: u64,
 }
 
+/// [`Stats::timeline`]: offsets in milliseconds from `since_unix_ms`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Timeline {
+    pub since_unix_ms: u64,
+    /// `[offset, ChannelId or ""]` of every Originate.
+    pub originates: Vec<(u64, String)>,
+    /// `[offset, Uniqueid, created]`: each channel's creation (`true`) and end (`false`).
+    pub channels: Vec<(u64, String, bool)>,
+}
+
 impl Stats {
     pub(crate) fn new() -> Stats {
         Stats {
@@ -107,6 +124,7 @@ impl Stats {
             c.originates += 1;
             let t = at.saturating_duration_since(c.since);
             c.times.push(t);
+            c.time_ids.push(channel_id.unwrap_or_default().to_string());
             *c.by_number.entry(number.to_string()).or_default() += 1;
             if let Some(id) = channel_id {
                 *c.by_channel_id.entry(id.to_string()).or_default() += 1;
@@ -116,6 +134,17 @@ impl Stats {
 
     pub(crate) fn outcome(&self, name: &str) {
         self.with(|c| *c.outcomes.entry(name.to_string()).or_default() += 1);
+    }
+
+    /// Channels created (`up`) or gone, by Uniqueid, for the timeline.
+    pub(crate) fn channels_logged<'a>(&self, uniqueids: impl Iterator<Item = &'a str>, up: bool) {
+        let at = Instant::now();
+        self.with(|c| {
+            let t = at.saturating_duration_since(c.since);
+            for id in uniqueids {
+                c.channel_log.push((t, id.to_string(), up));
+            }
+        });
     }
 
     pub(crate) fn channels_changed(&self, current: u64) {
@@ -195,6 +224,25 @@ impl Stats {
         self.with(|c| max_in_window(&c.times, window))
     }
 
+    /// Every Originate and every change in the channels up, on the wall clock: what a test
+    /// merges across simulators to check a limit held in aggregate.
+    pub(crate) fn timeline(&self) -> Timeline {
+        self.with(|c| Timeline {
+            since_unix_ms: c.since_unix_ms,
+            originates: c
+                .times
+                .iter()
+                .zip(&c.time_ids)
+                .map(|(t, id)| (t.as_millis() as u64, id.clone()))
+                .collect(),
+            channels: c
+                .channel_log
+                .iter()
+                .map(|(t, id, up)| (t.as_millis() as u64, id.clone(), *up))
+                .collect(),
+        })
+    }
+
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let events = self.events.load(Ordering::Relaxed);
         let event_bytes = self.event_bytes.load(Ordering::Relaxed);
@@ -238,8 +286,14 @@ impl Stats {
 
 impl Counts {
     fn new(current_channels: u64) -> Counts {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Counts {
             since: Instant::now(),
+            since_unix_ms: unix.as_millis() as u64,
+            time_ids: Vec::new(),
+            channel_log: Vec::new(),
             originates: 0,
             by_number: BTreeMap::new(),
             by_channel_id: BTreeMap::new(),
@@ -299,6 +353,8 @@ mod tests {
         s.originate("200", Some("id-2"));
         s.channels_changed(3);
         s.channels_changed(1);
+        s.channels_logged(["id-1", "id-2"].into_iter(), true);
+        s.channels_logged(["id-1"].into_iter(), false);
         let snap = s.snapshot();
         assert_eq!(snap.originates_total, 3);
         assert_eq!(snap.originates_by_number.get("100"), Some(&2));
@@ -306,6 +362,16 @@ mod tests {
         assert_eq!(snap.max_concurrent_channels, 3);
         assert_eq!(snap.current_channels, 1);
         assert_eq!(snap.originates_per_second, vec![3]);
+        let timeline = s.timeline();
+        let ids: Vec<&str> = timeline.originates.iter().map(|o| o.1.as_str()).collect();
+        assert_eq!(ids, ["id-1", "", "id-2"]);
+        let changes: Vec<(&str, bool)> = timeline
+            .channels
+            .iter()
+            .map(|c| (c.1.as_str(), c.2))
+            .collect();
+        assert_eq!(changes, [("id-1", true), ("id-2", true), ("id-1", false)]);
+        assert!(timeline.since_unix_ms > 1_700_000_000_000);
         s.reset();
         let snap = s.snapshot();
         assert_eq!(snap.originates_total, 0);
