@@ -226,6 +226,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    pacing_slots (scope, slot) {
+        scope -> Text,
+        slot -> Int8,
+    }
+}
+
+diesel::table! {
     account_call_flow (account_id) {
         account_id -> Int8,
         amd -> Text,
@@ -307,4 +314,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     dispatchers,
     server_leases,
     pacing,
+    pacing_slots,
 );

@@ -250,29 +250,28 @@ impl Scheduler {
         if claimed.is_empty() {
             return (back, None);
         }
-        // Slots: the account's (shared by every dispatcher), and the platform's if limited.
-        // The clock is read afresh: the claim may have waited on another dispatcher's lock, and
-        // a slot dated before it would fire late, bunched against the next one.
+        // Departures under the account's rate (shared by every dispatcher) and the platform's
+        // if limited, decided together. The clock is read afresh: the claim may have waited on
+        // another dispatcher's lock, and a slot dated before it would fire late, bunched
+        // against the next one.
         let rate = f64::from(claimed[0].calls_per_second);
         let rate_per_round = claimed[0].calls_per_second.max(1) as usize;
         let now = Utc::now();
-        let mut slots = pacing::reserve(
+        let slots = pacing::departures(
             &mut conn,
-            &pacing::account_scope(account),
+            account,
             rate,
+            self.global_cps,
             claimed.len(),
             now,
         )
         .await
-        .unwrap_or_else(|_| vec![now; claimed.len()]);
-        if let Some(global) = self.global_cps
-            && let Ok(g) =
-                pacing::reserve(&mut conn, pacing::GLOBAL_SCOPE, global, claimed.len(), now).await
-        {
-            for (s, g) in slots.iter_mut().zip(g) {
-                *s = (*s).max(g);
-            }
-        }
+        .unwrap_or_else(|e| {
+            // The claim is committed; the calls still leave, paced by this process alone
+            // (the account's local pacer and the server's).
+            warn!(error = %e, "pacing not reserved; pacing locally");
+            vec![now; claimed.len()]
+        });
         drop(conn);
         // Followed from the claim on: a graceful stop waits for these too, and their channels
         // count against the server from now.

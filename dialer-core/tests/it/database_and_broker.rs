@@ -54,7 +54,7 @@ async fn schema_rs_matches_the_migrated_database() {
         .expect("schema is current");
     check_table! {
         conn, accounts, api_keys, asterisk_servers, batches, calls, call_attempts, call_events,
-        callback_deliveries, dnc_numbers, dial_jobs, dispatchers, server_leases, pacing
+        callback_deliveries, dnc_numbers, dial_jobs, dispatchers, server_leases, pacing, pacing_slots
     }
 }
 
