@@ -90,7 +90,7 @@ async fn bench(
         queue_prefix: opts.queue_prefix.clone(),
         extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
     };
-    let services = platform::start_services(bins, processes, &env, 1, 1).await?;
+    let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     eprintln!(
         "▸ platform up (logs in {}); submitting",
         processes.log_dir().display()

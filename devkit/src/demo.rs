@@ -129,7 +129,7 @@ async fn demo(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
         )],
     };
-    let services = platform::start_services(bins, processes, &env, 1, 1).await?;
+    let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     step(format!(
         "dialer-api on {}, dispatcher and callback-worker running (logs in {})",
         services.api_url,

@@ -12,6 +12,7 @@ pub mod pg_cpu;
 pub mod pg_instance;
 pub mod pg_transactions;
 pub mod platform;
+pub mod rabbit_cluster;
 pub mod rabbit_node;
 pub mod rate_windows;
 pub mod receiver;

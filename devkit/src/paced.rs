@@ -136,7 +136,7 @@ async fn paced(
         queue_prefix: opts.queue_prefix.clone(),
         extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
     };
-    let services = platform::start_services(bins, processes, &env, 1, 1).await?;
+    let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     let client = ApiClient::new(&services.api_url, &created.api_key);
     for chunk in (0..calls).collect::<Vec<_>>().chunks(50_000) {
         let rows: Vec<Value> = chunk

@@ -431,6 +431,43 @@ impl RunningSim {
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or(serde_json::Value::Null)
     }
+
+    /// Every Originate and every channel's creation and end on the simulator's wall clock
+    /// (`timeline`), in Unix milliseconds.
+    pub async fn timeline(&self) -> SimTimeline {
+        let v: serde_json::Value = self
+            .command("timeline")
+            .await
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let since = v["since_unix_ms"].as_u64().unwrap_or(0);
+        let rows = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+        SimTimeline {
+            originates: rows("originates")
+                .iter()
+                .filter_map(|o| Some((since + o[0].as_u64()?, o[1].as_str()?.to_owned())))
+                .collect(),
+            channels: rows("channels")
+                .iter()
+                .filter_map(|c| {
+                    Some((
+                        since + c[0].as_u64()?,
+                        c[1].as_str()?.to_owned(),
+                        c[2].as_bool()?,
+                    ))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// [`RunningSim::timeline`]: Unix milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct SimTimeline {
+    /// `(when, ChannelId)` of every Originate.
+    pub originates: Vec<(u64, String)>,
+    /// `(when, Uniqueid, created)`: each channel's creation and end.
+    pub channels: Vec<(u64, String, bool)>,
 }
 
 /// Starts the simulators and waits until each accepts AMI connections.
@@ -477,8 +514,28 @@ pub async fn start_sims(
 /// Where the services of a run listen.
 #[derive(Debug, Clone)]
 pub struct RunningServices {
+    /// The first API's.
     pub api_url: String,
+    /// Every API's, the first first.
+    pub api_urls: Vec<String>,
     pub dispatcher_metrics_url: String,
+}
+
+/// How many of each service a run starts (at least one of each).
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub apis: usize,
+    pub dispatchers: usize,
+    pub workers: usize,
+}
+
+impl Scale {
+    /// One of each.
+    pub const ONE: Scale = Scale {
+        apis: 1,
+        dispatchers: 1,
+        workers: 1,
+    };
 }
 
 /// The environment every service of a run shares.
@@ -507,17 +564,22 @@ impl ServiceEnv {
     }
 }
 
-/// Starts the API, `dispatchers` dispatchers and `workers` callback workers; returns once the
-/// API and the first dispatcher answer.
+/// Starts the APIs, dispatchers and callback workers `scale` asks for; returns once every API
+/// and dispatcher answers.
 pub async fn start_services(
     bins: &Binaries,
     processes: &mut Processes,
     env: &ServiceEnv,
-    dispatchers: usize,
-    workers: usize,
+    scale: Scale,
 ) -> Result<RunningServices, PlatformError> {
-    let api_port = free_port()?;
-    let api_url = format!("http://127.0.0.1:{api_port}");
+    let api_ports = (0..scale.apis.max(1))
+        .map(|_| free_port())
+        .collect::<std::io::Result<Vec<u16>>>()?;
+    let api_urls: Vec<String> = api_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let api_url = api_urls[0].clone();
     // Every service learns the API's address (recording URLs, the media URLs the PBXs use);
     // recordings go under the run's log directory unless the run says otherwise.
     let mut env = env.clone();
@@ -534,14 +596,18 @@ pub async fn start_services(
         }
     }
     let env = &env;
-    let mut api_env = env.vars();
-    api_env.push((
-        "DIALER_API_ADDR".to_owned(),
-        format!("127.0.0.1:{api_port}"),
-    ));
-    processes.spawn("dialer-api", &bins.path("dialer-api"), &[], &api_env)?;
+    for (i, port) in api_ports.iter().enumerate() {
+        let mut api_env = env.vars();
+        api_env.push(("DIALER_API_ADDR".to_owned(), format!("127.0.0.1:{port}")));
+        // The first keeps the plain name the logs and tests have always used.
+        let name = match i {
+            0 => "dialer-api".to_owned(),
+            _ => format!("dialer-api-{}", i + 1),
+        };
+        processes.spawn(&name, &bins.path("dialer-api"), &[], &api_env)?;
+    }
     let mut metrics_urls = Vec::new();
-    for i in 0..dispatchers.max(1) {
+    for i in 0..scale.dispatchers.max(1) {
         let port = free_port()?;
         let mut denv = env.vars();
         denv.push((
@@ -556,7 +622,7 @@ pub async fn start_services(
         )?;
         metrics_urls.push(format!("http://127.0.0.1:{port}/metrics"));
     }
-    for i in 0..workers.max(1) {
+    for i in 0..scale.workers.max(1) {
         processes.spawn(
             &format!("callback-worker-{}", i + 1),
             &bins.path("callback-worker"),
@@ -564,17 +630,15 @@ pub async fn start_services(
             &env.vars(),
         )?;
     }
-    wait_for_http(
-        &format!("{api_url}/readyz"),
-        Duration::from_secs(30),
-        processes,
-    )
-    .await?;
+    for url in &api_urls {
+        wait_for_http(&format!("{url}/readyz"), Duration::from_secs(30), processes).await?;
+    }
     for m in &metrics_urls {
         wait_for_http(m, Duration::from_secs(30), processes).await?;
     }
     Ok(RunningServices {
         api_url,
+        api_urls,
         dispatcher_metrics_url: metrics_urls.into_iter().next().unwrap_or_default(),
     })
 }

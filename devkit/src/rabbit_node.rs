@@ -15,6 +15,8 @@ use crate::platform::{PlatformError, free_port};
 /// The server script that runs the node in the foreground as the current user (Debian's
 /// `/usr/sbin/rabbitmq-server` switches to the `rabbitmq` user first).
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+/// Its control tool, likewise run as the current user.
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 
 /// One private RabbitMQ node; killed and removed when dropped.
 pub struct RabbitNode {
@@ -28,6 +30,14 @@ pub struct RabbitNode {
 impl RabbitNode {
     /// Starts a node on free loopback ports and waits until it takes AMQP connections.
     pub async fn start() -> Result<RabbitNode, PlatformError> {
+        let mut node = RabbitNode::prepare(None)?;
+        node.start_node().await?;
+        Ok(node)
+    }
+
+    /// A node not started yet; with `cookie`, its Erlang cookie (nodes of one cluster and
+    /// `rabbitmqctl` must share it), else one of its own made at its first start.
+    pub fn prepare(cookie: Option<&str>) -> Result<RabbitNode, PlatformError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -36,15 +46,81 @@ impl RabbitNode {
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
         std::fs::write(dir.join("rabbitmq.conf"), "")?;
         std::fs::write(dir.join("rabbitmq-env.conf"), "")?;
-        let mut node = RabbitNode {
+        if let Some(cookie) = cookie {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(".erlang.cookie");
+            std::fs::write(&path, cookie)?;
+            // Erlang refuses a cookie file others can read.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
+        }
+        Ok(RabbitNode {
             dir,
             name: format!("dialer-fault-{pid}-{n}@localhost"),
             port: free_port()?,
             dist_port: free_port()?,
             child: None,
-        };
-        node.start_node().await?;
-        Ok(node)
+        })
+    }
+
+    /// The Erlang node name (`name@localhost`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The AMQP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the node was started and not stopped since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The environment that points RabbitMQ's scripts at this node's own files.
+    fn node_env(&self, cmd: &mut Command) {
+        let d = |p: &str| self.dir.join(p).display().to_string();
+        cmd.env("HOME", &self.dir)
+            .env("RABBITMQ_NODENAME", &self.name)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d("advanced.config"))
+            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
+            .env("RABBITMQ_PID_FILE", d("pid"));
+    }
+
+    /// Runs `rabbitmqctl` against this node; its standard output, or an error with its
+    /// standard error.
+    pub async fn ctl(&self, args: &[&str]) -> Result<String, PlatformError> {
+        let mut cmd = Command::new(CTL);
+        self.node_env(&mut cmd);
+        cmd.arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .stdin(Stdio::null());
+        let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .map_err(|_| {
+                PlatformError::Broker(format!("rabbitmqctl {args:?}: no answer in 120 s"))
+            })?
+            .map_err(|source| PlatformError::Spawn {
+                name: CTL.to_owned(),
+                source,
+            })?;
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            false => Err(PlatformError::Broker(format!(
+                "rabbitmqctl -n {} {args:?}: {}{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))),
+        }
     }
 
     /// `amqp://` URL of the node (guest, allowed on loopback).
@@ -63,23 +139,14 @@ impl RabbitNode {
         if self.child.is_some() {
             return Ok(());
         }
-        let d = |p: &str| self.dir.join(p).display().to_string();
-        let out = std::fs::File::create(self.dir.join("log/console.log"))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log/console.log"))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(SERVER);
-        cmd.env("HOME", &self.dir)
-            .env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d("advanced.config"))
-            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
-            .env("RABBITMQ_PID_FILE", d("pid"))
-            .stdin(Stdio::null())
+        self.node_env(&mut cmd);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)

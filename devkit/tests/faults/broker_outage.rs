@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run::{FaultRun, Own};
+use crate::run::{FaultRun, Own, OwnBroker};
 
 const OWN_BROKER: Own = Own {
     postgres: false,
-    broker: true,
+    broker: OwnBroker::Node,
 };
 
 /// Down for `down` (killed or stopped) while calls are up; a second batch is submitted while

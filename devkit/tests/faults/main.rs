@@ -5,6 +5,7 @@
 
 // Shared with the `it` binary, which uses all of it.
 mod broker_outage;
+mod cluster;
 #[allow(dead_code)]
 #[path = "../it/helpers.rs"]
 mod helpers;

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run::{FaultRun, Own};
+use crate::run::{FaultRun, Own, OwnBroker};
 
 const OWN_PG: Own = Own {
     postgres: true,
-    broker: false,
+    broker: OwnBroker::Shared,
 };
 
 /// Down for `down` while calls are up and ending.

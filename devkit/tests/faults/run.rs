@@ -16,7 +16,8 @@ use dialer_core::db::{self, DbPool};
 use dialer_core::domain::{CallStatus, EventType};
 use dialer_devkit::api_client::ApiClient;
 use dialer_devkit::pg_instance::PgInstance;
-use dialer_devkit::platform::{self, Processes, RunningServices, ServiceEnv, SimSpec};
+use dialer_devkit::platform::{self, Processes, RunningServices, Scale, ServiceEnv, SimSpec};
+use dialer_devkit::rabbit_cluster::RabbitCluster;
 use dialer_devkit::rabbit_node::RabbitNode;
 use dialer_devkit::receiver::Receiver;
 use dialer_devkit::seed;
@@ -31,25 +32,74 @@ pub const BATCH: i64 = 901;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Own {
     pub postgres: bool,
-    pub broker: bool,
+    pub broker: OwnBroker,
+}
+
+/// The RabbitMQ a run uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OwnBroker {
+    /// The machine's, with queues of the run's own prefix.
+    #[default]
+    Shared,
+    /// One node of the run's own.
+    Node,
+    /// A cluster of three nodes of the run's own; services get every node's address.
+    Cluster,
+}
+
+enum Broker {
+    Node(Box<RabbitNode>),
+    Cluster(RabbitCluster),
+}
+
+/// A run's shape beyond what it owns: how many of each service, how many accounts and their
+/// settings, and more environment for the services.
+pub struct Spec {
+    pub own: Own,
+    pub scale: Scale,
+    pub accounts: usize,
+    pub settings: AccountUpdate,
+    pub env: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// One of each service, one account dialing 10 calls/s with 60 channels.
+    pub fn of(own: Own) -> Spec {
+        Spec {
+            own,
+            scale: Scale::ONE,
+            accounts: 1,
+            settings: AccountUpdate {
+                ring_timeout_seconds: Some(4),
+                calls_per_second: Some(10),
+                max_concurrent_calls: Some(60),
+                ..AccountUpdate::default()
+            },
+            env: Vec::new(),
+        }
+    }
+}
+
+/// An account of the run and its verifying receiver.
+pub struct Tenant {
+    pub account: CreatedAccount,
+    pub receiver: Receiver,
 }
 
 pub struct FaultRun {
     pg: Option<PgInstance>,
-    broker: Option<RabbitNode>,
+    broker: Option<Broker>,
     /// The database on the shared server, dropped at the end (none with an own PostgreSQL).
     shared_database: Option<(String, String)>,
     pub pool: DbPool,
     pub processes: Processes,
     pub services: RunningServices,
     pub sims: Vec<platform::RunningSim>,
-    pub account: CreatedAccount,
-    pub receiver: Receiver,
-    pub client: ApiClient,
-    amqp_url: String,
-    prefix: String,
-    /// Client batch ids submitted, and how many numbers they hold together.
-    batches: Vec<i64>,
+    pub tenants: Vec<Tenant>,
+    pub amqp_url: String,
+    pub prefix: String,
+    /// Batches submitted (tenant, client batch id), and how many numbers they hold together.
+    batches: Vec<(usize, i64)>,
     numbers: usize,
 }
 
@@ -64,8 +114,14 @@ fn sim_config(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 impl FaultRun {
-    /// Everything up, nothing submitted yet.
+    /// Everything up, nothing submitted yet: one of each service, one account.
     pub async fn start(name: &str, own: Own) -> FaultRun {
+        FaultRun::start_spec(name, Spec::of(own)).await
+    }
+
+    /// Everything `spec` asks for up, nothing submitted yet.
+    pub async fn start_spec(name: &str, spec: Spec) -> FaultRun {
+        let own = spec.own;
         let mut config = Config::from_env().expect("configuration");
         let prefix = format!("f{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let pg = match own.postgres {
@@ -85,15 +141,22 @@ impl FaultRun {
             .expect("database");
         let shared_database = pg.is_none().then_some((server_url, database));
         let broker = match own.broker {
-            true => Some(
+            OwnBroker::Shared => None,
+            OwnBroker::Node => Some(Broker::Node(Box::new(
                 RabbitNode::start()
                     .await
                     .expect("a RabbitMQ node of the test's own"),
-            ),
-            false => None,
+            ))),
+            OwnBroker::Cluster => Some(Broker::Cluster(
+                RabbitCluster::start(3)
+                    .await
+                    .expect("a RabbitMQ cluster of the test's own"),
+            )),
         };
-        if let Some(b) = &broker {
-            config.amqp_url = b.url();
+        match &broker {
+            Some(Broker::Node(node)) => config.amqp_url = node.url(),
+            Some(Broker::Cluster(cluster)) => config.amqp_url = cluster.urls(),
+            None => {}
         }
         config.database_url = database_url.clone();
         config.db_pool_size = 2;
@@ -109,16 +172,33 @@ impl FaultRun {
         .await
         .expect("simulators");
         seed::servers(&pool, &sims, 60, 50).await.expect("servers");
-        let settings = AccountUpdate {
-            ring_timeout_seconds: Some(4),
-            calls_per_second: Some(10),
-            max_concurrent_calls: Some(60),
-            ..AccountUpdate::default()
-        };
-        let (account, receiver) =
-            seed::account_with_receiver(&pool, "FAULTS", "US", settings, Duration::ZERO)
+        let mut accounts = Vec::new();
+        for i in 0..spec.accounts.max(1) {
+            let code = match i {
+                0 => "FAULTS".to_owned(),
+                _ => format!("FAULTS{}", i + 1),
+            };
+            accounts.push(
+                seed::account_with_receiver(
+                    &pool,
+                    &code,
+                    "US",
+                    spec.settings.clone(),
+                    Duration::ZERO,
+                )
                 .await
-                .expect("account");
+                .expect("account"),
+            );
+        }
+        let mut extra = vec![
+            ("DIALER_DB_POOL_SIZE".into(), "4".into()),
+            ("DIALER_API_WORKERS".into(), "1".into()),
+            (
+                "DIALER_CALLBACK_RETRY_SCHEDULE".into(),
+                "500ms,1s,2s,2s,3s,3s,3s,3s,3s,3s".into(),
+            ),
+        ];
+        extra.extend(spec.env);
         let services = platform::start_services(
             &bins,
             &mut processes,
@@ -126,21 +206,16 @@ impl FaultRun {
                 database_url,
                 amqp_url: config.amqp_url.clone(),
                 queue_prefix: prefix.clone(),
-                extra: vec![
-                    ("DIALER_DB_POOL_SIZE".into(), "4".into()),
-                    ("DIALER_API_WORKERS".into(), "1".into()),
-                    (
-                        "DIALER_CALLBACK_RETRY_SCHEDULE".into(),
-                        "500ms,1s,2s,2s,3s,3s,3s,3s,3s,3s".into(),
-                    ),
-                ],
+                extra,
             },
-            1,
-            1,
+            spec.scale,
         )
         .await
         .expect("services");
-        let client = ApiClient::new(&services.api_url, &account.api_key);
+        let tenants = accounts
+            .into_iter()
+            .map(|(account, receiver)| Tenant { account, receiver })
+            .collect();
         FaultRun {
             pg,
             broker,
@@ -149,9 +224,7 @@ impl FaultRun {
             processes,
             services,
             sims,
-            account,
-            receiver,
-            client,
+            tenants,
             amqp_url: config.amqp_url,
             prefix,
             batches: Vec::new(),
@@ -166,9 +239,18 @@ impl FaultRun {
 
     /// The run's own RabbitMQ node.
     pub fn broker(&mut self) -> &mut RabbitNode {
-        self.broker
-            .as_mut()
-            .expect("a run with its own RabbitMQ node")
+        match &mut self.broker {
+            Some(Broker::Node(node)) => node,
+            _ => panic!("a run with its own RabbitMQ node"),
+        }
+    }
+
+    /// The run's own RabbitMQ cluster.
+    pub fn cluster(&mut self) -> &mut RabbitCluster {
+        match &mut self.broker {
+            Some(Broker::Cluster(cluster)) => cluster,
+            _ => panic!("a run with its own RabbitMQ cluster"),
+        }
     }
 
     /// Submits and dispatches batch [`BATCH`] of `n` numbers (`+1201555` and four digits from
@@ -178,20 +260,29 @@ impl FaultRun {
     }
 
     /// Submits and dispatches the next batch (`BATCH` + how many came before) of `n` numbers
-    /// following the last batch's.
+    /// following the last batch's, for the first account through the first API.
     pub async fn submit_more(&mut self, n: usize) {
+        self.submit_through(0, 0, n).await
+    }
+
+    /// Submits and dispatches the next batch of `n` numbers for account `tenant` through API
+    /// `api` (index into `services.api_urls`).
+    pub async fn submit_through(&mut self, tenant: usize, api: usize, n: usize) {
         let batch_id = BATCH + self.batches.len() as i64;
         let first = 1000 + self.numbers;
         let data: Vec<Value> = (0..n)
             .map(|i| json!({"phone_number": format!("+1201555{:04}", first + i)}))
             .collect();
-        let submitted = self
-            .client
+        let client = ApiClient::new(
+            &self.services.api_urls[api],
+            &self.tenants[tenant].account.api_key,
+        );
+        let submitted = client
             .submit(&json!({"batch_id": batch_id, "dispatch": true, "data": data}))
             .await
             .expect("submit");
         assert_eq!(submitted["accepted"], n, "{submitted}");
-        self.batches.push(batch_id);
+        self.batches.push((tenant, batch_id));
         self.numbers += n;
     }
 
@@ -240,16 +331,16 @@ impl FaultRun {
 
     /// `GET` of the first batch's status, answered as it is (no error for a non-2xx).
     pub async fn status_raw(&self) -> (u16, Option<String>, Value) {
-        self.status_of(BATCH).await
+        self.status_of(0, BATCH).await
     }
 
-    async fn status_of(&self, batch_id: i64) -> (u16, Option<String>, Value) {
+    async fn status_of(&self, tenant: usize, batch_id: i64) -> (u16, Option<String>, Value) {
         let resp = reqwest::Client::new()
             .get(format!(
                 "{}/api/v1/queues/batch-status/{batch_id}?limit=1",
                 self.services.api_url
             ))
-            .header("X-API-KEY", &self.account.api_key)
+            .header("X-API-KEY", &self.tenants[tenant].account.api_key)
             .timeout(Duration::from_secs(20))
             .send()
             .await
@@ -268,26 +359,36 @@ impl FaultRun {
     }
 
     /// Waits until the batch is completed and every event written is delivered; then checks
-    /// what must hold after any fault.
+    /// what must hold after any fault, and stops everything.
     pub async fn settle_and_check(mut self, within: Duration) {
+        self.settle(within).await;
+        self.finish().await;
+    }
+
+    /// Waits until every batch is completed and every event written is delivered; then checks
+    /// what must hold after any fault.
+    pub async fn settle(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
-        let id = self.account.account.id;
         loop {
             self.processes
                 .check_alive()
                 .expect("platform processes alive");
             let mut completed = true;
             let mut status = Value::Null;
-            for b in &self.batches {
-                let (code, _, s) = self.status_of(*b).await;
+            for (tenant, b) in &self.batches {
+                let (code, _, s) = self.status_of(*tenant, *b).await;
                 completed &= code == 200 && s["batch_status"] == "completed";
                 status = s;
             }
-            let events = dialer_devkit::report::events(&self.pool, id).await;
+            let mut events = Vec::new();
+            for t in &self.tenants {
+                events.push(dialer_devkit::report::events(&self.pool, t.account.account.id).await);
+            }
             let done = completed
-                && events
-                    .as_ref()
-                    .is_ok_and(|e| e.written > 0 && e.delivered == e.written);
+                && events.iter().all(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.written > 0 && e.delivered == e.written)
+                });
             if done {
                 break;
             }
@@ -299,7 +400,13 @@ impl FaultRun {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         self.check().await;
-        self.receiver.stop().await;
+    }
+
+    /// Stops the run's processes and removes what it made on shared services.
+    pub async fn finish(mut self) {
+        for t in self.tenants.drain(..) {
+            t.receiver.stop().await;
+        }
         self.processes.stop_all(Duration::from_secs(15)).await;
         if self.broker.is_none() {
             let _ = platform::clear_queues(&self.amqp_url, &self.prefix, &[1, 2, 3]).await;
@@ -368,38 +475,40 @@ impl FaultRun {
         assert!(originated as usize <= attempt_ids.len());
 
         // Nothing lost: every event written arrived, verified, in order; one terminal event
-        // per attempt.
-        let written: Vec<Row> = diesel::sql_query(
-            "SELECT event_id AS what, 1::bigint AS n FROM call_events WHERE account_id = $1",
-        )
-        .bind::<BigInt, _>(self.account.account.id)
-        .load(&mut conn)
-        .await
-        .expect("events");
-        let written: HashSet<String> = written.into_iter().map(|r| r.what).collect();
-        let got = self.receiver.snapshot();
-        let received: HashSet<String> = got.events.keys().cloned().collect();
-        assert_eq!(received, written, "events received vs written");
-        assert_eq!(got.bad_signatures, 0);
-        assert_eq!(got.out_of_order, 0);
-        let mut terminal: HashMap<(String, i64), u32> = HashMap::new();
-        for e in got.call_events() {
-            let kind: EventType = e.body["event_type"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .expect("a known event type");
-            if kind.is_terminal() {
-                let key = (
-                    e.body["call_id"].as_str().unwrap_or("").to_owned(),
-                    e.body["attempt"].as_i64().unwrap_or(0),
-                );
-                *terminal.entry(key).or_default() += 1;
+        // per attempt; a repeat (if any) carries the same event_id.
+        for t in &self.tenants {
+            let written: Vec<Row> = diesel::sql_query(
+                "SELECT event_id AS what, 1::bigint AS n FROM call_events WHERE account_id = $1",
+            )
+            .bind::<BigInt, _>(t.account.account.id)
+            .load(&mut conn)
+            .await
+            .expect("events");
+            let written: HashSet<String> = written.into_iter().map(|r| r.what).collect();
+            let got = t.receiver.snapshot();
+            let received: HashSet<String> = got.events.keys().cloned().collect();
+            assert_eq!(received, written, "events received vs written");
+            assert_eq!(got.bad_signatures, 0);
+            assert_eq!(got.out_of_order, 0);
+            let mut terminal: HashMap<(String, i64), u32> = HashMap::new();
+            for e in got.call_events() {
+                let kind: EventType = e.body["event_type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .parse()
+                    .expect("a known event type");
+                if kind.is_terminal() {
+                    let key = (
+                        e.body["call_id"].as_str().unwrap_or("").to_owned(),
+                        e.body["attempt"].as_i64().unwrap_or(0),
+                    );
+                    *terminal.entry(key).or_default() += 1;
+                }
             }
+            assert!(
+                terminal.values().all(|n| *n == 1),
+                "an attempt with more than one terminal event"
+            );
         }
-        assert!(
-            terminal.values().all(|n| *n == 1),
-            "an attempt with more than one terminal event"
-        );
     }
 }

@@ -113,8 +113,7 @@ async fn platform(name: &str, extra: Vec<(String, String)>) -> Platform {
             queue_prefix: env.config.queue_prefix.clone(),
             extra: all_extra,
         },
-        1,
-        1,
+        platform::Scale::ONE,
     )
     .await
     .expect("services");

@@ -129,8 +129,7 @@ async fn the_platform_end_to_end_with_the_example_clients() {
                 ("DIALER_API_WORKERS".into(), "1".into()),
             ],
         },
-        1,
-        1,
+        platform::Scale::ONE,
     )
     .await
     .expect("services");
