@@ -106,12 +106,20 @@ ensure_s3() {
   echo "$venv/bin/python"
 }
 
+# iptables, for the fault suite's network partitions (scripts/faults; not CI).
+ensure_iptables() {
+  if ! command -v iptables >/dev/null 2>&1; then
+    apt_install iptables iptables
+  fi
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   rabbitmq) ensure_rabbitmq ;;
   python) ensure_python ;;
   speech) ensure_speech ;;
   s3) ensure_s3 ;;
+  iptables) ensure_iptables ;;
   all) ensure_postgres; ensure_rabbitmq; ensure_speech ;;
-  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech|s3]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech|s3|iptables]" >&2; exit 2 ;;
 esac

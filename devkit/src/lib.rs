@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod history;
 pub mod paced;
+pub mod partition;
 pub mod pg_cpu;
 pub mod pg_instance;
 pub mod pg_transactions;

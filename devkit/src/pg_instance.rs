@@ -85,6 +85,11 @@ impl PgInstance {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The server's own log.
     pub fn log(&self) -> PathBuf {
         self.dir.join("server.log")

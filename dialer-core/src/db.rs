@@ -26,6 +26,49 @@ pub fn split_database_url(url: &str) -> (&str, &str) {
     }
 }
 
+/// What a connection does when PostgreSQL's host or the link to it goes away (packets dropped,
+/// nothing refused): without these, a statement waits for an answer until the kernel gives up
+/// on the socket, about 15 minutes, and every process of the platform with it. With them, a
+/// connection attempt gives up after 5 s, a socket with unacknowledged data after 10 s, and an
+/// idle or waiting one after 5 s of silence and 3 unanswered keepalives 2 s apart; the caller
+/// sees a lost connection and acts on it (the API answers 503, the dispatcher's writer keeps
+/// the transition and tries again). Only the parameters `DATABASE_URL` does not set itself.
+pub const NETWORK_TIMEOUTS: [(&str, &str); 5] = [
+    ("connect_timeout", "5"),
+    ("tcp_user_timeout", "10"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_retries", "3"),
+];
+
+/// `url` with [`NETWORK_TIMEOUTS`] added where it does not set them (URL or `key=value` form).
+pub fn with_network_timeouts(url: &str) -> String {
+    let url_form = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let (_, query) = split_database_url(url);
+    let has = |key: &str| match url_form {
+        true => query
+            .trim_start_matches('?')
+            .split('&')
+            .any(|kv| kv.split('=').next() == Some(key)),
+        false => url
+            .split_whitespace()
+            .any(|kv| kv.split('=').next() == Some(key)),
+    };
+    let mut out = url.to_owned();
+    for (key, value) in NETWORK_TIMEOUTS {
+        if has(key) {
+            continue;
+        }
+        let sep = match (url_form, out.contains('?')) {
+            (true, true) => "&",
+            (true, false) => "?",
+            (false, _) => " ",
+        };
+        out.push_str(&format!("{sep}{key}={value}"));
+    }
+    out
+}
+
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
 pub use diesel_async::pooled_connection::deadpool::PoolError;
@@ -107,7 +150,7 @@ pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbE
         .boxed()
     });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        config.database_url.clone(),
+        with_network_timeouts(&config.database_url),
         manager_config,
     );
     Pool::builder(manager)
@@ -123,7 +166,7 @@ pub fn build_pool(config: &Config, application_name: &str) -> Result<DbPool, DbE
 
 #[cfg(test)]
 mod tests {
-    use super::{connection_lost, refused_for_its_data, split_database_url};
+    use super::{connection_lost, refused_for_its_data, split_database_url, with_network_timeouts};
     use diesel::result::{DatabaseErrorKind as K, Error as E};
 
     fn db(kind: K) -> E {
@@ -150,6 +193,28 @@ mod tests {
             assert!(!refused_for_its_data(&e) && !connection_lost(&e), "{e:?}");
         }
         assert!(refused_for_its_data(&E::NotFound));
+    }
+
+    #[test]
+    fn network_timeouts_are_added_unless_the_url_sets_them() {
+        assert_eq!(
+            with_network_timeouts("postgres://u@h:5432/db"),
+            "postgres://u@h:5432/db?connect_timeout=5&tcp_user_timeout=10&keepalives_idle=5\
+             &keepalives_interval=2&keepalives_retries=3"
+        );
+        assert_eq!(
+            with_network_timeouts(
+                "postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write&connect_timeout=2\
+                 &tcp_user_timeout=30&keepalives_idle=1&keepalives_interval=1&keepalives_retries=1"
+            ),
+            "postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write&connect_timeout=2\
+             &tcp_user_timeout=30&keepalives_idle=1&keepalives_interval=1&keepalives_retries=1"
+        );
+        assert_eq!(
+            with_network_timeouts("host=h dbname=db connect_timeout=1"),
+            "host=h dbname=db connect_timeout=1 tcp_user_timeout=10 keepalives_idle=5 \
+             keepalives_interval=2 keepalives_retries=3"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use dialer_devkit::partition::Partition;
+
 use crate::run::{FaultRun, Own, OwnBroker};
 
 const OWN_PG: Own = Own {
@@ -53,7 +55,7 @@ async fn postgres_killed_for_ten_seconds_mid_batch_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long fault test: scripts/faults runs it"]
-async fn postgres_unreachable_for_thirty_seconds_mid_batch_loses_nothing() {
+async fn postgres_killed_for_thirty_seconds_mid_batch_loses_nothing() {
     outage_mid_batch("pg-30s", Duration::from_secs(30)).await;
 }
 
@@ -79,4 +81,42 @@ async fn postgres_restarted_mid_batch_loses_nothing() {
         .await
         .expect("PostgreSQL back again");
     run.settle_and_check(Duration::from_secs(120)).await;
+}
+
+/// PostgreSQL unreachable (packets to and from it dropped, as when its host or the link goes
+/// away: connections hang instead of being refused) for `down`, then reachable again.
+async fn partition_mid_batch(name: &str, down: Duration) {
+    let mut run = FaultRun::start(name, OWN_PG).await;
+    run.submit(120).await;
+    run.until_ended(10).await;
+    let ended_before = run.ended_attempts().await;
+    let mut cut = Partition::of_port(run.pg().port());
+    cut.block().await.expect("partition");
+    let cut_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    let (code, retry_after, body) = run.status_raw().await;
+    eprintln!(
+        "{name}: the API answered {code} in {} ms, {} s into the partition",
+        asked.elapsed().as_millis(),
+        asked.duration_since(cut_at).as_secs()
+    );
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(retry_after.is_some(), "no Retry-After");
+    tokio::time::sleep(down.saturating_sub(cut_at.elapsed())).await;
+    cut.heal().await.expect("partition healed");
+    let back = Instant::now();
+    run.until_ended(ended_before + 1).await;
+    eprintln!(
+        "{name}: call state written again {} ms after PostgreSQL was reachable",
+        back.elapsed().as_millis()
+    );
+    run.settle_and_check(Duration::from_secs(180)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long fault test: scripts/faults runs it"]
+async fn postgres_partitioned_for_thirty_seconds_mid_batch_loses_nothing() {
+    partition_mid_batch("pg-partition-30s", Duration::from_secs(30)).await;
 }

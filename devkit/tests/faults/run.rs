@@ -341,7 +341,7 @@ impl FaultRun {
                 self.services.api_url
             ))
             .header("X-API-KEY", &self.tenants[tenant].account.api_key)
-            .timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(60))
             .send()
             .await
             .expect("the API answers");
