@@ -101,6 +101,12 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /api/v1/batches/{id}/cancel`: every call not yet dialed ends `call_cancelled`.
+    pub async fn cancel(&self, batch_id: i64) -> Result<Value, ClientError> {
+        self.call("POST", &format!("/api/v1/batches/{batch_id}/cancel"), None)
+            .await
+    }
+
     /// `GET /api/v1/queues/batch-status/{id}` with one call listed (the totals are what a run
     /// watches).
     pub async fn batch_status(&self, batch_id: i64) -> Result<Value, ClientError> {

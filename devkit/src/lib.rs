@@ -7,6 +7,7 @@ pub mod api_client;
 pub mod bench;
 pub mod demo;
 pub mod history;
+pub mod memory;
 pub mod paced;
 pub mod partition;
 pub mod pg_cpu;

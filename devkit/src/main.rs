@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser};
 
 use dialer_core::Config;
-use dialer_devkit::{bench, demo, paced};
+use dialer_devkit::{bench, demo, memory, paced};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,30 @@ enum Command {
     /// and talking as set; prints answered calls per second held, capacity factor changes,
     /// PostgreSQL CPU per 1,000 calls and hang-up to callback latency.
     Bench(BenchArgs),
+    /// Measure each process's resident memory under large work: a backlog of undelivered
+    /// events (a cancelled batch, the callback worker stopped meanwhile) and a batch of as many
+    /// calls dialing while the worker comes back to the backlog. Prints each process's memory
+    /// idle, after submission, at the end and at its peak.
+    Memory(MemoryArgs),
+}
+
+#[derive(Args)]
+struct MemoryArgs {
+    #[command(flatten)]
+    failure: FailureFormat,
+    /// Calls of the batch that dials.
+    #[arg(long, default_value_t = 1_000_000)]
+    calls: usize,
+    /// Undelivered events waiting when the callback worker comes back.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: usize,
+    /// Seconds of work once the worker is back (0: until everything is dialed and delivered).
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
+    #[arg(long, default_value = "dialer_memory")]
+    database: String,
+    #[arg(long, default_value = "dialer_memory")]
+    queue_prefix: String,
 }
 
 /// How a failure is told, besides the line on stderr.
@@ -159,6 +183,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             paced::run(&config, options).await
         }
+        Command::Memory(args) => {
+            let options = memory::MemoryOptions {
+                calls: args.calls,
+                backlog: args.backlog,
+                seconds: args.seconds,
+                database: args.database,
+                queue_prefix: args.queue_prefix,
+            };
+            memory::run(&config, options).await
+        }
         Command::Bench(args) => {
             let options = bench::BenchOptions {
                 calls: args.calls,
@@ -178,6 +212,7 @@ async fn main() -> ExitCode {
     let as_json = match &command {
         Command::Demo(a) => a.failure.json,
         Command::Bench(a) => a.failure.json,
+        Command::Memory(a) => a.failure.json,
     };
     dialer_core::telemetry::init_with_default("dialer-devkit", "warn");
     match run(command).await {

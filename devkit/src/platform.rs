@@ -292,6 +292,14 @@ impl Processes {
     }
 
     /// Sends a signal to the named child (`libc::SIGTERM`, `libc::SIGKILL`...).
+    /// Each running child's name and process id.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.list
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.child.id()?)))
+            .collect()
+    }
+
     pub fn signal(&self, name: &str, signal: i32) -> bool {
         self.list
             .iter()
