@@ -61,7 +61,7 @@ ensure_rabbitmq() {
 # The end-to-end test runs the Python examples (requests, Flask). Prints the interpreter to use:
 # python3 when it has them, else a virtualenv under target/ with examples/python/requirements.txt.
 ensure_python() {
-  local here venv
+  local here
   here="$(cd "$(dirname "$0")/.." && pwd)"
   if ! command -v python3 >/dev/null 2>&1; then
     apt_install Python3 python3
@@ -70,14 +70,22 @@ ensure_python() {
     command -v python3
     return 0
   fi
-  venv="$here/target/pyenv"
-  if ! "$venv/bin/python" -c 'import requests, flask' >/dev/null 2>&1; then
-    echo "installing the Python examples' packages into $venv..." >&2
+  python_venv "$here/target/pyenv" 'import requests, flask' "the Python examples' packages" \
+    -r "$here/examples/python/requirements.txt"
+}
+
+# A virtualenv at $1 whose Python runs $2, made with `pip install $4...` when it does not (what
+# for: $3); prints its interpreter.
+python_venv() {
+  local venv="$1" check="$2" what="$3"
+  shift 3
+  if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "installing $what into $venv..." >&2
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
       apt_install python3-venv python3-venv
       python3 -m venv "$venv" >/dev/null
     fi
-    "$venv/bin/pip" install -q -r "$here/examples/python/requirements.txt" >&2
+    "$venv/bin/pip" install -q "$@" >&2
   fi
   echo "$venv/bin/python"
 }
@@ -92,18 +100,10 @@ ensure_speech() {
 # A local S3-compatible server (moto, from PyPI) for the recordings store's S3 test; prints the
 # interpreter that runs it.
 ensure_s3() {
-  local here venv
+  local here
   here="$(cd "$(dirname "$0")/.." && pwd)"
-  venv="$here/target/pyenv-s3"
-  if ! "$venv/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
-    echo "installing moto (a local S3-compatible server) into $venv..." >&2
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      apt_install python3-venv python3-venv
-      python3 -m venv "$venv" >/dev/null
-    fi
-    "$venv/bin/pip" install -q "moto[server]>=5,<6" >&2
-  fi
-  echo "$venv/bin/python"
+  python_venv "$here/target/pyenv-s3" 'import moto.server' "moto (a local S3-compatible server)" \
+    "moto[server]>=5,<6"
 }
 
 # iptables, for the fault suite's network partitions (scripts/faults; not CI).

@@ -289,3 +289,33 @@ async fn prepared_statements_are_kept_by_the_connection_and_sql_query_ones_are_n
     let not_kept: Count = held(NOT_KEPT).get_result(&mut conn).await.expect("count");
     assert_eq!((kept.n, not_kept.n), (1, 0));
 }
+
+/// The connection string that follows a PostgreSQL failover (docs/operations.md, several
+/// hosts): several hosts, the first that takes connections and writes is used. Here the first is
+/// a port nobody listens on.
+#[tokio::test]
+async fn a_database_url_of_several_hosts_uses_the_one_that_answers() {
+    let mut env = TestEnv::new().await;
+    let url = env.config.database_url.clone();
+    let at = url.find('@').expect("user in DATABASE_URL") + 1;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let several = format!("{}127.0.0.1:{closed},{}", &url[..at], &url[at..]);
+    let several = match several.contains('?') {
+        true => format!("{several}&target_session_attrs=read-write"),
+        false => format!("{several}?target_session_attrs=read-write"),
+    };
+    env.config.database_url = several;
+    let pool = db::build_pool(&env.config, "several-hosts").expect("pool");
+    let mut conn = pool
+        .get()
+        .await
+        .expect("a connection through the second host");
+    let one: Count = diesel::sql_query("SELECT 1::bigint AS n")
+        .get_result(&mut conn)
+        .await
+        .expect("a statement");
+    assert_eq!(one.n, 1);
+}
