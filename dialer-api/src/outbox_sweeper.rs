@@ -18,7 +18,7 @@ pub async fn sweep_once(state: &AppState, grace: Duration) -> Result<usize, Stri
     let jobs = dial_outbox::publish_pending(pool, &channel, topology, DialScope::OlderThan(grace))
         .await
         .map_err(text)?;
-    dialer_core::expiry_sweep::expire_due(pool, &channel, topology)
+    dialer_core::closing_sweep::end_closed(pool, &channel, topology)
         .await
         .map_err(text)?;
     Ok(jobs)

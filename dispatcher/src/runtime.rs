@@ -7,7 +7,7 @@
 //! - writer: transitions from the AMI to PostgreSQL with their events, then a prompt to the
 //!   callback worker for the events that entered its queue;
 //! - sweeper: guard times, maximum call length, calls whose due time came (retries, calling
-//!   hours), calls whose batch expired (`dialer_core::expiry_sweep`), attempts left behind by a dispatcher
+//!   hours), calls whose batch expired or was cancelled (`dialer_core::closing_sweep`), attempts left behind by a dispatcher
 //!   that died ([`crate::recovery`]), and the dial outbox.
 
 use std::collections::{HashMap, HashSet};
@@ -33,7 +33,7 @@ use crate::scheduler::{Job, Scheduler};
 use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
 use crate::state::Transition;
-use dialer_core::expiry_sweep as expiry;
+use dialer_core::closing_sweep;
 use dialer_core::media_url::MediaUrls;
 
 pub struct Dispatcher {
@@ -362,8 +362,8 @@ async fn sweep_loop(
         if let Err(e) = recovery::release_due_calls(&pool, &channel, &topology).await {
             warn!(error = %e, "due calls sweep failed");
         }
-        if let Err(e) = expiry::expire_due(&pool, &channel, &topology).await {
-            warn!(error = %e, "expiry sweep failed");
+        if let Err(e) = closing_sweep::end_closed(&pool, &channel, &topology).await {
+            warn!(error = %e, "closing sweep failed");
         }
         recovery::adopt_orphans(&pool, &config, &registry, &servers, &transitions).await;
         // What a prompt publish left behind (broker down, process stopped before it).

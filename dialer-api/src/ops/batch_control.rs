@@ -21,8 +21,9 @@ pub enum Control {
     Pause,
     /// Dialing continues without another dispatch.
     Resume,
-    /// No new call starts; every call not yet dialed ends now with a `call_cancelled` event,
-    /// written in the same transaction as the status change. Idempotent.
+    /// No new call starts; every call not yet dialed ends with a `call_cancelled` event: up to
+    /// `CANCEL_AT_ONCE` (10,000) in the transaction of the status change, the rest of a larger
+    /// batch by the closing sweep within seconds. Idempotent.
     Cancel,
 }
 

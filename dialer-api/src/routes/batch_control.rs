@@ -74,7 +74,9 @@ control_route!(
 control_route!(
     /// Cancel a batch: no new call starts (no Originate leaves after this answer); calls in
     /// progress finish; every call not yet dialed ends with a `call_cancelled` event, whose
-    /// `attempt` is the one that will not happen. Idempotent.
+    /// `attempt` is the one that will not happen: the first 10,000 before this answer, the rest
+    /// of a larger batch within seconds after it (`pending_calls` counts them down).
+    /// Idempotent.
     cancel,
     Cancel,
     "/api/v1/batches/{batch_id}/cancel",

@@ -620,3 +620,68 @@ async fn calls_expire_on_time_with_no_dispatcher_running() {
         assert_eq!(call["attempt"], 1, "the attempt that will not happen");
     }
 }
+
+/// A cancel ends 10,000 calls in its own transaction (a 1,000,000-call batch in one statement
+/// outlived `statement_timeout`); the API's closing sweep ends the rest soon after, each with one
+/// `call_cancelled` event, and completes the batch once, for a subscriber with `batch_completed`.
+#[tokio::test]
+async fn a_large_cancel_ends_the_rest_of_the_batch_in_the_sweep() {
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        events: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        calls: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        completed: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    let app =
+        TestApp::spawn_with(|c| c.outbox_interval = std::time::Duration::from_millis(200)).await;
+    let acme = app.account("ACME").await;
+    app.sql("UPDATE accounts SET callback_batch_events = true WHERE accountcode = 'ACME'")
+        .await;
+    let n = dialer_core::lifecycle::control::CANCEL_AT_ONCE as u64 + 2_500;
+    let r = acme.insert_rows(1, rows(0, n)).await;
+    assert_eq!(r.json()["accepted"], n);
+    let answer = acme.control(1, "cancel").await.json();
+    assert_eq!(answer["batch_status"], "cancelled");
+    assert_eq!(answer["counts"]["cancelled"], 10_000, "{answer}");
+    assert_eq!(answer["pending_calls"], 2_500);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let counts = loop {
+        let mut conn = app.pool.get().await.expect("conn");
+        let c: Counts = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM call_events WHERE event_type = 'call_cancelled') AS events, \
+                    (SELECT count(*) FROM calls WHERE status = 'cancelled') AS calls, \
+                    (SELECT count(*) FROM call_events WHERE event_type = 'batch_completed') AS completed",
+        )
+        .get_result(&mut conn)
+        .await
+        .expect("counts");
+        if c.completed > 0 || std::time::Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (counts.calls, counts.events, counts.completed),
+        (n as i64, n as i64, 1),
+        "every call cancelled with one event, the batch completed once"
+    );
+    let status = acme.batch_status(1, "").await;
+    assert_eq!(status["batch_status"], "cancelled");
+    assert_eq!(status["pending_calls"], 0);
+    // Still idempotent: a second cancel ends nothing more.
+    acme.control(1, "cancel").await;
+    let mut conn = app.pool.get().await.expect("conn");
+    let again: Counts = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM call_events WHERE event_type = 'call_cancelled') AS events, \
+                0::bigint AS calls, \
+                (SELECT count(*) FROM call_events WHERE event_type = 'batch_completed') AS completed",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("counts");
+    assert_eq!((again.events, again.completed), (n as i64, 1));
+}

@@ -126,10 +126,14 @@ pub struct CancelledBatch<'a> {
     pub accountcode: &'a str,
 }
 
-/// The batch becomes `cancelled` and every call not yet dialed ends now with a
-/// `call_cancelled` event, set-based (one statement for the calls and their events), those
-/// claimed but not sent yet included. Returns how many calls were cancelled. The caller holds
-/// [`lock_account_claims`].
+/// Calls a cancel ends in its own transaction; the closing sweep ends the rest of a larger
+/// batch, the same way, within seconds (`crate::lifecycle::end_calls_of_closed_batches`).
+pub const CANCEL_AT_ONCE: i64 = 10_000;
+
+/// The batch becomes `cancelled` and its calls not yet dialed end with a `call_cancelled`
+/// event, set-based (one statement for the calls and their events), those claimed but not sent
+/// yet included: up to [`CANCEL_AT_ONCE`] now, the rest by the closing sweep. Returns how many
+/// calls were cancelled now. The caller holds [`lock_account_claims`].
 pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> QueryResult<usize> {
     set_status(
         conn,
@@ -145,7 +149,9 @@ pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> 
         "WITH target AS (
             UPDATE calls SET status = 'cancelled', event_seq = event_seq + 1,
                    next_due_at = NULL, finished_at = now(), updated_at = now()
-            WHERE batch_pk = $1 AND status IN ({undialed})
+            WHERE id IN (SELECT id FROM calls WHERE batch_pk = $1 AND status IN ({undialed})
+                         ORDER BY id LIMIT $5 FOR UPDATE)
+              AND status IN ({undialed})
             RETURNING id, call_id, phone_raw, phone_e164, custom_data, attempts, event_seq
          ), ev AS (
             SELECT t.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id FROM target t
@@ -157,6 +163,7 @@ pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> 
     .bind::<Text, _>(batch.accountcode)
     .bind::<BigInt, _>(batch.batch_id)
     .bind::<BigInt, _>(batch.account_id)
+    .bind::<BigInt, _>(CANCEL_AT_ONCE)
     .prepared()
     .execute(conn)
     .await

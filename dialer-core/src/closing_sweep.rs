@@ -1,7 +1,8 @@
-//! The expiry sweep: calls of batches whose `expires_at` passed end `call_expired` soon after
-//! (within a sweep), whatever they were waiting for, and their events go out. The writes are the
-//! lifecycle's ([`crate::lifecycle::expire_due_calls`]). Every dispatcher (every 2 s) and every
-//! API process (with its outbox sweep) runs it, so calls expire even while no dispatcher runs;
+//! The closing sweep: calls of batches whose `expires_at` passed end `call_expired` soon after
+//! (within a sweep), whatever they were waiting for, and the calls a large cancel left end
+//! `call_cancelled`; their events go out. The writes are the lifecycle's
+//! ([`crate::lifecycle::end_calls_of_closed_batches`]). Every dispatcher (every 2 s) and every
+//! API process (with its outbox sweep) runs it, so calls end even while no dispatcher runs;
 //! several at once share the work (rows are taken `SKIP LOCKED`).
 
 use diesel_async::AsyncConnection;
@@ -9,18 +10,18 @@ use tracing::info;
 
 use crate::db::DbPool;
 use crate::event_prompt;
-use crate::lifecycle::{self, ExpiredCalls, LifecycleError};
+use crate::lifecycle::{self, ClosedBatchCalls, LifecycleError};
 use crate::service_error::ServiceError;
 use crate::topology::Topology;
 
-/// Calls ended per transaction: a large batch expires over a few transactions of one sweep,
-/// none holding many row locks for long.
+/// Calls ended per transaction: a large batch ends over a few transactions of one sweep, none
+/// holding many row locks for long.
 const CALLS_PER_TRANSACTION: i64 = 5_000;
 /// Transactions per sweep at most: the rest waits for the next sweep.
 const TRANSACTIONS_PER_SWEEP: usize = 20;
 
-/// Expires what is due and publishes the events written.
-pub async fn expire_due(
+/// Ends what is due and publishes the events written.
+pub async fn end_closed(
     pool: &DbPool,
     channel: &lapin::Channel,
     topology: &Topology,
@@ -28,9 +29,9 @@ pub async fn expire_due(
     let mut batches: Vec<i64> = Vec::new();
     let mut conn = pool.get().await?;
     for _ in 0..TRANSACTIONS_PER_SWEEP {
-        let done: Vec<ExpiredCalls> = conn
+        let done: Vec<ClosedBatchCalls> = conn
             .transaction::<_, lifecycle::LifecycleError, _>(async |conn| {
-                lifecycle::expire_due_calls(conn, CALLS_PER_TRANSACTION).await
+                lifecycle::end_calls_of_closed_batches(conn, CALLS_PER_TRANSACTION).await
             })
             .await
             .map_err(|e| match e {
@@ -39,13 +40,14 @@ pub async fn expire_due(
                     ServiceError::from(diesel::result::Error::SerializationError(Box::new(e)))
                 }
             })?;
-        let n: i64 = done.iter().map(|e| e.expired).sum();
+        let n: i64 = done.iter().map(|e| e.ended).sum();
         for e in &done {
             info!(
                 batch = e.batch_pk,
-                expired = e.expired,
+                ended = e.ended,
+                event = %e.event,
                 batch_completed = e.batch_completed,
-                "calls expired"
+                "calls of a closed batch ended"
             );
             if !batches.contains(&e.batch_pk) {
                 batches.push(e.batch_pk);
@@ -57,7 +59,7 @@ pub async fn expire_due(
     }
     drop(conn);
     if !batches.is_empty() {
-        // Not every expired call queued an event (accounts without a callback URL), but this
+        // Not every ended call queued an event (accounts without a callback URL), but this
         // runs seldom: prompt anyway. A lost prompt waits for the worker's poll.
         event_prompt::prompt(channel, topology, &batches).await?;
     }
