@@ -5,6 +5,7 @@
 //!   in its own transaction (all of a small batch); the rest of a large one end `call_cancelled`
 //!   here, a few thousand per transaction, so no statement outlives `statement_timeout` (a
 //!   1,000,000-call cancel in one statement took more than 60 s).
+//!
 //! A sweep (every dispatcher's, every API's) calls it; the claim still ends a job it finds past
 //! its time or cancelled.
 //!
