@@ -84,12 +84,7 @@ async fn bench(
     // A plain COPY of the same rows into the same table, as the ceiling of ingestion.
     let copy_rate = copy_rows(&pool, &database_url, created.account.id, calls).await?;
 
-    let env = ServiceEnv {
-        database_url,
-        amqp_url: config.amqp_url.clone(),
-        queue_prefix: opts.queue_prefix.clone(),
-        extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
-    };
+    let env = ServiceEnv::quiet(database_url, &config.amqp_url, &opts.queue_prefix);
     let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     eprintln!(
         "▸ platform up (logs in {}); submitting",

@@ -15,8 +15,11 @@ use serde_json::{Value, json};
 
 use dialer_core::Config;
 
+use dialer_api::ops::accounts::CreatedAccount;
+
 use crate::api_client::ApiClient;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
+use crate::receiver::Receiver;
 use crate::{bench, report, seed};
 
 pub struct MemoryOptions {
@@ -85,29 +88,10 @@ async fn memory(
     let (database_url, pool) =
         platform::fresh_run(config, &opts.database, &opts.queue_prefix, "devkit-memory").await?;
     let sims = platform::start_sims(bins, processes, &SimSpec::two(None, true)).await?;
-    let (backlogged, backlog_receiver) = seed::account_with_receiver(
-        &pool,
-        "BACKLOG",
-        "IN",
-        seed::limits_off(opts.backlog.max(1)),
-        Duration::ZERO,
-    )
-    .await?;
-    let (dialing, receiver) = seed::account_with_receiver(
-        &pool,
-        "MEMORY",
-        "IN",
-        seed::limits_off(opts.calls.max(1)),
-        Duration::ZERO,
-    )
-    .await?;
+    let (backlogged, backlog_receiver) = lean_account(&pool, "BACKLOG", opts.backlog).await?;
+    let (dialing, receiver) = lean_account(&pool, "MEMORY", opts.calls).await?;
     seed::servers(&pool, &sims, 10_000, seed::UNLIMITED).await?;
-    let env = ServiceEnv {
-        database_url,
-        amqp_url: config.amqp_url.clone(),
-        queue_prefix: opts.queue_prefix.clone(),
-        extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
-    };
+    let env = ServiceEnv::quiet(database_url, &config.amqp_url, &opts.queue_prefix);
     let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     let mut samples = Samples::default();
     samples.take(processes, Some("idle"));
@@ -130,7 +114,16 @@ async fn memory(
     )
     .await?;
     let cancelled = backlog_client.cancel(BACKLOG_BATCH).await?;
-    let pending = report::events(&pool, backlogged.account.id).await?;
+    // A cancel ends 10,000 calls itself and the closing sweeps the rest, within seconds.
+    let pending = loop {
+        let events = report::events(&pool, backlogged.account.id).await?;
+        if events.written >= opts.backlog as i64 {
+            break events;
+        }
+        processes.check_alive()?;
+        samples.take(processes, None);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     eprintln!(
         "▸ backlog: {} call_cancelled events written, none delivered ({:.0} s); batch {}",
         pending.written,
@@ -221,6 +214,19 @@ async fn memory(
         );
     }
     Ok(())
+}
+
+/// An account without limits whose callbacks go to a receiver that verifies them but keeps no
+/// bodies (millions of them would take this process gigabytes).
+async fn lean_account(
+    pool: &dialer_core::db::DbPool,
+    code: &str,
+    calls: usize,
+) -> anyhow::Result<(CreatedAccount, Receiver)> {
+    let created = seed::account(pool, code, "IN", seed::limits_off(calls.max(1))).await?;
+    let receiver = Receiver::start_lean(&created.callback_secret)?;
+    seed::set_callback_url(pool, code, &receiver.url).await?;
+    Ok((created, receiver))
 }
 
 /// Submits `n` numbers from `first` on as batch `batch_id`, 50,000 per request, sampling

@@ -130,12 +130,7 @@ async fn paced(
         );
     }
 
-    let env = ServiceEnv {
-        database_url,
-        amqp_url: config.amqp_url.clone(),
-        queue_prefix: opts.queue_prefix.clone(),
-        extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
-    };
+    let env = ServiceEnv::quiet(database_url, &config.amqp_url, &opts.queue_prefix);
     let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     let client = ApiClient::new(&services.api_url, &created.api_key);
     for chunk in (0..calls).collect::<Vec<_>>().chunks(50_000) {

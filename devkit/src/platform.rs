@@ -557,6 +557,17 @@ pub struct ServiceEnv {
 }
 
 impl ServiceEnv {
+    /// The benchmarks' environment: the run's database and queue prefix, logs at `warn` (a
+    /// benchmark's processes should not spend its time logging).
+    pub fn quiet(database_url: String, amqp_url: &str, queue_prefix: &str) -> ServiceEnv {
+        ServiceEnv {
+            database_url,
+            amqp_url: amqp_url.to_owned(),
+            queue_prefix: queue_prefix.to_owned(),
+            extra: vec![("RUST_LOG".to_owned(), "warn".to_owned())],
+        }
+    }
+
     fn vars(&self) -> Vec<(String, String)> {
         let mut v = vec![
             ("DATABASE_URL".to_owned(), self.database_url.clone()),

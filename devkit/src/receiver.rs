@@ -60,6 +60,8 @@ impl Received {
 
 struct Shared {
     secret: String,
+    /// Keep each event's body (tests read them); a long benchmark keeps only ids and order.
+    keep_bodies: bool,
     refuse_until: Option<Instant>,
     received: Mutex<Received>,
 }
@@ -73,10 +75,26 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on 127.0.0.1 (any free port); answers 503 to everything for `refuse_for`.
     pub fn start(secret: &str, refuse_for: Duration) -> std::io::Result<Receiver> {
+        Receiver::start_keeping(secret, refuse_for, true)
+    }
+
+    /// As [`Receiver::start`], verifying and ordering every event as well, but keeping no
+    /// body (`ReceivedEvent::body` is `null`): for runs of millions of events, whose bodies
+    /// would take gigabytes.
+    pub fn start_lean(secret: &str) -> std::io::Result<Receiver> {
+        Receiver::start_keeping(secret, Duration::ZERO, false)
+    }
+
+    fn start_keeping(
+        secret: &str,
+        refuse_for: Duration,
+        keep_bodies: bool,
+    ) -> std::io::Result<Receiver> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             secret: secret.to_owned(),
+            keep_bodies,
             refuse_until: (!refuse_for.is_zero()).then(|| Instant::now() + refuse_for),
             received: Mutex::new(Received::default()),
         });
@@ -179,7 +197,10 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
     r.events.insert(
         event_id,
         ReceivedEvent {
-            body,
+            body: match shared.keep_bodies {
+                true => body,
+                false => serde_json::Value::Null,
+            },
             first_received: now,
             deliveries: 1,
         },
