@@ -493,6 +493,7 @@ async fn claim_buffers(conn: &mut AsyncPgConnection) -> anyhow::Result<i64> {
             .bind::<diesel::sql_types::Array<BigInt>, _>(Vec::<i64>::new())
             .bind::<BigInt, _>(500_i64)
             .bind::<Double, _>(120.0)
+            .bind::<BigInt, _>(128_i64)
             .get_result(conn)
             .await?;
             text = plan.plan;

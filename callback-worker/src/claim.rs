@@ -58,20 +58,44 @@ impl ClaimedEvent {
     }
 }
 
-/// The claim statement: `$1` excluded accounts, `$2` limit, `$3` lease in seconds (public so
-/// that tests and benchmarks can `EXPLAIN` it).
+/// The claim statement: `$1` excluded accounts, `$2` limit, `$3` lease in seconds, `$4` events
+/// per account at most (public so that tests and benchmarks can `EXPLAIN` it).
+///
+/// Accounts take turns: the claim walks the accounts that have queued events (a loose scan of
+/// `callback_queue_account_due`, one index probe per account), takes each one's first due
+/// events (at most `$4`), and keeps the first of every account before the second of any. One
+/// account's backlog, however large, neither fills a claim nor lengthens it: before, the claim
+/// read the queue in due order for all accounts and walked every event of an excluded one.
 pub const CLAIM_SQL: &str = "\
-WITH picked AS (
-    SELECT q.event_pk FROM callback_queue q
-    WHERE q.due_at <= now() AND q.account_id <> ALL($1)
-      AND NOT EXISTS (
-          SELECT 1 FROM callback_queue p WHERE p.call_pk = q.call_pk AND p.sequence < q.sequence)
-    ORDER BY q.due_at, q.event_pk
+WITH RECURSIVE accounts AS (
+    SELECT min(account_id) AS id FROM callback_queue
+    UNION ALL
+    SELECT (SELECT min(q.account_id) FROM callback_queue q WHERE q.account_id > a.id)
+    FROM accounts a WHERE a.id IS NOT NULL
+), candidates AS (
+    SELECT c.account_id, c.event_pk, c.due_at FROM accounts a CROSS JOIN LATERAL (
+        SELECT q.account_id, q.event_pk, q.due_at FROM callback_queue q
+        WHERE q.account_id = a.id AND q.due_at <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM callback_queue p WHERE p.call_pk = q.call_pk AND p.sequence < q.sequence)
+        ORDER BY q.due_at, q.event_pk
+        LIMIT $4
+        FOR UPDATE OF q SKIP LOCKED
+    ) c
+    WHERE a.id IS NOT NULL AND a.id <> ALL($1)
+), picked AS (
+    SELECT event_pk FROM (
+        SELECT event_pk, due_at,
+               row_number() OVER (PARTITION BY account_id ORDER BY due_at, event_pk) AS turn
+        FROM candidates
+    ) t
+    ORDER BY turn, due_at, event_pk
     LIMIT $2
-    FOR UPDATE OF q SKIP LOCKED
 ), leased AS (
+    -- By primary key, whatever the planner guesses of `picked` (a join chose to read the whole
+    -- queue for 3 events).
     UPDATE callback_queue q SET due_at = now() + make_interval(secs => $3)
-    FROM picked WHERE q.event_pk = picked.event_pk
+    WHERE q.event_pk = ANY(ARRAY(SELECT event_pk FROM picked))
     RETURNING q.event_pk, q.due_at
 )
 SELECT e.id, e.event_id, e.account_id, e.call_pk, e.sequence, e.event_type, e.body,
@@ -81,10 +105,12 @@ FROM leased l
 JOIN call_events e ON e.id = l.event_pk
 LEFT JOIN callback_replays r ON r.event_pk = l.event_pk";
 
-/// Claims up to `limit` due events, skipping the accounts in `excluded`.
+/// Claims up to `limit` due events, at most `per_account` of one account, skipping the
+/// accounts in `excluded`.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     limit: usize,
+    per_account: usize,
     excluded: &[i64],
     lease: Duration,
 ) -> Result<Vec<ClaimedEvent>, diesel::result::Error> {
@@ -92,6 +118,7 @@ pub async fn claim_due(
         .bind::<Array<BigInt>, _>(excluded)
         .bind::<BigInt, _>(limit as i64)
         .bind::<Double, _>(lease.as_secs_f64())
+        .bind::<BigInt, _>(per_account as i64)
         .prepared()
         .load(conn)
         .await?;

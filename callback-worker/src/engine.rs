@@ -216,7 +216,9 @@ async fn claim_round(
         .map(|e| e.clone())
         .unwrap_or_default();
     let round = shared.rounds.started.fetch_add(1, Ordering::AcqRel) + 1;
-    let claimed = claim::claim_due(&mut conn, limit, &excluded, config.lease).await;
+    // An account gets at most what saturates its endpoint: more would only wait here.
+    let per_account = endpoint_saturation(config);
+    let claimed = claim::claim_due(&mut conn, limit, per_account, &excluded, config.lease).await;
     shared.rounds.finished.send_replace(round);
     let claimed = claimed?;
     shared
@@ -248,6 +250,11 @@ async fn claim_round(
         .collect())
 }
 
+/// Events queued for one endpoint in this process at which claims for it pause.
+fn endpoint_saturation(config: &WorkerConfig) -> usize {
+    config.endpoint_concurrency * 4
+}
+
 /// One endpoint's queue, requests in flight and circuit.
 struct EndpointState {
     queue: VecDeque<Job>,
@@ -272,7 +279,7 @@ async fn dispatcher(
     let mut stopping = false;
     let mut in_flight_total = 0usize;
     // Queued work of a saturated endpoint is bounded by this; claims for it pause meanwhile.
-    let saturation = config.endpoint_concurrency * 4;
+    let saturation = endpoint_saturation(&config);
     let send = |msg: RecorderMsg| {
         let _ = recorder.send(msg);
     };

@@ -8,7 +8,7 @@ use callback_worker::record::{self, Outcome, Resolution};
 use dialer_core::callbacks::replay::{self, ReplaySelection};
 use dialer_core::domain::DeliveryStatus;
 use diesel::sql_types::{Array, BigInt, Double, Text};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::helpers::{Harness, account_events_in};
 use crate::receiver::MODE_OK;
@@ -104,7 +104,7 @@ async fn an_event_without_a_callback_url_is_skipped_at_insert_and_sent_only_by_a
 
 /// Shared and local buffers the claim statement touched, from `EXPLAIN (ANALYZE, BUFFERS)`
 /// (planning excluded), and how many events it claimed. Rolled back: nothing stays claimed.
-async fn claim_buffers(h: &Harness) -> (i64, i64) {
+async fn claim_buffers(h: &Harness, excluded: &[i64]) -> (i64, i64) {
     #[derive(diesel::QueryableByName)]
     struct Plan {
         #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
@@ -116,9 +116,10 @@ async fn claim_buffers(h: &Harness) -> (i64, i64) {
         let plan: Plan = diesel::sql_query(format!(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {CLAIM_SQL}"
         ))
-        .bind::<Array<BigInt>, _>(Vec::<i64>::new())
+        .bind::<Array<BigInt>, _>(excluded.to_vec())
         .bind::<BigInt, _>(500_i64)
         .bind::<Double, _>(120.0)
+        .bind::<BigInt, _>(128_i64)
         .get_result(conn)
         .await?;
         let json: serde_json::Value = serde_json::from_str(&plan.plan).expect("plan JSON");
@@ -170,7 +171,7 @@ async fn a_claim_costs_the_same_whatever_the_history() {
     run.shutdown().await;
     // Three events due now.
     h.events(e.account, 3, 1).await;
-    let (buffers, claimed) = claim_buffers(&h).await;
+    let (buffers, claimed) = claim_buffers(&h, &[]).await;
     println!("claim of {claimed} due events after 4,500 delivered: {buffers} buffers");
     assert_eq!(claimed, 3);
     // About a dozen index and heap pages per claimed event (queue, call_events, replays),
@@ -181,6 +182,43 @@ async fn a_claim_costs_the_same_whatever_the_history() {
     );
 }
 
+/// One account's backlog (its endpoint was down, say) neither fills a claim nor lengthens it:
+/// accounts take turns, and an excluded account's events are not walked. Before, the claim read
+/// the queue in due order for everyone: another account's fresh callbacks waited behind the
+/// backlog (78 s behind 1,000,000 events in `dialer-devkit memory`), and each claim walked the
+/// excluded account's events (600 ms a claim).
+#[tokio::test]
+async fn an_account_s_backlog_neither_fills_a_claim_nor_lengthens_it() {
+    let h = Harness::new().await;
+    let big = h.endpoint("BACKLOG", MODE_OK).await;
+    let small = h.endpoint("FRESH", MODE_OK).await;
+    h.events(big.account, 50_000, 1).await;
+    h.events(small.account, 3, 1).await;
+    // Statistics as autovacuum keeps them (the queue's thresholds are low: migration
+    // 2026-12-06-000001); without any the planner guesses.
+    h.conn()
+        .await
+        .batch_execute("ANALYZE callback_queue; ANALYZE call_events")
+        .await
+        .expect("analyze");
+    // The backlog's endpoint saturated (excluded): the claim reads the other account's events
+    // only, at the cost of a claim of 3 events with no backlog at all.
+    let (buffers, claimed) = claim_buffers(&h, &[big.account]).await;
+    println!("claim of {claimed} events beside 50,000 of an excluded account: {buffers} buffers");
+    assert_eq!(claimed, 3);
+    // About 30 pages per claimed event at this size (the lease rewrites three indexes); walking
+    // the excluded account's 50,000 took over 400.
+    assert!(buffers <= 120, "the claim touched {buffers} buffers");
+    // Not excluded: the fresh account's events come in the first claim, beside at most
+    // `per_account` of the backlog.
+    let mut conn = h.conn().await;
+    let got = claim::claim_due(&mut conn, 100, 40, &[], Duration::from_secs(60))
+        .await
+        .expect("claim");
+    let of = |account: i64| got.iter().filter(|e| e.account_id == account).count();
+    assert_eq!((of(small.account), of(big.account)), (3, 40));
+}
+
 #[tokio::test]
 async fn a_lost_claim_writes_nothing_and_the_newer_one_settles_the_event() {
     let h = Harness::new().await;
@@ -188,11 +226,11 @@ async fn a_lost_claim_writes_nothing_and_the_newer_one_settles_the_event() {
     h.events(e.account, 1, 1).await;
     let mut conn = h.conn().await;
     // A lease of zero: due again at once, as after a lease that ran out.
-    let first = claim::claim_due(&mut conn, 10, &[], Duration::ZERO)
+    let first = claim::claim_due(&mut conn, 10, 10, &[], Duration::ZERO)
         .await
         .expect("claim");
     assert_eq!(first.len(), 1);
-    let second = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+    let second = claim::claim_due(&mut conn, 10, 10, &[], Duration::from_secs(60))
         .await
         .expect("claim again");
     assert_eq!(second.len(), 1);
@@ -243,7 +281,7 @@ async fn settling_an_event_reports_the_events_of_its_call_waiting_behind_it() {
             })
             .collect()
     };
-    let firsts = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+    let firsts = claim::claim_due(&mut conn, 10, 10, &[], Duration::from_secs(60))
         .await
         .expect("claim");
     assert_eq!(firsts.len(), 2);
@@ -256,7 +294,7 @@ async fn settling_an_event_reports_the_events_of_its_call_waiting_behind_it() {
         .await
         .expect("record");
     assert_eq!((two.updated, two.followers), (1, 1));
-    let seconds = claim::claim_due(&mut conn, 10, &[], Duration::from_secs(60))
+    let seconds = claim::claim_due(&mut conn, 10, 10, &[], Duration::from_secs(60))
         .await
         .expect("claim the followers");
     assert_eq!(seconds.len(), 2);

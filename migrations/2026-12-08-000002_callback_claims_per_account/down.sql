@@ -1,0 +1,1 @@
+DROP INDEX callback_queue_account_due;
