@@ -79,24 +79,6 @@ impl RabbitCluster {
             .unwrap_or_default())
     }
 
-    /// Client connections on each node (0 for a node not running).
-    pub async fn connections_per_node(&self) -> Vec<usize> {
-        let mut counts = Vec::new();
-        for node in &self.nodes {
-            let n = match node.is_running() {
-                true => node
-                    .ctl(&["eval", "length(rabbit_networking:connections_local())."])
-                    .await
-                    .ok()
-                    .and_then(|out| out.trim().parse().ok())
-                    .unwrap_or(0),
-                false => 0,
-            };
-            counts.push(n);
-        }
-        counts
-    }
-
     /// Each queue of the cluster whose name starts with `prefix`: its type, leader and members.
     pub async fn queues(&self, prefix: &str) -> Result<Vec<QueueInfo>, PlatformError> {
         let json = self

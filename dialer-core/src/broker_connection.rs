@@ -149,7 +149,9 @@ async fn connect_with(
                 let uri = &addresses.uris[i];
                 match tokio::time::timeout(CONNECT_TIMEOUT, uri.connect_async(&runtime)).await {
                     Ok(Ok(stream)) => {
-                        if was != usize::MAX && was != i {
+                        if was == usize::MAX {
+                            tracing::info!(node = %host_port(uri), "RabbitMQ: connected");
+                        } else if was != i {
                             tracing::warn!(
                                 node = %host_port(uri),
                                 previous = %host_port(&addresses.uris[was]),

@@ -6,3 +6,6 @@
 -- events (a loose scan of this index, one probe per account) and, for each account not
 -- excluded, that account's first due events (a range of this index).
 CREATE INDEX callback_queue_account_due ON callback_queue (account_id, due_at, event_pk);
+-- The due-order index served only the old claim (and the account deferral, which this one
+-- serves better); each index is written at every enqueue, lease and settlement.
+DROP INDEX callback_queue_due;
