@@ -20,3 +20,4 @@ pub mod rate_windows;
 pub mod receiver;
 pub mod report;
 pub mod seed;
+pub mod sims;
