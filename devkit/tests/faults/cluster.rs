@@ -121,7 +121,7 @@ async fn a_cluster_node_killed_mid_batch_loses_nothing_and_every_limit_holds_in_
 }
 
 /// The node (index) most of the run's dispatchers and workers connected to, from their logs
-/// ("RabbitMQ: connected node=127.0.0.1:PORT").
+/// ("RabbitMQ: connected node=127.0.0.1:PORT", the first connection of each).
 fn busiest_node(run: &mut FaultRun) -> usize {
     let logs: Vec<String> = std::fs::read_dir(run.processes.log_dir())
         .expect("log dir")
@@ -135,12 +135,13 @@ fn busiest_node(run: &mut FaultRun) -> usize {
         .collect();
     let mut counts = [0usize; 3];
     for (i, count) in counts.iter_mut().enumerate() {
-        let node = format!("node=127.0.0.1:{}", run.cluster().node(i).port());
+        // The field comes last on the line (the logs may colour `node=`).
+        let node = format!("127.0.0.1:{}", run.cluster().node(i).port());
         *count = logs
             .iter()
             .filter(|text| {
                 text.lines()
-                    .any(|l| l.contains("RabbitMQ: connected") && l.contains(&node))
+                    .any(|l| l.contains("RabbitMQ: connected") && l.trim_end().ends_with(&node))
             })
             .count();
     }
