@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use dialer_core::db::DbPool;
 use dialer_core::domain::BatchStatus;
 use dialer_core::lifecycle::BatchRef;
-use dialer_core::lifecycle::control::{self as lifecycle, CancelledBatch};
+use dialer_core::lifecycle::control as lifecycle;
 use dialer_core::models::{Account, Batch};
 
 use crate::broker::Broker;
@@ -51,7 +51,7 @@ pub async fn control(
             // batch is half done while pause or cancel take back its unsent calls.
             lifecycle::lock_account_claims(conn, account.id).await?;
             let batch = lock_batch(conn, account.id, batch_id).await?;
-            let effect = apply(conn, account, &batch, control).await?;
+            let effect = apply(conn, &batch, control).await?;
             let batch = find_batch(conn, account.id, batch_id).await?;
             let summary = summary(conn, &batch).await?;
             let effect = match effect {
@@ -82,12 +82,7 @@ pub async fn control(
 }
 
 /// The rows `control` changes in the locked batch, or why it cannot.
-async fn apply(
-    conn: &mut AsyncPgConnection,
-    account: &Account,
-    batch: &Batch,
-    control: Control,
-) -> OpsResult<Effect> {
+async fn apply(conn: &mut AsyncPgConnection, batch: &Batch, control: Control) -> OpsResult<Effect> {
     let closed = || {
         OpsError::conflict(
             "batch_closed",
@@ -108,13 +103,7 @@ async fn apply(
             Effect::Rearmed
         }
         (Control::Cancel, status) if status != BatchStatus::Cancelled => {
-            let cancelled = CancelledBatch {
-                batch_pk: batch.id,
-                batch_id: batch.batch_id,
-                account_id: account.id,
-                accountcode: &account.accountcode,
-            };
-            Effect::Events(lifecycle::cancel(conn, cancelled).await?)
+            Effect::Events(lifecycle::cancel(conn, batch.id).await?)
         }
         _ => Effect::Nothing,
     })

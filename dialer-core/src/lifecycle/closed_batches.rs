@@ -14,8 +14,8 @@
 //! sweep won), never both. Batches are locked first (`SKIP LOCKED` too), in the order pause and
 //! cancel lock them, and the sweep never waits on a lock, so it cannot deadlock with either.
 
-use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::completion::{BatchRef, LifecycleError, complete_batch_if_done};
@@ -53,12 +53,22 @@ struct DueBatch {
     cancelled: bool,
 }
 
+/// Calls ended in one batch by [`end_undialed_calls`].
 #[derive(QueryableByName)]
-struct PerBatch {
+pub(super) struct PerBatch {
     #[diesel(sql_type = BigInt)]
-    batch_pk: i64,
+    pub(super) batch_pk: i64,
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub(super) n: i64,
+}
+
+/// What [`end_undialed_calls`] does with a call row another transaction holds.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LockedRows {
+    /// Waits for it (a cancel, which must end the calls it can see).
+    Wait,
+    /// Leaves it to the next sweep (a sweep never waits on a lock).
+    Skip,
 }
 
 /// Ends up to `max_calls` undialed calls of expired and of cancelled batches, each with its event
@@ -104,7 +114,7 @@ pub async fn end_calls_of_closed_batches(
         if pks.is_empty() || budget <= 0 {
             continue;
         }
-        let ended = end_undialed_calls(conn, &pks, event, status, budget).await?;
+        let ended = end_undialed_calls(conn, &pks, event, status, budget, LockedRows::Skip).await?;
         for e in ended {
             budget -= e.n;
             let Some(b) = due.iter().find(|b| b.id == e.batch_pk) else {
@@ -129,23 +139,28 @@ pub async fn end_calls_of_closed_batches(
     Ok(out)
 }
 
-/// Ends up to `max_calls` undialed calls of batches `pks` as `status` with `event`; how many
-/// per batch.
-async fn end_undialed_calls(
+/// Ends up to `max_calls` undialed calls of batches `pks` (lowest ids first) as `status`, each
+/// with its `event`, in one statement; how many per batch. The sweep's and a cancel's.
+pub(super) async fn end_undialed_calls(
     conn: &mut AsyncPgConnection,
     pks: &[i64],
     event: EventType,
     status: CallStatus,
     max_calls: i64,
-) -> Result<Vec<PerBatch>, LifecycleError> {
+    locked: LockedRows,
+) -> QueryResult<Vec<PerBatch>> {
     let undialed = CallStatus::sql_list(CallStatus::is_undialed);
     let body = never_dialed_body_sql(event, None, "accountcode", "batch_id");
-    Ok(diesel::sql_query(format!(
+    let lock = match locked {
+        LockedRows::Wait => "FOR UPDATE",
+        LockedRows::Skip => "FOR UPDATE SKIP LOCKED",
+    };
+    diesel::sql_query(format!(
         "WITH target AS (
             UPDATE calls c SET status = '{status}', event_seq = c.event_seq + 1,
                    next_due_at = NULL, finished_at = now(), updated_at = now()
             WHERE c.id IN (SELECT id FROM calls WHERE batch_pk = ANY($1) AND status IN ({undialed})
-                           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                           ORDER BY id LIMIT $2 {lock})
               AND c.status IN ({undialed})
             RETURNING c.id, c.call_id, c.account_id, c.batch_pk, c.phone_raw, c.phone_e164,
                       c.custom_data, c.attempts, c.event_seq
@@ -163,5 +178,5 @@ async fn end_undialed_calls(
     .bind::<BigInt, _>(max_calls)
     .prepared()
     .load(conn)
-    .await?)
+    .await
 }

@@ -13,7 +13,7 @@ use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::domain::{AttemptState, BatchStatus, CallStatus, EventType};
-use crate::event_body::never_dialed_body_sql;
+use crate::lifecycle::closed_batches::{LockedRows, end_undialed_calls};
 use crate::lifecycle::schedule::open_status;
 use crate::prepared::PrepareOnce;
 
@@ -118,14 +118,6 @@ pub async fn resume(
     Ok(())
 }
 
-/// The batch whose calls are being cancelled.
-pub struct CancelledBatch<'a> {
-    pub batch_pk: i64,
-    pub batch_id: i64,
-    pub account_id: i64,
-    pub accountcode: &'a str,
-}
-
 /// Calls a cancel ends in its own transaction; the closing sweep ends the rest of a larger
 /// batch, the same way, within seconds (`crate::lifecycle::end_calls_of_closed_batches`).
 pub const CANCEL_AT_ONCE: i64 = 10_000;
@@ -134,37 +126,23 @@ pub const CANCEL_AT_ONCE: i64 = 10_000;
 /// event, set-based (one statement for the calls and their events), those claimed but not sent
 /// yet included: up to [`CANCEL_AT_ONCE`] now, the rest by the closing sweep. Returns how many
 /// calls were cancelled now. The caller holds [`lock_account_claims`].
-pub async fn cancel(conn: &mut AsyncPgConnection, batch: CancelledBatch<'_>) -> QueryResult<usize> {
+pub async fn cancel(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryResult<usize> {
     set_status(
         conn,
-        batch.batch_pk,
+        batch_pk,
         BatchStatus::Cancelled,
         "cancelled_at = now()",
     )
     .await?;
-    take_back_unsent(conn, batch.batch_pk).await?;
-    let undialed = CallStatus::sql_list(CallStatus::is_undialed);
-    let body = never_dialed_body_sql(EventType::CallCancelled, None, "$2", "$3");
-    diesel::sql_query(format!(
-        "WITH target AS (
-            UPDATE calls SET status = 'cancelled', event_seq = event_seq + 1,
-                   next_due_at = NULL, finished_at = now(), updated_at = now()
-            WHERE id IN (SELECT id FROM calls WHERE batch_pk = $1 AND status IN ({undialed})
-                         ORDER BY id LIMIT $5 FOR UPDATE)
-              AND status IN ({undialed})
-            RETURNING id, call_id, phone_raw, phone_e164, custom_data, attempts, event_seq
-         ), ev AS (
-            SELECT t.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id FROM target t
-         )
-         INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, body)
-         SELECT event_id, $4, $1, id, event_seq, 'call_cancelled', {body} FROM ev"
-    ))
-    .bind::<BigInt, _>(batch.batch_pk)
-    .bind::<Text, _>(batch.accountcode)
-    .bind::<BigInt, _>(batch.batch_id)
-    .bind::<BigInt, _>(batch.account_id)
-    .bind::<BigInt, _>(CANCEL_AT_ONCE)
-    .prepared()
-    .execute(conn)
-    .await
+    take_back_unsent(conn, batch_pk).await?;
+    let ended = end_undialed_calls(
+        conn,
+        &[batch_pk],
+        EventType::CallCancelled,
+        CallStatus::Cancelled,
+        CANCEL_AT_ONCE,
+        LockedRows::Wait,
+    )
+    .await?;
+    Ok(ended.iter().map(|b| b.n as usize).sum())
 }

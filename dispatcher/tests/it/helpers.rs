@@ -235,38 +235,25 @@ impl World {
     /// What the API's pause or cancel does to a batch: the core's lifecycle under the batch's
     /// lock, in one transaction (see `dialer-api`'s `ops::batch_control`).
     pub async fn control_like_the_api(&self, batch_pk: i64, cancel: bool) {
-        use dialer_core::lifecycle::control::{self, CancelledBatch};
+        use dialer_core::lifecycle::control;
         #[derive(QueryableByName)]
         struct B {
             #[diesel(sql_type = BigInt)]
             account_id: i64,
-            #[diesel(sql_type = BigInt)]
-            batch_id: i64,
-            #[diesel(sql_type = Text)]
-            accountcode: String,
         }
         let mut conn = self.conn().await;
         conn.transaction::<(), diesel::result::Error, _>(async |conn| {
-            let b: B = diesel::sql_query(
-                "SELECT b.account_id, b.batch_id, a.accountcode FROM batches b \
-                 JOIN accounts a ON a.id = b.account_id WHERE b.id = $1",
-            )
-            .bind::<BigInt, _>(batch_pk)
-            .get_result(conn)
-            .await?;
+            let b: B = diesel::sql_query("SELECT account_id FROM batches WHERE id = $1")
+                .bind::<BigInt, _>(batch_pk)
+                .get_result(conn)
+                .await?;
             control::lock_account_claims(conn, b.account_id).await?;
             diesel::sql_query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
                 .bind::<BigInt, _>(batch_pk)
                 .execute(conn)
                 .await?;
             if cancel {
-                let batch = CancelledBatch {
-                    batch_pk,
-                    batch_id: b.batch_id,
-                    account_id: b.account_id,
-                    accountcode: &b.accountcode,
-                };
-                control::cancel(conn, batch).await.map(|_| ())
+                control::cancel(conn, batch_pk).await.map(|_| ())
             } else {
                 control::pause(conn, batch_pk).await
             }
