@@ -42,6 +42,32 @@ pub fn number(i: usize) -> String {
     format!("98{i:08}")
 }
 
+/// Submits [`number`]s `numbers` as batch `batch_id`, `per_request` rows a request, each with
+/// its place in the batch as `custom_data.row`; fails unless every request is accepted whole.
+/// `after_each` runs after each request (a benchmark samples what it measures there).
+pub async fn submit_numbers(
+    client: &ApiClient,
+    batch_id: i64,
+    numbers: std::ops::Range<usize>,
+    per_request: usize,
+    mut after_each: impl FnMut(),
+) -> anyhow::Result<()> {
+    let first = numbers.start;
+    for start in numbers.clone().step_by(per_request.max(1)) {
+        let rows: Vec<Value> = (start..(start + per_request).min(numbers.end))
+            .map(|i| json!({"phone_number": number(i), "custom_data": {"row": i - first}}))
+            .collect();
+        let answer = client
+            .submit(&json!({"batch_id": batch_id, "data": rows}))
+            .await?;
+        if answer["accepted"].as_u64() != Some(rows.len() as u64) {
+            bail!("submission not accepted whole: {answer}");
+        }
+        after_each();
+    }
+    Ok(())
+}
+
 /// Logs of every process go to `bench-logs/` beside the binaries.
 pub async fn run(config: &Config, opts: BenchOptions) -> anyhow::Result<()> {
     platform::run_interruptible("bench-logs", async |bins, processes| {
@@ -98,17 +124,7 @@ async fn bench(
     let client = ApiClient::new(&services.api_url, &created.api_key);
     let run_cpu_start = pg.cpu_seconds();
     let started = Instant::now();
-    for r in 0..calls.div_ceil(per_request) {
-        let rows: Vec<Value> = (r * per_request..((r + 1) * per_request).min(calls))
-            .map(|i| json!({"phone_number": number(i), "custom_data": {"row": i}}))
-            .collect();
-        let answer = client
-            .submit(&json!({"batch_id": BATCH_ID, "data": rows}))
-            .await?;
-        if answer["accepted"].as_u64() != Some(rows.len() as u64) {
-            bail!("submission not accepted whole: {answer}");
-        }
-    }
+    submit_numbers(&client, BATCH_ID, 0..calls, per_request, || {}).await?;
     let ingest_secs = started.elapsed().as_secs_f64();
     let dispatched_at = Instant::now();
     client.dispatch(BATCH_ID).await?;

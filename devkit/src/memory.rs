@@ -10,9 +10,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use serde_json::{Value, json};
-
 use dialer_core::Config;
 
 use dialer_api::ops::accounts::CreatedAccount;
@@ -104,13 +101,13 @@ async fn memory(
 
     let started = Instant::now();
     let backlog_client = ApiClient::new(&services.api_url, &backlogged.api_key);
-    submit(
+    // Memory is sampled after each request: the API's peak is while it parses and writes one.
+    bench::submit_numbers(
         &backlog_client,
         BACKLOG_BATCH,
-        opts.backlog,
-        0,
-        processes,
-        &mut samples,
+        0..opts.backlog,
+        ROWS_PER_REQUEST,
+        || samples.take(processes, None),
     )
     .await?;
     let cancelled = backlog_client.cancel(BACKLOG_BATCH).await?;
@@ -132,13 +129,12 @@ async fn memory(
     );
 
     let client = ApiClient::new(&services.api_url, &dialing.api_key);
-    submit(
+    bench::submit_numbers(
         &client,
         DIAL_BATCH,
-        opts.calls,
-        opts.backlog,
-        processes,
-        &mut samples,
+        opts.backlog..opts.backlog + opts.calls,
+        ROWS_PER_REQUEST,
+        || samples.take(processes, None),
     )
     .await?;
     samples.take(processes, Some("submitted"));
@@ -227,29 +223,4 @@ async fn lean_account(
     let receiver = Receiver::start_lean(&created.callback_secret)?;
     seed::set_callback_url(pool, code, &receiver.url).await?;
     Ok((created, receiver))
-}
-
-/// Submits `n` numbers from `first` on as batch `batch_id`, 50,000 per request, sampling
-/// memory after each request (the API's peak is while it parses and writes one).
-async fn submit(
-    client: &ApiClient,
-    batch_id: i64,
-    n: usize,
-    first: usize,
-    processes: &Processes,
-    samples: &mut Samples,
-) -> anyhow::Result<()> {
-    for start in (0..n).step_by(ROWS_PER_REQUEST) {
-        let rows: Vec<Value> = (start..(start + ROWS_PER_REQUEST).min(n))
-            .map(|i| json!({"phone_number": bench::number(first + i), "custom_data": {"row": i}}))
-            .collect();
-        let answer = client
-            .submit(&json!({"batch_id": batch_id, "data": rows}))
-            .await?;
-        if answer["accepted"].as_u64() != Some(rows.len() as u64) {
-            bail!("submission not accepted whole: {answer}");
-        }
-        samples.take(processes, None);
-    }
-    Ok(())
 }

@@ -14,7 +14,6 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use dialer_api::ops::accounts::AccountUpdate;
@@ -133,18 +132,7 @@ async fn paced(
     let env = ServiceEnv::quiet(database_url, &config.amqp_url, &opts.queue_prefix);
     let services = platform::start_services(bins, processes, &env, platform::Scale::ONE).await?;
     let client = ApiClient::new(&services.api_url, &created.api_key);
-    for chunk in (0..calls).collect::<Vec<_>>().chunks(50_000) {
-        let rows: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"phone_number": bench::number(*i), "custom_data": {"row": i}}))
-            .collect();
-        let answer = client
-            .submit(&json!({"batch_id": BATCH_ID, "data": rows}))
-            .await?;
-        if answer["accepted"].as_u64() != Some(rows.len() as u64) {
-            bail!("submission not accepted whole: {answer}");
-        }
-    }
+    bench::submit_numbers(&client, BATCH_ID, 0..calls, 50_000, || {}).await?;
 
     // The platform idle (polls, leases, sweeps) is the baseline taken off the run's figure.
     let pg = PgServer::find(&pool).await;
