@@ -11,10 +11,8 @@ use crate::schedule::RetrySchedule;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub core: Config,
-    /// `DIALER_CALLBACK_TIMEOUT_MS` (10000): whole request, answer included.
-    pub request_timeout: Duration,
-    /// `DIALER_CALLBACK_CONNECT_TIMEOUT_MS` (5000)
-    pub connect_timeout: Duration,
+    // The request timeouts (`DIALER_CALLBACK_TIMEOUT_MS`, `..._CONNECT_TIMEOUT_MS`) are in
+    // `core`: the API's test events use them too.
     /// `DIALER_CALLBACK_RETRY_SCHEDULE` (`5s,5m,30m,2h,5h,10h,10h`) and
     /// `DIALER_CALLBACK_RETRY_JITTER_PERCENT` (20)
     pub schedule: RetrySchedule,
@@ -59,8 +57,6 @@ impl WorkerConfig {
             .map_err(|e| ConfigError::new("DIALER_CALLBACK_RETRY_SCHEDULE", e.reason))?;
         let config = WorkerConfig {
             core: Config::read(&env)?,
-            request_timeout: env.millis("DIALER_CALLBACK_TIMEOUT_MS", 10_000)?,
-            connect_timeout: env.millis("DIALER_CALLBACK_CONNECT_TIMEOUT_MS", 5_000)?,
             schedule,
             endpoint_concurrency: env.positive("DIALER_CALLBACK_ENDPOINT_CONCURRENCY", 32)?,
             circuit: CircuitSettings {
@@ -80,7 +76,7 @@ impl WorkerConfig {
             queue_vacuum: env.millis("DIALER_CALLBACK_QUEUE_VACUUM_MS", 1_000)?,
         };
         // A request starts only with a request timeout and a second left on its lease.
-        if config.lease < config.request_timeout + Duration::from_secs(2) {
+        if config.lease < config.core.callback_timeout + Duration::from_secs(2) {
             return Err(ConfigError::new(
                 "DIALER_CALLBACK_LEASE_SECS",
                 "must be at least the request timeout plus 2 seconds",
@@ -108,7 +104,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = WorkerConfig::from_lookup(|_| None).expect("defaults");
-        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.core.callback_timeout, Duration::from_secs(10));
         assert_eq!(c.schedule.total_tries(), 8);
         let env: HashMap<&str, &str> = [
             ("DIALER_CALLBACK_RETRY_SCHEDULE", "100ms,200ms"),

@@ -22,12 +22,11 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::circuit::{Circuit, CircuitState};
 use crate::claim::{self, ClaimedEvent};
 use crate::config::WorkerConfig;
-use crate::delivery::{self, AttemptReport, HttpSettings};
+use crate::delivery::{self, AttemptReport};
 use crate::endpoints::{Endpoint, EndpointCache};
 use crate::record::{self, Outcome, Resolution};
 use crate::schedule::NextStep;
 use crate::vacuum::{self, Churn};
-use dialer_core::url_policy::UrlPolicy;
 
 /// Time a request must still have on its lease when it starts, beyond the request timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
@@ -157,14 +156,7 @@ async fn claimer(
     jobs: mpsc::UnboundedSender<Vec<Job>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http = HttpSettings {
-        connect_timeout: config.connect_timeout,
-        request_timeout: config.request_timeout,
-        policy: UrlPolicy {
-            allow_loopback: config.core.allow_http_loopback_callbacks,
-        },
-    };
-    let mut cache = EndpointCache::new(http, config.account_cache);
+    let mut cache = EndpointCache::new(config.core.callback_http(), config.account_cache);
     loop {
         if *stop.borrow() {
             return;
@@ -394,7 +386,7 @@ async fn dispatcher(
                 let left = (job.event.lease_token - Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO);
-                if left < config.request_timeout + LEASE_MARGIN {
+                if left < config.core.callback_timeout + LEASE_MARGIN {
                     send(RecorderMsg::Outcome(Outcome {
                         event_pk: job.event.id,
                         lease_token: job.event.lease_token,

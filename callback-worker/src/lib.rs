@@ -7,15 +7,15 @@
 pub mod circuit;
 pub mod claim;
 pub mod config;
-pub mod delivery;
 pub mod endpoints;
 pub mod engine;
 pub mod prompts;
 pub mod record;
-pub mod resolver;
 pub mod schedule;
-pub mod signing;
 pub mod vacuum;
+
+// Shared with the API's test events; kept under their old paths.
+pub use dialer_core::callbacks::{delivery, resolver, signing};
 
 pub use config::WorkerConfig;
 pub use engine::Engine;

@@ -312,6 +312,107 @@ impl PartialSchema for RedeliverRequest {
 
 impl ToSchema for RedeliverRequest {}
 
+/// The body of `PUT /account/callback`.
+pub struct CallbackEndpointRequest;
+
+impl PartialSchema for CallbackEndpointRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "url",
+                typed(Type::String, false)
+                    .description(Some("https URL of a public address (the contract's rules)")),
+            )
+            .required("url")
+            .property(
+                "ca_certificate",
+                typed(Type::String, true).description(Some(
+                    "PEM of the CA that signed a private endpoint's certificate; null removes it; \
+                     left out: unchanged",
+                )),
+            )
+            .property(
+                "batch_events",
+                typed(Type::Boolean, false).description(Some(
+                    "send `batch_completed` callbacks; left out: unchanged",
+                )),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CallbackEndpointRequest {}
+
+/// The optional body of `POST /account/callback-secret/rotate`.
+pub struct SecretRotationRequest;
+
+impl PartialSchema for SecretRotationRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("optional"))
+            .property(
+                "grace_hours",
+                integer()
+                    .minimum(Some(0))
+                    .maximum(Some(crate::ops::callbacks::MAX_GRACE_HOURS))
+                    .description(Some(
+                        "how long the old secret keeps signing beside the new one (default 24)",
+                    )),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for SecretRotationRequest {}
+
+/// The optional body of `POST /account/keys`.
+pub struct NewKeyRequest;
+
+impl PartialSchema for NewKeyRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("optional"))
+            .property(
+                "label",
+                typed(Type::String, false)
+                    .max_length(Some(crate::ops::api_keys::MAX_LABEL_CHARS))
+                    .description(Some("what the key is for")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for NewKeyRequest {}
+
+/// The body of `POST /dnc`.
+pub struct DncAddRequest;
+
+impl PartialSchema for DncAddRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "phone_numbers",
+                ArrayBuilder::new()
+                    .items(typed(Type::String, false))
+                    .min_items(Some(1))
+                    .max_items(Some(crate::ops::dnc::MAX_NUMBERS))
+                    .description(Some("numbers as the account submits them")),
+            )
+            .required("phone_numbers")
+            .property(
+                "reason",
+                typed(Type::String, false).max_length(Some(crate::ops::dnc::MAX_REASON_CHARS)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for DncAddRequest {}
+
 /// Every schema above that is referenced by name, for the document's components.
 pub fn components() -> Vec<(String, RefOr<Schema>)> {
     vec![

@@ -30,6 +30,8 @@ pub const API_KEY_HEADER: &str = "X-API-KEY";
 pub struct Client {
     pub state: web::Data<AppState>,
     pub account: Account,
+    /// The id of the request's API key (`api_keys.id`).
+    pub key_id: i64,
 }
 
 impl FromRequest for Client {
@@ -83,7 +85,11 @@ impl FromRequest for Client {
                 .check(key_id, account.api_requests_per_second)?;
             let slot = state.slots.take(account.id, kind).await?;
             req.extensions_mut().insert(slot);
-            Ok(Client { state, account })
+            Ok(Client {
+                state,
+                account,
+                key_id,
+            })
         })
     }
 }

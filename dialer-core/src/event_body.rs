@@ -16,6 +16,22 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// [`rfc3339`] as a serde `serialize_with`.
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// [`rfc3339`] of an optional time as a serde `serialize_with` (`null` when absent).
+pub fn serialize_rfc3339_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// An attempt's `recording_url` (contract): the API's own address as clients reach it
 /// (`DIALER_PUBLIC_URL`), without a trailing slash.
 pub fn recording_url(public_url: &str, call_id: uuid::Uuid, attempt: i32) -> String {

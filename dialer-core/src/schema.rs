@@ -187,6 +187,7 @@ diesel::table! {
         phone_e164 -> Text,
         reason -> Text,
         created_at -> Timestamptz,
+        source -> Text,
     }
 }
 

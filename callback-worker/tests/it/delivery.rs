@@ -244,7 +244,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     h.events(slow, 200, 1).await;
     h.events(fast, 30, 2).await;
     let mut config = h.config();
-    config.request_timeout = Duration::from_secs(30);
+    config.core.callback_timeout = Duration::from_secs(30);
     config.lease = Duration::from_secs(60);
     config.endpoint_concurrency = 8;
     let started = Instant::now();
@@ -461,7 +461,7 @@ async fn hanging_slow_and_just_in_time_endpoints_do_not_slow_a_healthy_one() {
     h.events(just, 16, 1).await;
     h.events(fast, 30, 2).await;
     let mut config = h.config();
-    config.request_timeout = Duration::from_secs(2);
+    config.core.callback_timeout = Duration::from_secs(2);
     config.endpoint_concurrency = 8;
     let run = h.start(config);
     let took = h

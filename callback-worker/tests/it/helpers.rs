@@ -82,7 +82,7 @@ impl Harness {
     pub fn config(&self) -> WorkerConfig {
         let mut c = WorkerConfig::for_tests(self.env.config.clone());
         c.schedule = RetrySchedule::parse("200ms,200ms,200ms", 0.0).expect("schedule");
-        c.request_timeout = Duration::from_secs(5);
+        c.core.callback_timeout = Duration::from_secs(5);
         c.lease = Duration::from_secs(30);
         c.circuit.failures_to_open = 1000;
         // Hanging receivers would otherwise hold every test's shutdown for the default grace.

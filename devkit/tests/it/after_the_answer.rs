@@ -476,6 +476,30 @@ async fn every_policy_gather_opt_out_and_recording_through_the_real_binaries() {
         .expect("resubmission");
     assert_eq!(again["accepted"], 1, "{again}");
     assert_eq!(again["rejected"][0]["reason"], "do_not_call", "{again}");
+    // The account sees the opt-out on its own list, but only an operator may remove it.
+    let listed: Value = http
+        .get(format!("{api}/api/v1/dnc"))
+        .header("X-API-KEY", &acct.api_key)
+        .send()
+        .await
+        .expect("GET /dnc")
+        .json()
+        .await
+        .expect("json");
+    let entry = listed["entries"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["phone_number"] == "+12015550190"))
+        .unwrap_or_else(|| panic!("the opt-out is listed: {listed}"));
+    assert_eq!(entry["source"], "opt_out", "{entry}");
+    let removal = http
+        .delete(format!("{api}/api/v1/dnc/%2B12015550190"))
+        .header("X-API-KEY", &acct.api_key)
+        .send()
+        .await
+        .expect("DELETE /dnc");
+    assert_eq!(removal.status().as_u16(), 409);
+    let refusal: Value = removal.json().await.expect("json");
+    assert_eq!(refusal["code"], "dnc_entry_protected", "{refusal}");
 
     let status = client.batch_status(701).await.expect("status");
     assert_eq!(status["counts"]["answered_human"], 3, "{status}");

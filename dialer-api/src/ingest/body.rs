@@ -82,8 +82,9 @@ fn query_value(name: &str, text: String) -> Value {
     }
 }
 
-/// `batch_id` and settings from the query, rows from the CSV (a header naming `phone_number` and
-/// optionally `custom_data`, a JSON object).
+/// `batch_id` and settings from the query, rows from the CSV: a header naming `phone_number`, and
+/// either every other column as a field of `custom_data` (text, as written), or one
+/// `custom_data` column holding a JSON object.
 pub fn csv_to_json(query: &str, body: &[u8]) -> ApiResult<Vec<u8>> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|_| ApiError::invalid_request("the query string is not valid"))?
@@ -131,11 +132,10 @@ fn csv_rows(body: &[u8]) -> ApiResult<Vec<String>> {
         .map(|h| h.trim().to_owned())
         .collect();
     for (i, name) in columns.iter().enumerate() {
-        if !ROW_FIELDS.contains(&name.as_str()) {
+        if name.is_empty() {
             return Err(ApiError::invalid_request(format!(
-                "unknown CSV column `{}` (known columns: {})",
-                quoted(name),
-                ROW_FIELDS.join(", ")
+                "CSV column {} has no name",
+                i + 1
             )));
         }
         if columns[..i].contains(name) {
@@ -149,12 +149,33 @@ fn csv_rows(body: &[u8]) -> ApiResult<Vec<String>> {
             "the CSV header must name a `phone_number` column",
         ));
     }
+    // Columns other than the row's own fields are fields of `custom_data`; a `custom_data`
+    // column is the whole object. Both at once would leave us guessing which wins.
+    let extra: Vec<&str> = columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !ROW_FIELDS.contains(c))
+        .collect();
+    if let Some(first) = extra.first()
+        && columns.iter().any(|c| c == "custom_data")
+    {
+        return Err(ApiError::invalid_request(format!(
+            "CSV column `{}`: give `custom_data` either as one column holding a JSON object or \
+             as columns of its own, not both",
+            quoted(first)
+        )));
+    }
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let record =
             record.map_err(|e| ApiError::invalid_request(format!("CSV row {}: {e}", i + 1)))?;
         let mut row = String::from("{");
+        let mut fields = serde_json::Map::new();
         for (name, cell) in columns.iter().zip(record.iter()) {
+            if extra.contains(&name.as_str()) {
+                fields.insert(name.clone(), Value::String(cell.to_owned()));
+                continue;
+            }
             let value = match name.as_str() {
                 "custom_data" if cell.trim().is_empty() => continue,
                 // Kept as written when it is JSON; otherwise a string, which the row checks
@@ -171,6 +192,13 @@ fn csv_rows(body: &[u8]) -> ApiResult<Vec<String>> {
             row.push_str(&serde_json::to_string(name).map_err(ApiError::internal)?);
             row.push(':');
             row.push_str(&value);
+        }
+        if !extra.is_empty() {
+            if row.len() > 1 {
+                row.push(',');
+            }
+            row.push_str("\"custom_data\":");
+            row.push_str(&serde_json::to_string(&fields).map_err(ApiError::internal)?);
         }
         row.push('}');
         rows.push(row);

@@ -93,6 +93,33 @@ pub fn entry_statuses() -> Vec<CallStatus> {
         .collect()
 }
 
+/// `?status=`: the `call_status` values entries show (their latest event's, or `queued` before
+/// any), never the internal states behind `counts`, so a filter matches what a client reads.
+pub fn parse_statuses(raw: Option<&str>) -> OpsResult<Option<Vec<String>>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let shown = entry_statuses();
+    let mut out = Vec::new();
+    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match s.parse::<CallStatus>() {
+            Ok(status) if shown.contains(&status) => out.push(status.as_str().to_owned()),
+            _ => {
+                let names: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
+                return Err(OpsError::invalid(format!(
+                    "`status`: `{}` is not a call_status entries show ({})",
+                    dialer_core::client_text::quoted(s),
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(OpsError::invalid("`status` is empty"));
+    }
+    Ok(Some(out))
+}
+
 /// Up to `limit` calls of the batch after call key `after`, optionally only those whose entry
 /// shows one of `statuses` (see [`entry_statuses`]).
 pub async fn page(
@@ -120,34 +147,6 @@ pub async fn page(
 }
 
 pub const CSV_HEADER: &str = "call_id,phone_number,phone_number_e164,call_status,disposition,attempt,duration,start_time,answer_time,end_time,server_code,error_message,event_type,sequence,custom_data\n";
-
-/// One cell. A cell a spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a
-/// tab or a carriage return) is escaped as OWASP recommends for CSV injection: a leading `'`,
-/// and the cell quoted. A plain signed number (an E.164 number such as `+919876543210`) is no
-/// formula and stays as it is.
-fn csv_field(out: &mut String, value: &str) {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plain_number(value);
-    if formula || value.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        if formula {
-            out.push('\'');
-        }
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
-}
-
-/// `[+-]digits[.digits]`, nothing else.
-fn is_plain_number(value: &str) -> bool {
-    let unsigned = value.strip_prefix(['+', '-']).unwrap_or(value);
-    let mut parts = unsigned.splitn(2, '.');
-    let digits =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let whole = parts.next();
-    digits(whole) && parts.next().is_none_or(|f| digits(Some(f)))
-}
 
 /// One CSV line for a call, from the same entry JSON the API shows.
 pub fn csv_line(entry: &RawValue, out: &mut String) {
@@ -178,7 +177,7 @@ pub fn csv_line(entry: &RawValue, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        csv_field(out, &text(k));
+        crate::csv_download::cell(out, &text(k));
     }
     out.push('\n');
 }
@@ -214,15 +213,5 @@ mod tests {
             out,
             "\"'=HYPERLINK(\"\"http://x\"\")\",\"'+1 (555) 0100\",+15550100,,\"'\tx\",,,,,,\"'-2+3\",\"'@SUM(A1)\",-5,3,\n"
         );
-        for (cell, number) in [
-            ("+15550100", true),
-            ("-5", true),
-            ("1.5", true),
-            ("+1.", false),
-            ("+", false),
-            ("-1e3", false),
-        ] {
-            assert_eq!(is_plain_number(cell), number, "{cell}");
-        }
     }
 }

@@ -149,19 +149,6 @@ pub fn parse_status(text: &str) -> OpsResult<DeliveryStatus> {
     })
 }
 
-/// `cursor`: a `next_cursor` this API returned.
-pub fn parse_cursor(text: Option<&str>) -> OpsResult<Option<i64>> {
-    match text {
-        None | Some("") => Ok(None),
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| OpsError::invalid("`cursor` is not a cursor this API returned")),
-    }
-}
-
 /// The account's events, newest first, optionally of one delivery status.
 pub async fn list(pool: &DbPool, account_id: i64, filter: &EventFilter) -> OpsResult<EventPage> {
     let mut conn = pool.get().await?;
@@ -332,9 +319,6 @@ mod tests {
         assert_eq!(parse_limit(None).ok(), Some(DEFAULT_LIMIT));
         assert!(parse_limit(Some("0")).is_err());
         assert!(parse_limit(Some("1001")).is_err());
-        assert_eq!(parse_cursor(Some("42")).ok(), Some(Some(42)));
-        assert!(parse_cursor(Some("-1")).is_err());
-        assert!(parse_cursor(Some("x")).is_err());
         assert_eq!(grace_from_hours(24).ok(), Some(Duration::from_secs(86_400)));
         assert!(grace_from_hours(MAX_GRACE_HOURS + 1).is_err());
     }

@@ -3,14 +3,18 @@
 //! in one place.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod batch_control;
 pub mod batches;
 pub mod call_flow;
 pub mod call_listing;
+pub mod call_search;
+pub mod callback_endpoint;
 pub mod callbacks;
 pub mod calls;
 pub mod dispatch;
 pub mod dnc;
+pub mod erasure;
 pub mod error;
 pub mod handoff;
 pub mod paging;

@@ -37,13 +37,9 @@ pub struct PromptInfo {
     #[diesel(sql_type = Integer)]
     pub duration_ms: i32,
     #[diesel(sql_type = Timestamptz)]
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "dialer_core::event_body::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&dialer_core::event_body::rfc3339(*t))
 }
 
 const INFO: &str = "prompt_id, source, text, language, sample_rate, duration_ms, created_at";

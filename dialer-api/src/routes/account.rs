@@ -23,7 +23,7 @@ pub struct AccountResponse {
     tag = "account",
     responses((status = 200, description = "the account of the API key", body = AccountResponse))
 )]
-pub async fn get_account(Client { state, account }: Client) -> ApiResult<HttpResponse> {
+pub async fn get_account(Client { state, account, .. }: Client) -> ApiResult<HttpResponse> {
     let usage = accounts::usage(&state.pool, &account).await?;
     Ok(HttpResponse::Ok().json(AccountResponse {
         status: "success",

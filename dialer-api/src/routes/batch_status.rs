@@ -1,25 +1,20 @@
 use std::collections::HashMap;
 
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use bytes::Bytes;
-use diesel_async::pooled_connection::deadpool::Object;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use dialer_core::domain::CallStatus;
 use dialer_core::models::Batch;
 
-use crate::api_error::{ApiError, ApiResult, ErrorResponse};
+use crate::api_error::{ApiResult, ErrorResponse};
 use crate::auth::Client;
+use crate::csv_download::{self, CsvChunk};
 use crate::json_body::parse_batch_id;
 use crate::ops::batches::{self, BatchSummary};
 use crate::ops::call_listing::{self, CSV_HEADER};
-use crate::ops::error::{OpsError, OpsResult};
+use crate::ops::error::OpsResult;
 use crate::ops::paging;
 use crate::state::AppState;
-
-const CSV_CHUNK: i64 = 5000;
 
 /// A batch's progress and a page of its calls.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,44 +29,6 @@ pub struct StatusResponse {
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
     next_cursor: Option<String>,
-}
-
-/// `?status=`: the `call_status` values entries show (their latest event's, or `queued` before
-/// any), never the internal states behind `counts`, so a filter matches what a client reads.
-fn parse_statuses(q: &HashMap<String, String>) -> ApiResult<Option<Vec<String>>> {
-    let Some(raw) = q.get("status") else {
-        return Ok(None);
-    };
-    let shown = call_listing::entry_statuses();
-    let mut out = Vec::new();
-    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match s.parse::<CallStatus>() {
-            Ok(status) if shown.contains(&status) => out.push(status.as_str().to_owned()),
-            _ => {
-                let names: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
-                return Err(ApiError::invalid_request(format!(
-                    "`status`: `{}` is not a call_status entries show ({})",
-                    dialer_core::client_text::quoted(s),
-                    names.join(", ")
-                )));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(ApiError::invalid_request("`status` is empty"));
-    }
-    Ok(Some(out))
-}
-
-fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("cursor").map(String::as_str) {
-        None | Some("") => Ok(0),
-        Some(c) => {
-            c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::invalid_request("`cursor` is not a cursor this API returned")
-            })
-        }
-    }
 }
 
 /// Batch progress and its calls.
@@ -98,21 +55,13 @@ fn parse_cursor(q: &HashMap<String, String>) -> ApiResult<i64> {
     )
 )]
 pub async fn batch_status(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
     let batch_id = parse_batch_id(&path)?;
-    let statuses = parse_statuses(&query)?;
-    let csv = match query.get("format").map(String::as_str) {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_request(format!(
-                "`format` must be json or csv, not `{other}`"
-            )));
-        }
-    };
+    let statuses = call_listing::parse_statuses(query.get("status").map(String::as_str))?;
+    let csv = csv_download::wants_csv(&query)?;
     let mut conn = state.pool.get().await?;
     let batch = batches::find_batch(&mut conn, account.id, batch_id).await?;
     if csv {
@@ -124,7 +73,7 @@ pub async fn batch_status(
             statuses,
         ));
     }
-    let cursor = parse_cursor(&query)?;
+    let cursor = paging::parse_cursor(query.get("cursor").map(String::as_str))?.unwrap_or(0);
     let limit = paging::parse_limit(query.get("limit").map(String::as_str))?;
     let summary = batches::summary(&mut conn, &batch).await?;
     let mut rows =
@@ -147,18 +96,7 @@ pub async fn batch_status(
     }))
 }
 
-struct CsvState {
-    app: AppState,
-    accountcode: String,
-    batch: Batch,
-    statuses: Option<Vec<String>>,
-    after: i64,
-    header_sent: bool,
-    done: bool,
-}
-
-/// Streams every matching call as CSV, a chunk of rows per database round trip, so memory stays
-/// flat whatever the batch size.
+/// Every matching call as CSV.
 fn csv_response(
     app: AppState,
     accountcode: String,
@@ -166,61 +104,27 @@ fn csv_response(
     statuses: Option<Vec<String>>,
 ) -> HttpResponse {
     let filename = format!("batch-{}.csv", batch.batch_id);
-    let init = CsvState {
-        app,
-        accountcode,
-        batch,
-        statuses,
-        after: 0,
-        header_sent: false,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(init, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut out = String::new();
-        if !st.header_sent {
-            out.push_str(CSV_HEADER);
-            st.header_sent = true;
-        }
-        let chunk = async {
-            let mut conn: Object<_> = st.app.pool.get().await?;
-            call_listing::page(
-                &mut conn,
-                st.batch.id,
-                st.statuses.as_deref(),
-                st.after,
-                CSV_CHUNK,
-            )
-            .await
-        }
-        .await;
-        match chunk {
-            Ok(rows) => {
-                if (rows.len() as i64) < CSV_CHUNK {
-                    st.done = true;
-                }
-                for row in &rows {
-                    match row.entry_json(&st.accountcode, st.batch.batch_id) {
-                        Ok(entry) => call_listing::csv_line(&entry, &mut out),
-                        Err(e) => return Some((Err(e), CsvState { done: true, ..st })),
-                    }
-                }
-                if let Some(last) = rows.last() {
-                    st.after = last.id;
-                }
-                Some((Ok::<Bytes, OpsError>(Bytes::from(out)), st))
+    csv_download::download(&filename, CSV_HEADER, move |cursor, limit| {
+        let (app, accountcode, batch, statuses) = (
+            app.clone(),
+            accountcode.clone(),
+            batch.clone(),
+            statuses.clone(),
+        );
+        async move {
+            let mut conn = app.pool.get().await?;
+            let after = cursor.unwrap_or(0);
+            let rows =
+                call_listing::page(&mut conn, batch.id, statuses.as_deref(), after, limit).await?;
+            let mut text = String::new();
+            for row in &rows {
+                call_listing::csv_line(&row.entry_json(&accountcode, batch.batch_id)?, &mut text);
             }
-            // Headers are gone by now: ending the stream early is the only signal left.
-            Err(e) => Some((Err(e), CsvState { done: true, ..st })),
+            Ok(CsvChunk {
+                text,
+                last_id: rows.last().map(|r| r.id),
+                rows: rows.len(),
+            })
         }
-    });
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{filename}\""),
-        ))
-        .streaming(stream)
+    })
 }

@@ -59,7 +59,7 @@ success_response! {
     )
 )]
 pub async fn list_callbacks(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     query: web::Query<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
     let status = query
@@ -69,7 +69,7 @@ pub async fn list_callbacks(
     let filter = EventFilter {
         status,
         limit: Some(paging::parse_limit(query.get("limit").map(String::as_str))?),
-        cursor: callbacks::parse_cursor(query.get("cursor").map(String::as_str))?,
+        cursor: paging::parse_cursor(query.get("cursor").map(String::as_str))?,
     };
     Ok(CallbackListResponse::ok(
         callbacks::list(&state.pool, account.id, &filter).await?,
@@ -93,7 +93,7 @@ pub async fn list_callbacks(
     )
 )]
 pub async fn get_callback(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     Ok(CallbackResponse::ok(
@@ -132,7 +132,7 @@ pub async fn get_callback(
     )
 )]
 pub async fn redeliver(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
     let selection = parse_redeliver_body(&body)?;

@@ -37,7 +37,7 @@ pub struct DispatchResponse {
     )
 )]
 pub async fn dispatch_calls(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {

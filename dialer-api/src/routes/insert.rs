@@ -18,7 +18,7 @@ use crate::ingest::body::SubmissionBody;
     operation_id = "insert_data_in_call_queue",
     tag = "batches",
     request_body(
-        description = "JSON, or CSV: a header naming `phone_number` and optionally `custom_data` (a JSON object), one row per number, with `batch_id` and the settings as query parameters (`retry_on` comma separated, `calling_hours` as JSON)",
+        description = "JSON, or CSV: a header naming `phone_number` and either any other columns (each a text field of `custom_data`) or one `custom_data` column (a JSON object), one row per number, with `batch_id` and the settings as query parameters (`retry_on` comma separated, `calling_hours` as JSON)",
         content(
             (BatchSubmission = "application/json"),
             (String = "text/csv"),
@@ -37,7 +37,7 @@ use crate::ingest::body::SubmissionBody;
     )
 )]
 pub async fn insert(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     body: SubmissionBody,
 ) -> ApiResult<HttpResponse> {
     let response = crate::ingest::submit(&state, &account, body).await?;

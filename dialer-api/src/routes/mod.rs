@@ -25,14 +25,18 @@ macro_rules! success_response {
 }
 
 mod account;
+mod account_callback;
+mod api_keys;
 mod batch_control;
 mod batch_status;
 mod callbacks;
 mod calls;
 mod dispatch;
+mod dnc;
 mod health;
 mod insert;
 mod media;
+mod numbers;
 pub mod openapi;
 mod prompts;
 mod recordings;
@@ -82,8 +86,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/batches/{batch_id}/cancel")
                         .route(web::post().to(batch_control::cancel)),
                 )
+                .service(web::resource("/calls").route(web::get().to(calls::search_calls)))
+                .service(
+                    web::resource("/numbers/{phone_number}")
+                        .route(web::delete().to(numbers::erase_number)),
+                )
                 .service(web::resource("/calls/{call_id}").route(web::get().to(calls::get_call)))
                 .service(web::resource("/account").route(web::get().to(account::get_account)))
+                .service(
+                    web::resource("/account/callback")
+                        .route(web::put().to(account_callback::set_endpoint))
+                        .route(web::delete().to(account_callback::clear_endpoint)),
+                )
+                .service(
+                    web::resource("/account/callback/test")
+                        .route(web::post().to(account_callback::test_endpoint)),
+                )
+                .service(
+                    web::resource("/account/callback-secret/rotate")
+                        .route(web::post().to(account_callback::rotate_secret)),
+                )
+                .service(
+                    web::resource("/account/keys")
+                        .route(web::get().to(api_keys::list_keys))
+                        .route(web::post().to(api_keys::create_key)),
+                )
+                .service(
+                    web::resource("/account/keys/{key_id}")
+                        .route(web::delete().to(api_keys::revoke_key)),
+                )
+                .service(
+                    web::resource("/dnc")
+                        .route(web::get().to(dnc::list))
+                        .route(web::post().to(dnc::add)),
+                )
+                .service(web::resource("/dnc/{phone_number}").route(web::delete().to(dnc::remove)))
                 .service(
                     web::resource("/prompts")
                         .route(web::post().to(prompts::create_prompt))

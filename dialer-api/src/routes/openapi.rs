@@ -24,7 +24,12 @@ pub const API_KEY_SCHEME: &str = "api_key";
 const PUBLIC: [&str; 2] = ["/api/v1/openapi.json", "/api/v1/docs"];
 
 const INSERT_PATH: &str = "/api/v1/queues/insertdataincallqueue/";
-const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
+/// POSTs whose body may be empty.
+const OPTIONAL_BODIES: [&str; 3] = [
+    "/api/v1/controls/dispatch-calls",
+    "/api/v1/account/callback-secret/rotate",
+    "/api/v1/account/keys",
+];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,7 +49,19 @@ const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
         super::batch_control::resume,
         super::batch_control::cancel,
         super::calls::get_call,
+        super::calls::search_calls,
+        super::numbers::erase_number,
         super::account::get_account,
+        super::account_callback::set_endpoint,
+        super::account_callback::clear_endpoint,
+        super::account_callback::test_endpoint,
+        super::account_callback::rotate_secret,
+        super::api_keys::list_keys,
+        super::api_keys::create_key,
+        super::api_keys::revoke_key,
+        super::dnc::list,
+        super::dnc::add,
+        super::dnc::remove,
         super::prompts::create_prompt,
         super::prompts::list_prompts,
         super::prompts::delete_prompt,
@@ -67,6 +84,7 @@ const DISPATCH_PATH: &str = "/api/v1/controls/dispatch-calls";
         (name = "callbacks", description = "callback deliveries: see and replay"),
         (name = "account", description = "the account of the API key"),
         (name = "prompts", description = "audio prompts played after the answer"),
+        (name = "do-not-call", description = "the account's own do-not-call list"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )
 )]
@@ -102,9 +120,14 @@ impl Modify for Contract {
             if !path.starts_with("/api/v1/") || PUBLIC.contains(&path.as_str()) {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
             {
                 op.security = Some(vec![SecurityRequirement::new(
                     API_KEY_SCHEME,
@@ -118,7 +141,11 @@ impl Modify for Contract {
                 }
             }
             // A body that stops arriving is timed out (see `body_timeout`).
-            if let Some(op) = item.post.as_mut().filter(|op| op.request_body.is_some()) {
+            for op in [&mut item.post, &mut item.put]
+                .into_iter()
+                .flatten()
+                .filter(|op| op.request_body.is_some())
+            {
                 op.responses
                     .responses
                     .entry("408".to_owned())
@@ -128,15 +155,17 @@ impl Modify for Contract {
                     });
             }
         }
-        // The dispatch body may be left out (an empty body, not JSON `null`).
-        if let Some(RefOr::T(body)) = doc
-            .paths
-            .paths
-            .get_mut(DISPATCH_PATH)
-            .and_then(|item| item.post.as_mut())
-            .and_then(|op| op.request_body.as_mut())
-        {
-            body.required = Some(Required::False);
+        // These bodies may be left out (an empty body, not JSON `null`).
+        for path in OPTIONAL_BODIES {
+            if let Some(RefOr::T(body)) = doc
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|op| op.request_body.as_mut())
+            {
+                body.required = Some(Required::False);
+            }
         }
         // The submission is served with and without the trailing slash.
         if let Some(item) = doc.paths.paths.get(INSERT_PATH).cloned() {

@@ -58,7 +58,7 @@ pub struct PromptDeleted {
     )
 )]
 pub async fn create_prompt(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
@@ -150,7 +150,7 @@ fn spoken(body: &[u8]) -> ApiResult<(String, String)> {
     tag = "prompts",
     responses((status = 200, description = "the account's prompts", body = PromptList))
 )]
-pub async fn list_prompts(Client { state, account }: Client) -> ApiResult<HttpResponse> {
+pub async fn list_prompts(Client { state, account, .. }: Client) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let prompts = prompts::list(&mut conn, account.id).await?;
     Ok(HttpResponse::Ok().json(PromptList {
@@ -172,7 +172,7 @@ pub async fn list_prompts(Client { state, account }: Client) -> ApiResult<HttpRe
     )
 )]
 pub async fn delete_prompt(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let prompt_id = path.into_inner();

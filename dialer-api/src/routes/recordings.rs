@@ -26,7 +26,7 @@ use crate::ops::recordings;
     )
 )]
 pub async fn get_recording(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (call_id, attempt) = path.into_inner();
@@ -53,7 +53,7 @@ pub async fn get_recording(
     )
 )]
 pub async fn get_call_recording(
-    Client { state, account }: Client,
+    Client { state, account, .. }: Client,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     serve(&state, account.id, &path.into_inner(), None).await

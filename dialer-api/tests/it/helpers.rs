@@ -215,6 +215,25 @@ impl Client {
         send(req).await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> Reply {
+        send(
+            self.http
+                .put(self.url(path))
+                .header("X-API-KEY", &self.key)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        send(
+            self.http
+                .delete(self.url(path))
+                .header("X-API-KEY", &self.key),
+        )
+        .await
+    }
+
     /// Posts `body` as it is, labelled `application/json` (for malformed JSON).
     pub async fn post_json_text(&self, path: &str, body: &str) -> Reply {
         self.post_raw(path, Some("application/json"), body).await

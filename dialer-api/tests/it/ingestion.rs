@@ -559,12 +559,43 @@ async fn csv_submissions_take_settings_from_the_query() {
     .await
     .assert_refused(409, "batch_settings_conflict", "max_attempts");
 
+    // Every column but the number is a field of custom_data, as text.
+    let r = acme
+        .post_raw(
+            "/api/v1/queues/insertdataincallqueue?batch_id=22",
+            Some("text/csv"),
+            "phone_number,customer_id,campaign_id\n9876543220,CUST001,CAMP001\n9876543221,,007\n",
+        )
+        .await;
+    assert_eq!(r.json()["accepted"], 2, "{}", r.text);
+    let s = acme.batch_status(22, "").await;
+    assert_eq!(
+        s["calls"][0]["custom_data"],
+        json!({"customer_id": "CUST001", "campaign_id": "CAMP001"}),
+        "{s}"
+    );
+    assert_eq!(
+        s["calls"][1]["custom_data"],
+        json!({"customer_id": "", "campaign_id": "007"}),
+        "{s}"
+    );
+
     let base = "/api/v1/queues/insertdataincallqueue?batch_id=21";
     for (query, body, words) in [
         (
             "",
-            "phone,custom_data\n9876543210,\n",
-            "unknown CSV column `phone`",
+            "phone_number,custom_data,customer\n9876543210,{},C1\n",
+            "CSV column `customer`: give `custom_data` either",
+        ),
+        (
+            "",
+            "phone_number,,x\n9876543210,a,b\n",
+            "CSV column 2 has no name",
+        ),
+        (
+            "",
+            "phone_number,customer,customer\n9876543210,a,b\n",
+            "CSV column `customer` appears twice",
         ),
         ("", "custom_data\n{}\n", "`phone_number` column"),
         ("", "phone_number\n9876543210,extra\n", "CSV row 1"),

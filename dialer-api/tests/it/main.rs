@@ -12,3 +12,4 @@ mod ingestion;
 mod openapi;
 mod overload;
 mod raw_http;
+mod self_service;

@@ -40,6 +40,19 @@ const CONTRACT: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/prompts/{prompt_id}"),
     ("GET", "/api/v1/recordings/{call_id}/{attempt}"),
     ("GET", "/api/v1/recordings/{call_id}"),
+    ("PUT", "/api/v1/account/callback"),
+    ("DELETE", "/api/v1/account/callback"),
+    ("POST", "/api/v1/account/callback/test"),
+    ("POST", "/api/v1/account/callback-secret/rotate"),
+    ("POST", "/api/v1/account/keys"),
+    ("DELETE", "/api/v1/account/keys/{key_id}"),
+    // Ours beside the contract's: the keys' listing.
+    ("GET", "/api/v1/account/keys"),
+    ("GET", "/api/v1/dnc"),
+    ("POST", "/api/v1/dnc"),
+    ("DELETE", "/api/v1/dnc/{phone_number}"),
+    ("GET", "/api/v1/calls"),
+    ("DELETE", "/api/v1/numbers/{phone_number}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -456,7 +469,14 @@ struct Fixture {
     call_id: String,
     event_id: String,
     prompt_id: String,
+    /// A second API key of the account (the first one makes the requests).
+    key_id: String,
 }
+
+/// A number on the account's do-not-call list and in no call.
+const LISTED_NUMBER: &str = "9876500099";
+/// Refuses connections at once: the test event's endpoint.
+const CLOSED_ENDPOINT: &str = "http://127.0.0.1:9/cb";
 
 fn submission(batch_id: i64) -> Value {
     json!({"batch_id": batch_id, "batch_name": "spring", "max_attempts": 2,
@@ -576,6 +596,8 @@ fn concrete(path: &str, fx: &Fixture) -> String {
         .replace("{event_id}", &fx.event_id)
         .replace("{prompt_id}", &fx.prompt_id)
         .replace("{attempt}", "1")
+        .replace("{key_id}", &fx.key_id)
+        .replace("{phone_number}", LISTED_NUMBER)
 }
 
 fn request_body(method: &str, path: &str, fx: &Fixture) -> Option<Value> {
@@ -584,6 +606,8 @@ fn request_body(method: &str, path: &str, fx: &Fixture) -> Option<Value> {
         ("POST", "/api/v1/controls/dispatch-calls") => Some(json!({"batch_id": 12345})),
         ("POST", "/api/v1/callbacks/redeliver") => Some(json!({"event_ids": [fx.event_id]})),
         ("POST", "/api/v1/prompts") => Some(json!({"text": "Hello.", "language": "en"})),
+        ("PUT", "/api/v1/account/callback") => Some(json!({"url": CLOSED_ENDPOINT})),
+        ("POST", "/api/v1/dnc") => Some(json!({"phone_numbers": [LISTED_NUMBER]})),
         _ => None,
     }
 }
@@ -677,10 +701,19 @@ async fn fixture(app: &TestApp, c: &Client, doc: &Value) -> Fixture {
              SELECT id, 1, account_id, '{key}', 12, 0, now() + interval '1 day' FROM calls WHERE call_id = '{call_id}'"
     ))
     .await;
+    // A second key (one is revoked), and a listed number (one entry is removed).
+    let r = c.post_json("/api/v1/account/keys", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let key_id = r.json()["key_id"].to_string();
+    let r = c
+        .post_json("/api/v1/dnc", &json!({"phone_numbers": [LISTED_NUMBER]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     Fixture {
         call_id,
         event_id,
         prompt_id,
+        key_id,
     }
 }
 
@@ -761,18 +794,23 @@ async fn document_lists_exactly_the_routes_the_application_serves() {
 
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
-    let (app, acme) = TestApp::with_account("ACME").await;
+    // Loopback callbacks: the test event goes to a closed local port and fails at once.
+    let app = TestApp::spawn_with(|c| c.allow_http_loopback_callbacks = true).await;
+    let acme = app.account("ACME").await;
     let doc = fetch_document(&app).await;
     let checker = Checker::new(&doc);
     let fx = fixture(&app, &acme, &doc).await;
     let documented = documented_operations(&doc);
-    // Submissions first, then reads, then control (pause before resume).
+    // Submissions first, then reads, then control (pause before resume), the callback endpoint
+    // set before its test and removed last.
     let rank = |(m, p): &(String, String)| match (m.as_str(), p.as_str()) {
         (_, p) if p.contains("insertdataincallqueue") => 0,
         ("GET", _) => 1,
         (_, p) if p.ends_with("/pause") => 2,
         (_, p) if p.ends_with("/resume") => 3,
-        _ => 4,
+        ("PUT", "/api/v1/account/callback") => 4,
+        ("DELETE", "/api/v1/account/callback") => 6,
+        _ => 5,
     };
     let mut ordered: Vec<&(String, String)> = documented.iter().collect();
     ordered.sort_by_key(|op| rank(op));
@@ -815,6 +853,7 @@ async fn other_methods_on_documented_paths_are_405() {
         call_id: "6f9c8d5e-1a2b-4c3d-8e9f-001122334455".into(),
         event_id: "evt_00000000000000000000000000000000".into(),
         prompt_id: "prm_00000000000000000000000000000000".into(),
+        key_id: "1".into(),
     };
     let documented = documented_operations(&doc);
     let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();

@@ -1,9 +1,13 @@
-//! What the API and the CLI do with callback events besides delivering them (the callback
-//! worker's job): list deliveries, redeliver, rotate the signing secret.
+//! Callback events: listing deliveries, redelivery and secret rotation (the API and the CLI),
+//! and the signing and HTTP sending that the callback worker's deliveries and the API's test
+//! events share.
 
+pub mod delivery;
 pub mod listing;
 pub mod replay;
+pub mod resolver;
 pub mod rotation;
+pub mod signing;
 
 use crate::credentials::RandomError;
 use crate::db::DbError;

@@ -42,6 +42,11 @@ pub struct Config {
     pub api_workers: usize,
     /// `DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS`: allow `http://` callback URLs on loopback (demos, tests).
     pub allow_http_loopback_callbacks: bool,
+    /// `DIALER_CALLBACK_TIMEOUT_MS` (10000): a callback request, answer included (the worker's
+    /// deliveries and the API's test events).
+    pub callback_timeout: Duration,
+    /// `DIALER_CALLBACK_CONNECT_TIMEOUT_MS` (5000)
+    pub callback_connect_timeout: Duration,
     /// `dialer-api`'s limits on what one account or one address may hold (`DIALER_API_*`).
     pub api_limits: ApiLimits,
     /// `DIALER_PUBLIC_URL`: the API's address as clients reach it (`recording_url` is built on
@@ -143,11 +148,26 @@ impl Config {
             api_workers: env.number("DIALER_API_WORKERS", 0)?,
             allow_http_loopback_callbacks: env
                 .flag("DIALER_ALLOW_HTTP_LOOPBACK_CALLBACKS", false)?,
+            callback_timeout: env.millis("DIALER_CALLBACK_TIMEOUT_MS", 10_000)?,
+            callback_connect_timeout: env.millis("DIALER_CALLBACK_CONNECT_TIMEOUT_MS", 5_000)?,
             api_limits: ApiLimits::read(env)?,
             public_url,
             media_url,
             recordings_store: env.text("DIALER_RECORDINGS_STORE", "data/recordings"),
         })
+    }
+}
+
+impl Config {
+    /// How callback requests are made: timeouts, and the URL policy.
+    pub fn callback_http(&self) -> crate::callbacks::delivery::HttpSettings {
+        crate::callbacks::delivery::HttpSettings {
+            connect_timeout: self.callback_connect_timeout,
+            request_timeout: self.callback_timeout,
+            policy: crate::url_policy::UrlPolicy {
+                allow_loopback: self.allow_http_loopback_callbacks,
+            },
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod batch_status;
 mod call_status;
 mod delivery_status;
 mod disposition;
+mod dnc_source;
 mod event_type;
 
 pub use answer_kinds::{AmdPolicy, AnsweredBy};
@@ -14,4 +15,5 @@ pub use batch_status::BatchStatus;
 pub use call_status::{ANSWER_COUNT_KEYS, Bucket, CallStatus, StateCounts, Totals};
 pub use delivery_status::DeliveryStatus;
 pub use disposition::Disposition;
+pub use dnc_source::DncSource;
 pub use event_type::EventType;

@@ -8,6 +8,7 @@
 mod closed_batches;
 mod completion;
 pub mod control;
+pub mod erasure;
 mod recording;
 pub mod schedule;
 mod undialed;

@@ -325,9 +325,14 @@ impl Writes {
                 return Ok(0);
             }
             diesel::sql_query(
-                "INSERT INTO dnc_numbers (account_id, phone_e164, reason) \
-                 SELECT a, p, 'opted out during a call' FROM unnest($1::bigint[], $2::text[]) AS u(a, p) \
-                 ON CONFLICT (account_id, phone_e164) WHERE account_id IS NOT NULL DO NOTHING",
+                // An entry the account made itself becomes the callee's: the account may no
+                // longer remove it (only an operator may). DISTINCT: an update may not touch a
+                // row twice, and one group can hold two opt-outs of one number.
+                "INSERT INTO dnc_numbers (account_id, phone_e164, reason, source) \
+                 SELECT DISTINCT a, p, 'opted out during a call', 'opt_out' \
+                 FROM unnest($1::bigint[], $2::text[]) AS u(a, p) \
+                 ON CONFLICT (account_id, phone_e164) WHERE account_id IS NOT NULL \
+                 DO UPDATE SET source = 'opt_out', reason = EXCLUDED.reason",
             )
             .bind::<Array<BigInt>, _>(&self.dnc_account)
             .bind::<Array<Text>, _>(&self.dnc_phone)

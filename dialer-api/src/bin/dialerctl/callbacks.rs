@@ -62,7 +62,7 @@ pub async fn run(ctx: &Ctx, cmd: CallbacksCmd) -> anyhow::Result<Output> {
                     paging::parse_limit(Some(&limit.to_string()))
                         .map_err(|e| anyhow!("--limit: {e}"))?,
                 ),
-                cursor: callbacks::parse_cursor(cursor.as_deref())
+                cursor: dialer_api::ops::paging::parse_cursor(cursor.as_deref())
                     .map_err(|e| anyhow!("--cursor: {e}"))?,
             };
             let page = callbacks::list(&ctx.pool, acc.id, &filter).await?;

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use dialer_api::ops::dnc;
+use dialer_core::domain::DncSource;
 use dialer_core::phone;
 
 use crate::Ctx;
@@ -62,7 +63,15 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
             {
                 return Err(anyhow!("`{bad}` is not a phone number; nothing was added"));
             }
-            let o = dnc::add_many(&ctx.pool, id, &scope.country, &numbers, &reason).await?;
+            let o = dnc::add_many(
+                &ctx.pool,
+                id,
+                &scope.country,
+                &numbers,
+                &reason,
+                DncSource::Operator,
+            )
+            .await?;
             let text = format!("{} added, {} already listed", o.added, o.already_listed);
             let json = json!({"added": o.added, "already_listed": o.already_listed});
             Output::success(json, text)
@@ -75,10 +84,28 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
             let id = account_id(ctx, &scope).await?;
             let content = std::fs::read_to_string(&file)
                 .with_context(|| format!("read {}", file.display()))?;
-            let lines: Vec<String> = content.lines().map(str::to_owned).collect();
-            let o = dnc::add_many(&ctx.pool, id, &scope.country, &lines, &reason).await?;
-            let invalid: Vec<Value> = o
+            // Line numbers (from 1) of the lines that are not blank or comments.
+            let (line_numbers, lines): (Vec<usize>, Vec<String>) = content
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
+                .map(|(i, l)| (i + 1, l.to_owned()))
+                .unzip();
+            let o = dnc::add_many(
+                &ctx.pool,
+                id,
+                &scope.country,
+                &lines,
+                &reason,
+                DncSource::Operator,
+            )
+            .await?;
+            let bad: Vec<(usize, &str)> = o
                 .invalid
+                .iter()
+                .map(|(i, text)| (line_numbers.get(*i).copied().unwrap_or(0), text.as_str()))
+                .collect();
+            let invalid: Vec<Value> = bad
                 .iter()
                 .map(|(line, text)| json!({"line": line, "text": text}))
                 .collect();
@@ -88,7 +115,7 @@ pub async fn run(ctx: &Ctx, cmd: DncCmd) -> anyhow::Result<Output> {
                 o.already_listed,
                 invalid.len()
             );
-            for (line, bad) in o.invalid.iter().take(10) {
+            for (line, bad) in bad.iter().take(10) {
                 text.push_str(&format!("\nline {line}: `{bad}` is not a phone number"));
             }
             let json =

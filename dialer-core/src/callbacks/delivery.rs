@@ -8,9 +8,9 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use url::Url;
 
-use crate::resolver::PolicyResolver;
-use crate::signing::SignatureHeaders;
-use dialer_core::url_policy::UrlPolicy;
+use super::resolver::PolicyResolver;
+use super::signing::SignatureHeaders;
+use crate::url_policy::UrlPolicy;
 
 /// How much of an answer is read and kept.
 pub const RESPONSE_HEAD_BYTES: usize = 1024;

@@ -1,10 +1,10 @@
 //! The callback worker's DNS resolver: the URL policy of dialer-core
-//! ([`dialer_core::url_policy`]) applied to every address a callback host resolves to, so the
+//! ([`crate::url_policy`]) applied to every address a callback host resolves to, so the
 //! address checked is the address connected to (no DNS rebinding between a check and the connect).
 
 use std::net::SocketAddr;
 
-use dialer_core::url_policy::{UrlPolicy, UrlPolicyError};
+use crate::url_policy::{UrlPolicy, UrlPolicyError};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// The HTTP client's resolver: resolves with the system resolver and keeps only the addresses

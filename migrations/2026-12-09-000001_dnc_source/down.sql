@@ -1,0 +1,2 @@
+DROP INDEX dnc_numbers_account_id;
+ALTER TABLE dnc_numbers DROP COLUMN source;
