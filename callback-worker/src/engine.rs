@@ -314,6 +314,9 @@ async fn dispatcher(
                 if let Some(state) = endpoints.get_mut(&account) {
                     state.in_flight -= 1;
                     if delivered {
+                        if !state.circuit.is_pristine() {
+                            crate::metrics::circuit(account, false);
+                        }
                         state.circuit.on_success();
                     } else if let Some(until) = state.circuit.on_failure(now) {
                         opened_until = Some(until);
@@ -335,6 +338,7 @@ async fn dispatcher(
                 if let Some(until) = opened_until {
                     let until_utc = Utc::now() + until.saturating_duration_since(now);
                     tracing::warn!(account_id = account, ?until_utc, "callback endpoint circuit opened");
+                    crate::metrics::circuit(account, true);
                     if let Some(state) = endpoints.get_mut(&account) {
                         release_all(&mut state.queue, until_utc, &send);
                     }
@@ -522,10 +526,12 @@ async fn recorder(
         // Whether the claimer has anything new to find: events that waited behind the settled
         // ones. Unknown after a failure: wake it anyway.
         let mut followers = true;
+        let mut written = false;
         loop {
             match write(&pool, &outcomes, &defers).await {
                 Ok(recorded) => {
                     followers = recorded.followers > 0;
+                    written = true;
                     break;
                 }
                 Err(e) => {
@@ -540,6 +546,9 @@ async fn recorder(
                         .await;
                 }
             }
+        }
+        if written {
+            crate::metrics::recorded(&outcomes);
         }
         shared
             .stats

@@ -9,6 +9,7 @@ pub mod claim;
 pub mod config;
 pub mod endpoints;
 pub mod engine;
+pub mod metrics;
 pub mod prompts;
 pub mod record;
 pub mod schedule;

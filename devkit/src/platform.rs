@@ -400,6 +400,8 @@ pub struct RunningServices {
     /// Every API's, the first first.
     pub api_urls: Vec<String>,
     pub dispatcher_metrics_url: String,
+    /// Every callback worker's `/metrics`.
+    pub worker_metrics_urls: Vec<String>,
 }
 
 /// How many of each service a run starts (at least one of each).
@@ -514,23 +516,32 @@ pub async fn start_services(
         )?;
         metrics_urls.push(format!("http://127.0.0.1:{port}/metrics"));
     }
+    let mut worker_metrics_urls = Vec::new();
     for i in 0..scale.workers.max(1) {
+        let port = free_port()?;
+        let mut wenv = env.vars();
+        wenv.push((
+            "DIALER_CALLBACK_METRICS_ADDR".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ));
         processes.spawn(
             &format!("callback-worker-{}", i + 1),
             &bins.path("callback-worker"),
             &[],
-            &env.vars(),
+            &wenv,
         )?;
+        worker_metrics_urls.push(format!("http://127.0.0.1:{port}/metrics"));
     }
     for url in &api_urls {
         wait_for_http(&format!("{url}/readyz"), Duration::from_secs(30), processes).await?;
     }
-    for m in &metrics_urls {
+    for m in metrics_urls.iter().chain(&worker_metrics_urls) {
         wait_for_http(m, Duration::from_secs(30), processes).await?;
     }
     Ok(RunningServices {
         api_url,
         api_urls,
         dispatcher_metrics_url: metrics_urls.into_iter().next().unwrap_or_default(),
+        worker_metrics_urls,
     })
 }

@@ -21,6 +21,7 @@ pub mod failpoint;
 pub mod gather;
 pub mod lifecycle;
 pub mod media_url;
+pub mod metrics_http;
 pub mod migrations;
 pub mod models;
 pub mod phone;

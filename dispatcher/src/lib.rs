@@ -27,7 +27,6 @@ pub mod flow;
 pub mod health;
 pub mod intake;
 pub mod leases;
-pub mod metrics_http;
 pub mod outcome;
 pub mod pacer;
 pub mod pacing;

@@ -147,7 +147,12 @@ impl Held {
 struct Notes(Vec<i64>);
 
 impl Notes {
+    /// Also counts the attempts ended, by disposition (written, so counted once).
     fn note(&mut self, applied: Option<Applied>) {
+        if let Some(d) = applied.as_ref().and_then(|a| a.ended) {
+            metrics::counter!("dialer_attempt_outcomes_total", "disposition" => d.as_str())
+                .increment(1);
+        }
         if let Some(a) = applied
             && (a.queued || a.batch_completed)
             && !self.0.contains(&a.batch_pk)

@@ -2,7 +2,7 @@
 //! then it stops taking work and lets requests in flight finish up to a deadline.
 
 use anyhow::Context;
-use callback_worker::{Engine, WorkerConfig, prompts};
+use callback_worker::{Engine, WorkerConfig, metrics, prompts};
 use dialer_core::topology::{self, Topology};
 use dialer_core::{db, migrations};
 use tokio::sync::watch;
@@ -12,6 +12,14 @@ async fn main() -> anyhow::Result<()> {
     dialer_core::telemetry::init("callback-worker");
     let config = WorkerConfig::from_env().context("configuration")?;
     tracing::info!(core = ?config.core, "starting callback-worker");
+    // Where `GET /metrics` is served; empty turns it off.
+    dialer_core::metrics_http::start_from_env(
+        "DIALER_CALLBACK_METRICS_ADDR",
+        "127.0.0.1:9103",
+        &[("dialer_callback_attempt_seconds", metrics::ATTEMPT_BUCKETS)],
+    )
+    .await
+    .context("metrics listener")?;
 
     let pool = db::build_pool(&config.core, "callback-worker").context("database pool")?;
     {
@@ -27,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let topology = Topology::new(&config.core.queue_prefix);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let backlog_task = tokio::spawn(metrics::backlog_loop(pool.clone(), stop_rx.clone()));
     let engine = Engine::new(config.clone(), pool);
     let shared = engine.shared();
     let engine_task = tokio::spawn(engine.run(stop_rx.clone()));
@@ -49,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     engine_task.await.context("engine task")?;
     let _ = prompt_task.await;
+    let _ = backlog_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -322,3 +322,36 @@ async fn a_call_s_later_events_follow_without_waiting_for_the_poll() {
     crate::helpers::assert_in_order_per_call(&e.state.accepted(), 7);
     run.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_backlog_metric_counts_each_account_s_undelivered_events_and_their_age() {
+    let h = Harness::new().await;
+    let a = h.endpoint("ALPHA", MODE_OK).await;
+    let b = h.endpoint("BRAVO", MODE_OK).await;
+    h.events(a.account, 4, 2).await;
+    h.events(b.account, 1, 1).await;
+    // ALPHA's oldest event is 90 s old; two of its events are delivered already.
+    h.exec(&format!(
+        "UPDATE call_events SET occurred_at = now() - interval '90 seconds' \
+         WHERE id = (SELECT min(id) FROM call_events WHERE account_id = {})",
+        a.account
+    ))
+    .await;
+    h.exec(&format!(
+        "WITH d AS (SELECT id FROM call_events WHERE account_id = {} ORDER BY id DESC LIMIT 2) \
+         DELETE FROM callback_queue q USING d WHERE q.event_pk = d.id",
+        a.account
+    ))
+    .await;
+    let mut rows = callback_worker::metrics::read_backlog(&h.pool)
+        .await
+        .expect("backlog");
+    rows.sort_by(|x, y| x.accountcode.cmp(&y.accountcode));
+    let seen: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|r| (r.accountcode.as_str(), r.queued))
+        .collect();
+    assert_eq!(seen, [("ALPHA", 6), ("BRAVO", 1)]);
+    assert!((89.0..120.0).contains(&rows[0].oldest_seconds), "{rows:?}");
+    assert!(rows[1].oldest_seconds < 30.0, "{rows:?}");
+}

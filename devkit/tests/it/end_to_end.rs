@@ -23,7 +23,7 @@ use dialer_devkit::api_client::ApiClient;
 use dialer_devkit::platform::{self, Processes, ServiceEnv, SimSpec};
 use dialer_devkit::{report, seed};
 
-use crate::helpers::{binaries, python, repo_root};
+use crate::helpers::{binaries, by_label, python, repo_root, scrape};
 
 /// Rows `range` of examples/batch.json as a batch of its own.
 fn batch_slice(batch_id: i64, range: std::ops::Range<usize>) -> Value {
@@ -289,6 +289,45 @@ async fn the_platform_end_to_end_with_the_example_clients() {
         seen, bravo_events,
         "BRAVO's events as received vs as written"
     );
+
+    // The metrics agree with the tables: attempts ended by disposition (the dispatcher), and
+    // deliveries by result (the worker).
+    let dispatcher = scrape(&services.dispatcher_metrics_url).await;
+    let outcomes = by_label(&dispatcher, "dialer_attempt_outcomes_total", "disposition");
+    #[derive(diesel::QueryableByName)]
+    struct ByDisposition {
+        #[diesel(sql_type = Text)]
+        disposition: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let written: Vec<ByDisposition> = diesel::sql_query(
+        "SELECT disposition, count(*) AS n FROM call_attempts \
+         WHERE state = 'ended' AND disposition IS NOT NULL GROUP BY disposition",
+    )
+    .load(&mut conn)
+    .await
+    .expect("attempts by disposition");
+    let written: BTreeMap<String, f64> = written
+        .into_iter()
+        .map(|r| (r.disposition, r.n as f64))
+        .collect();
+    assert_eq!(outcomes, written, "{dispatcher}");
+    let worker = scrape(&services.worker_metrics_urls[0]).await;
+    let results = by_label(&worker, "dialer_callback_deliveries_total", "result");
+    let delivered = alpha_events.len() + bravo_events.len();
+    assert_eq!(
+        results.get("delivered"),
+        Some(&(delivered as f64)),
+        "{worker}"
+    );
+    assert!(results.get("retry").is_some_and(|n| *n > 0.0), "{worker}");
+    let answers = by_label(&worker, "dialer_callback_attempt_seconds_count", "answer");
+    assert!(
+        answers.get("2xx").is_some_and(|n| *n >= delivered as f64),
+        "{worker}"
+    );
+    assert!(answers.get("5xx").is_some_and(|n| *n > 0.0), "{worker}");
 
     alpha_receiver.stop().await;
     let _ = flask.kill().await;

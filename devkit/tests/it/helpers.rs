@@ -37,3 +37,39 @@ pub fn binaries() -> Binaries {
 pub fn python() -> String {
     std::env::var("DIALER_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
+
+/// `GET` a `/metrics` page.
+pub async fn scrape(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The samples of metric `name` (Prometheus text format) by the value of label `label`, summed
+/// over the other labels.
+pub fn by_label(text: &str, name: &str, label: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let Some(labels) = rest.strip_prefix('{') else {
+            continue;
+        };
+        let Some((labels, value)) = labels.split_once("} ") else {
+            continue;
+        };
+        let wanted = format!("{label}=\"");
+        let Some(start) = labels.find(&wanted) else {
+            continue;
+        };
+        let from = &labels[start + wanted.len()..];
+        let key = from.split('"').next().unwrap_or_default().to_owned();
+        let value: f64 = value.trim().parse().unwrap_or_else(|_| panic!("{line}"));
+        *out.entry(key).or_insert(0.0) += value;
+    }
+    out
+}

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use dialer_core::domain::{AnsweredBy, EventType};
+use dialer_core::domain::{AnsweredBy, Disposition, EventType};
 use dialer_core::lifecycle::{EndedUndialed, LifecycleError};
 
 use crate::outcome::Outcome;
@@ -75,6 +75,8 @@ pub struct Applied {
     pub batch_completed: bool,
     /// An event it wrote entered the delivery queue: the callback worker is to be prompted.
     pub queued: bool,
+    /// The attempt it ended, with this disposition.
+    pub ended: Option<Disposition>,
 }
 
 impl From<EndedUndialed> for Applied {
@@ -85,6 +87,8 @@ impl From<EndedUndialed> for Applied {
             batch_completed: e.batch_completed,
             // Written by another statement, which does not say: prompt anyway (a rare path).
             queued: true,
+            // Never dialed: no attempt ended.
+            ended: None,
         }
     }
 }

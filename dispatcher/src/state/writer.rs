@@ -331,6 +331,7 @@ fn applied(call: &CallRow, event_type: EventType, batch_completed: bool) -> Appl
         event_type: Some(event_type),
         batch_completed,
         queued: false,
+        ended: None,
     }
 }
 
@@ -381,7 +382,10 @@ fn plan_end(
     w.event(call, &event, status, Some((outcome.disposition, next_due)))?;
     Ok(Step {
         call_pk: call.call_pk,
-        applied: applied(call, event_type, false),
+        applied: Applied {
+            ended: Some(outcome.disposition),
+            ..applied(call, event_type, false)
+        },
         finished: (!will_retry).then(|| call.clone()),
     })
 }

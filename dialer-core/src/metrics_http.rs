@@ -1,19 +1,52 @@
-//! `GET /metrics` (Prometheus text format) for the dispatcher process. The dispatcher has no other
-//! HTTP surface, so a minimal responder on a plain TCP listener does, rather than a web framework.
+//! `GET /metrics` (Prometheus text format) for the processes without another HTTP surface (the
+//! dispatcher, the callback worker): a minimal responder on a plain TCP listener, rather than a
+//! web framework.
 
 use std::net::SocketAddr;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-/// Installs the process's metrics recorder; `None` if one was installed already.
-pub fn install() -> Option<PrometheusHandle> {
-    let recorder = PrometheusBuilder::new().build_recorder();
+/// Installs the process's metrics recorder, with histogram buckets for the metrics named in
+/// `buckets` (the others are summaries); `None` if one was installed already.
+pub fn install(buckets: &[(&str, &[f64])]) -> Option<PrometheusHandle> {
+    let mut builder = PrometheusBuilder::new();
+    for (name, bounds) in buckets {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)
+            .ok()?;
+    }
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     Some(handle)
+}
+
+/// Installs the recorder and serves `/metrics` on the address in environment variable `var`
+/// (`default` when unset; empty turns metrics off); the bound address, if serving.
+pub async fn start_from_env(
+    var: &str,
+    default: &str,
+    buckets: &[(&str, &[f64])],
+) -> std::io::Result<Option<SocketAddr>> {
+    let text = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{var} `{text}` is not host:port"),
+        )
+    })?;
+    let Some(handle) = install(buckets) else {
+        return Ok(None);
+    };
+    let bound = serve(addr, handle).await?;
+    tracing::info!(%bound, "metrics at /metrics");
+    Ok(Some(bound))
 }
 
 /// Serves `/metrics` until the process ends; returns the bound address.
