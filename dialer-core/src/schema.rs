@@ -211,6 +211,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    server_status (server_id) {
+        server_id -> Int8,
+        holder -> Text,
+        connected -> Bool,
+        draining -> Bool,
+        capacity_factor -> Float8,
+        live_calls -> Int4,
+        reported_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     server_leases (server_id) {
         server_id -> Int8,
         holder -> Text,
@@ -314,6 +326,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dial_jobs,
     dispatchers,
     server_leases,
+    server_status,
     pacing,
     pacing_slots,
 );

@@ -37,6 +37,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod send_gate;
 pub mod server;
+pub mod server_status;
 pub mod state;
 mod transition_writer;
 

@@ -32,6 +32,7 @@ use crate::registry::Registry;
 use crate::scheduler::{Job, Scheduler};
 use crate::send_gate::SendGate;
 use crate::server::{self, Server, Servers};
+use crate::server_status;
 use crate::state::Transition;
 use dialer_core::closing_sweep;
 use dialer_core::media_url::MediaUrls;
@@ -321,6 +322,7 @@ async fn sweep_loop(
         transitions,
     } = shared;
     let mut last_slow = Instant::now() - Duration::from_secs(60);
+    let mut last_status = Instant::now() - server_status::EVERY;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -335,6 +337,28 @@ async fn sweep_loop(
             s.check_health();
         }
         metrics::gauge!("dialer_live_calls").set(registry.len() as f64);
+        if now.duration_since(last_status) >= server_status::EVERY {
+            last_status = now;
+            let reports: Vec<server_status::Report> = held
+                .iter()
+                .map(|s| server_status::Report {
+                    server_id: s.spec.id,
+                    connected: s.is_connected(),
+                    draining: s.is_draining(),
+                    capacity_factor: s.capacity_factor(),
+                    live_calls: i32::try_from(registry.on_server(s.spec.id)).unwrap_or(i32::MAX),
+                })
+                .collect();
+            let published = match pool.get().await {
+                Ok(mut conn) => server_status::publish(&mut conn, &config.id, &reports)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = published {
+                warn!(error = %e, "server status not written");
+            }
+        }
         if registry.awaits_judgement(now) {
             // Judged on what the PBXs had said by now, not on this timer alone: after this
             // process was stopped, their events wait unread in the sockets while every guard

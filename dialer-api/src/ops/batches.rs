@@ -82,12 +82,6 @@ pub struct BatchSummary {
     pub dispatched_at: Option<String>,
 }
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 pub async fn summary(conn: &mut AsyncPgConnection, batch: &Batch) -> OpsResult<BatchSummary> {
     let state = dialer_core::lifecycle::state_counts(conn, batch.id).await?;
     let counts: BTreeMap<&'static str, i64> = state.count_map().into_iter().collect();
@@ -128,15 +122,60 @@ async fn waiting_reason(
                     "new calls not dispatched yet; call dispatch-calls".to_owned(),
                 ));
             }
-            let servers: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM asterisk_servers WHERE enabled")
-                    .get_result(conn)
-                    .await?;
-            if servers.n == 0 {
-                return Ok(Some("no PBX connected".to_owned()));
+            if let Some(reason) = no_pbx(conn).await? {
+                return Ok(Some(reason));
             }
             outside_calling_hours(conn, batch).await?
         }
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pbxs {
+    #[diesel(sql_type = BigInt)]
+    enabled: i64,
+    #[diesel(sql_type = BigInt)]
+    followed: i64,
+    #[diesel(sql_type = BigInt)]
+    dialable: i64,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    reconnecting: Vec<String>,
+}
+
+/// A server's report older than this means no dispatcher follows it now (holders write every
+/// second: `dispatcher/src/server_status.rs`).
+const REPORT_FRESH_SECONDS: i32 = 5;
+
+/// "no PBX connected (...)" when no enabled server has a holder connected to it now, with why.
+async fn no_pbx(conn: &mut AsyncPgConnection) -> OpsResult<Option<String>> {
+    let p: Pbxs = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE s.enabled) AS enabled,
+                count(*) FILTER (WHERE s.enabled AND fresh) AS followed,
+                count(*) FILTER (WHERE s.enabled AND fresh AND t.connected AND NOT t.draining) AS dialable,
+                coalesce(array_agg(s.code ORDER BY s.code)
+                         FILTER (WHERE s.enabled AND fresh AND NOT t.connected), '{}') AS reconnecting
+         FROM asterisk_servers s
+         LEFT JOIN server_status t ON t.server_id = s.id
+         CROSS JOIN LATERAL (SELECT t.reported_at > now() - make_interval(secs => $1) AS fresh) f",
+    )
+    .bind::<diesel::sql_types::Integer, _>(REPORT_FRESH_SECONDS)
+    .get_result(conn)
+    .await?;
+    Ok(match p {
+        Pbxs { enabled: 0, .. } => {
+            Some("no PBX connected (none enabled: dialerctl server add / enable)".to_owned())
+        }
+        Pbxs { followed: 0, .. } => Some("no PBX connected (no dispatcher running)".to_owned()),
+        Pbxs {
+            dialable: 0,
+            reconnecting,
+            ..
+        } if !reconnecting.is_empty() => Some(format!(
+            "no PBX connected (reconnecting to {})",
+            reconnecting.join(", ")
+        )),
+        Pbxs { dialable: 0, .. } => Some("no PBX connected (being handed over)".to_owned()),
+        _ => None,
     })
 }
 

@@ -41,12 +41,27 @@ async fn dispatch_twice_publishes_each_call_once() {
     assert_eq!(s["batch_status"], "dispatching");
     assert_eq!(s["counts"]["scheduled"], 3);
     assert_eq!(s["counts"]["queued"], 0);
-    assert_eq!(s["waiting_reason"], "no PBX connected");
+    assert_eq!(
+        s["waiting_reason"],
+        "no PBX connected (none enabled: dialerctl server add / enable)"
+    );
     app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
              VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk')")
         .await;
-    let s = acme.get("/api/v1/queues/batch-status/1").await.json();
-    assert_eq!(s["waiting_reason"], Value::Null);
+    let reason =
+        async || acme.get("/api/v1/queues/batch-status/1").await.json()["waiting_reason"].clone();
+    // Enabled, but no dispatcher reports on it (holders write server_status every second).
+    assert_eq!(reason().await, "no PBX connected (no dispatcher running)");
+    app.sql("INSERT INTO server_status (server_id, holder, connected, draining, capacity_factor, live_calls)
+             SELECT id, 'd1', false, false, 1, 0 FROM asterisk_servers")
+        .await;
+    assert_eq!(reason().await, "no PBX connected (reconnecting to ast1)");
+    app.sql("UPDATE server_status SET connected = true").await;
+    assert_eq!(reason().await, Value::Null);
+    // A report a minute old: its dispatcher is gone.
+    app.sql("UPDATE server_status SET reported_at = now() - interval '1 minute'")
+        .await;
+    assert_eq!(reason().await, "no PBX connected (no dispatcher running)");
 }
 
 #[tokio::test]
@@ -472,8 +487,11 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
 #[tokio::test]
 async fn waiting_reason_names_closed_calling_hours() {
     let (app, acme) = TestApp::with_account("ACME").await;
+    // A server connected, as its holder reports it.
     app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
-             VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk')")
+             VALUES ('ast1', '127.0.0.1', 'u', 's', 10, 5, 'PJSIP/{number}@trunk');
+             INSERT INTO server_status (server_id, holder, connected, draining, capacity_factor, live_calls)
+             SELECT id, 'd1', true, false, 1, 0 FROM asterisk_servers")
         .await;
     // A window that opens two hours from now.
     let now = chrono::Utc::now();

@@ -358,3 +358,34 @@ async fn calls_not_placed_expire_with_their_batch_while_the_pbx_is_away() {
     }
     assert!(expired > 0, "the PBX was away past expires_at");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_reports_each_server_s_state_every_second() {
+    let world = World::answering(1, 100, 1000, 30, 100).await;
+    let d = world.start().await;
+    let fresh = format!(
+        "SELECT count(*) AS n FROM server_status WHERE holder = '{}' \
+         AND reported_at > now() - interval '3 seconds'",
+        d.id()
+    );
+    let wait_for = async |condition: &str, what: &str| {
+        let sql = format!("{fresh} AND {condition}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while world.count(&sql).await != 1 {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    wait_for(
+        "connected AND NOT draining AND capacity_factor = 1 AND live_calls = 0",
+        "the server reported connected",
+    )
+    .await;
+    // The PBX goes away and refuses to take the dispatcher back: reported as not connected.
+    world.sims[0].refuse_logins(true);
+    world.sims[0].drop_connections();
+    wait_for("NOT connected", "the server reported disconnected").await;
+    world.sims[0].refuse_logins(false);
+    wait_for("connected", "the server reported connected again").await;
+    d.shutdown().await;
+}
