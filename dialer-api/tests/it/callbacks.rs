@@ -6,11 +6,11 @@
 //! `call_cancelled` event); their delivery state is then set in SQL, except in the last test,
 //! where the callback worker itself fails and then delivers them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Client, Run, TestApp, dialerctl, two_tries_sql, words};
+use crate::helpers::{Client, Run, Seen, TestApp, dialerctl, receiver, two_tries_sql, words};
 use diesel::sql_types::Text;
 use serde_json::{Value, json};
 
@@ -800,39 +800,6 @@ async fn cli_refuses_callback_urls_outside_the_policy() {
 
 // ---- with the real callback worker ----
 
-/// A loopback receiver that answers 503 while `failing`, else 200, and keeps the bodies it
-/// accepted.
-async fn receiver(failing: Arc<AtomicBool>, accepted: Arc<Mutex<Vec<String>>>) -> u16 {
-    use actix_web::{App, HttpResponse, HttpServer, web};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-    let port = listener.local_addr().expect("receiver address").port();
-    let server = HttpServer::new(move || {
-        let failing = failing.clone();
-        let accepted = accepted.clone();
-        App::new().default_service(web::to(move |body: web::Bytes| {
-            let failing = failing.clone();
-            let accepted = accepted.clone();
-            async move {
-                if failing.load(Ordering::SeqCst) {
-                    HttpResponse::ServiceUnavailable().body("receiver down")
-                } else {
-                    accepted
-                        .lock()
-                        .expect("receiver lock")
-                        .push(String::from_utf8_lossy(&body).into_owned());
-                    HttpResponse::Ok().body("ok")
-                }
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .expect("listen")
-    .run();
-    tokio::spawn(server);
-    port
-}
-
 async fn wait_for_status(c: &Client, event_id: &str, want: &str) -> Value {
     let start = Instant::now();
     loop {
@@ -851,9 +818,18 @@ async fn wait_for_status(c: &Client, event_id: &str, want: &str) -> Value {
 #[tokio::test]
 async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     let (app, acme) = TestApp::with_account("ACME").await;
-    let failing = Arc::new(AtomicBool::new(true));
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let port = receiver(failing.clone(), accepted.clone()).await;
+    let status = Arc::new(AtomicU16::new(503));
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let port = receiver(status.clone(), seen.clone()).await;
+    // The bodies the receiver took (answered 2xx).
+    let accepted = || -> Vec<String> {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.answered == 200)
+            .map(|s| String::from_utf8_lossy(&s.body).into_owned())
+            .collect()
+    };
     let url = format!("http://127.0.0.1:{port}/cb");
     let r = ctl_env(
         &app,
@@ -880,7 +856,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     for d in &deliveries {
         assert_eq!(d["status_code"], 503);
         assert_eq!(d["url"], url.as_str());
-        assert_eq!(d["response_head"], "receiver down");
+        assert_eq!(d["response_head"], "receiver says hello");
     }
     let listed = acme.get("/api/v1/callbacks?status=failed").await.json();
     assert_eq!(ids_of(&listed), vec![id.clone()]);
@@ -893,10 +869,10 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
         "{}",
         r.stdout
     );
-    assert!(accepted.lock().expect("lock").is_empty());
+    assert!(accepted().is_empty());
 
     // the endpoint is back; the operator replays what failed
-    failing.store(false, Ordering::SeqCst);
+    status.store(200, Ordering::SeqCst);
     let r = ctl(
         &app,
         &words("callbacks replay --account ACME --failed --json"),
@@ -907,7 +883,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     assert_eq!(delivered["delivery_attempts"], 4);
     assert_eq!(delivered["deliveries"][3]["status_code"], 200);
     assert_eq!(delivered["deliveries"][3]["attempt"], 4);
-    let bodies = accepted.lock().expect("lock").clone();
+    let bodies = accepted();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     let sent: Value = serde_json::from_str(&bodies[0]).expect("JSON body");
     assert_eq!(sent["event_id"], id.as_str());
@@ -920,7 +896,7 @@ async fn an_event_failed_by_the_worker_is_listed_and_replayed() {
     assert_eq!(r.json()["redelivered"], 1, "{}", r.text);
     let again = wait_for_status(&acme, &id, "delivered").await;
     assert_eq!(again["delivery_attempts"], 5, "{again}");
-    assert_eq!(accepted.lock().expect("lock").len(), 2);
+    assert_eq!(accepted().len(), 2);
 
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;

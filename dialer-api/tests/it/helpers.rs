@@ -471,3 +471,59 @@ pub fn outcome_sql(calls_where: &str, status: &str, event_type: &str, call_statu
          WHERE {calls_where};"
     )
 }
+
+/// One request as the receiver saw it.
+#[derive(Clone)]
+pub struct Seen {
+    pub body: Vec<u8>,
+    /// The status the receiver answered with.
+    pub answered: u16,
+    pub x_signature: String,
+    pub webhook_id: String,
+    pub webhook_timestamp: String,
+    pub webhook_signature: String,
+}
+
+/// A loopback receiver answering `status` and keeping every request.
+pub async fn receiver(
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+) -> u16 {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::StatusCode, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    let port = listener.local_addr().expect("receiver address").port();
+    let server = HttpServer::new(move || {
+        let status = status.clone();
+        let seen = seen.clone();
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let status = status.clone();
+            let seen = seen.clone();
+            async move {
+                let header = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let code = StatusCode::from_u16(status.load(std::sync::atomic::Ordering::SeqCst))
+                    .unwrap_or(StatusCode::OK);
+                seen.lock().expect("lock").push(Seen {
+                    body: body.to_vec(),
+                    answered: code.as_u16(),
+                    x_signature: header("x-signature"),
+                    webhook_id: header("webhook-id"),
+                    webhook_timestamp: header("webhook-timestamp"),
+                    webhook_signature: header("webhook-signature"),
+                });
+                HttpResponse::build(code).body("receiver says hello")
+            }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    port
+}

@@ -9,59 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-use crate::helpers::{Client, TestApp};
+use crate::helpers::{Client, Seen, TestApp, receiver};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-/// One request as the receiver saw it.
-#[derive(Clone)]
-struct Seen {
-    body: Vec<u8>,
-    x_signature: String,
-    webhook_id: String,
-    webhook_timestamp: String,
-    webhook_signature: String,
-}
-
-/// A loopback receiver answering `status` and keeping every request.
-async fn receiver(status: Arc<AtomicU16>, seen: Arc<Mutex<Vec<Seen>>>) -> u16 {
-    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::StatusCode, web};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-    let port = listener.local_addr().expect("receiver address").port();
-    let server = HttpServer::new(move || {
-        let status = status.clone();
-        let seen = seen.clone();
-        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-            let status = status.clone();
-            let seen = seen.clone();
-            async move {
-                let header = |name: &str| {
-                    req.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                seen.lock().expect("lock").push(Seen {
-                    body: body.to_vec(),
-                    x_signature: header("x-signature"),
-                    webhook_id: header("webhook-id"),
-                    webhook_timestamp: header("webhook-timestamp"),
-                    webhook_signature: header("webhook-signature"),
-                });
-                let code =
-                    StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
-                HttpResponse::build(code).body("receiver says hello")
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .expect("listen")
-    .run();
-    tokio::spawn(server);
-    port
-}
 
 fn hex_hmac(key: &[u8], message: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("key");
@@ -586,48 +536,30 @@ async fn calls_are_searched_across_batches_by_number_status_and_time() {
         .json();
     assert_eq!(same["calls"], found["calls"]);
 
+    // How many calls a search finds, and the page.
+    let search = async |query: String| -> (usize, Value) {
+        let page = acme.get(&format!("/api/v1/calls?{query}")).await.json();
+        (page["calls"].as_array().map_or(0, Vec::len), page)
+    };
+
     // By submission time: a date is a whole day in UTC.
     let today = chrono::Utc::now().date_naive();
     let two_days_ago = today - chrono::Days::new(2);
-    let old = acme
-        .get(&format!(
-            "/api/v1/calls?from={two_days_ago}&to={two_days_ago}"
-        ))
-        .await
-        .json();
-    assert_eq!(old["calls"].as_array().map(Vec::len), Some(2), "{old}");
-    let recent = acme
-        .get(&format!("/api/v1/calls?from={today}"))
-        .await
-        .json();
-    assert_eq!(
-        recent["calls"].as_array().map(Vec::len),
-        Some(2),
-        "{recent}"
-    );
+    let (n, old) = search(format!("from={two_days_ago}&to={two_days_ago}")).await;
+    assert_eq!(n, 2, "{old}");
+    let (n, recent) = search(format!("from={today}")).await;
+    assert_eq!(n, 2, "{recent}");
     let instant = (chrono::Utc::now() - chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let r = acme
-        .get(&format!("/api/v1/calls?to={instant}"))
-        .await
-        .json();
-    assert_eq!(r["calls"].as_array().map(Vec::len), Some(2), "{r}");
+    let (n, r) = search(format!("to={instant}")).await;
+    assert_eq!(n, 2, "{r}");
 
     // By what the entry shows, and paginated.
-    let queued = acme.get("/api/v1/calls?status=queued&limit=3").await.json();
-    assert_eq!(
-        queued["calls"].as_array().map(Vec::len),
-        Some(3),
-        "{queued}"
-    );
+    let (n, queued) = search("status=queued&limit=3".into()).await;
+    assert_eq!(n, 3, "{queued}");
     let cursor = queued["next_cursor"].as_str().expect("cursor").to_owned();
-    let rest = acme
-        .get(&format!(
-            "/api/v1/calls?status=queued&limit=3&cursor={cursor}"
-        ))
-        .await
-        .json();
-    assert_eq!(rest["calls"].as_array().map(Vec::len), Some(1), "{rest}");
+    let (n, rest) = search(format!("status=queued&limit=3&cursor={cursor}")).await;
+    assert_eq!(n, 1, "{rest}");
     assert_eq!(rest["next_cursor"], Value::Null);
     let busy = acme.get("/api/v1/calls?status=busy").await.json();
     assert_eq!(busy["calls"], json!([]));
