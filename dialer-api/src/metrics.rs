@@ -27,6 +27,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .ok()?;
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            dialer_core::metrics_http::keep_up(handle.clone());
             Some(handle)
         })
         .as_ref()

@@ -9,8 +9,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+/// How often recorded samples are folded into the metrics without a scrape.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded histogram and summary samples into their metrics every [`UPKEEP_EVERY`], on a
+/// thread of its own, for as long as the process lives. The exporter keeps every sample until
+/// then: without a scrape the 1,000,000-call memory run measured the callback worker at 99 MiB
+/// at its end, growing with each delivery, instead of under 30.
+pub fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "metrics upkeep thread not started; samples are folded at scrapes only");
+    }
+}
+
 /// Installs the process's metrics recorder, with histogram buckets for the metrics named in
-/// `buckets` (the others are summaries); `None` if one was installed already.
+/// `buckets` (the others are summaries), and its upkeep ([`keep_up`]); `None` if one was
+/// installed already.
 pub fn install(buckets: &[(&str, &[f64])]) -> Option<PrometheusHandle> {
     let mut builder = PrometheusBuilder::new();
     for (name, bounds) in buckets {
@@ -21,6 +43,7 @@ pub fn install(buckets: &[(&str, &[f64])]) -> Option<PrometheusHandle> {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
+    keep_up(handle.clone());
     Some(handle)
 }
 
