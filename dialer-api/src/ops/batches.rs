@@ -11,7 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use dialer_core::calling_hours::CallingHours;
-use dialer_core::domain::{BatchStatus, CallStatus, StateCounts, Totals};
+use dialer_core::domain::{BatchStatus, CallStatus, ServerState, StateCounts, Totals};
 use dialer_core::models::Batch;
 use dialer_core::schema::batches;
 
@@ -130,53 +130,32 @@ async fn waiting_reason(
     })
 }
 
-#[derive(diesel::QueryableByName)]
-struct Pbxs {
-    #[diesel(sql_type = BigInt)]
-    enabled: i64,
-    #[diesel(sql_type = BigInt)]
-    followed: i64,
-    #[diesel(sql_type = BigInt)]
-    dialable: i64,
-    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
-    reconnecting: Vec<String>,
-}
-
-/// A server's report older than this means no dispatcher follows it now (holders write every
-/// second: `dispatcher/src/server_status.rs`).
-const REPORT_FRESH_SECONDS: i32 = 5;
-
-/// "no PBX connected (...)" when no enabled server has a holder connected to it now, with why.
+/// "no PBX connected (...)" when no enabled server takes calls now, with why.
 async fn no_pbx(conn: &mut AsyncPgConnection) -> OpsResult<Option<String>> {
-    let p: Pbxs = diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE s.enabled) AS enabled,
-                count(*) FILTER (WHERE s.enabled AND fresh) AS followed,
-                count(*) FILTER (WHERE s.enabled AND fresh AND t.connected AND NOT t.draining) AS dialable,
-                coalesce(array_agg(s.code ORDER BY s.code)
-                         FILTER (WHERE s.enabled AND fresh AND NOT t.connected), '{}') AS reconnecting
-         FROM asterisk_servers s
-         LEFT JOIN server_status t ON t.server_id = s.id
-         CROSS JOIN LATERAL (SELECT t.reported_at > now() - make_interval(secs => $1) AS fresh) f",
-    )
-    .bind::<diesel::sql_types::Integer, _>(REPORT_FRESH_SECONDS)
-    .get_result(conn)
-    .await?;
-    Ok(match p {
-        Pbxs { enabled: 0, .. } => {
-            Some("no PBX connected (none enabled: dialerctl server add / enable)".to_owned())
-        }
-        Pbxs { followed: 0, .. } => Some("no PBX connected (no dispatcher running)".to_owned()),
-        Pbxs {
-            dialable: 0,
-            reconnecting,
-            ..
-        } if !reconnecting.is_empty() => Some(format!(
-            "no PBX connected (reconnecting to {})",
-            reconnecting.join(", ")
-        )),
-        Pbxs { dialable: 0, .. } => Some("no PBX connected (being handed over)".to_owned()),
-        _ => None,
-    })
+    let servers = crate::ops::servers::states(conn).await?;
+    if servers.iter().any(|s| s.state.takes_calls()) {
+        return Ok(None);
+    }
+    let codes = |state: ServerState| -> Vec<&str> {
+        servers
+            .iter()
+            .filter(|s| s.state == state)
+            .map(|s| s.code.as_str())
+            .collect()
+    };
+    let why = if servers.iter().all(|s| s.state == ServerState::Disabled) {
+        "none enabled: dialerctl server add / enable".to_owned()
+    } else if !codes(ServerState::Reconnecting).is_empty() {
+        format!(
+            "reconnecting to {}",
+            codes(ServerState::Reconnecting).join(", ")
+        )
+    } else if !codes(ServerState::HandedOver).is_empty() {
+        "being handed over".to_owned()
+    } else {
+        "no dispatcher running".to_owned()
+    };
+    Ok(Some(format!("no PBX connected ({why})")))
 }
 
 #[derive(diesel::QueryableByName)]

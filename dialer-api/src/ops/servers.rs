@@ -1,9 +1,11 @@
 //! Operator actions on Asterisk servers (dialerctl).
 
 use diesel::prelude::{QueryDsl, SelectableHelper};
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::{Bool, Double, Integer, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::db::DbPool;
+use dialer_core::domain::{ServerReport, ServerState};
 use dialer_core::models::{AsteriskServer, NewAsteriskServer};
 use dialer_core::schema::asterisk_servers;
 
@@ -72,4 +74,77 @@ pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> OpsResul
                 .or_invalid("invalid server setting")
                 .error(e)
         })
+}
+
+/// A server's live state, from its row and its holder's last report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerLive {
+    pub code: String,
+    pub state: ServerState,
+    /// The dispatcher holding it, when one reports.
+    pub holder: Option<String>,
+    pub capacity_factor: Option<f64>,
+    pub live_calls: Option<i32>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct LiveRow {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    holder: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    fresh: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    connected: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    draining: Option<bool>,
+    #[diesel(sql_type = Nullable<Double>)]
+    capacity_factor: Option<f64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    live_calls: Option<i32>,
+}
+
+/// A holder's report older than this means no dispatcher follows the server now (holders
+/// write every second: `dispatcher/src/server_status.rs`).
+pub const REPORT_FRESH_SECONDS: i32 = 5;
+
+/// Every server's live state, by code.
+pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> {
+    let rows: Vec<LiveRow> = diesel::sql_query(
+        "SELECT s.code, s.enabled, t.holder, t.reported_at > now() - make_interval(secs => $1) AS fresh,
+                t.connected, t.draining, t.capacity_factor, t.live_calls
+         FROM asterisk_servers s LEFT JOIN server_status t ON t.server_id = s.id
+         ORDER BY s.code",
+    )
+    .bind::<Integer, _>(REPORT_FRESH_SECONDS)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let report = match (r.fresh, r.connected, r.draining, r.capacity_factor) {
+                (Some(fresh), Some(connected), Some(draining), Some(capacity_factor)) => {
+                    Some(ServerReport {
+                        fresh,
+                        connected,
+                        draining,
+                        capacity_factor,
+                    })
+                }
+                _ => None,
+            };
+            let state = ServerState::of(r.enabled, report.as_ref());
+            let live = report.is_some_and(|r| r.fresh);
+            ServerLive {
+                code: r.code,
+                state,
+                holder: r.holder.filter(|_| live),
+                capacity_factor: r.capacity_factor.filter(|_| live),
+                live_calls: r.live_calls.filter(|_| live),
+            }
+        })
+        .collect())
 }

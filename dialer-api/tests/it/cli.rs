@@ -68,6 +68,22 @@ async fn operator_workflow() {
     r.assert_ok();
     let r = ctl(&app, &words("server list --json"));
     assert_eq!(r.json()["servers"][0]["code"], "ast1");
+    // No dispatcher reports on it yet; then its holder says it is connected.
+    assert_eq!(r.json()["servers"][0]["state"], "not_followed");
+    app.sql(
+        "INSERT INTO server_status (server_id, holder, connected, draining, capacity_factor, live_calls)
+         SELECT id, 'dispatcher-1', true, false, 0.5, 3 FROM asterisk_servers",
+    )
+    .await;
+    let r = ctl(&app, &words("server list --json"));
+    let listed = &r.json()["servers"][0];
+    assert_eq!(
+        (&listed["state"], &listed["holder"], &listed["live_calls"]),
+        (&json!("backing_off"), &json!("dispatcher-1"), &json!(3)),
+        "{listed}"
+    );
+    let text = ctl(&app, &words("server list")).stdout;
+    assert!(text.contains("backing_off"), "{text}");
     assert!(
         !r.stdout.contains("ami-secret-123"),
         "AMI secret printed: {}",

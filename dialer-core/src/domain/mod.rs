@@ -8,6 +8,7 @@ mod delivery_status;
 mod disposition;
 mod dnc_source;
 mod event_type;
+mod server_state;
 
 pub use answer_kinds::{AmdPolicy, AnsweredBy};
 pub use attempt_state::AttemptState;
@@ -17,3 +18,4 @@ pub use delivery_status::DeliveryStatus;
 pub use disposition::Disposition;
 pub use dnc_source::DncSource;
 pub use event_type::EventType;
+pub use server_state::{ServerReport, ServerState};

@@ -115,28 +115,52 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
         }
         ServerCmd::List => {
             let list = servers::list(&ctx.pool).await?;
+            let live = {
+                let mut conn = ctx.pool.get().await?;
+                servers::states(&mut conn).await?
+            };
             const COLS: &[Col] = &[
                 Col::Left(12),
                 Col::Left(24),
                 Col::Right(8),
                 Col::Right(6),
                 Col::Left(8),
+                Col::Left(13),
+                Col::Right(6),
                 Col::Rest,
             ];
-            let header = ["CODE", "ADDRESS", "CHANNELS", "CPS", "ENABLED", "TEMPLATE"];
+            let header = [
+                "CODE", "ADDRESS", "CHANNELS", "CPS", "ENABLED", "STATE", "LIVE", "TEMPLATE",
+            ];
             let mut table = Table::new(COLS, &header);
+            let mut rows = Vec::new();
             for s in &list {
                 let address = format!("{}:{}", s.host, s.port);
+                let state = live.iter().find(|l| l.code == s.code);
+                let state_text = state.map_or("-".to_owned(), |l| l.state.to_string());
+                let live_calls = state
+                    .and_then(|l| l.live_calls)
+                    .map_or("-".to_owned(), |n| n.to_string());
                 table.row(&[
                     &s.code,
                     &address,
                     &s.max_channels,
                     &s.max_cps,
                     &s.enabled,
+                    &state_text,
+                    &live_calls,
                     &s.channel_template,
                 ]);
+                let mut row = serde_json::to_value(s)?;
+                if let (Some(obj), Some(l)) = (row.as_object_mut(), state) {
+                    obj.insert("state".into(), json!(l.state));
+                    obj.insert("holder".into(), json!(l.holder));
+                    obj.insert("capacity_factor".into(), json!(l.capacity_factor));
+                    obj.insert("live_calls".into(), json!(l.live_calls));
+                }
+                rows.push(row);
             }
-            Output::success(json!({ "servers": list }), table.into_text())
+            Output::success(json!({ "servers": rows }), table.into_text())
         }
     }
 }
