@@ -74,6 +74,7 @@ impl FromRequest for Client {
                 }
             };
             state.auth_failures.succeeded(hash, Instant::now());
+            state.key_use.note(&state.auth_pool, key_id);
             if account.status != "active" {
                 return Err(ApiError::forbidden(
                     "account_suspended",

@@ -13,6 +13,7 @@ pub mod data_schema;
 pub mod error_json;
 pub mod ingest;
 pub mod json_body;
+pub mod key_use;
 pub mod metrics;
 pub mod ops;
 pub mod outbox_sweeper;

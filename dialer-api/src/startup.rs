@@ -103,6 +103,7 @@ impl Application {
                 limits.auth_max_failures,
                 limits.auth_failure_window,
             )),
+            key_use: Arc::default(),
             config: Arc::new(config),
             pool,
             auth_pool,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub limiters: Arc<KeyLimiters>,
     pub slots: Arc<AccountSlots>,
     pub auth_failures: Arc<AuthFailures>,
+    /// When each key was last used, written at most once a minute.
+    pub key_use: Arc<crate::key_use::KeyUse>,
     /// Signs and checks the media URLs the PBXs use (prompts, recording uploads).
     pub media: MediaUrls,
     /// Speaks text prompts.

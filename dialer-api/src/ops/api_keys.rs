@@ -31,6 +31,11 @@ pub struct KeyInfo {
     #[serde(serialize_with = "dialer_core::event_body::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    /// Last used, to the minute (written at most once a minute per API process).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    #[serde(serialize_with = "dialer_core::event_body::serialize_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     #[serde(serialize_with = "dialer_core::event_body::serialize_rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -44,7 +49,7 @@ pub struct KeyInfo {
 pub async fn list(pool: &DbPool, account_id: i64, current_key: i64) -> OpsResult<Vec<KeyInfo>> {
     let mut conn = pool.get().await?;
     Ok(diesel::sql_query(
-        "SELECT id AS key_id, key_prefix AS prefix, label, created_at, revoked_at,
+        "SELECT id AS key_id, key_prefix AS prefix, label, created_at, last_used_at, revoked_at,
                 id = $2 AS current
          FROM api_keys WHERE account_id = $1 ORDER BY id DESC",
     )

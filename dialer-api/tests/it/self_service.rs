@@ -280,6 +280,19 @@ async fn keys_are_created_listed_and_revoked_by_their_account() {
     assert_eq!(keys[0]["label"], "billing system");
     assert_eq!(keys[0]["current"], true);
     assert_eq!(keys[1]["current"], false);
+    // Both were used (the first created the second): their use is written in the background.
+    let used_sql = "SELECT count(*) AS n FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+                    WHERE a.accountcode = 'ACME' AND k.last_used_at IS NOT NULL";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.count(used_sql).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both ACME keys' use written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let listed = second.get("/api/v1/account/keys").await.json();
+    assert!(listed["keys"][0]["last_used_at"].is_string(), "{listed}");
     let first_id = keys[1]["key_id"].as_i64().expect("id");
     // Another account sees only its own, and cannot touch these.
     let theirs = other.get("/api/v1/account/keys").await.json();
