@@ -13,6 +13,15 @@ use crate::helpers::{Client, Seen, TestApp, receiver};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// The last request the receiver took.
+fn last_request(seen: &Mutex<Vec<Seen>>) -> Seen {
+    seen.lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("a request")
+}
+
 fn hex_hmac(key: &[u8], message: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("key");
     mac.update(message);
@@ -100,12 +109,7 @@ async fn the_account_sets_tests_and_clears_its_callback_endpoint() {
         "{outcome}"
     );
     assert_eq!(outcome["response_head"], "receiver says hello");
-    let got = seen
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("a request");
+    let got = last_request(&seen);
     let body: Value = serde_json::from_slice(&got.body).expect("JSON body");
     assert_eq!(body["event_type"], "callback_test");
     assert_eq!(body["accountcode"], "ACME");
@@ -234,12 +238,7 @@ async fn a_rotated_secret_is_shown_once_and_the_old_one_signs_beside_it() {
         .await
         .json();
     assert_eq!(outcome["delivered"], true, "{outcome}");
-    let got = seen
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("a request");
+    let got = last_request(&seen);
     assert_eq!(got.x_signature, hex_hmac(old.as_bytes(), &got.body));
     assert_eq!(
         got.webhook_signature,
