@@ -13,7 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
 use crate::delivery::{self, HttpSettings};
-use crate::signing::{CallbackSecret, SigningKeys};
+use crate::signing::SigningKeys;
 use dialer_core::prepared::PrepareOnce;
 
 /// Everything needed to send to one account, or why it cannot be sent to.
@@ -133,17 +133,11 @@ impl EndpointCache {
             .policy
             .check(url_text)
             .map_err(|e| e.to_string())?;
-        let current = CallbackSecret::parse(&row.callback_secret).map_err(|e| e.to_string())?;
-        let previous = match (
-            &row.callback_secret_previous,
+        let keys = SigningKeys::from_texts(
+            &row.callback_secret,
+            row.callback_secret_previous.as_deref(),
             row.callback_secret_previous_until,
-        ) {
-            (Some(text), Some(until)) => Some((
-                CallbackSecret::parse(text).map_err(|e| format!("previous secret: {e}"))?,
-                until,
-            )),
-            _ => None,
-        };
+        )?;
         let client = match &row.callback_ca_cert {
             None => self.shared_client.clone()?,
             Some(pem) => self
@@ -154,10 +148,6 @@ impl EndpointCache {
                 })
                 .clone()?,
         };
-        Ok(Target {
-            url,
-            keys: SigningKeys { current, previous },
-            client,
-        })
+        Ok(Target { url, keys, client })
     }
 }

@@ -71,6 +71,22 @@ impl FromRequest for JsonBody {
     }
 }
 
+/// An optional body: `None` when empty (whitespace only, whatever its content type), else a
+/// JSON object declared as such with no field outside `known`.
+pub fn optional_object<'b>(
+    req: &HttpRequest,
+    body: &'b [u8],
+    known: &[&str],
+) -> ApiResult<Option<TopLevel<'b>>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    require_json(req)?;
+    let top = parse_object(body)?;
+    top.only(known)?;
+    Ok(Some(top))
+}
+
 /// The top-level object, each field kept as raw JSON for [`field`].
 pub struct TopLevel<'a>(HashMap<String, &'a RawValue>);
 

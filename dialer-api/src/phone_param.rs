@@ -11,18 +11,3 @@ pub fn parse(raw: &str, country: &str) -> ApiResult<E164> {
         ApiError::invalid_request("`phone_number` is not a phone number (write + as %2B)")
     })
 }
-
-/// Refuses a query parameter outside `known`: a typo must not silently widen a search.
-pub fn refuse_unknown_params<'k>(
-    names: impl IntoIterator<Item = &'k str>,
-    known: &[&str],
-) -> ApiResult<()> {
-    match dialer_core::client_text::first_unknown(names, known) {
-        None => Ok(()),
-        Some(name) => Err(ApiError::invalid_request(format!(
-            "unknown query parameter `{}` (known: {})",
-            dialer_core::client_text::quoted(name),
-            known.join(", ")
-        ))),
-    }
-}

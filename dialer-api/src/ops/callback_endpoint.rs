@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use dialer_core::Config;
 use dialer_core::callbacks::delivery;
-use dialer_core::callbacks::signing::{CallbackSecret, SigningKeys};
+use dialer_core::callbacks::signing::SigningKeys;
 use dialer_core::db::DbPool;
 use dialer_core::event_body::rfc3339;
 use dialer_core::models::Account;
@@ -89,20 +89,12 @@ pub async fn send_test(config: &Config, account: &Account) -> OpsResult<TestOutc
         "message": "a test event from POST /api/v1/account/callback/test",
     }))
     .map_err(OpsError::internal)?;
-    let secret = |text: &str| {
-        CallbackSecret::parse(text).map_err(|e| OpsError::internal(format!("callback secret: {e}")))
-    };
-    let previous = match (
-        &account.callback_secret_previous,
+    let keys = SigningKeys::from_texts(
+        &account.callback_secret,
+        account.callback_secret_previous.as_deref(),
         account.callback_secret_previous_until,
-    ) {
-        (Some(text), Some(until)) => Some((secret(text)?, until)),
-        _ => None,
-    };
-    let keys = SigningKeys {
-        current: secret(&account.callback_secret)?,
-        previous,
-    };
+    )
+    .map_err(|e| OpsError::internal(format!("callback secret: {e}")))?;
     let http = config.callback_http();
     let report = match http.policy.check(url_text) {
         Err(e) => delivery::AttemptReport::refused(e.to_string()),

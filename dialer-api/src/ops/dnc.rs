@@ -4,6 +4,7 @@
 //! made by pressing the opt-out digit ([`DncSource::OptOut`]).
 
 use chrono::{DateTime, Utc};
+use diesel::OptionalExtension;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -158,11 +159,7 @@ pub async fn remove_own(pool: &DbPool, account_id: i64, number: &E164) -> OpsRes
     .bind::<Text, _>(number.as_str())
     .get_result(&mut conn)
     .await
-    .map(Some)
-    .or_else(|e| match e {
-        diesel::result::Error::NotFound => Ok(None),
-        e => Err(e),
-    })?;
+    .optional()?;
     match found {
         None => Err(OpsError::not_found(
             "that number is not on the account's do-not-call list",

@@ -146,15 +146,11 @@ pub async fn rotate_secret(
     body: actix_web::web::Bytes,
     req: actix_web::HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let mut grace_hours = 24u32;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        json_body::require_json(&req)?;
-        let top = json_body::parse_object(&body)?;
-        top.only(&["grace_hours"])?;
-        grace_hours = top
-            .get("grace_hours", "a whole number of hours from 0 to 720")?
-            .unwrap_or(grace_hours);
+    let grace_hours: u32 = match json_body::optional_object(&req, &body, &["grace_hours"])? {
+        None => None,
+        Some(top) => top.get("grace_hours", "a whole number of hours from 0 to 720")?,
     }
+    .unwrap_or(24);
     let grace = callbacks::grace_from_hours(grace_hours)
         .map_err(|e| ApiError::invalid_request(format!("`grace_hours`: {e}")))?;
     let rotated = callbacks::rotate_secret(&state.pool, &account.accountcode, grace).await?;

@@ -81,13 +81,11 @@ pub async fn create_key(
     req: actix_web::HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let mut label = String::new();
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        json_body::require_json(&req)?;
-        let top = json_body::parse_object(&body)?;
-        top.only(&["label"])?;
-        label = top.get("label", "a string")?.unwrap_or_default();
+    let label: String = match json_body::optional_object(&req, &body, &["label"])? {
+        None => None,
+        Some(top) => top.get("label", "a string")?,
     }
+    .unwrap_or_default();
     if label.chars().count() > MAX_LABEL_CHARS {
         return Err(ApiError::invalid_request(format!(
             "`label` is longer than {MAX_LABEL_CHARS} characters"

@@ -78,12 +78,7 @@ pub async fn batch_status(
     let summary = batches::summary(&mut conn, &batch).await?;
     let mut rows =
         call_listing::page(&mut conn, batch.id, statuses.as_deref(), cursor, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = paging::next_cursor(&mut rows, limit, |r| r.id);
     let calls = rows
         .iter()
         .map(|r| r.entry_json(&account.accountcode, batch.batch_id))

@@ -102,7 +102,7 @@ pub async fn search_calls(
         "cursor",
         "format",
     ];
-    phone_param::refuse_unknown_params(query.keys().map(String::as_str), &known)?;
+    paging::refuse_unknown_params(query.keys().map(String::as_str), &known)?;
     let arg = |name: &str| query.get(name).map(String::as_str);
     let phone_e164 = arg("phone_number")
         .map(|raw| phone_param::parse(raw, &account.default_country))
@@ -149,12 +149,7 @@ pub async fn search_calls(
     let cursor = paging::parse_cursor(arg("cursor"))?;
     let mut conn = state.pool.get().await?;
     let mut found = call_search::page(&mut conn, account.id, &filter, cursor, limit + 1).await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|f| f.call.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = paging::next_cursor(&mut found, limit, |f| f.call.id);
     let calls = found
         .iter()
         .map(|f| f.call.entry_json(&accountcode, f.batch_id))

@@ -4,7 +4,7 @@ use serde::Serialize;
 use crate::api_error::{ApiResult, ErrorResponse};
 use crate::api_schema::DispatchRequest;
 use crate::auth::Client;
-use crate::json_body::{self, require_json};
+use crate::json_body;
 use crate::ops::{dispatch, handoff};
 
 /// What a dispatch started.
@@ -41,13 +41,9 @@ pub async fn dispatch_calls(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let batch_id = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        require_json(&req)?;
-        let top = json_body::parse_object(&body)?;
-        top.only(&["batch_id"])?;
-        json_body::batch_id_field(&top)?
+    let batch_id = match json_body::optional_object(&req, &body, &["batch_id"])? {
+        None => None,
+        Some(top) => json_body::batch_id_field(&top)?,
     };
     let outcome = dispatch::dispatch(
         &state.pool,

@@ -131,12 +131,7 @@ pub async fn list(
     let after = paging::parse_cursor(query.get("cursor").map(String::as_str))?.unwrap_or(0);
     let mut conn = state.pool.get().await?;
     let mut entries = dnc::page(&mut conn, account.id, after, limit + 1).await?;
-    let next_cursor = if entries.len() as i64 > limit {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = paging::next_cursor(&mut entries, limit, |e| e.id);
     Ok(DncListResponse::ok(DncPage {
         entries,
         next_cursor,

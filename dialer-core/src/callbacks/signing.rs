@@ -106,6 +106,24 @@ pub struct SignatureHeaders {
 }
 
 impl SigningKeys {
+    /// An account's keys from its stored secrets: the current one, and the previous one with the
+    /// end of its grace period (both or neither). The message names which secret is bad.
+    pub fn from_texts(
+        current: &str,
+        previous: Option<&str>,
+        previous_until: Option<DateTime<Utc>>,
+    ) -> Result<SigningKeys, String> {
+        let current = CallbackSecret::parse(current).map_err(|e| e.to_string())?;
+        let previous = match (previous, previous_until) {
+            (Some(text), Some(until)) => Some((
+                CallbackSecret::parse(text).map_err(|e| format!("previous secret: {e}"))?,
+                until,
+            )),
+            _ => None,
+        };
+        Ok(SigningKeys { current, previous })
+    }
+
     /// Signs `body` for an attempt at `now`. During a grace period `webhook-signature` carries
     /// the new and the old signature and `X-Signature` stays on the old secret, so a client
     /// that knows only one of them keeps verifying until it switches.
