@@ -8,6 +8,7 @@ pub mod auth_failures;
 pub mod body_timeout;
 pub mod broker;
 pub mod client_address;
+pub mod console;
 pub mod csv_download;
 pub mod data_schema;
 pub mod error_json;

@@ -33,6 +33,8 @@ pub enum StartupError {
     MediaKey(#[from] diesel::result::Error),
     #[error(transparent)]
     Recordings(#[from] crate::recording_store::StoreError),
+    #[error(transparent)]
+    Config(#[from] dialer_core::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -112,6 +114,7 @@ impl Application {
             media,
             speech: Arc::new(EspeakNg::default()),
             recordings,
+            console: Arc::new(crate::console::Console::from_env()?),
         };
         crate::metrics::handle();
         let data = web::Data::new(state.clone());
@@ -130,6 +133,7 @@ impl Application {
                 .wrap(from_fn(crate::metrics::track))
                 .wrap(from_fn(crate::request_log::request_log))
                 .configure(crate::routes::configure)
+                .configure(crate::console::configure)
                 .default_service(web::to(unknown_route))
         })
         .workers(workers)
@@ -151,8 +155,12 @@ impl Application {
     /// Serves until the server stops (SIGINT/SIGTERM), sweeping the outboxes meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sweeper = tokio::spawn(crate::outbox_sweeper::run(self.state.clone()));
+        let console = tokio::spawn(crate::console::close_on_signal(
+            self.state.console.hub.clone(),
+        ));
         let result = self.server.await;
         sweeper.abort();
+        console.abort();
         self.state.broker.close().await;
         result
     }

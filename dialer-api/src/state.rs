@@ -32,4 +32,6 @@ pub struct AppState {
     pub speech: Arc<dyn SpeechEngine>,
     /// Where recordings are kept.
     pub recordings: RecordingStore,
+    /// The operator console's sessions, sign-in throttle and live snapshot.
+    pub console: Arc<crate::console::Console>,
 }

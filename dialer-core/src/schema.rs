@@ -330,3 +330,45 @@ diesel::allow_tables_to_appear_in_same_query!(
     pacing,
     pacing_slots,
 );
+
+// The operator console (migration 2026-12-10-000001_operator_console).
+
+diesel::table! {
+    operators (id) {
+        id -> Int8,
+        name -> Text,
+        token_hash -> Bytea,
+        token_prefix -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_sign_in_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    operator_sessions (id) {
+        id -> Int8,
+        operator_id -> Int8,
+        session_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        client_address -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        operator -> Text,
+        action -> Text,
+        target -> Text,
+        result -> Text,
+        detail -> Text,
+        client_address -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(operator_sessions -> operators (operator_id));
+diesel::allow_tables_to_appear_in_same_query!(operators, operator_sessions);

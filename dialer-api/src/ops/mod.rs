@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit_log;
 pub mod batch_control;
 pub mod batches;
 pub mod call_flow;
@@ -17,6 +18,7 @@ pub mod dnc;
 pub mod erasure;
 pub mod error;
 pub mod handoff;
+pub mod operators;
 pub mod paging;
 pub mod prompts;
 pub mod recordings;

@@ -5,6 +5,7 @@ mod after_the_answer;
 mod api_basics;
 mod callbacks;
 mod cli;
+mod console;
 mod crash_recovery;
 mod dispatch_and_control;
 mod helpers;

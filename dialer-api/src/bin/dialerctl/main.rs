@@ -8,6 +8,7 @@ mod callbacks;
 mod devkit;
 mod dnc;
 mod migrate;
+mod operator;
 mod output;
 mod server;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Callback deliveries: list, show, replay.
     #[command(subcommand)]
     Callbacks(callbacks::CallbacksCmd),
+    /// Operators of the web console: create (prints their token), revoke, list.
+    #[command(subcommand)]
+    Operator(operator::OperatorCmd),
 }
 
 /// What the commands working on the database share.
@@ -128,6 +132,7 @@ async fn run(command: Command, as_json: bool) -> anyhow::Result<ExitCode> {
         Command::Batch(cmd) => batch::run(&Ctx::connect().await?, cmd, as_json).await?,
         Command::Dnc(cmd) => dnc::run(&Ctx::connect().await?, cmd).await?,
         Command::Callbacks(cmd) => callbacks::run(&Ctx::connect().await?, cmd).await?,
+        Command::Operator(cmd) => operator::run(&Ctx::connect().await?, cmd).await?,
     };
     output.print(as_json);
     Ok(ExitCode::SUCCESS)
