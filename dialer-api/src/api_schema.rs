@@ -272,6 +272,12 @@ impl PartialSchema for DispatchRequest {
                     .minimum(Some(1))
                     .description(Some("only this batch")),
             )
+            .property(
+                "dry_run",
+                typed(Type::Boolean, true).description(Some(
+                    "true: change nothing, say what would dial now and why the rest would not",
+                )),
+            )
             .into()
     }
 }

@@ -207,6 +207,9 @@ diesel::table! {
         hostname -> Text,
         started_at -> Timestamptz,
         heartbeat_at -> Timestamptz,
+        global_cps -> Nullable<Float8>,
+        account_rates -> Jsonb,
+        status_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -219,6 +222,7 @@ diesel::table! {
         capacity_factor -> Float8,
         live_calls -> Int4,
         reported_at -> Timestamptz,
+        calls_per_second -> Float8,
     }
 }
 

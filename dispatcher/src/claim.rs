@@ -1,6 +1,7 @@
 //! Claiming dial jobs before any side effect: one transaction per account decides, for each job,
-//! whether its call is dialed now, waits (calling hours), is skipped (do-not-call, destination no
-//! longer allowed) or cancelled (batch cancelled), expires, or is dropped (already claimed, batch
+//! by the rules of [`dialer_core::dial_rules`], whether its call is dialed now, waits (calling
+//! hours, re-dial window, suspended account), is skipped (do-not-call, destination no longer
+//! allowed) or cancelled (batch cancelled), expires, or is dropped (already claimed, batch
 //! paused). Only a call still `scheduled` for exactly this attempt is claimed, and the claim
 //! writes the attempt row, so a redelivered or duplicated job never dials a number twice.
 //!
@@ -18,7 +19,9 @@ use dialer_core::lifecycle::control;
 
 use crate::state::{self, Applied, Claimed, StateError};
 
-use crate::calling_hours::{CallingHours, waiting_reason, zone_for};
+use dialer_core::calling_hours::CallingHours;
+use dialer_core::calling_window::zone_for;
+use dialer_core::dial_rules::{self, CallFacts, Hold, Verdict};
 use dialer_core::prepared::PrepareOnce;
 
 /// What became of one job.
@@ -67,6 +70,11 @@ struct JobState {
     dnc: bool,
     #[diesel(sql_type = Text)]
     account_status: String,
+    #[diesel(sql_type = Integer)]
+    redial_window_hours: i32,
+    /// When another call of the account last dialed this number, plus the re-dial window.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    redial_until: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -96,6 +104,11 @@ pub async fn claim(
              b.status AS batch_status, (b.expires_at IS NOT NULL AND b.expires_at <= $2) AS expired, \
              COALESCE(b.calling_hours, a.calling_hours) AS calling_hours, a.timezone, \
              a.allowed_countries, a.allowed_prefixes, a.status AS account_status, \
+             a.redial_window_hours, \
+             CASE WHEN a.redial_window_hours > 0 THEN \
+               (SELECT max(o.last_dialed_at) FROM calls o WHERE o.account_id = c.account_id \
+                AND o.phone_e164 = c.phone_e164 AND o.id <> c.id) \
+               + make_interval(hours => a.redial_window_hours) END AS redial_until, \
              EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = c.phone_e164 \
                      AND (d.account_id IS NULL OR d.account_id = c.account_id)) AS dnc \
              FROM calls c JOIN batches b ON b.id = c.batch_pk JOIN accounts a ON a.id = c.account_id \
@@ -120,10 +133,13 @@ pub async fn claim(
             .next()
             .map_or(0, |c| (i64::from(c.max) - c.n).max(0));
 
+        // Numbers this claim dials: a second call to one of them in the same claim is held by
+        // the re-dial window like a call dialed earlier.
+        let mut dialing: Vec<&str> = Vec::new();
         let pending: Vec<Pending> = jobs
             .iter()
             .map(|job| match states.iter().find(|s| s.call_pk == job.call_pk) {
-                Some(state) => decide(state, job, now, &mut headroom),
+                Some(state) => decide(state, job, now, &mut headroom, &mut dialing),
                 // Locked by another claim right now, or gone.
                 None => Pending::Drop,
             })
@@ -143,7 +159,9 @@ pub async fn claim(
                     Some(i) => Decision::Dial(Box::new(claimed.swap_remove(i))),
                     None => Decision::Drop,
                 },
-                Pending::Wait { until, reason } => {
+                Pending::Wait(hold) => {
+                    let until = hold.until(now);
+                    let reason = hold.text();
                     state::park_until(conn, job.call_pk, until).await?;
                     Decision::Wait { until, reason }
                 }
@@ -165,92 +183,63 @@ pub async fn claim(
 
 enum Pending {
     Dial,
-    Wait {
-        until: DateTime<Utc>,
-        reason: String,
-    },
+    Wait(Hold),
     End(EventType, Option<Disposition>),
     Drop,
     NoCapacity,
 }
 
-/// The rules, in order: stale jobs and closed batches are dropped; expiry, do-not-call and
-/// destination rules end the call undialed; calling hours park it; then the channel limit.
-fn decide(state: &JobState, job: &DialJob, now: DateTime<Utc>, headroom: &mut i64) -> Pending {
+/// Stale jobs are dropped; then the rules of [`dial_rules::judge`]; then the channel limit.
+fn decide<'s>(
+    state: &'s JobState,
+    job: &DialJob,
+    now: DateTime<Utc>,
+    headroom: &mut i64,
+    dialing: &mut Vec<&'s str>,
+) -> Pending {
     if state.status != CallStatus::Scheduled || state.attempts != job.attempt - 1 {
         return Pending::Drop;
     }
-    if state.batch_status == BatchStatus::Cancelled {
-        // A call scheduled after the cancel ran (a retry released meanwhile): it ends as the
-        // cancel ends every undialed call, else it would stay `scheduled` for ever.
-        return Pending::End(EventType::CallCancelled, None);
-    }
-    if state.batch_status != BatchStatus::Dispatching {
-        // Paused; resume re-arms jobs.
-        return Pending::Drop;
-    }
-    if state.account_status != "active" {
-        // Suspended: the calls wait in PostgreSQL and are looked at again every minute.
-        return Pending::Wait {
-            until: now + chrono::Duration::minutes(1),
-            reason: "account suspended".into(),
-        };
-    }
-    if state.expired {
-        return Pending::End(EventType::CallExpired, None);
-    }
-    if state.dnc {
-        return Pending::End(EventType::CallSkipped, Some(Disposition::DoNotCall));
-    }
-    if !destination_allowed(state) {
-        return Pending::End(
-            EventType::CallSkipped,
-            Some(Disposition::DestinationNotAllowed),
-        );
-    }
-    if let Some(hours) = state
+    let hours = state
         .calling_hours
         .as_ref()
-        .and_then(|v| CallingHours::parse(v).ok())
-    {
-        let tz = zone_for(state.phone_region.as_deref(), &state.timezone);
-        match hours.next_allowed(now, tz) {
-            Some(t) if t <= now => {}
-            Some(until) => {
-                return Pending::Wait {
-                    until,
-                    reason: waiting_reason(until, tz),
-                };
-            }
-            // No allowed day at all: look again tomorrow rather than dial or fail.
-            None => {
-                return Pending::Wait {
-                    until: now + chrono::Duration::days(1),
-                    reason: "calling hours allow no day".into(),
-                };
-            }
-        }
+        .and_then(|v| CallingHours::from_json(v).ok());
+    let window = chrono::Duration::hours(i64::from(state.redial_window_hours));
+    let dialed_in_this_claim =
+        state.redial_window_hours > 0 && dialing.contains(&state.phone_e164.as_str());
+    let facts = CallFacts {
+        batch_status: state.batch_status,
+        account_active: state.account_status == "active",
+        expired: state.expired,
+        dnc: state.dnc,
+        destination_allowed: dial_rules::destination_allowed(
+            &state.allowed_countries,
+            !state.allowed_prefixes.is_empty(),
+            state.phone_region.as_deref(),
+            state
+                .allowed_prefixes
+                .iter()
+                .any(|p| state.phone_e164.starts_with(p.as_str())),
+        ),
+        calling_hours: hours.as_ref(),
+        zone: zone_for(state.phone_region.as_deref(), &state.timezone),
+        redial_until: if dialed_in_this_claim {
+            Some(now + window)
+        } else {
+            state.redial_until
+        },
+    };
+    match dial_rules::judge(&facts, now) {
+        Verdict::Dial => {}
+        Verdict::Wait(hold) => return Pending::Wait(hold),
+        Verdict::End { event, disposition } => return Pending::End(event, disposition),
+        // Paused (resume re-arms jobs), or not dialing.
+        Verdict::Closed(_) => return Pending::Drop,
     }
     if *headroom <= 0 {
         return Pending::NoCapacity;
     }
     *headroom -= 1;
+    dialing.push(&state.phone_e164);
     Pending::Dial
-}
-
-/// Allowed countries and prefixes, when the account restricts them (checked again at dial time:
-/// the account's rules may have changed since submission).
-fn destination_allowed(state: &JobState) -> bool {
-    if state.allowed_countries.is_empty() && state.allowed_prefixes.is_empty() {
-        return true;
-    }
-    let country_ok = state
-        .phone_region
-        .as_deref()
-        .is_some_and(|r| state.allowed_countries.iter().any(|c| c == r));
-    let prefix_ok = state
-        .allowed_prefixes
-        .iter()
-        .any(|p| state.phone_e164.starts_with(p.as_str()));
-    country_ok || prefix_ok
 }

@@ -15,14 +15,11 @@
 //!   [`health`]: backing off an overloaded PBX.
 //! - [`leases`]: server leases and heartbeats shared by every dispatcher.
 //! - [`pacing`]: calls-per-second slots shared by every dispatcher; [`pacer`]: one process's.
-//! - [`calling_hours`]: when a call may go, in the callee's or the account's time zone.
 //! - [`runtime`]: the running dispatcher and its tasks; `transition_writer`: the task that
 //!   writes every transition, never dropping one.
 
-pub mod calling_hours;
 pub mod claim;
 pub mod config;
-mod country_timezones;
 pub mod flow;
 pub mod health;
 pub mod intake;

@@ -75,6 +75,8 @@ pub struct Registry {
     /// Calls put back unplaced in a row, by call: their next delay grows. Kept in this process
     /// only (a restarted dispatcher starts again at the first delay); cleared once placed.
     not_placed: Mutex<HashMap<i64, u32>>,
+    /// Originates sent since start, by (account, server): the rates the live state reports.
+    sent: Mutex<HashMap<(i64, i64), u64>>,
 }
 
 impl Registry {
@@ -97,7 +99,17 @@ impl Registry {
         a.sent = Some(now);
         // Ring timeout and guard count from the Originate, not from the claim.
         a.originated = now;
+        let key = (a.account_id, a.server_id);
+        drop(m);
+        if let Ok(mut sent) = self.sent.lock() {
+            *sent.entry(key).or_default() += 1;
+        }
         true
+    }
+
+    /// Originates sent since start, by (account, server).
+    pub fn sent_counts(&self) -> HashMap<(i64, i64), u64> {
+        self.sent.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Stops following an attempt that will never be sent: a pause or a cancel took it back

@@ -323,6 +323,7 @@ async fn sweep_loop(
     } = shared;
     let mut last_slow = Instant::now() - Duration::from_secs(60);
     let mut last_status = Instant::now() - server_status::EVERY;
+    let mut rate_meter = server_status::RateMeter::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -339,6 +340,11 @@ async fn sweep_loop(
         metrics::gauge!("dialer_live_calls").set(registry.len() as f64);
         if now.duration_since(last_status) >= server_status::EVERY {
             last_status = now;
+            let rates = rate_meter.rates(now, registry.sent_counts());
+            let me = server_status::DispatcherReport {
+                global_cps: config.global_cps,
+                account_rates: rates.by_account,
+            };
             let reports: Vec<server_status::Report> = held
                 .iter()
                 .map(|s| server_status::Report {
@@ -347,10 +353,11 @@ async fn sweep_loop(
                     draining: s.is_draining(),
                     capacity_factor: s.capacity_factor(),
                     live_calls: i32::try_from(registry.on_server(s.spec.id)).unwrap_or(i32::MAX),
+                    calls_per_second: rates.by_server.get(&s.spec.id).copied().unwrap_or(0.0),
                 })
                 .collect();
             let published = match pool.get().await {
-                Ok(mut conn) => server_status::publish(&mut conn, &config.id, &reports)
+                Ok(mut conn) => server_status::publish(&mut conn, &config.id, &me, &reports)
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),

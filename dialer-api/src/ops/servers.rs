@@ -85,6 +85,10 @@ pub struct ServerLive {
     pub holder: Option<String>,
     pub capacity_factor: Option<f64>,
     pub live_calls: Option<i32>,
+    pub max_channels: i32,
+    pub max_cps: i32,
+    /// Calls per second its holder originates on it (over the last seconds).
+    pub calls_per_second: Option<f64>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -105,6 +109,12 @@ struct LiveRow {
     capacity_factor: Option<f64>,
     #[diesel(sql_type = Nullable<Integer>)]
     live_calls: Option<i32>,
+    #[diesel(sql_type = Integer)]
+    max_channels: i32,
+    #[diesel(sql_type = Integer)]
+    max_cps: i32,
+    #[diesel(sql_type = Nullable<Double>)]
+    calls_per_second: Option<f64>,
 }
 
 /// A holder's report older than this means no dispatcher follows the server now (holders
@@ -115,7 +125,8 @@ pub const REPORT_FRESH_SECONDS: i32 = 5;
 pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> {
     let rows: Vec<LiveRow> = diesel::sql_query(
         "SELECT s.code, s.enabled, t.holder, t.reported_at > now() - make_interval(secs => $1) AS fresh,
-                t.connected, t.draining, t.capacity_factor, t.live_calls
+                t.connected, t.draining, t.capacity_factor, t.live_calls,
+                s.max_channels, s.max_cps, t.calls_per_second
          FROM asterisk_servers s LEFT JOIN server_status t ON t.server_id = s.id
          ORDER BY s.code",
     )
@@ -144,6 +155,9 @@ pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> 
                 holder: r.holder.filter(|_| live),
                 capacity_factor: r.capacity_factor.filter(|_| live),
                 live_calls: r.live_calls.filter(|_| live),
+                max_channels: r.max_channels,
+                max_cps: r.max_cps,
+                calls_per_second: r.calls_per_second.filter(|_| live),
             }
         })
         .collect())

@@ -485,7 +485,7 @@ async fn large_dispatch_answers_at_once_and_publishes_in_the_background() {
 }
 
 #[tokio::test]
-async fn waiting_reason_names_closed_calling_hours() {
+async fn waiting_reason_names_closed_calling_hours_in_the_callee_s_zone() {
     let (app, acme) = TestApp::with_account("ACME").await;
     // A server connected, as its holder reports it.
     app.sql("INSERT INTO asterisk_servers (code, host, username, secret, max_channels, max_cps, channel_template)
@@ -493,8 +493,9 @@ async fn waiting_reason_names_closed_calling_hours() {
              INSERT INTO server_status (server_id, holder, connected, draining, capacity_factor, live_calls)
              SELECT id, 'd1', true, false, 1, 0 FROM asterisk_servers")
         .await;
-    // A window that opens two hours from now.
-    let now = chrono::Utc::now();
+    // A window that opens two hours from now where the callee is (India), in an account whose
+    // own zone is UTC: the callee's zone is the one the dispatcher reads.
+    let now = chrono::Utc::now() + chrono::Duration::minutes(330);
     let at = |hours| (now + chrono::Duration::hours(hours)).format("%H:%M");
     let (start, end) = (at(2).to_string(), at(3).to_string());
     app.sql("UPDATE accounts SET timezone = 'UTC'").await;
@@ -508,7 +509,7 @@ async fn waiting_reason_names_closed_calling_hours() {
     let reason = reason.as_str().unwrap_or_default().to_owned();
     assert!(
         reason.starts_with("outside calling hours until ")
-            && reason.ends_with(&format!("{start} UTC")),
+            && reason.ends_with(&format!("{start} Asia/Kolkata")),
         "{reason}"
     );
     // no calling hours: nothing to wait for

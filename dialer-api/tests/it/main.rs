@@ -8,6 +8,7 @@ mod cli;
 mod console;
 mod crash_recovery;
 mod dispatch_and_control;
+mod dry_run;
 mod helpers;
 mod ingestion;
 mod openapi;

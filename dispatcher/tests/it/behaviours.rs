@@ -171,6 +171,47 @@ async fn outside_calling_hours_a_call_waits_in_the_database_and_is_not_dialed() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redial_window_holds_a_second_call_to_a_number_at_dial_time() {
+    let world = World::new(1, rules(), 50, 100).await;
+    let account = world
+        .account("ACME", 50, 20, "redial_window_hours = 24")
+        .await;
+    // Two batches with the same number, both accepted before either was dialed (the check at
+    // submission saw no dial yet), and a third number once.
+    let number = "+15550000001".to_string();
+    let first = world
+        .batch(account, 1, &[number.clone(), "+15550000002".to_string()])
+        .await;
+    let second = world.batch(account, 2, std::slice::from_ref(&number)).await;
+    let d = world.start().await;
+    world
+        .wait_originates(2, 20, 100, "two distinct numbers")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    d.shutdown().await;
+    assert_eq!(
+        world.sims[0].stats().originates_total,
+        2,
+        "the number is dialed once"
+    );
+    let mut calls = world.calls(first).await;
+    calls.extend(world.calls(second).await);
+    let waiting: Vec<_> = calls.iter().filter(|c| c.status == "scheduled").collect();
+    assert_eq!(waiting.len(), 1, "{calls:?}");
+    assert_eq!(waiting[0].phone_raw, number);
+    let held_for = world
+        .count(&format!(
+            "SELECT extract(epoch FROM next_due_at - now())::bigint AS n FROM calls WHERE id = {}",
+            waiting[0].id
+        ))
+        .await;
+    assert!(
+        (23 * 3600..=24 * 3600).contains(&held_for),
+        "held until the window ends: {held_for} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_batch_is_not_dialed() {
     let world = World::new(1, rules(), 50, 100).await;
     let account = world.account("ACME", 50, 20, "").await;

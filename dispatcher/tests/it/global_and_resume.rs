@@ -44,6 +44,23 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
     let globex_numbers: Vec<String> = (0..75).map(|i| format!("+1555{:07}", 1000 + i)).collect();
     let b1 = world.batch(acme, 1, &acme_numbers).await;
     let b2 = world.batch(globex, 1, &globex_numbers).await;
+    // Each dispatcher publishes its live state while it dials: the platform limit it applies,
+    // the rate of each account and of its server (what the API's dry run reads).
+    let live = "SELECT count(*) AS n FROM dispatchers d WHERE d.global_cps = 10 \
+                AND d.status_at > now() - interval '3 seconds' \
+                AND (d.account_rates ->> '{acme}')::float8 > 0 \
+                AND (d.account_rates ->> '{acme}')::float8 <= 10.5 \
+                AND EXISTS (SELECT 1 FROM server_status s WHERE s.holder = d.id \
+                            AND s.calls_per_second > 0)";
+    let live = live.replace("{acme}", &acme.to_string());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while world.count(&live).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both dispatchers report their rates"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     world.wait_final(b1, Duration::from_secs(90)).await;
     world.wait_final(b2, Duration::from_secs(60)).await;
     a.shutdown().await;

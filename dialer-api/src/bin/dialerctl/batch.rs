@@ -1,15 +1,11 @@
-//! `dialerctl dispatch` and `dialerctl batch ...`: start dialing, then follow and control a
-//! batch (status, watch, pause, resume, cancel).
+//! `dialerctl batch ...`: follow and control a batch (status, watch, pause, resume, cancel).
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use dialer_api::ops::batch_control::{self, Control};
 use dialer_api::ops::batches::{self, BatchSummary};
-use dialer_api::ops::dispatch;
-use dialer_api::ops::handoff;
 
 use crate::Ctx;
 use crate::output::{self, Output};
@@ -34,21 +30,6 @@ pub enum BatchCmd {
     Pause(BatchRef),
     Resume(BatchRef),
     Cancel(BatchRef),
-}
-
-/// `dialerctl dispatch`: queues the account's calls for the dispatcher.
-pub async fn dispatch(ctx: &Ctx, account: &str, batch: Option<i64>) -> anyhow::Result<Output> {
-    let acc = ctx.account(account).await?;
-    let broker = ctx.broker();
-    let outcome =
-        dispatch::dispatch(&ctx.pool, &broker, acc.id, batch, handoff::Handoff::Wait).await?;
-    broker.close().await;
-    let text = format!(
-        "dispatched {} call(s) in batches {:?}",
-        outcome.dispatched, outcome.batches
-    );
-    let json = json!({"dispatched": outcome.dispatched, "batches": outcome.batches});
-    Output::success(json, text)
 }
 
 /// Pauses, resumes or cancels the batch with a broker of its own, closed whatever the outcome.

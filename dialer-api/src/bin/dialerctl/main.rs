@@ -6,6 +6,7 @@ mod account;
 mod batch;
 mod callbacks;
 mod devkit;
+mod dispatch;
 mod dnc;
 mod migrate;
 mod operator;
@@ -61,12 +62,16 @@ enum Command {
     /// Asterisk servers.
     #[command(subcommand)]
     Server(server::ServerCmd),
-    /// Start dialing an account's queued calls (all its batches but paused ones, or one).
+    /// Start dialing an account's queued calls (all its batches but paused ones, or one);
+    /// `--dry-run` says what would dial now and why the rest would not (every account unless
+    /// `--account`), changing nothing.
     Dispatch {
         #[arg(long)]
-        account: String,
-        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, requires = "account")]
         batch: Option<i64>,
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Batch status and control.
     #[command(subcommand)]
@@ -126,9 +131,11 @@ async fn run(command: Command, as_json: bool) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate::run(&configuration()?).await?,
         Command::Account(cmd) => account::run(&Ctx::connect().await?, cmd).await?,
         Command::Server(cmd) => server::run(&Ctx::connect().await?, cmd).await?,
-        Command::Dispatch { account, batch } => {
-            batch::dispatch(&Ctx::connect().await?, &account, batch).await?
-        }
+        Command::Dispatch {
+            account,
+            batch,
+            dry_run,
+        } => dispatch::run(&Ctx::connect().await?, account.as_deref(), batch, dry_run).await?,
         Command::Batch(cmd) => batch::run(&Ctx::connect().await?, cmd, as_json).await?,
         Command::Dnc(cmd) => dnc::run(&Ctx::connect().await?, cmd).await?,
         Command::Callbacks(cmd) => callbacks::run(&Ctx::connect().await?, cmd).await?,
