@@ -157,6 +157,7 @@ pub async fn server(
             max_cps,
             channel_template: s.channel_template.clone(),
             enabled: true,
+            simulated: false,
         },
     )
     .await

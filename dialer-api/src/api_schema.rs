@@ -387,6 +387,16 @@ impl PartialSchema for NewKeyRequest {
                     .max_length(Some(crate::ops::api_keys::MAX_LABEL_CHARS))
                     .description(Some("what the key is for")),
             )
+            .property(
+                "mode",
+                typed(Type::String, false)
+                    .enum_values(Some(["live", "test"]))
+                    .description(Some(
+                        "`test`: a key of the account's test twin (`<accountcode>-test`), whose \
+                     batches go through the whole platform to a simulated PBX only; default: \
+                     the calling key's mode",
+                    )),
+            )
             .into()
     }
 }

@@ -24,7 +24,16 @@ pub struct NewApiKey {
 
 /// `dk_` + 43 URL-safe characters (256 random bits).
 pub fn generate_api_key() -> Result<NewApiKey, RandomError> {
-    let key = format!("dk_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
+    key_with_prefix("dk_")
+}
+
+/// A test-mode key: `dk_test_` + 43 URL-safe characters, so a person can tell it at a glance.
+pub fn generate_test_api_key() -> Result<NewApiKey, RandomError> {
+    key_with_prefix("dk_test_")
+}
+
+fn key_with_prefix(prefix: &str) -> Result<NewApiKey, RandomError> {
+    let key = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
     Ok(NewApiKey {
         hash: hash_api_key(&key),
         prefix: key.chars().take(10).collect(),

@@ -35,6 +35,11 @@ pub struct DialJob {
     #[serde(default)]
     #[diesel(sql_type = Integer)]
     pub priority: i32,
+    /// The call is a test-mode account's: only a simulated PBX may take it. Jobs published
+    /// before test mode existed read as live.
+    #[serde(default)]
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub test_mode: bool,
 }
 
 impl DialJob {
@@ -60,8 +65,10 @@ pub enum Scope<'a> {
 const CHUNK: i64 = 500;
 
 const SELECT: &str = "SELECT j.id AS job_id, j.call_pk, c.call_id, c.account_id, c.batch_pk, \
-     j.attempt, b.priority FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
-     JOIN batches b ON b.id = c.batch_pk WHERE j.published_at IS NULL";
+     j.attempt, b.priority, \
+     EXISTS (SELECT 1 FROM test_twins t WHERE t.account_id = c.account_id) AS test_mode \
+     FROM dial_jobs j JOIN calls c ON c.id = j.call_pk JOIN batches b ON b.id = c.batch_pk \
+     WHERE j.published_at IS NULL";
 const ORDER_AND_LOCK: &str = "ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED";
 
 /// Publishes the unpublished jobs `scope` takes, a chunk at a time on one connection until a

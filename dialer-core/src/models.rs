@@ -150,6 +150,8 @@ pub struct AsteriskServer {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A PBX simulator: it takes the calls of test-mode accounts and only those.
+    pub simulated: bool,
 }
 
 debug_only!(AsteriskServer: code, host, port);
@@ -166,6 +168,7 @@ pub struct NewAsteriskServer {
     pub max_cps: i32,
     pub channel_template: String,
     pub enabled: bool,
+    pub simulated: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

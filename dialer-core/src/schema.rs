@@ -39,6 +39,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    test_twins (account_id) {
+        account_id -> Int8,
+        live_account_id -> Int8,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Int8,
         account_id -> Int8,
@@ -65,6 +72,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        simulated -> Bool,
     }
 }
 
@@ -331,6 +339,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dispatchers,
     server_leases,
     server_status,
+    test_twins,
     pacing,
     pacing_slots,
 );

@@ -72,6 +72,9 @@ struct JobState {
     account_status: String,
     #[diesel(sql_type = Integer)]
     redial_window_hours: i32,
+    /// The account is a test twin: its calls may go to a simulated PBX only.
+    #[diesel(sql_type = Bool)]
+    test_mode: bool,
     /// When another call of the account last dialed this number, plus the re-dial window.
     #[diesel(sql_type = Nullable<Timestamptz>)]
     redial_until: Option<DateTime<Utc>>,
@@ -85,13 +88,14 @@ struct Count {
     max: i32,
 }
 
-/// Claims `jobs` (all of one account), placing dialed calls on `server_id`. The result is in
-/// the order of `jobs`.
+/// Claims `jobs` (all of one account), placing dialed calls on `server_id` (a PBX simulator
+/// when `simulated`). The result is in the order of `jobs`.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     account_id: i64,
     jobs: &[DialJob],
     server_id: i64,
+    simulated: bool,
     dispatcher_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StateError> {
@@ -105,6 +109,7 @@ pub async fn claim(
              COALESCE(b.calling_hours, a.calling_hours) AS calling_hours, a.timezone, \
              a.allowed_countries, a.allowed_prefixes, a.status AS account_status, \
              a.redial_window_hours, \
+             EXISTS (SELECT 1 FROM test_twins t WHERE t.account_id = a.id) AS test_mode, \
              CASE WHEN a.redial_window_hours > 0 THEN \
                (SELECT max(o.last_dialed_at) FROM calls o WHERE o.account_id = c.account_id \
                 AND o.phone_e164 = c.phone_e164 AND o.id <> c.id) \
@@ -139,6 +144,9 @@ pub async fn claim(
         let pending: Vec<Pending> = jobs
             .iter()
             .map(|job| match states.iter().find(|s| s.call_pk == job.call_pk) {
+                // Never a test call on a real PBX, nor a live one on a simulator: the scheduler
+                // chooses by the job, this holds whatever the job said.
+                Some(state) if state.test_mode != simulated => Pending::NoCapacity,
                 Some(state) => decide(state, job, now, &mut headroom, &mut dialing),
                 // Locked by another claim right now, or gone.
                 None => Pending::Drop,

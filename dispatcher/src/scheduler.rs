@@ -117,8 +117,10 @@ impl Scheduler {
                 let Some(queue) = queues.get_mut(&account).filter(|q| !q.is_empty()) else {
                     continue;
                 };
-                let Some(server) = self.choose_server() else {
-                    break;
+                // A test-mode account's calls go to simulated PBXs only, a live one's never.
+                let test_mode = queue.front().is_some_and(|j| j.job.test_mode);
+                let Some(server) = self.choose_server(test_mode) else {
+                    continue;
                 };
                 // Never more than about a second of the account's calls claimed ahead of their
                 // slots: they hold channels, and a pause takes them back (the send gate). The
@@ -127,7 +129,7 @@ impl Scheduler {
                     .get(&account)
                     .copied()
                     .unwrap_or(MIN_PER_ACCOUNT)
-                    .min(self.servers_rate());
+                    .min(self.servers_rate(test_mode));
                 let ahead = self.registry.unsent_for_account(account);
                 if !refill_due(ahead, rate_cap) {
                     continue;
@@ -167,13 +169,13 @@ impl Scheduler {
         }
     }
 
-    /// Calls per second the dialable servers take together (and the platform allows), rounded
-    /// up: at least one.
-    fn servers_rate(&self) -> usize {
+    /// Calls per second the dialable servers of a kind (simulated ones for test mode) take
+    /// together (and the platform allows), rounded up: at least one.
+    fn servers_rate(&self, test_mode: bool) -> usize {
         let servers: f64 = self.servers.lock().map_or(0.0, |servers| {
             servers
                 .values()
-                .filter(|s| s.is_dialable())
+                .filter(|s| s.is_dialable() && s.spec.simulated == test_mode)
                 .map(|s| s.calls_per_second())
                 .sum()
         });
@@ -181,10 +183,11 @@ impl Scheduler {
         (rate.ceil() as usize).max(1)
     }
 
-    fn choose_server(&self) -> Option<Arc<Server>> {
+    fn choose_server(&self, test_mode: bool) -> Option<Arc<Server>> {
         let servers = self.servers.lock().ok()?;
         servers
             .values()
+            .filter(|s| s.spec.simulated == test_mode)
             .filter(|s| s.is_dialable() && s.free_channels(&self.registry) > 0)
             .min_by(|a, b| {
                 a.load(&self.registry)
@@ -218,6 +221,7 @@ impl Scheduler {
             account,
             &dial_jobs,
             server.spec.id,
+            server.spec.simulated,
             &self.dispatcher_id,
             now,
         )
@@ -257,21 +261,16 @@ impl Scheduler {
         let rate = f64::from(claimed[0].calls_per_second);
         let rate_per_round = claimed[0].calls_per_second.max(1) as usize;
         let now = Utc::now();
-        let slots = pacing::departures(
-            &mut conn,
-            account,
-            rate,
-            self.global_cps,
-            claimed.len(),
-            now,
-        )
-        .await
-        .unwrap_or_else(|e| {
-            // The claim is committed; the calls still leave, paced by this process alone
-            // (the account's local pacer and the server's).
-            warn!(error = %e, "pacing not reserved; pacing locally");
-            vec![now; claimed.len()]
-        });
+        // Test-mode calls take no share of the platform's rate: they go to simulators.
+        let platform = self.global_cps.filter(|_| !server.spec.simulated);
+        let slots = pacing::departures(&mut conn, account, rate, platform, claimed.len(), now)
+            .await
+            .unwrap_or_else(|e| {
+                // The claim is committed; the calls still leave, paced by this process alone
+                // (the account's local pacer and the server's).
+                warn!(error = %e, "pacing not reserved; pacing locally");
+                vec![now; claimed.len()]
+            });
         drop(conn);
         // Followed from the claim on: a graceful stop waits for these too, and their channels
         // count against the server from now.

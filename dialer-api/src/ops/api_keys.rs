@@ -8,7 +8,7 @@ use diesel::prelude::{ExpressionMethods, QueryDsl};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use dialer_core::credentials::generate_api_key;
+use dialer_core::credentials::{generate_api_key, generate_test_api_key};
 use dialer_core::db::DbPool;
 use dialer_core::schema::api_keys;
 
@@ -66,8 +66,18 @@ pub struct CreatedKey {
     pub prefix: String,
 }
 
-pub async fn create(pool: &DbPool, account_id: i64, label: &str) -> OpsResult<CreatedKey> {
-    let key = generate_api_key().map_err(OpsError::internal)?;
+/// A new key of the account (a test twin's keys, `test`, read `dk_test_...`).
+pub async fn create(
+    pool: &DbPool,
+    account_id: i64,
+    test: bool,
+    label: &str,
+) -> OpsResult<CreatedKey> {
+    let key = match test {
+        true => generate_test_api_key(),
+        false => generate_api_key(),
+    }
+    .map_err(OpsError::internal)?;
     let mut conn = pool.get().await?;
     let key_id: i64 = diesel::insert_into(api_keys::table)
         .values((

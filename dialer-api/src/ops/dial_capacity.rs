@@ -23,19 +23,52 @@ pub struct Grant {
     pub binding: Option<(HoldReason, String)>,
 }
 
-/// The shared capacity, drawn down as accounts are granted calls.
+/// The shared capacity, drawn down as accounts are granted calls: the real PBXs' for live
+/// accounts, the simulators' for test-mode ones.
 #[derive(Debug)]
 pub struct Capacity {
-    /// Why no PBX takes calls, when none does.
+    live: Pool,
+    simulated: Pool,
+    platform_cps: Option<f64>,
+    /// Calls per second each account originates now, over every dispatcher.
+    account_used: HashMap<i64, f64>,
+}
+
+/// The servers of one kind.
+#[derive(Debug)]
+struct Pool {
+    /// Why no PBX of the kind takes calls, when none does.
     no_pbx: Option<String>,
     channels_total: i64,
     channels_free: i64,
     servers_cps: f64,
     /// Calls per second in use on the servers, by every account.
     servers_used: f64,
-    platform_cps: Option<f64>,
-    /// Calls per second each account originates now, over every dispatcher.
-    account_used: HashMap<i64, f64>,
+}
+
+impl Pool {
+    fn of(servers: &[ServerLive]) -> Pool {
+        let taking: Vec<&ServerLive> = servers.iter().filter(|s| s.state.takes_calls()).collect();
+        let factor = |s: &ServerLive| s.capacity_factor.unwrap_or(1.0);
+        let channels_total: i64 = taking
+            .iter()
+            .map(|s| (f64::from(s.max_channels.max(0)) * factor(s)).ceil() as i64)
+            .sum();
+        let in_use: i64 = taking
+            .iter()
+            .map(|s| i64::from(s.live_calls.unwrap_or(0)))
+            .sum();
+        Pool {
+            no_pbx: no_pbx(servers),
+            channels_total,
+            channels_free: (channels_total - in_use).max(0),
+            servers_cps: taking
+                .iter()
+                .map(|s| f64::from(s.max_cps.max(0)) * factor(s))
+                .sum(),
+            servers_used: taking.iter().filter_map(|s| s.calls_per_second).sum(),
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -54,6 +87,8 @@ struct AccountRow {
     calls_per_second: i32,
     #[diesel(sql_type = BigInt)]
     live: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    test_mode: bool,
 }
 
 impl Capacity {
@@ -66,16 +101,6 @@ impl Capacity {
         .bind::<Integer, _>(REPORT_FRESH_SECONDS)
         .load(conn)
         .await?;
-        let taking: Vec<&ServerLive> = servers.iter().filter(|s| s.state.takes_calls()).collect();
-        let factor = |s: &ServerLive| s.capacity_factor.unwrap_or(1.0);
-        let channels_total: i64 = taking
-            .iter()
-            .map(|s| (f64::from(s.max_channels.max(0)) * factor(s)).ceil() as i64)
-            .sum();
-        let in_use: i64 = taking
-            .iter()
-            .map(|s| i64::from(s.live_calls.unwrap_or(0)))
-            .sum();
         let mut account_used: HashMap<i64, f64> = HashMap::new();
         for d in &dispatchers {
             if let Some(rates) = d.account_rates.as_object() {
@@ -86,15 +111,11 @@ impl Capacity {
                 }
             }
         }
+        let (simulated, live): (Vec<ServerLive>, Vec<ServerLive>) =
+            servers.into_iter().partition(|s| s.simulated);
         Ok(Capacity {
-            no_pbx: no_pbx(&servers),
-            channels_total,
-            channels_free: (channels_total - in_use).max(0),
-            servers_cps: taking
-                .iter()
-                .map(|s| f64::from(s.max_cps.max(0)) * factor(s))
-                .sum(),
-            servers_used: taking.iter().filter_map(|s| s.calls_per_second).sum(),
+            live: Pool::of(&live),
+            simulated: Pool::of(&simulated),
             platform_cps: dispatchers
                 .iter()
                 .filter_map(|d| d.global_cps)
@@ -111,22 +132,33 @@ impl Capacity {
         account_id: i64,
         ready: i64,
     ) -> OpsResult<Grant> {
-        if let Some(why) = &self.no_pbx {
-            return Ok(Grant {
-                would_dial: 0,
-                binding: Some((HoldReason::NoConnectedServer, why.clone())),
-            });
-        }
         let account: AccountRow = diesel::sql_query(format!(
             "SELECT max_concurrent_calls, calls_per_second,
                     (SELECT count(*) FROM call_attempts
-                     WHERE account_id = $1 AND state <> '{}') AS live
+                     WHERE account_id = $1 AND state <> '{}') AS live,
+                    EXISTS (SELECT 1 FROM test_twins WHERE account_id = $1) AS test_mode
              FROM accounts WHERE id = $1",
             AttemptState::Ended
         ))
         .bind::<BigInt, _>(account_id)
         .get_result(conn)
         .await?;
+        // Test-mode calls take no share of the platform's rate (they go to simulators).
+        let platform_cps = self.platform_cps.filter(|_| !account.test_mode);
+        let pool = match account.test_mode {
+            true => &mut self.simulated,
+            false => &mut self.live,
+        };
+        if let Some(why) = &pool.no_pbx {
+            let why = match account.test_mode {
+                true => format!("{why}; test mode dials simulated servers only"),
+                false => why.clone(),
+            };
+            return Ok(Grant {
+                would_dial: 0,
+                binding: Some((HoldReason::NoConnectedServer, why)),
+            });
+        }
         let own = self.account_used.get(&account_id).copied().unwrap_or(0.0);
         let others_used: f64 = self.account_used.values().sum::<f64>() - own;
         let account_channels = i64::from(account.max_concurrent_calls) - account.live;
@@ -140,12 +172,12 @@ impl Capacity {
                 ),
             ),
             (
-                self.channels_free,
+                pool.channels_free,
                 HoldReason::ServerChannels,
                 format!(
                     "server channel limit: {} of {} channels in use on the connected servers",
-                    self.channels_total - self.channels_free,
-                    self.channels_total
+                    pool.channels_total - pool.channels_free,
+                    pool.channels_total
                 ),
             ),
             (
@@ -157,15 +189,15 @@ impl Capacity {
                 ),
             ),
             (
-                (self.servers_cps - (self.servers_used - own).max(0.0)).floor() as i64,
+                (pool.servers_cps - (pool.servers_used - own).max(0.0)).floor() as i64,
                 HoldReason::ServerRate,
                 format!(
                     "server rate limit: {:.0} calls/s across the connected servers",
-                    self.servers_cps
+                    pool.servers_cps
                 ),
             ),
         ];
-        if let Some(platform) = self.platform_cps {
+        if let Some(platform) = platform_cps {
             limits.push((
                 (platform - others_used.max(0.0)).floor() as i64,
                 HoldReason::PlatformRate,
@@ -183,8 +215,8 @@ impl Capacity {
         }
         // The next account meets what is left: this one's pace for the next second is what it
         // was granted.
-        self.channels_free -= would_dial;
-        self.servers_used = (self.servers_used - own).max(0.0) + would_dial as f64;
+        pool.channels_free -= would_dial;
+        pool.servers_used = (pool.servers_used - own).max(0.0) + would_dial as f64;
         self.account_used.insert(account_id, would_dial as f64);
         Ok(Grant {
             would_dial,

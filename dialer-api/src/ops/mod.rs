@@ -25,5 +25,6 @@ pub mod paging;
 pub mod prompts;
 pub mod recordings;
 pub mod servers;
+pub mod test_mode;
 
 pub use error::{OpsError, OpsResult};

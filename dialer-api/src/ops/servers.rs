@@ -89,6 +89,8 @@ pub struct ServerLive {
     pub max_cps: i32,
     /// Calls per second its holder originates on it (over the last seconds).
     pub calls_per_second: Option<f64>,
+    /// A PBX simulator, for test-mode accounts only.
+    pub simulated: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -115,6 +117,8 @@ struct LiveRow {
     max_cps: i32,
     #[diesel(sql_type = Nullable<Double>)]
     calls_per_second: Option<f64>,
+    #[diesel(sql_type = Bool)]
+    simulated: bool,
 }
 
 /// A holder's report older than this means no dispatcher follows the server now (holders
@@ -126,7 +130,7 @@ pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> 
     let rows: Vec<LiveRow> = diesel::sql_query(
         "SELECT s.code, s.enabled, t.holder, t.reported_at > now() - make_interval(secs => $1) AS fresh,
                 t.connected, t.draining, t.capacity_factor, t.live_calls,
-                s.max_channels, s.max_cps, t.calls_per_second
+                s.max_channels, s.max_cps, t.calls_per_second, s.simulated
          FROM asterisk_servers s LEFT JOIN server_status t ON t.server_id = s.id
          ORDER BY s.code",
     )
@@ -158,6 +162,7 @@ pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> 
                 max_channels: r.max_channels,
                 max_cps: r.max_cps,
                 calls_per_second: r.calls_per_second.filter(|_| live),
+                simulated: r.simulated,
             }
         })
         .collect())

@@ -8,6 +8,7 @@ use crate::api_error::{ApiError, ApiResult, ErrorResponse};
 use crate::auth::Client;
 use crate::json_body;
 use crate::ops::api_keys::{self, KeyInfo, MAX_LABEL_CHARS};
+use crate::ops::test_mode;
 
 /// The account's keys.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -23,6 +24,11 @@ pub struct NewKey {
     api_key: String,
     prefix: String,
     label: String,
+    /// `live`, or `test`: the key works on the account's test twin, whose calls go to a
+    /// simulated PBX only.
+    mode: &'static str,
+    /// The account the key belongs to (`ACME-test` for a test-mode key of `ACME`).
+    accountcode: String,
 }
 
 /// A revoked key.
@@ -73,7 +79,9 @@ pub async fn list_keys(
     request_body(content = crate::api_schema::NewKeyRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "the new key (shown once)", body = NewKeyResponse),
-        (status = 400, description = "`invalid_request` naming `label`", body = ErrorResponse),
+        (status = 400, description = "`invalid_request` naming `label` or `mode`", body = ErrorResponse),
+        (status = 403, description = "`live_key_from_test_mode`: a test-mode key cannot make a live one", body = ErrorResponse),
+        (status = 409, description = "`test_mode_unavailable`: the test twin's code is another account's", body = ErrorResponse),
     )
 )]
 pub async fn create_key(
@@ -81,23 +89,51 @@ pub async fn create_key(
     req: actix_web::HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let label: String = match json_body::optional_object(&req, &body, &["label"])? {
-        None => None,
-        Some(top) => top.get("label", "a string")?,
-    }
-    .unwrap_or_default();
+    let (label, mode): (Option<String>, Option<String>) =
+        match json_body::optional_object(&req, &body, &["label", "mode"])? {
+            None => (None, None),
+            Some(top) => (
+                top.get("label", "a string")?,
+                top.get("mode", "\"live\" or \"test\"")?,
+            ),
+        };
+    let label = label.unwrap_or_default();
+    // A key is made in the mode asked for, else in the caller's own.
+    let is_test = {
+        let mut conn = state.pool.get().await?;
+        test_mode::live_of(&mut conn, account.id).await?.is_some()
+    };
+    let owner = match (mode.as_deref(), is_test) {
+        (None, _) | (Some("live"), false) | (Some("test"), true) => account.clone(),
+        (Some("test"), false) => test_mode::twin(&state.pool, &account).await?,
+        (Some("live"), true) => {
+            return Err(ApiError::forbidden(
+                "live_key_from_test_mode",
+                "a test-mode key cannot make a live key; use a live key",
+            ));
+        }
+        (Some(other), _) => {
+            return Err(ApiError::invalid_request(format!(
+                "`mode` must be \"live\" or \"test\", not `{}`",
+                dialer_core::client_text::quoted(other)
+            )));
+        }
+    };
     if label.chars().count() > MAX_LABEL_CHARS {
         return Err(ApiError::invalid_request(format!(
             "`label` is longer than {MAX_LABEL_CHARS} characters"
         )));
     }
-    let created = api_keys::create(&state.pool, account.id, &label).await?;
-    tracing::info!(account = %account.accountcode, key_id = created.key_id, "API key created by the account");
+    let test = is_test || mode.as_deref() == Some("test");
+    let created = api_keys::create(&state.pool, owner.id, test, &label).await?;
+    tracing::info!(account = %owner.accountcode, key_id = created.key_id, "API key created by the account");
     Ok(NewKeyResponse::ok(NewKey {
         key_id: created.key_id,
         api_key: created.api_key,
         prefix: created.prefix,
         label,
+        mode: if test { "test" } else { "live" },
+        accountcode: owner.accountcode,
     }))
 }
 

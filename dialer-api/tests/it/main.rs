@@ -15,3 +15,4 @@ mod openapi;
 mod overload;
 mod raw_http;
 mod self_service;
+mod test_mode;

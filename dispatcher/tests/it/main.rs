@@ -20,3 +20,4 @@ mod process_faults;
 mod send_gate;
 mod server_faults;
 mod taken_back;
+mod test_mode;

@@ -66,6 +66,10 @@ pub struct ServerAdd {
     /// Register it disabled.
     #[arg(long)]
     disabled: bool,
+    /// A PBX simulator (ami-sim): it takes test-mode accounts' calls, and only those. Never
+    /// mark a real Asterisk so: test calls would reach real numbers.
+    #[arg(long)]
+    simulated: bool,
 }
 
 pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
@@ -81,6 +85,7 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
                 max_cps: s.max_cps,
                 channel_template: s.channel_template,
                 enabled: !s.disabled,
+                simulated: s.simulated,
             };
             let server = servers::add(&ctx.pool, new).await?;
             let text = format!(
@@ -141,6 +146,10 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
                 let live_calls = state
                     .and_then(|l| l.live_calls)
                     .map_or("-".to_owned(), |n| n.to_string());
+                let template = match s.simulated {
+                    true => format!("{} (simulated: test mode only)", s.channel_template),
+                    false => s.channel_template.clone(),
+                };
                 table.row(&[
                     &s.code,
                     &address,
@@ -149,7 +158,7 @@ pub async fn run(ctx: &Ctx, cmd: ServerCmd) -> anyhow::Result<Output> {
                     &s.enabled,
                     &state_text,
                     &live_calls,
-                    &s.channel_template,
+                    &template,
                 ]);
                 let mut row = serde_json::to_value(s)?;
                 if let (Some(obj), Some(l)) = (row.as_object_mut(), state) {
