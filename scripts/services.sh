@@ -97,6 +97,17 @@ ensure_speech() {
   fi
 }
 
+# Headless Chromium and its WebDriver, for the console's browser tests (devkit/tests/it/console/),
+# which fail without them. Debian's packages; chromium-driver provides /usr/bin/chromedriver.
+ensure_browser() {
+  if ! [ -x /usr/bin/chromium ]; then
+    apt_install Chromium chromium
+  fi
+  if ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromedriver chromium-driver
+  fi
+}
+
 # A local S3-compatible server (moto, from PyPI) for the recordings store's S3 test; prints the
 # interpreter that runs it.
 ensure_s3() {
@@ -118,8 +129,9 @@ case "${1:-all}" in
   rabbitmq) ensure_rabbitmq ;;
   python) ensure_python ;;
   speech) ensure_speech ;;
+  browser) ensure_browser ;;
   s3) ensure_s3 ;;
   iptables) ensure_iptables ;;
   all) ensure_postgres; ensure_rabbitmq; ensure_speech ;;
-  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech|s3|iptables]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|postgres|rabbitmq|python|speech|browser|s3|iptables]" >&2; exit 2 ;;
 esac

@@ -39,7 +39,9 @@ pub fn page(title: &str, body: &str) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        // Not `no-referrer`: under it a browser sends `Origin: null` with a form's POST, and
+        // the origin check refuses the console's own sign-in.
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(html)

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::ops::OpsResult;
 
 pub const MINUTES: i64 = 60;
-const REFRESH: Duration = Duration::from_secs(10);
+const REFRESH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Minute {
