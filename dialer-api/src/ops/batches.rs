@@ -99,12 +99,13 @@ pub async fn summary(conn: &mut AsyncPgConnection, batch: &Batch) -> OpsResult<B
     })
 }
 
-/// How many of a batch's next calls `waiting_reason` looks at: enough to name what holds the
-/// batch, few enough for a status poll.
+/// How many of a batch's undialed calls `waiting_reason` looks at: enough to name what holds
+/// the batch, few enough for a status poll.
 const WAITING_SAMPLE: i64 = 1000;
 
-/// Why calls that could be dialing are not, in words an operator can act on: the dry run of the
-/// batch's next calls as they are, and the reason that holds most of them when none would dial.
+/// Why calls that could be dialing are not, in words an operator can act on: the dry run of up
+/// to 1,000 of the batch's undialed calls as they are, and the reason that holds most of them
+/// when none would dial.
 async fn waiting_reason(
     conn: &mut AsyncPgConnection,
     batch: &Batch,

@@ -14,6 +14,7 @@ use dialer_core::lifecycle;
 
 use crate::broker::Broker;
 use crate::ops::batches::find_batch;
+use crate::ops::dry_run;
 use crate::ops::error::{OpsError, OpsResult};
 use crate::ops::handoff::{Handoff, hand_off};
 
@@ -80,4 +81,29 @@ pub async fn dispatch(
     dialer_core::failpoint::hit("dispatch-after-commit");
     hand_off(pool, broker, outcome.dispatched, &outcome.batch_pks, how).await;
     Ok(outcome)
+}
+
+/// The dry run of a dispatch: of the account's batches (or one of them, by its client
+/// `batch_id`), or of every account when `account_id` is none. A paused batch is reported, not
+/// refused: its calls count under `paused`.
+pub async fn dry_run(
+    pool: &DbPool,
+    account_id: Option<i64>,
+    batch_id: Option<i64>,
+) -> OpsResult<dry_run::DryRun> {
+    let mut conn = pool.get().await?;
+    let batch_pk = match (account_id, batch_id) {
+        (Some(account), Some(id)) => Some(find_batch(&mut conn, account, id).await?.id),
+        (None, Some(_)) => {
+            return Err(OpsError::invalid(
+                "a batch is named within its account: give the account too",
+            ));
+        }
+        (_, None) => None,
+    };
+    let scope = dry_run::Scope {
+        account_id,
+        batch_pk,
+    };
+    dry_run::evaluate(&mut conn, scope, dry_run::Mode::AsIfDispatched).await
 }

@@ -114,8 +114,9 @@ struct Group {
     now: DateTime<Utc>,
 }
 
-/// The facts of every undialed call in `scope`, grouped; `limit` looks at the first calls only
-/// (in dial order), for a quick answer.
+/// The facts of every undialed call in `scope`, grouped; `limit` looks at that many only, for a
+/// quick answer (no order: the index on the batch and status finds them without walking the
+/// batch's finished calls).
 async fn groups(
     conn: &mut AsyncPgConnection,
     scope: Scope,
@@ -132,7 +133,7 @@ async fn groups(
            SELECT * FROM calls
            WHERE status IN ({undialed})
              AND ($1::bigint IS NULL OR account_id = $1) AND ($2::bigint IS NULL OR batch_pk = $2)
-           ORDER BY batch_pk, id LIMIT $3
+           LIMIT $3
          ), f AS (
            SELECT c.account_id, a.accountcode, b.batch_id, b.priority::bigint AS batch_priority,
              c.status, b.status AS batch_status, a.status = 'active' AS account_active,
@@ -278,7 +279,7 @@ pub async fn evaluate(conn: &mut AsyncPgConnection, scope: Scope, mode: Mode) ->
     evaluate_limited(conn, scope, mode, None).await
 }
 
-/// [`evaluate`] on the first `limit` undialed calls (in dial order) when `limit` is given.
+/// [`evaluate`] on `limit` undialed calls when `limit` is given.
 pub async fn evaluate_limited(
     conn: &mut AsyncPgConnection,
     scope: Scope,
@@ -356,33 +357,4 @@ pub async fn evaluate_limited(
         batches,
         evaluated_at: dialer_core::event_body::rfc3339(evaluated_at),
     })
-}
-
-/// The dry run of a dispatch: of the account's batches (or one of them, by its client
-/// `batch_id`), or of every account when `account_id` is none. A paused batch is reported, not
-/// refused: its calls count under `paused`.
-pub async fn of_dispatch(
-    pool: &dialer_core::db::DbPool,
-    account_id: Option<i64>,
-    batch_id: Option<i64>,
-) -> OpsResult<DryRun> {
-    let mut conn = pool.get().await?;
-    let batch_pk = match (account_id, batch_id) {
-        (Some(account), Some(id)) => Some(
-            crate::ops::batches::find_batch(&mut conn, account, id)
-                .await?
-                .id,
-        ),
-        (None, Some(_)) => {
-            return Err(crate::ops::OpsError::invalid(
-                "a batch is named within its account: give the account too",
-            ));
-        }
-        (_, None) => None,
-    };
-    let scope = Scope {
-        account_id,
-        batch_pk,
-    };
-    evaluate(&mut conn, scope, Mode::AsIfDispatched).await
 }

@@ -6,7 +6,7 @@ use crate::api_schema::DispatchRequest;
 use crate::auth::Client;
 use crate::json_body;
 use crate::ops::dry_run::DryRun;
-use crate::ops::{dispatch, dry_run, handoff};
+use crate::ops::{dispatch, handoff};
 
 /// What a dispatch started.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -73,7 +73,7 @@ pub async fn dispatch_calls(
         ),
     };
     if dry {
-        let run = dry_run::of_dispatch(&state.pool, Some(account.id), batch_id).await?;
+        let run = dispatch::dry_run(&state.pool, Some(account.id), batch_id).await?;
         return Ok(
             HttpResponse::Ok().json(DispatchAnswer::DryRun(DryRunResponse {
                 status: "success",

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use dialer_api::ops::dispatch;
-use dialer_api::ops::dry_run::{self, DryRun, Held};
+use dialer_api::ops::dry_run::{DryRun, Held};
 use dialer_api::ops::handoff;
 
 use crate::Ctx;
@@ -22,7 +22,7 @@ pub async fn run(
         None => None,
     };
     if dry {
-        let run = dry_run::of_dispatch(&ctx.pool, acc.as_ref().map(|a| a.id), batch).await?;
+        let run = dispatch::dry_run(&ctx.pool, acc.as_ref().map(|a| a.id), batch).await?;
         let text = render(&run);
         return Output::success(run, text);
     }
