@@ -148,7 +148,8 @@ impl Action {
                 Ok(match o.dispatched {
                     0 => format!("nothing to dispatch for {}", self.target()),
                     n => format!(
-                        "{n} calls of {account} dispatched (batch {})",
+                        "{} of {account} dispatched (batch {})",
+                        plural(n, "call"),
                         batches.join(", ")
                     ),
                 })
@@ -158,8 +159,8 @@ impl Action {
                 let o =
                     callbacks::redeliver(&state.pool, acc.id, &ReplaySelection::AllFailed).await?;
                 Ok(format!(
-                    "{} failed callbacks of {account} will be sent again",
-                    o.redelivered
+                    "{} of {account} will be sent again",
+                    plural(o.redelivered as i64, "failed callback")
                 ))
             }
             Action::Server { code, enable } => {
@@ -175,6 +176,14 @@ impl Action {
                 ))
             }
         }
+    }
+}
+
+/// "1 call", "2 calls".
+fn plural(n: i64, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
     }
 }
 

@@ -482,6 +482,33 @@ async fn console_actions_need_a_session_the_console_s_origin_and_the_csrf_token(
     let a = act(&app, &cookie, Some(&csrf), json!({"action": "reboot"})).await;
     assert_eq!(a.status, 400, "{}", a.text);
 
+    // Dispatch: a batch of its own, then nothing left to dispatch.
+    let r = acme
+        .post_json(
+            "/api/v1/queues/insertdataincallqueue",
+            &json!({"batch_id": 8, "data": [{"phone_number": "9876543212"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let dispatch = json!({"action": "dispatch", "account": "ACME", "batch_id": 8});
+    let a = act(&app, &cookie, Some(&csrf), dispatch.clone()).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.text).expect("JSON")["message"],
+        "1 call of ACME dispatched (batch 8)"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM batches WHERE batch_id = 8 AND status = 'dispatching'"
+        )
+        .await,
+        1
+    );
+    let a = act(&app, &cookie, Some(&csrf), dispatch).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.text).expect("JSON")["message"],
+        "nothing to dispatch for ACME/8"
+    );
+
     // Servers: disable, enable.
     for (action, enabled) in [("disable_server", 0), ("enable_server", 1)] {
         let a = act(
@@ -513,6 +540,8 @@ async fn console_actions_need_a_session_the_console_s_origin_and_the_csrf_token(
             entry("alice", "cancel", "ACME/7", "ok"),
             entry("alice", "resume", "ACME/7", "refused"),
             entry("alice", "replay_failed", "NOPE", "refused"),
+            entry("alice", "dispatch", "ACME/8", "ok"),
+            entry("alice", "dispatch", "ACME/8", "ok"),
             entry("alice", "disable_server", "ast1", "ok"),
             entry("alice", "enable_server", "ast1", "ok"),
         ]
