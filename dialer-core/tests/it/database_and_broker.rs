@@ -54,7 +54,9 @@ async fn schema_rs_matches_the_migrated_database() {
         .expect("schema is current");
     check_table! {
         conn, accounts, api_keys, asterisk_servers, batches, calls, call_attempts, call_events,
-        callback_deliveries, dnc_numbers, dial_jobs, dispatchers, server_leases, pacing, pacing_slots
+        callback_deliveries, dnc_numbers, dial_jobs, dispatchers, server_leases, pacing, pacing_slots,
+        server_status, test_twins, account_call_flow, prompts, media_key, recordings, operators,
+        operator_sessions, audit_log
     }
 }
 
