@@ -4,3 +4,4 @@ mod after_the_answer;
 mod console;
 mod end_to_end;
 mod helpers;
+mod test_mode;
