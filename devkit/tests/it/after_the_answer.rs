@@ -19,11 +19,11 @@ use dialer_api::prompt_audio::{Pcm, encode_wav};
 use dialer_core::db::{self, DbPool};
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, RunningServices, ServiceEnv, SimSpec};
+use dialer_devkit::platform::{self, Processes, RunningServices, SimSpec};
 use dialer_devkit::receiver::Receiver;
 use dialer_devkit::seed;
 
-use crate::helpers::binaries;
+use crate::helpers::{binaries, start_lean_services};
 
 /// A mono 16-bit WAV of a 440 Hz tone, `ms` long at `rate`, in the API's own WAV form.
 fn tone_wav(rate: u32, ms: u32) -> Vec<u8> {
@@ -95,28 +95,12 @@ async fn platform(name: &str, extra: Vec<(String, String)>) -> Platform {
     .expect("simulator");
     let pool = db::build_pool(&env.config, name).expect("pool");
     seed::servers(&pool, &sims, 60, 50).await.expect("server");
-    let mut all_extra = vec![
-        ("DIALER_DB_POOL_SIZE".to_owned(), "4".to_owned()),
-        ("DIALER_API_WORKERS".to_owned(), "1".to_owned()),
-        (
-            "DIALER_CALLBACK_RETRY_SCHEDULE".to_owned(),
-            "500ms,1s,2s".to_owned(),
-        ),
-    ];
+    let mut all_extra = vec![(
+        "DIALER_CALLBACK_RETRY_SCHEDULE".to_owned(),
+        "500ms,1s,2s".to_owned(),
+    )];
     all_extra.extend(extra);
-    let services = platform::start_services(
-        &bins,
-        &mut processes,
-        &ServiceEnv {
-            database_url: env.config.database_url.clone(),
-            amqp_url: env.config.amqp_url.clone(),
-            queue_prefix: env.config.queue_prefix.clone(),
-            extra: all_extra,
-        },
-        platform::Scale::ONE,
-    )
-    .await
-    .expect("services");
+    let services = start_lean_services(&bins, &mut processes, &env, all_extra).await;
     Platform {
         _env: env,
         pool,

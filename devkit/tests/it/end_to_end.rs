@@ -20,10 +20,10 @@ use dialer_core::db;
 use dialer_core::domain::CallStatus;
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, ServiceEnv, SimSpec};
+use dialer_devkit::platform::{self, Processes, SimSpec};
 use dialer_devkit::{report, seed};
 
-use crate::helpers::{binaries, by_label, python, repo_root, scrape};
+use crate::helpers::{binaries, by_label, python, repo_root, scrape, start_lean_services};
 
 /// Rows `range` of examples/batch.json as a batch of its own.
 fn batch_slice(batch_id: i64, range: std::ops::Range<usize>) -> Value {
@@ -107,32 +107,19 @@ async fn the_platform_end_to_end_with_the_example_clients() {
         .expect("BRAVO's callback URL");
     seed::servers(&pool, &sims, 60, 25).await.expect("servers");
 
-    let services = platform::start_services(
-        &bins,
-        &mut processes,
-        &ServiceEnv {
-            database_url: env.config.database_url.clone(),
-            amqp_url: env.config.amqp_url.clone(),
-            queue_prefix: env.config.queue_prefix.clone(),
-            extra: vec![
-                // Retries within the test's time, and an endpoint backed off only briefly.
-                (
-                    "DIALER_CALLBACK_RETRY_SCHEDULE".into(),
-                    "500ms,1s,2s,2s,3s,3s,3s,3s,3s,3s".into(),
-                ),
-                ("DIALER_CALLBACK_CIRCUIT_COOLDOWN_MS".into(), "1000".into()),
-                (
-                    "DIALER_CALLBACK_CIRCUIT_MAX_COOLDOWN_MS".into(),
-                    "2000".into(),
-                ),
-                ("DIALER_DB_POOL_SIZE".into(), "4".into()),
-                ("DIALER_API_WORKERS".into(), "1".into()),
-            ],
-        },
-        platform::Scale::ONE,
-    )
-    .await
-    .expect("services");
+    // Retries within the test's time, and an endpoint backed off only briefly.
+    let extra = vec![
+        (
+            "DIALER_CALLBACK_RETRY_SCHEDULE".into(),
+            "500ms,1s,2s,2s,3s,3s,3s,3s,3s,3s".into(),
+        ),
+        ("DIALER_CALLBACK_CIRCUIT_COOLDOWN_MS".into(), "1000".into()),
+        (
+            "DIALER_CALLBACK_CIRCUIT_MAX_COOLDOWN_MS".into(),
+            "2000".into(),
+        ),
+    ];
+    let services = start_lean_services(&bins, &mut processes, &env, extra).await;
 
     // ALPHA: 100 numbers, submitted and dispatched over HTTP by this test.
     let alpha_client = ApiClient::new(&services.api_url, &alpha.api_key);

@@ -73,3 +73,32 @@ pub fn by_label(text: &str, name: &str, label: &str) -> std::collections::BTreeM
     }
     out
 }
+
+/// The services of a test's platform (one of each) on its database and queue names, lean for a
+/// 2-core machine (4 connections per pool, one API worker), with `extra` added to their
+/// environment.
+pub async fn start_lean_services(
+    bins: &Binaries,
+    processes: &mut dialer_devkit::platform::Processes,
+    env: &dialer_core::test_support::TestEnv,
+    extra: Vec<(String, String)>,
+) -> dialer_devkit::platform::RunningServices {
+    let mut vars = vec![
+        ("DIALER_DB_POOL_SIZE".to_owned(), "4".to_owned()),
+        ("DIALER_API_WORKERS".to_owned(), "1".to_owned()),
+    ];
+    vars.extend(extra);
+    dialer_devkit::platform::start_services(
+        bins,
+        processes,
+        &dialer_devkit::platform::ServiceEnv {
+            database_url: env.config.database_url.clone(),
+            amqp_url: env.config.amqp_url.clone(),
+            queue_prefix: env.config.queue_prefix.clone(),
+            extra: vars,
+        },
+        dialer_devkit::platform::Scale::ONE,
+    )
+    .await
+    .expect("services")
+}

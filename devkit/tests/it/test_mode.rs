@@ -11,10 +11,10 @@ use dialer_api::ops::accounts::AccountUpdate;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, ServiceEnv, SimSpec};
+use dialer_devkit::platform::{self, Processes, SimSpec};
 use dialer_devkit::{report, seed};
 
-use crate::helpers::{binaries, repo_root};
+use crate::helpers::{binaries, repo_root, start_lean_services};
 
 /// `n` numbers the demo simulators answer, as a batch.
 fn batch(batch_id: i64, from: usize, n: usize) -> Value {
@@ -62,22 +62,7 @@ async fn a_test_mode_batch_runs_the_whole_platform_on_the_simulated_pbx_only() {
         .await
         .expect("mark the simulator");
     }
-    let services = platform::start_services(
-        &bins,
-        &mut processes,
-        &ServiceEnv {
-            database_url: env.config.database_url.clone(),
-            amqp_url: env.config.amqp_url.clone(),
-            queue_prefix: env.config.queue_prefix.clone(),
-            extra: vec![
-                ("DIALER_DB_POOL_SIZE".into(), "4".into()),
-                ("DIALER_API_WORKERS".into(), "1".into()),
-            ],
-        },
-        platform::Scale::ONE,
-    )
-    .await
-    .expect("services");
+    let services = start_lean_services(&bins, &mut processes, &env, Vec::new()).await;
 
     // A test-mode key, asked for with the live one.
     let made: Value = reqwest::Client::new()

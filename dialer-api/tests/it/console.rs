@@ -455,32 +455,21 @@ async fn console_actions_need_a_session_the_console_s_origin_and_the_csrf_token(
     assert_eq!(status().await, 1);
 
     // Refusals of the operation itself are answered as the API does, and recorded.
-    let a = act(
-        &app,
-        &cookie,
-        Some(&csrf),
-        json!({"action": "cancel", "account": "ACME", "batch_id": 7}),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    let a = act(
-        &app,
-        &cookie,
-        Some(&csrf),
-        json!({"action": "resume", "account": "ACME", "batch_id": 7}),
-    )
-    .await;
-    assert_eq!(a.status, 409, "{}", a.text);
-    let a = act(
-        &app,
-        &cookie,
-        Some(&csrf),
-        json!({"action": "replay_failed", "account": "NOPE"}),
-    )
-    .await;
-    assert_eq!(a.status, 404, "{}", a.text);
-    let a = act(&app, &cookie, Some(&csrf), json!({"action": "reboot"})).await;
-    assert_eq!(a.status, 400, "{}", a.text);
+    for (body, want) in [
+        (
+            json!({"action": "cancel", "account": "ACME", "batch_id": 7}),
+            200,
+        ),
+        (
+            json!({"action": "resume", "account": "ACME", "batch_id": 7}),
+            409,
+        ),
+        (json!({"action": "replay_failed", "account": "NOPE"}), 404),
+        (json!({"action": "reboot"}), 400),
+    ] {
+        let a = act(&app, &cookie, Some(&csrf), body.clone()).await;
+        assert_eq!(a.status, want, "{body}: {}", a.text);
+    }
 
     // Dispatch: a batch of its own, then nothing left to dispatch.
     let r = acme

@@ -20,11 +20,11 @@ use dialer_api::ops::operators;
 use dialer_core::db::{self, DbPool};
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, RunningServices, ServiceEnv, SimSpec};
+use dialer_devkit::platform::{self, Processes, RunningServices, SimSpec};
 use dialer_devkit::receiver::Receiver;
 use dialer_devkit::seed;
 
-use crate::helpers::{binaries, repo_root};
+use crate::helpers::{binaries, repo_root, start_lean_services};
 use browser::Browser;
 
 /// The platform of one test: its processes stop when it is dropped.
@@ -65,24 +65,11 @@ async fn platform(refuse_for: Duration, extra: &[(&str, &str)]) -> Platform {
         .await
         .expect("account ACME");
     seed::servers(&pool, &sims, 40, 20).await.expect("server");
-    let mut vars = vec![
-        ("DIALER_DB_POOL_SIZE".to_owned(), "4".to_owned()),
-        ("DIALER_API_WORKERS".to_owned(), "1".to_owned()),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let services = platform::start_services(
-        &bins,
-        &mut processes,
-        &ServiceEnv {
-            database_url: env.config.database_url.clone(),
-            amqp_url: env.config.amqp_url.clone(),
-            queue_prefix: env.config.queue_prefix.clone(),
-            extra: vars,
-        },
-        platform::Scale::ONE,
-    )
-    .await
-    .expect("services");
+    let vars = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let services = start_lean_services(&bins, &mut processes, &env, vars).await;
     Platform {
         _env: env,
         processes,
