@@ -240,19 +240,8 @@ async fn operators_sign_in_see_the_live_snapshot_and_sign_out() {
     assert!(a.set_cookie.contains("; Secure"), "{}", a.set_cookie);
 
     // The page, with the operator's name and security headers.
-    let res = http()
-        .get(format!("{}/console", app.base))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("page");
-    assert_eq!(res.status().as_u16(), 200);
-    let csp = res
-        .headers()
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let res = get_signed_in(&app, "/console", &cookie).await;
+    let csp = header_text(&res, "content-security-policy");
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let page = res.text().await.expect("page");
     assert!(page.contains("alice") && page.contains("/console/assets/console.js"));
@@ -362,21 +351,31 @@ async fn operators_sign_in_see_the_live_snapshot_and_sign_out() {
     }
 }
 
-/// The first snapshot event of the live stream.
-async fn first_snapshot(app: &TestApp, cookie: &str) -> Value {
-    let mut res = http()
-        .get(format!("{}/console/live", app.base))
+/// `GET path` with the session cookie, answered 200.
+async fn get_signed_in(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    let res = http()
+        .get(format!("{}{path}", app.base))
         .header(COOKIE, cookie)
         .send()
         .await
-        .expect("stream");
-    assert_eq!(res.status().as_u16(), 200);
-    let kind = res
-        .headers()
-        .get("content-type")
+        .expect(path);
+    assert_eq!(res.status().as_u16(), 200, "{path}");
+    res
+}
+
+/// A header's value as text ("" when absent).
+fn header_text(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_owned();
+        .to_owned()
+}
+
+/// The first snapshot event of the live stream.
+async fn first_snapshot(app: &TestApp, cookie: &str) -> Value {
+    let mut res = get_signed_in(app, "/console/live", cookie).await;
+    let kind = header_text(&res, "content-type");
     assert_eq!(kind, "text/event-stream");
     let mut text = String::new();
     let read = async {
