@@ -16,6 +16,7 @@ use dialer_core::calling_hours::CallingHours;
 use dialer_core::calling_window::zone_for;
 use dialer_core::dial_rules::{self, CallFacts, HoldReason, Verdict};
 use dialer_core::domain::{BatchStatus, CallStatus};
+use dialer_core::prepared::PrepareOnce;
 
 use crate::ops::dial_capacity::Capacity;
 use crate::ops::error::OpsResult;
@@ -128,12 +129,17 @@ async fn groups(
             CallStatus::Queued | CallStatus::Scheduled | CallStatus::RetryWait
         )
     });
+    // One text per kind of scope, so each prepared plan can use its index (a batch's calls by
+    // batch and status, an account's by account and status); `$1 IS NULL OR ...` would leave
+    // a generic plan a scan of every call.
+    let (filter, key) = match (scope.batch_pk, scope.account_id) {
+        (Some(batch_pk), _) => ("batch_pk = $1 AND", batch_pk),
+        (None, Some(account_id)) => ("account_id = $1 AND", account_id),
+        (None, None) => ("$1::bigint IS NOT NULL AND", 0),
+    };
     let sql = format!(
         "WITH c AS (
-           SELECT * FROM calls
-           WHERE status IN ({undialed})
-             AND ($1::bigint IS NULL OR account_id = $1) AND ($2::bigint IS NULL OR batch_pk = $2)
-           LIMIT $3
+           SELECT * FROM calls WHERE {filter} status IN ({undialed}) LIMIT $2
          ), f AS (
            SELECT c.account_id, a.accountcode, b.batch_id, b.priority::bigint AS batch_priority,
              c.status, b.status AS batch_status, a.status = 'active' AS account_active,
@@ -163,10 +169,11 @@ async fn groups(
            destination_allowed, not_due, (redial_until > now())
          ORDER BY account_id, batch_priority DESC, batch_id"
     );
+    // Fixed text: kept prepared, so a status poll does not plan it again.
     Ok(diesel::sql_query(sql)
-        .bind::<Nullable<BigInt>, _>(scope.account_id)
-        .bind::<Nullable<BigInt>, _>(scope.batch_pk)
+        .bind::<BigInt, _>(key)
         .bind::<Nullable<BigInt>, _>(limit)
+        .prepared()
         .load(conn)
         .await?)
 }
@@ -287,7 +294,6 @@ pub async fn evaluate_limited(
     limit: Option<i64>,
 ) -> OpsResult<DryRun> {
     let groups = groups(conn, scope, limit).await?;
-    let mut capacity = Capacity::load(conn).await?;
     let evaluated_at = groups.as_slice().first().map_or_else(Utc::now, |g| g.now);
     // Ready calls per account, then per batch in the order the dispatcher serves them.
     let mut batches: Vec<BatchDryRun> = Vec::new();
@@ -323,7 +329,15 @@ pub async fn evaluate_limited(
             }
         }
     }
+    // Read only when some call waits for nothing but capacity.
+    let mut capacity = match ready_by_account.is_empty() {
+        true => None,
+        false => Some(Capacity::load(conn).await?),
+    };
     for (account_id, per_batch) in ready_by_account {
+        let Some(capacity) = capacity.as_mut() else {
+            break;
+        };
         let ready: i64 = per_batch.iter().map(|(_, n)| n).sum();
         let grant = capacity.grant(conn, account_id, ready).await?;
         let mut left = grant.would_dial;
