@@ -4,7 +4,7 @@
 //! callback backlog and failed deliveries, the plots' series and the latest audit entries.
 //!
 //! Every read is bounded: live attempts through the partial indexes of attempts not ended,
-//! recent attempts through `call_attempts_originated`, open batches through
+//! recent attempts through the BRIN index `call_attempts_originated_brin`, open batches through
 //! `batches_completed`, per-account counts of the callback queue and failed events capped at
 //! [`COUNT_CAP`] (a million-event backlog must not be counted every two seconds).
 
