@@ -20,21 +20,12 @@ use dialer_core::db;
 use dialer_core::domain::CallStatus;
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, SimSpec};
+
 use dialer_devkit::{report, seed};
 
-use crate::helpers::{binaries, by_label, python, repo_root, scrape, start_lean_services};
-
-/// Rows `range` of examples/batch.json as a batch of its own.
-fn batch_slice(batch_id: i64, range: std::ops::Range<usize>) -> Value {
-    let text =
-        std::fs::read_to_string(repo_root().join("examples/batch.json")).expect("batch.json");
-    let mut batch: Value = serde_json::from_str(&text).expect("batch.json is JSON");
-    let rows = batch["data"].as_array().expect("data")[range].to_vec();
-    batch["data"] = Value::Array(rows);
-    batch["batch_id"] = json!(batch_id);
-    batch
-}
+use crate::helpers::{
+    batch_slice, by_label, python, repo_root, scrape, start_lean_services, two_demo_sims,
+};
 
 #[derive(diesel::QueryableByName)]
 struct Row {
@@ -53,16 +44,7 @@ struct EventRow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_end_to_end_with_the_example_clients() {
     let env = TestEnv::new().await;
-    let bins = binaries();
-    let logs = std::env::temp_dir().join(format!("dialer-e2e-{}", env.config.queue_prefix));
-    let mut processes = Processes::new(&logs).expect("log dir");
-    let sims = platform::start_sims(
-        &bins,
-        &mut processes,
-        &SimSpec::two(Some(repo_root().join("examples/ami-sim/demo.toml")), false),
-    )
-    .await
-    .expect("simulators");
+    let (bins, logs, mut processes, sims) = two_demo_sims(&env, "e2e").await;
     let pool = db::build_pool(&env.config, "e2e").expect("pool");
     let settings = || AccountUpdate {
         ring_timeout_seconds: Some(3),

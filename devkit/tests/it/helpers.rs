@@ -102,3 +102,41 @@ pub async fn start_lean_services(
     .await
     .expect("services")
 }
+
+/// Rows `range` of examples/batch.json (numbers the demo simulators answer) as a batch of its own.
+pub fn batch_slice(batch_id: i64, range: std::ops::Range<usize>) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/batch.json")).expect("batch.json");
+    let mut batch: serde_json::Value = serde_json::from_str(&text).expect("batch.json is JSON");
+    let rows = batch["data"].as_array().expect("data")[range].to_vec();
+    batch["data"] = serde_json::Value::Array(rows);
+    batch["batch_id"] = serde_json::json!(batch_id);
+    batch
+}
+
+/// A run's binaries, its processes (logs under a directory named for `name` and the run's
+/// queue prefix) and the two demo simulators, started.
+pub async fn two_demo_sims(
+    env: &dialer_core::test_support::TestEnv,
+    name: &str,
+) -> (
+    Binaries,
+    PathBuf,
+    dialer_devkit::platform::Processes,
+    Vec<dialer_devkit::sims::RunningSim>,
+) {
+    let bins = binaries();
+    let logs = std::env::temp_dir().join(format!("dialer-{name}-{}", env.config.queue_prefix));
+    let mut processes = dialer_devkit::platform::Processes::new(&logs).expect("log dir");
+    let sims = dialer_devkit::platform::start_sims(
+        &bins,
+        &mut processes,
+        &dialer_devkit::platform::SimSpec::two(
+            Some(repo_root().join("examples/ami-sim/demo.toml")),
+            false,
+        ),
+    )
+    .await
+    .expect("simulators");
+    (bins, logs, processes, sims)
+}

@@ -11,35 +11,14 @@ use dialer_api::ops::accounts::AccountUpdate;
 use dialer_core::db;
 use dialer_core::test_support::TestEnv;
 use dialer_devkit::api_client::ApiClient;
-use dialer_devkit::platform::{self, Processes, SimSpec};
 use dialer_devkit::{report, seed};
 
-use crate::helpers::{binaries, repo_root, start_lean_services};
-
-/// `n` numbers the demo simulators answer, as a batch.
-fn batch(batch_id: i64, from: usize, n: usize) -> Value {
-    let text =
-        std::fs::read_to_string(repo_root().join("examples/batch.json")).expect("batch.json");
-    let mut batch: Value = serde_json::from_str(&text).expect("batch.json is JSON");
-    let rows = batch["data"].as_array().expect("data")[from..from + n].to_vec();
-    batch["data"] = Value::Array(rows);
-    batch["batch_id"] = json!(batch_id);
-    batch
-}
+use crate::helpers::{batch_slice, start_lean_services, two_demo_sims};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_mode_batch_runs_the_whole_platform_on_the_simulated_pbx_only() {
     let env = TestEnv::new().await;
-    let bins = binaries();
-    let logs = std::env::temp_dir().join(format!("dialer-test-mode-{}", env.config.queue_prefix));
-    let mut processes = Processes::new(&logs).expect("log dir");
-    let sims = platform::start_sims(
-        &bins,
-        &mut processes,
-        &SimSpec::two(Some(repo_root().join("examples/ami-sim/demo.toml")), false),
-    )
-    .await
-    .expect("simulators");
+    let (bins, logs, mut processes, sims) = two_demo_sims(&env, "test-mode").await;
     let pool = db::build_pool(&env.config, "test-mode").expect("pool");
     let settings = AccountUpdate {
         ring_timeout_seconds: Some(3),
@@ -81,9 +60,15 @@ async fn a_test_mode_batch_runs_the_whole_platform_on_the_simulated_pbx_only() {
     let test = ApiClient::new(&services.api_url, &test_key);
 
     // The same batch_id in both modes: two batches.
-    let r = test.submit(&batch(700, 0, 20)).await.expect("test submit");
+    let r = test
+        .submit(&batch_slice(700, 0..20))
+        .await
+        .expect("test submit");
     assert_eq!(r["accepted"], 20, "{r}");
-    let r = live.submit(&batch(700, 20, 30)).await.expect("live submit");
+    let r = live
+        .submit(&batch_slice(700, 20..50))
+        .await
+        .expect("live submit");
     assert_eq!(r["accepted"], 30, "{r}");
     test.dispatch(700).await.expect("test dispatch");
     live.dispatch(700).await.expect("live dispatch");
