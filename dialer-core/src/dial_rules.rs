@@ -138,6 +138,31 @@ impl Verdict {
             Verdict::Closed(_) => Some(HoldReason::Paused),
         }
     }
+
+    /// Why the call is not dialing, in words an operator can act on (empty for `Dial`).
+    pub fn text(&self) -> String {
+        let fixed = match self {
+            Verdict::Dial => "",
+            Verdict::Wait(hold) => return hold.text(),
+            Verdict::Closed(BatchStatus::Pending) => "not dispatched yet; call dispatch-calls",
+            Verdict::Closed(_) => "batch is paused; resume it to continue",
+            Verdict::End { .. } => match self.reason() {
+                Some(HoldReason::Expired) => "the batch expired: ends as call_expired",
+                Some(HoldReason::DoNotCall) => "on a do-not-call list: ends skipped (do_not_call)",
+                Some(HoldReason::Cancelled) => "the batch is cancelled: ends as call_cancelled",
+                _ => "destination no longer allowed: ends skipped (destination_not_allowed)",
+            },
+        };
+        fixed.to_owned()
+    }
+
+    /// When a waiting call is looked at again; none for the others.
+    pub fn until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Verdict::Wait(hold) => Some(hold.until(now)),
+            _ => None,
+        }
+    }
 }
 
 /// The rules, in order: a cancelled batch ends the call, a batch not dialing leaves it; a
@@ -194,20 +219,25 @@ pub fn judge(facts: &CallFacts<'_>, now: DateTime<Utc>) -> Verdict {
     Verdict::Dial
 }
 
-/// Allowed countries and prefixes, when the account restricts them (checked again at dial time:
-/// the account's rules may have changed since submission). `prefix_matches` says whether the
-/// number starts with one of `allowed_prefixes`.
+/// The account's allowed countries and prefixes, when it restricts them: the number's country
+/// is listed, or the number (E.164) starts with a listed prefix. Checked at submission and again
+/// at dial time (the account's rules may have changed since); the dry run's statement reads the
+/// same rule in SQL.
 pub fn destination_allowed(
     allowed_countries: &[String],
-    has_prefixes: bool,
+    allowed_prefixes: &[String],
+    e164: &str,
     region: Option<&str>,
-    prefix_matches: bool,
 ) -> bool {
-    if allowed_countries.is_empty() && !has_prefixes {
+    if allowed_countries.is_empty() && allowed_prefixes.is_empty() {
         return true;
     }
-    let country_ok = region.is_some_and(|r| allowed_countries.iter().any(|c| c == r));
-    country_ok || prefix_matches
+    let by_country =
+        region.is_some_and(|r| allowed_countries.iter().any(|c| c.eq_ignore_ascii_case(r)));
+    by_country
+        || allowed_prefixes
+            .iter()
+            .any(|p| e164.starts_with(p.as_str()))
 }
 
 #[cfg(test)]
@@ -336,10 +366,21 @@ mod tests {
     #[test]
     fn destinations() {
         let gb = vec!["GB".to_owned()];
-        assert!(destination_allowed(&[], false, None, false));
-        assert!(destination_allowed(&gb, false, Some("GB"), false));
-        assert!(!destination_allowed(&gb, false, Some("FR"), false));
-        assert!(destination_allowed(&gb, true, Some("FR"), true));
-        assert!(!destination_allowed(&[], true, Some("FR"), false));
+        let plus33 = vec!["+331".to_owned()];
+        assert!(destination_allowed(&[], &[], "+33123456789", None));
+        assert!(destination_allowed(&gb, &[], "+447911123456", Some("GB")));
+        assert!(!destination_allowed(&gb, &[], "+33123456789", Some("FR")));
+        assert!(destination_allowed(
+            &gb,
+            &plus33,
+            "+33123456789",
+            Some("FR")
+        ));
+        assert!(!destination_allowed(
+            &[],
+            &plus33,
+            "+33923456789",
+            Some("FR")
+        ));
     }
 }

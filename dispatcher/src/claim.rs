@@ -222,12 +222,9 @@ fn decide<'s>(
         dnc: state.dnc,
         destination_allowed: dial_rules::destination_allowed(
             &state.allowed_countries,
-            !state.allowed_prefixes.is_empty(),
+            &state.allowed_prefixes,
+            &state.phone_e164,
             state.phone_region.as_deref(),
-            state
-                .allowed_prefixes
-                .iter()
-                .any(|p| state.phone_e164.starts_with(p.as_str())),
         ),
         calling_hours: hours.as_ref(),
         zone: zone_for(state.phone_region.as_deref(), &state.timezone),

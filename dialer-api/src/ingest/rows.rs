@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use dialer_core::dial_rules;
 use dialer_core::phone::E164;
 use phonenumber::country;
 use serde::Deserialize;
@@ -112,23 +113,6 @@ fn phone_text(raw: &RawValue) -> Option<String> {
     }
 }
 
-fn destination_allowed(rules: &Rules<'_>, e164: &str, region: Option<&str>) -> bool {
-    if rules.allowed_countries.is_empty() && rules.allowed_prefixes.is_empty() {
-        return true;
-    }
-    let by_country = region.is_some_and(|r| {
-        rules
-            .allowed_countries
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(r))
-    });
-    let by_prefix = rules
-        .allowed_prefixes
-        .iter()
-        .any(|p| e164.starts_with(p.as_str()));
-    by_country || by_prefix
-}
-
 pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
     let mut out = Checked::default();
     let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
@@ -165,7 +149,12 @@ pub fn check(rows: &[&RawValue], rules: &Rules<'_>) -> Checked {
             }
             Some(cd) => Some(cd.get().to_owned()),
         };
-        if !destination_allowed(rules, number.as_str(), number.region()) {
+        if !dial_rules::destination_allowed(
+            rules.allowed_countries,
+            rules.allowed_prefixes,
+            number.as_str(),
+            number.region(),
+        ) {
             out.rejected
                 .push(reject(RejectReason::DestinationNotAllowed));
             continue;

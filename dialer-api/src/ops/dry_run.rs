@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use dialer_core::calling_hours::CallingHours;
 use dialer_core::calling_window::zone_for;
-use dialer_core::dial_rules::{self, CallFacts, HoldReason, Verdict};
+use dialer_core::dial_rules::{self, CallFacts, HoldReason};
 use dialer_core::domain::{BatchStatus, CallStatus};
 use dialer_core::prepared::PrepareOnce;
 
@@ -216,34 +216,10 @@ fn judge(g: &Group, mode: Mode) -> Option<Held> {
         redial_until: g.redial_until,
     };
     let verdict = dial_rules::judge(&facts, now);
-    let reason = verdict.reason();
-    match (verdict, reason) {
-        (Verdict::Dial, _) | (_, None) if g.not_due => Some(not_due(g)),
-        (Verdict::Dial, _) | (_, None) => None,
-        (Verdict::Wait(hold), Some(reason)) => {
-            Some(held(reason, g.n, hold.text(), Some(hold.until(now))))
-        }
-        (Verdict::Closed(BatchStatus::Pending), Some(reason)) => Some(held(
-            reason,
-            g.n,
-            "not dispatched yet; call dispatch-calls".to_owned(),
-            None,
-        )),
-        (Verdict::Closed(_), Some(reason)) => Some(held(
-            reason,
-            g.n,
-            "batch is paused; resume it to continue".to_owned(),
-            None,
-        )),
-        (Verdict::End { .. }, Some(reason)) => {
-            let detail = match reason {
-                HoldReason::Expired => "the batch expired: ends as call_expired",
-                HoldReason::DoNotCall => "on a do-not-call list: ends skipped (do_not_call)",
-                HoldReason::Cancelled => "the batch is cancelled: ends as call_cancelled",
-                _ => "destination no longer allowed: ends skipped (destination_not_allowed)",
-            };
-            Some(held(reason, g.n, detail.to_owned(), None))
-        }
+    match verdict.reason() {
+        // Nothing in the rules holds it: only a retry delay or a placement back-off may.
+        None => g.not_due.then(|| not_due(g)),
+        Some(reason) => Some(held(reason, g.n, verdict.text(), verdict.until(now))),
     }
 }
 
