@@ -281,42 +281,22 @@ async fn accounts_live(conn: &mut AsyncPgConnection, u: &Usage) -> OpsResult<Vec
         .collect())
 }
 
-#[derive(diesel::QueryableByName)]
-struct ServerRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    code: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    enabled: bool,
-    #[diesel(sql_type = Integer)]
-    max_cps: i32,
-    #[diesel(sql_type = Integer)]
-    max_channels: i32,
-}
-
+/// Each server as `ops::servers::states` reads it (the mapping `dialerctl server list` shows),
+/// with the attempts' calls per second and channels on it.
 async fn servers_live(conn: &mut AsyncPgConnection, u: &Usage) -> OpsResult<Vec<ServerLive>> {
-    let rows: Vec<ServerRow> = diesel::sql_query(
-        "SELECT id, code, enabled, max_cps, max_channels FROM asterisk_servers ORDER BY code",
-    )
-    .load(conn)
-    .await?;
     let states = crate::ops::servers::states(conn).await?;
-    Ok(rows
+    Ok(states
         .into_iter()
-        .map(|r| {
-            let live = states.iter().find(|s| s.code == r.code);
-            ServerLive {
-                state: live.map_or(ServerState::of(r.enabled, None), |l| l.state),
-                holder: live.and_then(|l| l.holder.clone()),
-                capacity_factor: live.and_then(|l| l.capacity_factor),
-                cps: per_second(u.recent_by_server.get(&r.id)),
-                channels: u.channels_by_server.get(&r.id).copied().unwrap_or(0),
-                code: r.code,
-                enabled: r.enabled,
-                max_cps: r.max_cps,
-                max_channels: r.max_channels,
-            }
+        .map(|s| ServerLive {
+            cps: per_second(u.recent_by_server.get(&s.id)),
+            channels: u.channels_by_server.get(&s.id).copied().unwrap_or(0),
+            state: s.state,
+            holder: s.holder,
+            capacity_factor: s.capacity_factor,
+            code: s.code,
+            enabled: s.enabled,
+            max_cps: s.max_cps,
+            max_channels: s.max_channels,
         })
         .collect())
 }

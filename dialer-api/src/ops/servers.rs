@@ -79,7 +79,9 @@ pub async fn update(pool: &DbPool, code: &str, change: ServerUpdate) -> OpsResul
 /// A server's live state, from its row and its holder's last report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServerLive {
+    pub id: i64,
     pub code: String,
+    pub enabled: bool,
     pub state: ServerState,
     /// The dispatcher holding it, when one reports.
     pub holder: Option<String>,
@@ -95,6 +97,8 @@ pub struct ServerLive {
 
 #[derive(diesel::QueryableByName)]
 struct LiveRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
     #[diesel(sql_type = Text)]
     code: String,
     #[diesel(sql_type = Bool)]
@@ -128,7 +132,7 @@ pub const REPORT_FRESH_SECONDS: i32 = 5;
 /// Every server's live state, by code.
 pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> {
     let rows: Vec<LiveRow> = diesel::sql_query(
-        "SELECT s.code, s.enabled, t.holder, t.reported_at > now() - make_interval(secs => $1) AS fresh,
+        "SELECT s.id, s.code, s.enabled, t.holder, t.reported_at > now() - make_interval(secs => $1) AS fresh,
                 t.connected, t.draining, t.capacity_factor, t.live_calls,
                 s.max_channels, s.max_cps, t.calls_per_second, s.simulated
          FROM asterisk_servers s LEFT JOIN server_status t ON t.server_id = s.id
@@ -154,7 +158,9 @@ pub async fn states(conn: &mut AsyncPgConnection) -> OpsResult<Vec<ServerLive>> 
             let state = ServerState::of(r.enabled, report.as_ref());
             let live = report.is_some_and(|r| r.fresh);
             ServerLive {
+                id: r.id,
                 code: r.code,
+                enabled: r.enabled,
                 state,
                 holder: r.holder.filter(|_| live),
                 capacity_factor: r.capacity_factor.filter(|_| live),
