@@ -182,6 +182,108 @@ async fn outbox_publishes_each_job_once_with_confirms() {
     assert_eq!(got, vec![100, 101]);
 }
 
+/// The completion probe (`calls WHERE batch_pk = $1 AND status IN (not final)`) is answered by
+/// `calls_batch_unfinished` only if the index's predicate is exactly the statuses that are not
+/// final: a status added to the enum must be added to the index too.
+#[tokio::test]
+async fn the_unfinished_calls_index_holds_exactly_the_statuses_that_are_not_final() {
+    use dialer_core::domain::CallStatus;
+
+    #[derive(diesel::QueryableByName)]
+    struct Predicate {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pred: String,
+    }
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    let p: Predicate = diesel::sql_query(
+        "SELECT pg_get_expr(i.indpred, i.indrelid) AS pred FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE c.relname = 'calls_batch_unfinished' AND c.relnamespace = current_schema()::regnamespace",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("the index and its predicate");
+    for s in CallStatus::ALL {
+        assert_eq!(
+            p.pred.contains(&format!("'{s}'")),
+            !s.is_final(),
+            "{s} in {}",
+            p.pred
+        );
+    }
+}
+
+/// A dispatch publishes its own batches' jobs only, however many unpublished jobs of other
+/// batches come before them in the outbox (more than a chunk here: the window moves on).
+#[tokio::test]
+async fn a_batch_s_jobs_are_published_past_a_full_window_of_another_batch_s() {
+    let env = TestEnv::new().await;
+    let pool = db::build_pool(&env.config, "test").expect("pool");
+    let mut conn = pool.get().await.expect("conn");
+    conn.batch_execute(
+        "INSERT INTO accounts (id, accountcode, callback_secret) VALUES (1, 'A', 'whsec_x'), (2, 'B', 'whsec_y');
+         INSERT INTO batches (id, account_id, batch_id) VALUES (10, 1, 5), (20, 2, 5);
+         INSERT INTO calls (id, account_id, batch_pk, phone_raw, phone_e164)
+           SELECT g, 2, 20, g::text, '+91987654' || lpad(g::text, 4, '0') FROM generate_series(1, 1200) g;
+         INSERT INTO calls (id, account_id, batch_pk, phone_raw, phone_e164) VALUES
+           (2001, 1, 10, '1', '+919876543210'), (2002, 1, 10, '2', '+919876543211');
+         INSERT INTO dial_jobs (call_pk, attempt) SELECT g, 1 FROM generate_series(1, 600) g;
+         INSERT INTO dial_jobs (call_pk, attempt) VALUES (2001, 1);
+         INSERT INTO dial_jobs (call_pk, attempt) SELECT g, 1 FROM generate_series(601, 1200) g;
+         INSERT INTO dial_jobs (call_pk, attempt) VALUES (2002, 1);",
+    )
+    .await
+    .expect("seed");
+
+    let amqp = topology::connect(&env.config.amqp_url, "test")
+        .await
+        .expect("amqp");
+    let channel = topology::confirm_channel(&amqp).await.expect("channel");
+    let topo = env.topology();
+    topo.declare(&channel).await.expect("declare");
+
+    let own = dial_outbox::publish_pending(&pool, &channel, &topo, Scope::Batches(&[10]))
+        .await
+        .expect("publish");
+    assert_eq!(
+        own, 2,
+        "both jobs of batch 10, one behind 600 others, one behind 1,200"
+    );
+
+    #[derive(diesel::QueryableByName)]
+    struct Left {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        batch_pk: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left: Vec<Left> = diesel::sql_query(
+        "SELECT c.batch_pk, count(*) AS n FROM dial_jobs j JOIN calls c ON c.id = j.call_pk \
+         WHERE j.published_at IS NULL GROUP BY c.batch_pk",
+    )
+    .load(&mut conn)
+    .await
+    .expect("left");
+    assert_eq!(left.len(), 1, "only the other batch's jobs are left");
+    assert_eq!((left[0].batch_pk, left[0].n), (20, 1200));
+
+    let mut got = Vec::new();
+    while let Some(msg) = channel
+        .basic_get(
+            topo.account_dial_queue(1).as_str().into(),
+            BasicGetOptions::default(),
+        )
+        .await
+        .expect("get")
+    {
+        let job: DialJob = serde_json::from_slice(&msg.delivery.data).expect("job json");
+        got.push(job.call_pk);
+    }
+    got.sort();
+    assert_eq!(got, vec![2001, 2002]);
+}
+
 #[tokio::test]
 async fn sql_built_event_body_matches_the_rust_one() {
     use dialer_core::domain::{CallStatus, EventType};
