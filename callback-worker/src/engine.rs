@@ -15,6 +15,8 @@ use dialer_core::callbacks::listing::DeliveryAttempt;
 use dialer_core::db::DbPool;
 use dialer_core::domain::EventType;
 use dialer_core::gather;
+use dialer_core::prepared::{GENERIC_PLANS_BELOW, plan_generically};
+use diesel_async::AsyncConnection;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc, watch};
@@ -579,9 +581,15 @@ async fn write(
     defers: &[(i64, DateTime<Utc>)],
 ) -> Result<record::Recorded, crate::WorkerError> {
     let mut conn = pool.get().await?;
-    let recorded = record::record(&mut conn, outcomes).await?;
-    for (account_id, until) in defers {
-        claim::defer_account(&mut conn, *account_id, *until).await?;
-    }
-    Ok(recorded)
+    conn.transaction::<_, crate::WorkerError, _>(async |conn| {
+        if outcomes.len() < GENERIC_PLANS_BELOW {
+            plan_generically(conn).await?;
+        }
+        let recorded = record::record(conn, outcomes).await?;
+        for (account_id, until) in defers {
+            claim::defer_account(conn, *account_id, *until).await?;
+        }
+        Ok(recorded)
+    })
+    .await
 }

@@ -214,6 +214,35 @@ async fn the_unfinished_calls_index_holds_exactly_the_statuses_that_are_not_fina
     }
 }
 
+/// Generic plans are asked for one transaction only: a pooled connection goes back to the
+/// plan cache's own choice (custom plans for a burst's large arrays) once it commits.
+#[tokio::test]
+async fn generic_plans_last_one_transaction() {
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    async fn mode(conn: &mut AsyncPgConnection) -> String {
+        let m: Mode = diesel::sql_query("SHOW plan_cache_mode")
+            .get_result(conn)
+            .await
+            .expect("show");
+        m.plan_cache_mode
+    }
+    let env = TestEnv::new().await;
+    let mut conn = connect(&env).await;
+    let inside = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            dialer_core::prepared::plan_generically(conn).await?;
+            Ok(mode(conn).await)
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(inside, "force_generic_plan");
+    assert_eq!(mode(&mut conn).await, "auto");
+}
+
 /// A dispatch publishes its own batches' jobs only, however many unpublished jobs of other
 /// batches come before them in the outbox (more than a chunk here: the window moves on).
 #[tokio::test]

@@ -14,6 +14,7 @@ use dialer_core::call_flow::Gather;
 use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
 use dialer_core::event_body::{AnswerFacts, recording_url};
 use dialer_core::lifecycle::{complete_batch_if_done, recording_ready_if_due};
+use dialer_core::prepared::{GENERIC_PLANS_BELOW, plan_generically};
 
 use super::not_placed::put_back;
 use super::rows::{AttemptRow, CallRow, lock_rows};
@@ -48,6 +49,9 @@ pub async fn apply_all(
     public_url: &str,
 ) -> Result<Vec<Option<Applied>>, StateError> {
     conn.transaction::<_, StateError, _>(async |conn| {
+        if ts.len() < GENERIC_PLANS_BELOW {
+            plan_generically(conn).await?;
+        }
         let mut out: Vec<Option<Applied>> = vec![None; ts.len()];
         let mut finished: Vec<CallRow> = Vec::new();
         let mut rows = lock_rows(conn, ts).await?;
