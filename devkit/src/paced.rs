@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use dialer_api::ops::accounts::AccountUpdate;
 use dialer_core::Config;
 use dialer_core::db::DbPool;
+use dialer_core::domain::BatchStatus;
 
 use crate::api_client::ApiClient;
 use crate::pg_cpu::PgServer;
@@ -156,12 +157,10 @@ async fn paced(
     let mut last_print = Instant::now();
     loop {
         processes.check_alive()?;
-        // A poll can meet a kept-alive connection the API just closed: asked again, once.
-        let status = match client.batch_status(BATCH_ID).await {
-            Ok(s) => s,
-            Err(_) => client.batch_status(BATCH_ID).await?,
-        };
-        let done = status["batch_status"] == "completed"
+        // The end is read off the batch row, not the API's batch status: that counts every call
+        // of the batch by state, and four times a second it was a cost of this client's, not of
+        // the calls (0.3 ms of PostgreSQL per call at 50 calls/s), in the figure per call.
+        let done = batch_completed(&pool, account_id).await?
             && match &receiver {
                 Some(r) => {
                     r.event_count() as i64 >= report::events(&pool, account_id).await?.written
@@ -173,6 +172,11 @@ async fn paced(
         }
         if last_print.elapsed() > Duration::from_secs(5) {
             last_print = Instant::now();
+            // A poll can meet a kept-alive connection the API just closed: asked again, once.
+            let status = match client.batch_status(BATCH_ID).await {
+                Ok(s) => s,
+                Err(_) => client.batch_status(BATCH_ID).await?,
+            };
             eprintln!(
                 "  {:>5.1} s: {} pending",
                 dispatched.elapsed().as_secs_f64(),
@@ -414,4 +418,24 @@ async fn hangup_to_callback(
         .collect();
     ms.sort_by(f64::total_cmp);
     Ok(ms)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Completed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    completed: bool,
+}
+
+/// Whether the run's batch is completed (its row only).
+async fn batch_completed(pool: &DbPool, account_id: i64) -> anyhow::Result<bool> {
+    let mut conn = pool.get().await?;
+    let row: Completed = diesel::sql_query(format!(
+        "SELECT status = '{}' AS completed FROM batches WHERE account_id = $1 AND batch_id = $2",
+        BatchStatus::Completed
+    ))
+    .bind::<BigInt, _>(account_id)
+    .bind::<BigInt, _>(BATCH_ID)
+    .get_result(&mut conn)
+    .await?;
+    Ok(row.completed)
 }
