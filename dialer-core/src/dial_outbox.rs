@@ -136,8 +136,7 @@ async fn publish_chunk(
             .prepared()
             .load(conn)
             .await?;
-            let more = jobs.len() as i64 == CHUNK;
-            (jobs, more.then_some(0))
+            start_over_if_full(jobs)
         }
         Scope::Calls(ids) => {
             let jobs: Vec<DialJob> =
@@ -147,8 +146,7 @@ async fn publish_chunk(
                     .prepared()
                     .load(conn)
                     .await?;
-            let more = jobs.len() as i64 == CHUNK;
-            (jobs, more.then_some(0))
+            start_over_if_full(jobs)
         }
         // A batch just written is unknown to the planner's statistics (one row, it guesses), so
         // a statement that filtered on `c.batch_pk` started from the batch's calls and, for each,
@@ -185,6 +183,13 @@ async fn publish_chunk(
         published,
         window_end,
     })
+}
+
+/// A full chunk of a scope that takes from the start of the outbox: another may follow, from
+/// the start again (what this one took is marked published by then).
+fn start_over_if_full(jobs: Vec<DialJob>) -> (Vec<DialJob>, Option<i64>) {
+    let more = jobs.len() as i64 == CHUNK;
+    (jobs, more.then_some(0))
 }
 
 /// Publishes locked jobs, every one confirmed, then marks them published.

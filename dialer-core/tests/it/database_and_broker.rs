@@ -16,6 +16,28 @@ async fn connect(env: &TestEnv) -> AsyncPgConnection {
         .expect("connect")
 }
 
+/// The calls of the dial jobs waiting in an account's queue (taken off it), in order.
+async fn dialed(channel: &lapin::Channel, topo: &topology::Topology, account: i64) -> Vec<i64> {
+    let mut got = Vec::new();
+    while let Some(msg) = channel
+        .basic_get(
+            topo.account_dial_queue(account).as_str().into(),
+            BasicGetOptions::default(),
+        )
+        .await
+        .expect("get")
+    {
+        let job: DialJob = serde_json::from_slice(&msg.delivery.data).expect("job json");
+        msg.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+        got.push(job.call_pk);
+    }
+    got.sort();
+    got
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -162,24 +184,7 @@ async fn outbox_publishes_each_job_once_with_confirms() {
         .expect("again");
     assert_eq!(again, 0);
 
-    let mut got = Vec::new();
-    while let Some(msg) = channel
-        .basic_get(
-            topo.account_dial_queue(1).as_str().into(),
-            BasicGetOptions::default(),
-        )
-        .await
-        .expect("get")
-    {
-        let job: DialJob = serde_json::from_slice(&msg.delivery.data).expect("job json");
-        msg.delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .expect("ack");
-        got.push(job.call_pk);
-    }
-    got.sort();
-    assert_eq!(got, vec![100, 101]);
+    assert_eq!(dialed(&channel, &topo, 1).await, vec![100, 101]);
 }
 
 /// The completion probe (`calls WHERE batch_pk = $1 AND status IN (not final)`) is answered by
@@ -297,20 +302,7 @@ async fn a_batch_s_jobs_are_published_past_a_full_window_of_another_batch_s() {
     assert_eq!(left.len(), 1, "only the other batch's jobs are left");
     assert_eq!((left[0].batch_pk, left[0].n), (20, 1200));
 
-    let mut got = Vec::new();
-    while let Some(msg) = channel
-        .basic_get(
-            topo.account_dial_queue(1).as_str().into(),
-            BasicGetOptions::default(),
-        )
-        .await
-        .expect("get")
-    {
-        let job: DialJob = serde_json::from_slice(&msg.delivery.data).expect("job json");
-        got.push(job.call_pk);
-    }
-    got.sort();
-    assert_eq!(got, vec![2001, 2002]);
+    assert_eq!(dialed(&channel, &topo, 1).await, vec![2001, 2002]);
 }
 
 #[tokio::test]
