@@ -16,6 +16,20 @@ async fn connect(env: &TestEnv) -> AsyncPgConnection {
         .expect("connect")
 }
 
+/// A confirm channel on the test's own topology, declared (the connection is kept alive by
+/// the caller).
+async fn declared_topology(
+    env: &TestEnv,
+) -> (lapin::Connection, lapin::Channel, topology::Topology) {
+    let amqp = topology::connect(&env.config.amqp_url, "test")
+        .await
+        .expect("amqp");
+    let channel = topology::confirm_channel(&amqp).await.expect("channel");
+    let topo = env.topology();
+    topo.declare(&channel).await.expect("declare");
+    (amqp, channel, topo)
+}
+
 /// The calls of the dial jobs waiting in an account's queue (taken off it), in order.
 async fn dialed(channel: &lapin::Channel, topo: &topology::Topology, account: i64) -> Vec<i64> {
     let mut got = Vec::new();
@@ -160,12 +174,7 @@ async fn outbox_publishes_each_job_once_with_confirms() {
     .expect("seed");
     drop(conn);
 
-    let amqp = topology::connect(&env.config.amqp_url, "test")
-        .await
-        .expect("amqp");
-    let channel = topology::confirm_channel(&amqp).await.expect("channel");
-    let topo = env.topology();
-    topo.declare(&channel).await.expect("declare");
+    let (_amqp, channel, topo) = declared_topology(&env).await;
     topo.declare(&channel)
         .await
         .expect("declaring twice is fine");
@@ -270,12 +279,7 @@ async fn a_batch_s_jobs_are_published_past_a_full_window_of_another_batch_s() {
     .await
     .expect("seed");
 
-    let amqp = topology::connect(&env.config.amqp_url, "test")
-        .await
-        .expect("amqp");
-    let channel = topology::confirm_channel(&amqp).await.expect("channel");
-    let topo = env.topology();
-    topo.declare(&channel).await.expect("declare");
+    let (_amqp, channel, topo) = declared_topology(&env).await;
 
     let own = dial_outbox::publish_pending(&pool, &channel, &topo, Scope::Batches(&[10]))
         .await
