@@ -54,6 +54,59 @@ pub async fn gather<T>(
     group
 }
 
+/// A window sized by the rate items have been arriving at: open long enough for about `want`
+/// items, within `min..=max`. When even `max` would not bring a second item (a trickle), there
+/// is no company to wait for, and the window is `min`.
+#[derive(Debug, Clone, Copy)]
+pub struct Paced {
+    pub want: usize,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Paced {
+    /// How long a group stays open at `per_second` items a second.
+    pub fn open_for(&self, per_second: f64) -> Duration {
+        if per_second * self.max.as_secs_f64() < 2.0 {
+            return self.min;
+        }
+        Duration::from_secs_f64(self.want as f64 / per_second).clamp(self.min, self.max)
+    }
+}
+
+/// Items a second, as last measured over at least a second.
+#[derive(Debug)]
+pub struct RateMeter {
+    since: Instant,
+    count: u64,
+    per_second: f64,
+}
+
+impl RateMeter {
+    pub fn new(now: Instant) -> RateMeter {
+        RateMeter {
+            since: now,
+            count: 0,
+            per_second: 0.0,
+        }
+    }
+
+    /// `n` items arrived by `now`.
+    pub fn add(&mut self, n: usize, now: Instant) {
+        self.count += n as u64;
+        let span = now.saturating_duration_since(self.since);
+        if span >= Duration::from_secs(1) {
+            self.per_second = self.count as f64 / span.as_secs_f64();
+            self.since = now;
+            self.count = 0;
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Window, gather};
@@ -108,5 +161,39 @@ mod tests {
         // A closed channel ends the group at once.
         drop(tx);
         assert_eq!(gather(&mut rx, 1, WINDOW, |_| true).await, vec![1]);
+    }
+
+    #[test]
+    fn a_paced_window_waits_for_company_only_when_company_comes() {
+        use super::Paced;
+        let paced = Paced {
+            want: 12,
+            min: Duration::from_millis(20),
+            max: Duration::from_millis(80),
+        };
+        // 600 items/s: 12 come within the shortest window.
+        assert_eq!(paced.open_for(600.0), Duration::from_millis(20));
+        assert_eq!(paced.open_for(300.0), Duration::from_millis(40));
+        // 150 items/s: the longest window, which brings 12.
+        assert_eq!(paced.open_for(150.0), Duration::from_millis(80));
+        assert_eq!(paced.open_for(50.0), Duration::from_millis(80));
+        // A trickle: fewer than 2 items in the longest window, nothing to wait for.
+        assert_eq!(paced.open_for(20.0), Duration::from_millis(20));
+        assert_eq!(paced.open_for(0.0), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn the_rate_is_measured_over_a_second_at_least() {
+        use super::RateMeter;
+        use tokio::time::Instant;
+        let t0 = Instant::now();
+        let mut meter = RateMeter::new(t0);
+        meter.add(100, t0 + Duration::from_millis(500));
+        assert_eq!(meter.per_second(), 0.0, "not a second yet");
+        meter.add(50, t0 + Duration::from_millis(1000));
+        assert_eq!(meter.per_second(), 150.0);
+        // An idle spell: 3 items over 3 s.
+        meter.add(3, t0 + Duration::from_millis(4000));
+        assert_eq!(meter.per_second(), 1.0);
     }
 }

@@ -32,18 +32,21 @@ use crate::state::{self, Applied, StateError, Transition};
 /// group stay locked until its commit (about a tenth of a second at this size).
 const MAX_TRANSITIONS_PER_WRITE: usize = 2000;
 
-/// How a group of transitions gathers. At a paced rate transitions arrive one at a time (the AMI
-/// connection reads on a thread of its own), and each group costs the same handful of
-/// statements whatever its size: at 50 calls/s nearly every transition was a group of its own,
-/// and PostgreSQL's CPU per call was 15 times the burst's (issue 13). A group stays open 20 ms
-/// after its first transition, and up to 60 ms while it has fewer than 8 (below about 100
-/// calls/s, three transitions a call, a 20 ms group held 3 or 4). A hang-up's callback leaves
-/// that much later at most; from about 130 calls/s on, groups fill within 20 ms.
-const GROUP: gather::Window = gather::Window {
-    max: MAX_TRANSITIONS_PER_WRITE,
-    company: 8,
-    small_for: Duration::from_millis(60),
-    full_for: Duration::from_millis(20),
+/// How long a group of transitions stays open, from the rate they arrive at. At a paced rate
+/// transitions arrive one at a time (the AMI connection reads on a thread of its own), and
+/// each group costs the same handful of statements whatever its size: at 50 calls/s nearly
+/// every transition was a group of its own, and PostgreSQL's CPU per call was 15 times the
+/// burst's (issue 13). A group is open long enough for about 12 transitions: 20 ms from about
+/// 200 calls/s (three transitions a call), 80 ms at most, reached at 50 calls/s; a trickle of
+/// calls, where not even two transitions come in 80 ms, waits 20 ms. A hang-up's callback
+/// leaves that much later at most. Measured with a million events of history (issue 13, fifth
+/// pass in `docs/performance.md`): at 50 calls/s, 8 transitions or 60 ms gave 2.3 s of
+/// PostgreSQL CPU per 1,000 calls and a hang-up-to-callback p99 of 68 ms; 12 or 80 ms, 1.8 s
+/// and 90 ms; 16 or 100 ms, 1.6 s and 110 ms.
+const PACED: gather::Paced = gather::Paced {
+    want: 12,
+    min: Duration::from_millis(20),
+    max: Duration::from_millis(80),
 };
 
 /// Refusals of one transition before it is held.
@@ -67,6 +70,7 @@ pub(crate) async fn run(
         public_url,
         held: Held::default(),
     };
+    let mut rate = gather::RateMeter::new(Instant::now());
     loop {
         let next = match writer.held.next_try {
             Some(at) => tokio::select! {
@@ -80,7 +84,14 @@ pub(crate) async fn run(
             None => rx.recv().await,
         };
         let Some(first) = next else { break };
-        let group = gather::gather(&mut rx, first, GROUP, |_| true).await;
+        let window = gather::Window {
+            max: MAX_TRANSITIONS_PER_WRITE,
+            company: 0,
+            small_for: Duration::ZERO,
+            full_for: PACED.open_for(rate.per_second()),
+        };
+        let group = gather::gather(&mut rx, first, window, |_| true).await;
+        rate.add(group.len(), Instant::now());
         // What an operator watches when callbacks lag: transitions waiting, and how long a
         // group takes to write.
         metrics::gauge!("dialer_state_backlog").set(rx.len() as f64);
