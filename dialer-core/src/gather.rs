@@ -72,6 +72,17 @@ impl Paced {
         }
         Duration::from_secs_f64(self.want as f64 / per_second).clamp(self.min, self.max)
     }
+
+    /// The [`Window`] of a group of at most `max` items at `per_second`: open
+    /// [`Paced::open_for`] whatever its size.
+    pub fn window(&self, max: usize, per_second: f64) -> Window {
+        Window {
+            max,
+            company: 0,
+            small_for: Duration::ZERO,
+            full_for: self.open_for(per_second),
+        }
+    }
 }
 
 /// Items a second, as last measured over at least a second.

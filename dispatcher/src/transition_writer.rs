@@ -84,12 +84,7 @@ pub(crate) async fn run(
             None => rx.recv().await,
         };
         let Some(first) = next else { break };
-        let window = gather::Window {
-            max: MAX_TRANSITIONS_PER_WRITE,
-            company: 0,
-            small_for: Duration::ZERO,
-            full_for: PACED.open_for(rate.per_second()),
-        };
+        let window = PACED.window(MAX_TRANSITIONS_PER_WRITE, rate.per_second());
         let group = gather::gather(&mut rx, first, window, |_| true).await;
         rate.add(group.len(), Instant::now());
         // What an operator watches when callbacks lag: transitions waiting, and how long a
