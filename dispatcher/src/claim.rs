@@ -14,7 +14,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Tim
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::dial_outbox::DialJob;
-use dialer_core::domain::{AttemptState, BatchStatus, CallStatus, Disposition, EventType};
+use dialer_core::domain::{BatchStatus, CallStatus, Disposition, EventType};
 use dialer_core::lifecycle::control;
 
 use crate::state::{self, Applied, Claimed, StateError};
@@ -124,11 +124,11 @@ pub async fn claim(
         .prepared()
         .load(conn)
         .await?;
-        let live: Vec<Count> = diesel::sql_query(format!(
-            "SELECT (SELECT count(*) FROM call_attempts WHERE account_id = $1 AND state <> '{}') AS n, \
+        // `ended_at IS NULL`: the predicate of the index of live attempts (not `state`).
+        let live: Vec<Count> = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM call_attempts WHERE account_id = $1 AND ended_at IS NULL) AS n, \
              max_concurrent_calls AS max FROM accounts WHERE id = $1",
-            AttemptState::Ended
-        ))
+        )
         .bind::<BigInt, _>(account_id)
         .prepared()
         .load(conn)

@@ -87,17 +87,16 @@ async fn find_orphans(
     stale: f64,
 ) -> anyhow::Result<Vec<Orphan>> {
     let mut conn = pool.get().await.map_err(db::DbError::from)?;
-    let orphans = diesel::sql_query(format!(
+    let orphans = diesel::sql_query(
         "SELECT t.id, t.server_id, t.call_pk, c.account_id, t.state, a.ring_timeout_seconds, \
                 a.max_call_seconds \
          FROM call_attempts t JOIN calls c ON c.id = t.call_pk JOIN accounts a ON a.id = c.account_id \
-         WHERE t.state <> '{}' AND t.server_id = ANY($1) \
+         WHERE t.ended_at IS NULL AND t.server_id = ANY($1) \
            AND (t.dispatcher_id IS NULL OR t.dispatcher_id <> $2) \
            AND NOT EXISTS (SELECT 1 FROM dispatchers d WHERE d.id = t.dispatcher_id \
                            AND d.heartbeat_at > now() - make_interval(secs => $3)) \
          LIMIT 1000",
-        AttemptState::Ended
-    ))
+    )
     .bind::<Array<BigInt>, _>(held)
     .bind::<Text, _>(dispatcher_id)
     .bind::<Double, _>(stale)

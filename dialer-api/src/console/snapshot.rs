@@ -203,7 +203,7 @@ struct UsageRow {
 async fn usage(conn: &mut AsyncPgConnection) -> OpsResult<Usage> {
     let live: Vec<UsageRow> = diesel::sql_query(
         "SELECT account_id, server_id, count(*) AS n FROM call_attempts
-         WHERE state <> 'ended' GROUP BY account_id, server_id",
+         WHERE ended_at IS NULL GROUP BY account_id, server_id",
     )
     .load(conn)
     .await?;

@@ -287,9 +287,9 @@ async fn insert_calls(
 
 /// Runs after the insert, inside the transaction: a breach rolls the whole request back.
 async fn check_quotas(conn: &mut AsyncPgConnection, account: &Account) -> ApiResult<()> {
-    let pending = CallStatus::sql_list(|s| !s.is_final());
+    let unfinished = CallStatus::sql_unfinished("", |_| true);
     let queued: Count = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM calls WHERE account_id = $1 AND status IN ({pending})"
+        "SELECT count(*) AS n FROM calls WHERE account_id = $1 AND {unfinished}"
     ))
     .bind::<BigInt, _>(account.id)
     .prepared()

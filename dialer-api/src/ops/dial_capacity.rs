@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use dialer_core::dial_rules::HoldReason;
-use dialer_core::domain::{AttemptState, ServerState};
+use dialer_core::domain::ServerState;
 
 use crate::ops::error::OpsResult;
 use crate::ops::servers::{REPORT_FRESH_SECONDS, ServerLive};
@@ -132,14 +132,13 @@ impl Capacity {
         account_id: i64,
         ready: i64,
     ) -> OpsResult<Grant> {
-        let account: AccountRow = diesel::sql_query(format!(
+        let account: AccountRow = diesel::sql_query(
             "SELECT max_concurrent_calls, calls_per_second,
                     (SELECT count(*) FROM call_attempts
-                     WHERE account_id = $1 AND state <> '{}') AS live,
+                     WHERE account_id = $1 AND ended_at IS NULL) AS live,
                     EXISTS (SELECT 1 FROM test_twins WHERE account_id = $1) AS test_mode
              FROM accounts WHERE id = $1",
-            AttemptState::Ended
-        ))
+        )
         .bind::<BigInt, _>(account_id)
         .get_result(conn)
         .await?;

@@ -123,7 +123,7 @@ async fn groups(
     scope: Scope,
     limit: Option<i64>,
 ) -> OpsResult<Vec<Group>> {
-    let undialed = CallStatus::sql_list(|s| {
+    let undialed = CallStatus::sql_unfinished("", |s| {
         matches!(
             s,
             CallStatus::Queued | CallStatus::Scheduled | CallStatus::RetryWait
@@ -139,7 +139,7 @@ async fn groups(
     };
     let sql = format!(
         "WITH c AS (
-           SELECT * FROM calls WHERE {filter} status IN ({undialed}) LIMIT $2
+           SELECT * FROM calls WHERE {filter} {undialed} LIMIT $2
          ), f AS (
            SELECT c.account_id, a.accountcode, b.batch_id, b.priority::bigint AS batch_priority,
              c.status, b.status AS batch_status, a.status = 'active' AS account_active,

@@ -117,7 +117,7 @@ async fn pause_resume_cancel() {
     assert_eq!(drain_dial_queue(&app).await.len(), 4);
     // one call is in progress, one finished: cancel must leave both alone
     app.sql("UPDATE calls SET status = 'answered', attempts = 1 WHERE id = (SELECT min(id) FROM calls);
-             UPDATE calls SET status = 'completed', attempts = 1 WHERE id = (SELECT min(id) + 1 FROM calls)")
+             UPDATE calls SET status = 'completed', attempts = 1, finished_at = now() WHERE id = (SELECT min(id) + 1 FROM calls)")
         .await;
 
     let r = acme.control(1, "pause").await;
@@ -195,7 +195,7 @@ async fn a_completed_batch_cannot_be_cancelled() {
     acme.dispatch(None).await;
     // As the dispatcher leaves it once every call has its final outcome.
     app.sql(
-        "UPDATE calls SET status = 'completed', attempts = 1;
+        "UPDATE calls SET status = 'completed', attempts = 1, finished_at = now();
              UPDATE batches SET status = 'completed', completed_at = now()",
     )
     .await;

@@ -189,7 +189,7 @@ async fn waiting_reason_and_the_dry_run_agree() {
         .await;
     app.sql(&format!(
         "UPDATE calls SET phone_e164 = '{}', last_dialed_at = now() - interval '1 hour',
-                status = 'completed', attempts = 1
+                status = 'completed', attempts = 1, finished_at = now()
          WHERE batch_pk = (SELECT id FROM batches WHERE batch_id = 2)",
         gb(1)
     ))

@@ -459,6 +459,11 @@ pub fn two_tries_sql(event_id: &str, head: &str) -> String {
 /// event, one of type `event_type` showing `call_status`: what the dispatcher leaves after an
 /// attempt, for tests of what the API shows.
 pub fn outcome_sql(calls_where: &str, status: &str, event_type: &str, call_status: &str) -> String {
+    let final_status = status
+        .parse::<dialer_core::domain::CallStatus>()
+        .expect("a call status")
+        .is_final();
+    let finished_at = if final_status { "now()" } else { "NULL" };
     format!(
         "INSERT INTO call_events (event_id, account_id, batch_pk, call_pk, sequence, event_type, body)
          SELECT 'evt_' || c.id, c.account_id, c.batch_pk, c.id, c.event_seq + 1, '{event_type}',
@@ -467,7 +472,8 @@ pub fn outcome_sql(calls_where: &str, status: &str, event_type: &str, call_statu
                                   'call_status', '{call_status}', 'attempt', c.attempts + 1,
                                   'will_retry', '{status}' = 'retry_wait')::text
          FROM calls c WHERE {calls_where};
-         UPDATE calls c SET status = '{status}', attempts = attempts + 1, event_seq = event_seq + 1
+         UPDATE calls c SET status = '{status}', attempts = attempts + 1, event_seq = event_seq + 1,
+                finished_at = {finished_at}
          WHERE {calls_where};"
     )
 }

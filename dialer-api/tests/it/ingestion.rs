@@ -282,7 +282,8 @@ async fn row_limit_is_413_and_quotas_are_429() {
     assert_eq!(s["total_calls"], 2);
 
     // finished calls no longer count as queued, but still count for the day
-    app.sql("UPDATE calls SET status = 'completed'").await;
+    app.sql("UPDATE calls SET status = 'completed', finished_at = now()")
+        .await;
     assert_eq!(acme.insert_rows(1, rows(2, 2)).await.json()["accepted"], 2);
     let r = acme.insert_rows(1, rows(4, 1)).await;
     r.assert_refused(429, "quota_exceeded", "max_calls_per_day");

@@ -76,6 +76,24 @@ impl CallStatus {
             .collect();
         names.join(",")
     }
+
+    /// SQL condition for calls in the states for which `pred` holds, every one of them not
+    /// final: `finished_at IS NULL`, the predicate of the indexes of unfinished calls (which a
+    /// query must state for the planner to use them; the database holds `finished_at` null
+    /// exactly while the status is not final), then the states themselves unless they are all
+    /// the unfinished ones. `alias` prefixes the columns (`"c."`, or `""`).
+    pub fn sql_unfinished(alias: &str, pred: impl Fn(CallStatus) -> bool) -> String {
+        let chosen = |s: CallStatus| !s.is_final() && pred(s);
+        let all_unfinished = CallStatus::ALL.iter().all(|s| s.is_final() || chosen(*s));
+        if all_unfinished {
+            format!("{alias}finished_at IS NULL")
+        } else {
+            format!(
+                "{alias}finished_at IS NULL AND {alias}status IN ({})",
+                CallStatus::sql_list(chosen)
+            )
+        }
+    }
 }
 
 /// Totals of a batch, computed from per-state counts with the one bucket mapping above.
@@ -187,6 +205,26 @@ mod tests {
                 "skipped",
                 "expired"
             ]
+        );
+    }
+
+    #[test]
+    fn unfinished_conditions_state_the_index_predicate_and_only_unfinished_states() {
+        assert_eq!(
+            CallStatus::sql_unfinished("c.", |_| true),
+            "c.finished_at IS NULL"
+        );
+        assert_eq!(
+            CallStatus::sql_unfinished("", CallStatus::is_undialed),
+            "finished_at IS NULL AND status IN ('queued','scheduled','retry_wait')"
+        );
+        // A final state asked for is left out: no finished call is unfinished.
+        assert_eq!(
+            CallStatus::sql_unfinished("", |s| matches!(
+                s,
+                CallStatus::Dialing | CallStatus::Completed
+            )),
+            "finished_at IS NULL AND status IN ('dialing')"
         );
     }
 

@@ -78,7 +78,7 @@ pub async fn end_calls_of_closed_batches(
     conn: &mut AsyncPgConnection,
     max_calls: i64,
 ) -> Result<Vec<ClosedBatchCalls>, LifecycleError> {
-    let undialed = CallStatus::sql_list(CallStatus::is_undialed);
+    let undialed_c = CallStatus::sql_unfinished("c.", CallStatus::is_undialed);
     let open = [
         BatchStatus::Pending,
         BatchStatus::Dispatching,
@@ -92,7 +92,7 @@ pub async fn end_calls_of_closed_batches(
          FROM batches b JOIN accounts a ON a.id = b.account_id \
          WHERE ((b.expires_at <= now() AND b.status IN ({open})) \
                 OR (b.status = '{cancelled}' AND b.completed_at IS NULL)) \
-           AND EXISTS (SELECT 1 FROM calls c WHERE c.batch_pk = b.id AND c.status IN ({undialed})) \
+           AND EXISTS (SELECT 1 FROM calls c WHERE c.batch_pk = b.id AND {undialed_c}) \
          ORDER BY b.id LIMIT $1 FOR UPDATE OF b SKIP LOCKED",
         cancelled = BatchStatus::Cancelled,
     ))
@@ -150,6 +150,7 @@ pub(super) async fn end_undialed_calls(
     locked: LockedRows,
 ) -> QueryResult<Vec<PerBatch>> {
     let undialed = CallStatus::sql_list(CallStatus::is_undialed);
+    let undialed_unfinished = CallStatus::sql_unfinished("", CallStatus::is_undialed);
     let body = never_dialed_body_sql(event, None, "accountcode", "batch_id");
     let lock = match locked {
         LockedRows::Wait => "FOR UPDATE",
@@ -159,7 +160,7 @@ pub(super) async fn end_undialed_calls(
         "WITH target AS (
             UPDATE calls c SET status = '{status}', event_seq = c.event_seq + 1,
                    next_due_at = NULL, finished_at = now(), updated_at = now()
-            WHERE c.id IN (SELECT id FROM calls WHERE batch_pk = ANY($1) AND status IN ({undialed})
+            WHERE c.id IN (SELECT id FROM calls WHERE batch_pk = ANY($1) AND {undialed_unfinished}
                            ORDER BY id LIMIT $2 {lock})
               AND c.status IN ({undialed})
             RETURNING c.id, c.call_id, c.account_id, c.batch_pk, c.phone_raw, c.phone_e164,

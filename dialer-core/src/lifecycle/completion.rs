@@ -45,7 +45,7 @@ pub async fn complete_batch_if_done(
     conn: &mut AsyncPgConnection,
     batch: &BatchRef<'_>,
 ) -> Result<bool, LifecycleError> {
-    let pending_states = CallStatus::sql_list(|s| !s.is_final());
+    let unfinished = CallStatus::sql_unfinished("", |_| true);
     let (pending, dispatching, paused, cancelled, completed) = (
         BatchStatus::Pending,
         BatchStatus::Dispatching,
@@ -69,7 +69,7 @@ pub async fn complete_batch_if_done(
         // a large batch each time would make finishing it quadratic.
         diesel::sql_query(format!(
             "SELECT count(*) AS pending FROM (SELECT 1 FROM calls WHERE batch_pk = $1 \
-             AND status IN ({pending_states}) LIMIT 1) x"
+             AND {unfinished} LIMIT 1) x"
         ))
         .bind::<BigInt, _>(batch.batch_pk)
         .prepared()

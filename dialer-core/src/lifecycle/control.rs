@@ -51,7 +51,7 @@ async fn take_back_unsent(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryR
     diesel::sql_query(format!(
         "WITH unsent AS (
             DELETE FROM call_attempts t USING calls c
-            WHERE c.batch_pk = $1 AND c.status = '{dialing}' AND t.call_pk = c.id
+            WHERE c.batch_pk = $1 AND c.finished_at IS NULL AND c.status = '{dialing}' AND t.call_pk = c.id
               AND t.state = '{originating}' AND t.sent_at IS NULL
             RETURNING t.id, t.call_pk
          )
@@ -108,7 +108,7 @@ pub async fn resume(
     diesel::sql_query(
         "UPDATE dial_jobs j SET published_at = NULL
          FROM calls c
-         WHERE j.call_pk = c.id AND c.batch_pk = $1 AND c.status = 'scheduled'
+         WHERE j.call_pk = c.id AND c.batch_pk = $1 AND c.finished_at IS NULL AND c.status = 'scheduled'
            AND j.attempt = c.attempts + 1 AND j.published_at IS NOT NULL",
     )
     .bind::<BigInt, _>(batch_pk)

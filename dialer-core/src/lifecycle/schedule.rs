@@ -37,7 +37,7 @@ pub async fn schedule_queued(
          ), sched AS (
             UPDATE calls c SET status = 'scheduled', dispatched_at = now(), updated_at = now()
             FROM eligible b
-            WHERE c.batch_pk = b.id AND c.status = 'queued'
+            WHERE c.batch_pk = b.id AND c.finished_at IS NULL AND c.status = 'queued'
             RETURNING c.id, c.batch_pk, c.attempts
          ), jobs AS (
             -- Higher-priority batches' jobs first: ids, hence publish order, follow priority.

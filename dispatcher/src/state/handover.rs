@@ -16,11 +16,10 @@ pub async fn release_attempts_of(
     conn: &mut AsyncPgConnection,
     dispatcher_id: &str,
 ) -> Result<usize, StateError> {
-    let released = diesel::sql_query(format!(
+    let released = diesel::sql_query(
         "UPDATE call_attempts SET dispatcher_id = NULL \
-         WHERE dispatcher_id = $1 AND state <> '{}'",
-        AttemptState::Ended
-    ))
+         WHERE dispatcher_id = $1 AND ended_at IS NULL",
+    )
     .bind::<Text, _>(dispatcher_id)
     .prepared()
     .execute(conn)
