@@ -271,7 +271,11 @@ async fn the_unfinished_calls_conditions_use_the_unfinished_calls_indexes() {
     // cancel and pause read a batch's, all or the undialed ones.
     for (key, index, conds) in [
         ("account_id", "calls_account_unfinished", vec![&unfinished]),
-        ("batch_pk", "calls_batch_unfinished", vec![&unfinished, &undialed]),
+        (
+            "batch_pk",
+            "calls_batch_unfinished",
+            vec![&unfinished, &undialed],
+        ),
     ] {
         for cond in conds {
             let plan: Vec<Plan> = diesel::sql_query(format!(
