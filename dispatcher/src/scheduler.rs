@@ -43,6 +43,10 @@ const BLOCKED_FOR: Duration = Duration::from_millis(200);
 /// the process (`kill -STOP`, a frozen VM): well under the time after which another dispatcher
 /// adopts a silent one's attempts (2 s at least).
 const STALLED_SEND: Duration = Duration::from_millis(1_000);
+/// A call confirmed this much after its moment (a commit held up by a slow disk) takes the
+/// account's and the server's next free moments instead: the calls confirmed together would
+/// otherwise reach the PBX together, past the account's rate and the server's `max_cps`.
+const LATE_CONFIRM: Duration = Duration::from_millis(10);
 
 /// A dial job and the means to acknowledge it.
 pub struct Job {
@@ -326,6 +330,11 @@ impl Scheduler {
                         undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
                     }
+                    let leave = if Instant::now() > leave + LATE_CONFIRM {
+                        server.pace_from(account_pace(&pacers, account, rate, Instant::now()))
+                    } else {
+                        leave
+                    };
                     tokio::time::sleep_until(leave.into()).await;
                     if Instant::now() > leave + STALLED_SEND {
                         // This process was stopped between the confirmation and the send:
