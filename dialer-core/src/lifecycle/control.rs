@@ -51,7 +51,7 @@ async fn take_back_unsent(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryR
     diesel::sql_query(format!(
         "WITH unsent AS (
             DELETE FROM call_attempts t USING calls c
-            WHERE c.batch_pk = $1 AND c.finished_at IS NULL AND c.status = '{dialing}' AND t.call_pk = c.id
+            WHERE c.batch_pk = $1 AND {dialing} AND t.call_pk = c.id
               AND t.state = '{originating}' AND t.sent_at IS NULL
             RETURNING t.id, t.call_pk
          )
@@ -60,7 +60,7 @@ async fn take_back_unsent(conn: &mut AsyncPgConnection, batch_pk: i64) -> QueryR
                                   WHERE p.call_pk = c.id AND p.id NOT IN (SELECT id FROM unsent)),
                 updated_at = now()
          FROM unsent u WHERE c.id = u.call_pk",
-        dialing = CallStatus::Dialing,
+        dialing = CallStatus::sql_unfinished("c.", |s| s == CallStatus::Dialing),
         originating = AttemptState::Originating,
         scheduled = CallStatus::Scheduled,
     ))
@@ -105,12 +105,13 @@ pub async fn resume(
         "paused_at = NULL",
     )
     .await?;
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "UPDATE dial_jobs j SET published_at = NULL
          FROM calls c
-         WHERE j.call_pk = c.id AND c.batch_pk = $1 AND c.finished_at IS NULL AND c.status = 'scheduled'
+         WHERE j.call_pk = c.id AND c.batch_pk = $1 AND {scheduled}
            AND j.attempt = c.attempts + 1 AND j.published_at IS NOT NULL",
-    )
+        scheduled = CallStatus::sql_unfinished("c.", |s| s == CallStatus::Scheduled),
+    ))
     .bind::<BigInt, _>(batch_pk)
     .prepared()
     .execute(conn)

@@ -6,7 +6,7 @@ use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::domain::BatchStatus;
+use crate::domain::{BatchStatus, CallStatus};
 use crate::prepared::PrepareOnce;
 
 /// Calls of one batch scheduled by [`schedule_queued`].
@@ -29,7 +29,7 @@ pub async fn schedule_queued(
     account_id: i64,
     only_batch_pk: Option<i64>,
 ) -> QueryResult<Vec<ScheduledCalls>> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "WITH eligible AS (
             SELECT id, batch_id, priority FROM batches
             WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2)
@@ -37,7 +37,7 @@ pub async fn schedule_queued(
          ), sched AS (
             UPDATE calls c SET status = 'scheduled', dispatched_at = now(), updated_at = now()
             FROM eligible b
-            WHERE c.batch_pk = b.id AND c.finished_at IS NULL AND c.status = 'queued'
+            WHERE c.batch_pk = b.id AND {queued}
             RETURNING c.id, c.batch_pk, c.attempts
          ), jobs AS (
             -- Higher-priority batches' jobs first: ids, hence publish order, follow priority.
@@ -53,7 +53,8 @@ pub async fn schedule_queued(
          SELECT s.batch_pk, b.batch_id, count(*) AS n
          FROM sched s JOIN eligible b ON b.id = s.batch_pk
          GROUP BY s.batch_pk, b.batch_id ORDER BY b.batch_id",
-    )
+        queued = CallStatus::sql_unfinished("c.", |s| s == CallStatus::Queued),
+    ))
     .bind::<BigInt, _>(account_id)
     .bind::<Nullable<BigInt>, _>(only_batch_pk)
     .prepared()
