@@ -39,14 +39,18 @@ const PER_ROUND: usize = 400;
 const MIN_PER_ACCOUNT: usize = 20;
 /// How long an account at its channel limit is left alone before trying again.
 const BLOCKED_FOR: Duration = Duration::from_millis(200);
-/// A call confirmed for sending that reaches its moment this much late was held up by a stop of
-/// the process (`kill -STOP`, a frozen VM): well under the time after which another dispatcher
-/// adopts a silent one's attempts (2 s at least).
-const STALLED_SEND: Duration = Duration::from_millis(1_000);
-/// A call confirmed this much after its moment (a commit held up by a slow disk) takes the
-/// account's and the server's next free moments instead: the calls confirmed together would
-/// otherwise reach the PBX together, past the account's rate and the server's `max_cps`.
-const LATE_CONFIRM: Duration = Duration::from_millis(10);
+/// A call that reaches its moment this much late was held up (a commit waiting on a slow disk,
+/// a busy or stopped process). Sent at once, the calls held up together would reach the PBX
+/// together, past the account's rate, the server's `max_cps` and the platform's rate.
+const LATE: Duration = Duration::from_millis(10);
+/// Up to this late, a call takes the account's and the server's next free moments in this
+/// process and leaves. Later than that, it is not sent but put back and claimed again: its
+/// slots in the account's and the platform's pacing are shared with other dispatchers, whose
+/// calls now hold the moments after it; its confirmation is old (a pause answered since would
+/// not stop it); after a stop (`kill -STOP`, a frozen VM) another dispatcher may even have
+/// settled it. Put back, it gets fresh slots and a fresh confirmation; nobody was dialed, so
+/// no event is written.
+const PUT_BACK: Duration = Duration::from_millis(25);
 
 /// A dial job and the means to acknowledge it.
 pub struct Job {
@@ -259,22 +263,33 @@ impl Scheduler {
             return (back, None);
         }
         // Departures under the account's rate (shared by every dispatcher) and the platform's
-        // if limited, decided together. The clock is read afresh: the claim may have waited on
-        // another dispatcher's lock, and a slot dated before it would fire late, bunched
-        // against the next one.
+        // if limited, decided together, the first one [`LEAD`] from now at the earliest: every
+        // call has the time to be confirmed before its moment, so one that is late was held up.
+        // The clock is read afresh: the claim may have waited on another dispatcher's lock, and
+        // a slot dated before it would fire late, bunched against the next one.
         let rate = f64::from(claimed[0].calls_per_second);
         let rate_per_round = claimed[0].calls_per_second.max(1) as usize;
-        let now = Utc::now();
+        let now = Utc::now() + chrono::Duration::from_std(LEAD).unwrap_or_default();
         // Test-mode calls take no share of the platform's rate: they go to simulators.
         let platform = self.global_cps.filter(|_| !server.spec.simulated);
-        let slots = pacing::departures(&mut conn, account, rate, platform, claimed.len(), now)
+        let slots = match pacing::departures(&mut conn, account, rate, platform, claimed.len(), now)
             .await
-            .unwrap_or_else(|e| {
-                // The claim is committed; the calls still leave, paced by this process alone
-                // (the account's local pacer and the server's).
-                warn!(error = %e, "pacing not reserved; pacing locally");
-                vec![now; claimed.len()]
-            });
+        {
+            Ok(slots) => slots,
+            Err(e) => {
+                // The claim is committed, but the calls have no departures: sent anyway they
+                // would leave together. Put back, they are claimed again (nobody was dialed).
+                warn!(error = %e, calls = claimed.len(), "pacing not reserved; calls put back");
+                server.release(claimed.len());
+                for c in &claimed {
+                    let _ = self.transitions.send(Transition::NotPlaced {
+                        attempt: c.attempt_id,
+                        due: Utc::now(),
+                    });
+                }
+                return (back, Some(rate_per_round));
+            }
+        };
         drop(conn);
         // Followed from the claim on: a graceful stop waits for these too, and their channels
         // count against the server from now.
@@ -330,20 +345,21 @@ impl Scheduler {
                         undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
                     }
-                    let leave = if Instant::now() > leave + LATE_CONFIRM {
-                        server.pace_from(account_pace(&pacers, account, rate, Instant::now()))
-                    } else {
-                        leave
-                    };
                     tokio::time::sleep_until(leave.into()).await;
-                    if Instant::now() > leave + STALLED_SEND {
-                        // This process was stopped between the confirmation and the send:
-                        // another dispatcher may have settled the attempt meanwhile. Sent now,
-                        // it would dial a call nobody follows; undone instead (a no-op if it
-                        // was settled).
-                        warn!(attempt = %c.attempt_id, "stalled before its Originate; not dialed");
+                    let late = Instant::now().saturating_duration_since(leave);
+                    if late > PUT_BACK {
+                        // Claimed again rather than sent next to the calls after it (a no-op if
+                        // another dispatcher settled it meanwhile).
+                        debug!(attempt = %c.attempt_id, late_ms = late.as_millis() as u64, "late for its Originate; put back");
+                        metrics::counter!("dialer_originates_put_back_late_total", "server" => server.spec.code.clone())
+                            .increment(1);
                         undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
+                    }
+                    if late > LATE {
+                        let leave =
+                            server.pace_from(account_pace(&pacers, account, rate, Instant::now()));
+                        tokio::time::sleep_until(leave.into()).await;
                     }
                     // Each Originate leaves at its own slot: waiting for the previous response
                     // would make every later call late, and late calls bunch up.

@@ -10,7 +10,7 @@ use crate::helpers::{World, batch_under_way, numbers};
 use ami_sim::stats::max_in_window;
 use dialer_core::lifecycle;
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use dispatcher::{Dispatcher, DispatcherConfig};
 
 /// Two dispatchers, started and waited for until each holds one of the two servers, so both
@@ -90,6 +90,89 @@ async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
         assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
     }
     world.assert_two_dispatchers_dialed().await;
+}
+
+/// PostgreSQL stalls its writers now and then, as a slow disk makes a commit wait: every
+/// confirmation, claim and outcome held up for `stall`, every `every`, until `stop`.
+async fn stall_writes(
+    world: &World,
+    stall: Duration,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    let mut conn = world.conn().await;
+    let mut stalls = 0;
+    while !AtomicBool::load(&stop, Ordering::SeqCst) {
+        tokio::time::sleep(every).await;
+        conn.batch_execute("BEGIN; LOCK TABLE call_attempts IN EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        tokio::time::sleep(stall).await;
+        conn.batch_execute("COMMIT").await.expect("unlock");
+        stalls += 1;
+    }
+    stalls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_held_up_by_a_stalled_database_do_not_leave_together() {
+    let world = Arc::new(World::answering(2, 0, 100, 200, 1000).await);
+    let acme = world.account("ACME", 20, 100, "").await;
+    let globex = world.account("GLOBEX", 20, 100, "").await;
+    let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
+    world.sims[0].reset_stats();
+    world.sims[1].reset_stats();
+    let acme_numbers = numbers(60);
+    let globex_numbers: Vec<String> = (0..60).map(|i| format!("+1555{:07}", 1000 + i)).collect();
+    let b1 = world.batch(acme, 1, &acme_numbers).await;
+    let b2 = world.batch(globex, 1, &globex_numbers).await;
+    world
+        .wait_originates(5, 30, 50, "the dispatchers never got going")
+        .await;
+    // Stalls of 400 ms: four calls' worth of the platform's rate held up each time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stalls = {
+        let (world, stop) = (world.clone(), stop.clone());
+        tokio::spawn(async move {
+            stall_writes(
+                &world,
+                Duration::from_millis(400),
+                Duration::from_millis(1200),
+                stop,
+            )
+            .await
+        })
+    };
+    world.wait_final(b1, Duration::from_secs(120)).await;
+    world.wait_final(b2, Duration::from_secs(60)).await;
+    stop.store(true, Ordering::SeqCst);
+    let stalls = stalls.await.expect("stalls");
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let mut times = world.sims[0].originate_times();
+    times.extend(world.sims[1].originate_times());
+    times.sort();
+    let max = max_in_window(&times, Duration::from_secs(1));
+    eprintln!(
+        "{stalls} stalls: max {max} originates in 1 s, {} in all",
+        times.len()
+    );
+    assert!(stalls >= 5, "only {stalls} stalls while dialing");
+    assert!(
+        max <= 11,
+        "{max} originates in one second, platform limit 10"
+    );
+    for sim in &world.sims {
+        assert!(sim.stats().originates_by_number.values().all(|n| *n == 1));
+    }
+    assert_eq!(times.len(), 120, "every call originated once");
+    for batch in [b1, b2] {
+        for c in world.calls(batch).await {
+            assert_eq!(c.status, "completed", "call {}", c.phone_raw);
+            assert_eq!(c.attempts, 1, "call {}", c.phone_raw);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
