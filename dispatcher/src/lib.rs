@@ -9,7 +9,8 @@
 //! - [`scheduler`]: fair, paced Originates across accounts and servers; [`placement`]: an
 //!   Originate that never reached a running PBX puts its call back, with backoff.
 //! - [`flow`]: what an Originate carries for its batch's flow after the answer.
-//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL just before its Originate.
+//! - [`send_gate`]: each claimed attempt confirmed in PostgreSQL just before its Originate;
+//!   [`late`]: a call held up past its moment is spaced out or put back, never sent in a clump.
 //! - [`registry`]: the attempts being followed and the routing of AMI events to them.
 //! - [`server`]: one leased Asterisk server: AMI connection, channels, reconcile;
 //!   [`health`]: backing off an overloaded PBX.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod flow;
 pub mod health;
 pub mod intake;
+pub mod late;
 pub mod leases;
 pub mod outcome;
 pub mod pacer;

@@ -113,6 +113,7 @@ impl Dispatcher {
             transitions: transitions_tx.clone(),
             global_cps: config.global_cps,
             account_pacers: Arc::default(),
+            late: Arc::default(),
             gate: SendGate::start(pool.clone(), config.id.clone()),
             flow,
         };

@@ -24,6 +24,7 @@ use ami_bridge::AmiError;
 
 use crate::claim::{self, Decision};
 use crate::flow::FlowSetup;
+use crate::late::{Late, LateCalls, PUT_BACK};
 use crate::outcome::AttemptTracker;
 use crate::pacer::Pacer;
 use crate::pacing;
@@ -39,19 +40,6 @@ const PER_ROUND: usize = 400;
 const MIN_PER_ACCOUNT: usize = 20;
 /// How long an account at its channel limit is left alone before trying again.
 const BLOCKED_FOR: Duration = Duration::from_millis(200);
-/// A call that reaches its moment this much late was held up (a commit waiting on a slow disk,
-/// a busy or stopped process). Sent at once, the calls held up together would reach the PBX
-/// together, past the account's rate, the server's `max_cps` and the platform's rate.
-const LATE: Duration = Duration::from_millis(10);
-/// Up to this late, a call takes the account's and the server's next free moments in this
-/// process and leaves. Later than that, it is not sent but put back and claimed again: its
-/// slots in the account's and the platform's pacing are shared with other dispatchers, whose
-/// calls now hold the moments after it; its confirmation is old (a pause answered since would
-/// not stop it); after a stop (`kill -STOP`, a frozen VM) another dispatcher may even have
-/// settled it. Put back, it gets fresh slots and a fresh confirmation; nobody was dialed, so
-/// no event is written.
-const PUT_BACK: Duration = Duration::from_millis(25);
-
 /// A dial job and the means to acknowledge it.
 pub struct Job {
     pub job: DialJob,
@@ -74,6 +62,8 @@ pub struct Scheduler {
     pub gate: SendGate,
     /// The flow after the answer: context and media URLs for the Originates.
     pub flow: Arc<FlowSetup>,
+    /// Calls put back for reaching their moment late ([`crate::late`]).
+    pub late: Arc<LateCalls>,
 }
 
 impl Scheduler {
@@ -291,6 +281,13 @@ impl Scheduler {
             }
         };
         drop(conn);
+        // Set by a limit other dispatchers share: under a platform limit every call; under an
+        // account's alone, those its rate held back (not a burst under generous limits).
+        let held_from = now + chrono::Duration::from_std(PUT_BACK).unwrap_or_default();
+        let paced: Vec<bool> = slots
+            .iter()
+            .map(|s| platform.is_some() || *s >= held_from)
+            .collect();
         // Followed from the claim on: a graceful stop waits for these too, and their channels
         // count against the server from now.
         for c in &claimed {
@@ -313,18 +310,20 @@ impl Scheduler {
         let pacers = self.account_pacers.clone();
         let gate = self.gate.clone();
         let flow = self.flow.clone();
+        let late_calls = self.late.clone();
         tokio::spawn(async move {
-            for (c, slot) in claimed.into_iter().zip(slots) {
+            for ((c, slot), paced) in claimed.into_iter().zip(slots).zip(paced) {
                 let until_slot = (slot - Utc::now()).to_std().unwrap_or_default();
                 let at_slot = Instant::now() + until_slot;
                 tokio::time::sleep(until_slot.saturating_sub(LEAD)).await;
-                let (server, registry, transitions, gate, pacers, flow) = (
+                let (server, registry, transitions, gate, pacers, flow, late_calls) = (
                     server.clone(),
                     registry.clone(),
                     transitions.clone(),
                     gate.clone(),
                     pacers.clone(),
                     flow.clone(),
+                    late_calls.clone(),
                 );
                 tokio::spawn(async move {
                     let account_at = account_pace(&pacers, account, rate, at_slot);
@@ -345,21 +344,26 @@ impl Scheduler {
                         undo_unsent(&registry, &transitions, c.attempt_id);
                         return;
                     }
+                    let confirmed = Instant::now();
                     tokio::time::sleep_until(leave.into()).await;
-                    let late = Instant::now().saturating_duration_since(leave);
-                    if late > PUT_BACK {
-                        // Claimed again rather than sent next to the calls after it (a no-op if
-                        // another dispatcher settled it meanwhile).
-                        debug!(attempt = %c.attempt_id, late_ms = late.as_millis() as u64, "late for its Originate; put back");
-                        metrics::counter!("dialer_originates_put_back_late_total", "server" => server.spec.code.clone())
-                            .increment(1);
-                        undo_unsent(&registry, &transitions, c.attempt_id);
-                        return;
-                    }
-                    if late > LATE {
-                        let leave =
-                            server.pace_from(account_pace(&pacers, account, rate, Instant::now()));
-                        tokio::time::sleep_until(leave.into()).await;
+                    let now = Instant::now();
+                    let late = now.saturating_duration_since(leave);
+                    let stalled = now.saturating_duration_since(leave.max(confirmed));
+                    match late_calls.judge(c.call_pk, late, stalled, now, paced) {
+                        Late::OnTime => {}
+                        Late::Respace => {
+                            let leave = server.pace_from(account_pace(&pacers, account, rate, now));
+                            tokio::time::sleep_until(leave.into()).await;
+                        }
+                        Late::PutBack => {
+                            // Claimed again rather than sent next to the calls after it (a no-op
+                            // if another dispatcher settled it meanwhile).
+                            debug!(attempt = %c.attempt_id, late_ms = late.as_millis() as u64, "late for its Originate; put back");
+                            metrics::counter!("dialer_originates_put_back_late_total", "server" => server.spec.code.clone())
+                                .increment(1);
+                            undo_unsent(&registry, &transitions, c.attempt_id);
+                            return;
+                        }
                     }
                     // Each Originate leaves at its own slot: waiting for the previous response
                     // would make every later call late, and late calls bunch up.

@@ -9,6 +9,7 @@ mod fairness;
 mod global_and_resume;
 mod held_transitions;
 mod helpers;
+mod late;
 mod limits_and_batches;
 mod multi_dispatcher;
 mod not_placed;
