@@ -20,7 +20,7 @@ use dialer_core::db::DbPool;
 use crate::api_client::ApiClient;
 use crate::pg_cpu::PgServer;
 use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
-use crate::{report, seed};
+use crate::{dispatcher_metrics, report, seed};
 
 pub struct BenchOptions {
     /// Calls of the end-to-end run (and rows of the ingestion comparison).
@@ -200,6 +200,13 @@ async fn bench(
     let post_rate = plain_posts(&receiver.url, &created.callback_secret, bodies, 32).await?;
     receiver.stop().await;
 
+    let put_back =
+        dispatcher_metrics::scrape(&reqwest::Client::new(), &services.dispatcher_metrics_url)
+            .await
+            .map_or_else(
+                || "?".to_owned(),
+                |t| dispatcher_metrics::put_back_late(&t).to_string(),
+            );
     let deliveries_rate = received.deliveries as f64 / delivery_secs;
     let rows = [
         Row {
@@ -210,6 +217,11 @@ async fn bench(
                 calls as f64 / dial_secs,
                 attempts.attempts
             ),
+        },
+        Row {
+            what: "calls put back, late for their moment",
+            value: put_back,
+            note: "claimed again, not sent together (dispatcher metrics)".to_owned(),
         },
         Row {
             what: "ingestion rows / s, API",

@@ -6,6 +6,7 @@
 pub mod api_client;
 pub mod bench;
 pub mod demo;
+pub mod dispatcher_metrics;
 pub mod history;
 pub mod memory;
 pub mod paced;

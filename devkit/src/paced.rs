@@ -28,7 +28,7 @@ use crate::platform::{self, Binaries, Processes, ServiceEnv, SimSpec};
 use crate::rate_windows::{min_window_mean, per_second, quantile};
 use crate::receiver::Receiver;
 use crate::seed::{self, ServerSeed};
-use crate::{bench, history, report};
+use crate::{bench, dispatcher_metrics, history, report};
 
 /// A real PBX to drive instead of a simulator.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ async fn paced(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let factors = tokio::spawn(watch_factor(
+    let watching = tokio::spawn(watch_dispatcher(
         services.dispatcher_metrics_url.clone(),
         stop_rx,
     ));
@@ -196,7 +196,8 @@ async fn paced(
     let run_cpu = pg.cpu_seconds() - run_cpu_start;
     let run_to = pg_transactions::reading(&pool).await;
     let _ = stop_tx.send(true);
-    let factor_changes = factors.await.unwrap_or_default();
+    let watched = watching.await.unwrap_or_default();
+    let factor_changes = watched.factor_changes;
 
     let answered = answered_times(&pool, account_id).await?;
     let per_sec = per_second(&answered);
@@ -289,6 +290,10 @@ async fn paced(
             .join(", ")
     );
     println!(
+        "| calls put back, late for their moment | {} | claimed again, not sent together |",
+        watched.put_back_late
+    );
+    println!(
         "| PostgreSQL CPU s / 1,000 calls | {:.3} | {run_cpu:.1} s in {run_secs:.1} s from dispatch, less idle {idle_rate:.3} s/s{} |",
         above_idle / calls as f64 * 1000.0,
         if pg.exact() {
@@ -336,33 +341,44 @@ fn write_sim_config(dir: &std::path::Path, opts: &PacedOptions) -> anyhow::Resul
     Ok(path)
 }
 
-/// The dispatcher's `dialer_server_capacity_factor` read each second until `stop`: each change
-/// (seconds since the start, new value).
-async fn watch_factor(metrics_url: String, mut stop: watch::Receiver<bool>) -> Vec<(f64, f64)> {
+/// What the dispatcher's metrics showed through the run.
+#[derive(Default)]
+struct Watched {
+    /// Each change of `dialer_server_capacity_factor` (seconds since the start, new value).
+    factor_changes: Vec<(f64, f64)>,
+    /// `dialer_originates_put_back_late_total` at the last reading: calls held up past their
+    /// moment and claimed again.
+    put_back_late: u64,
+}
+
+/// The dispatcher's metrics read each second until `stop`.
+async fn watch_dispatcher(metrics_url: String, mut stop: watch::Receiver<bool>) -> Watched {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut last: Option<f64> = None;
-    let mut changes = Vec::new();
+    let mut watched = Watched::default();
     loop {
-        if let Ok(resp) = http.get(&metrics_url).send().await
-            && let Ok(text) = resp.text().await
-        {
+        if let Some(text) = dispatcher_metrics::scrape(&http, &metrics_url).await {
+            watched.put_back_late = dispatcher_metrics::put_back_late(&text);
             // The lowest over servers (there is one in a paced run).
-            let factor = text
-                .lines()
-                .filter(|l| l.starts_with("dialer_server_capacity_factor"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            let factor = dispatcher_metrics::values(&text, "dialer_server_capacity_factor")
                 .min_by(f64::total_cmp);
             if let Some(f) = factor {
                 if last.is_some_and(|l| (l - f).abs() > f64::EPSILON) {
-                    changes.push((started.elapsed().as_secs_f64(), f));
+                    watched
+                        .factor_changes
+                        .push((started.elapsed().as_secs_f64(), f));
                 }
                 last = Some(f);
             }
         }
+        if *stop.borrow() {
+            return watched;
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return changes,
+            // Read once more: the counts as they stand at the end.
+            _ = stop.changed() => {}
         }
     }
 }
