@@ -149,8 +149,10 @@ pub(super) async fn end_undialed_calls(
     max_calls: i64,
     locked: LockedRows,
 ) -> QueryResult<Vec<PerBatch>> {
-    let undialed = CallStatus::sql_list(CallStatus::is_undialed);
-    let undialed_unfinished = CallStatus::sql_unfinished("", CallStatus::is_undialed);
+    // One condition, stated for the selection and again for the row updated (it may have been
+    // dialed or ended between the two).
+    let undialed = |alias| CallStatus::sql_unfinished(alias, CallStatus::is_undialed);
+    let (inner, outer) = (undialed(""), undialed("c."));
     let body = never_dialed_body_sql(event, None, "accountcode", "batch_id");
     let lock = match locked {
         LockedRows::Wait => "FOR UPDATE",
@@ -160,9 +162,9 @@ pub(super) async fn end_undialed_calls(
         "WITH target AS (
             UPDATE calls c SET status = '{status}', event_seq = c.event_seq + 1,
                    next_due_at = NULL, finished_at = now(), updated_at = now()
-            WHERE c.id IN (SELECT id FROM calls WHERE batch_pk = ANY($1) AND {undialed_unfinished}
+            WHERE c.id IN (SELECT id FROM calls WHERE batch_pk = ANY($1) AND {inner}
                            ORDER BY id LIMIT $2 {lock})
-              AND c.status IN ({undialed})
+              AND {outer}
             RETURNING c.id, c.call_id, c.account_id, c.batch_pk, c.phone_raw, c.phone_e164,
                       c.custom_data, c.attempts, c.event_seq
          ), ev AS (
