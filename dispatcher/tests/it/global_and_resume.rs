@@ -31,19 +31,27 @@ async fn two_dispatchers(
     (a, b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
-    let world = World::answering(2, 0, 100, 200, 1000).await;
+/// Two servers, two dispatchers under a platform limit of 10 calls/s, and a batch of `n`
+/// numbers for each of two accounts at 20 calls/s, the simulators counting from the same
+/// instant (so their times merge): the world, the dispatchers, the batches and ACME's id.
+async fn two_accounts_under_a_platform_limit(
+    n: usize,
+) -> (Arc<World>, (Dispatcher, Dispatcher), (i64, i64), i64) {
+    let world = Arc::new(World::answering(2, 0, 100, 200, 1000).await);
     let acme = world.account("ACME", 20, 100, "").await;
     let globex = world.account("GLOBEX", 20, 100, "").await;
-    let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
-    // Both simulators count from the same instant, so their times merge.
+    let dispatchers = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
     world.sims[0].reset_stats();
     world.sims[1].reset_stats();
-    let acme_numbers = numbers(75);
-    let globex_numbers: Vec<String> = (0..75).map(|i| format!("+1555{:07}", 1000 + i)).collect();
-    let b1 = world.batch(acme, 1, &acme_numbers).await;
+    let globex_numbers: Vec<String> = (0..n).map(|i| format!("+1555{:07}", 1000 + i)).collect();
+    let b1 = world.batch(acme, 1, &numbers(n)).await;
     let b2 = world.batch(globex, 1, &globex_numbers).await;
+    (world, dispatchers, (b1, b2), acme)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_rate_holds_across_accounts_and_dispatchers() {
+    let (world, (a, b), (b1, b2), acme) = two_accounts_under_a_platform_limit(75).await;
     // Each dispatcher publishes its live state while it dials: the platform limit it applies,
     // the rate of each account and of its server (what the API's dry run reads).
     let live = "SELECT count(*) AS n FROM dispatchers d WHERE d.global_cps = 10 \
@@ -116,16 +124,7 @@ async fn stall_writes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_held_up_by_a_stalled_database_do_not_leave_together() {
-    let world = Arc::new(World::answering(2, 0, 100, 200, 1000).await);
-    let acme = world.account("ACME", 20, 100, "").await;
-    let globex = world.account("GLOBEX", 20, 100, "").await;
-    let (a, b) = two_dispatchers(&world, |c| c.global_cps = Some(10.0)).await;
-    world.sims[0].reset_stats();
-    world.sims[1].reset_stats();
-    let acme_numbers = numbers(60);
-    let globex_numbers: Vec<String> = (0..60).map(|i| format!("+1555{:07}", 1000 + i)).collect();
-    let b1 = world.batch(acme, 1, &acme_numbers).await;
-    let b2 = world.batch(globex, 1, &globex_numbers).await;
+    let (world, (a, b), (b1, b2), _) = two_accounts_under_a_platform_limit(60).await;
     world
         .wait_originates(5, 30, 50, "the dispatchers never got going")
         .await;
