@@ -4,8 +4,9 @@
 //! always be confirmed before its moment: one that is late was held up (a commit waiting on a
 //! slow disk, a busy or stopped process). Sent at once, the calls held up together would reach
 //! the PBX together, past the account's rate, the server's `max_cps` and the platform's rate.
-//! A little late, a call is spaced out by this process's pacers; later, if a limit shared with
-//! other dispatchers set its moment, it is put back and claimed again (see [`LateCalls::judge`]).
+//! A little late, a call leaves (spaced out by this process's pacers if no shared limit set
+//! its moment); later, if a limit shared with other dispatchers set its moment, it is put back
+//! and claimed again (see [`LateCalls::judge`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +32,7 @@ pub const PUT_BACK: Duration = Duration::from_millis(25);
 /// and nothing dialed. After that it takes this process's next free moments instead. A few
 /// rather than one: a call claimed again after a stall can meet the next one.
 pub const PUT_BACK_WINDOW: Duration = Duration::from_secs(60);
+/// Put backs of one call in [`PUT_BACK_WINDOW`] at most.
 pub const PUT_BACKS: u32 = 3;
 
 /// Later than this after its confirmation came back, the process was stopped (`kill -STOP`, a
@@ -89,8 +91,9 @@ impl LateCalls {
         if late <= PUT_BACK {
             return Late::OnTime;
         }
+        // Without its count (a poisoned lock) a call is not put back: it could be forever.
         let Ok(mut put_back) = self.put_back.lock() else {
-            return Late::PutBack;
+            return Late::Respace;
         };
         // Pruned once a second at most: under steady lateness this runs for every call.
         if put_back
