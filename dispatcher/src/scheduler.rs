@@ -272,10 +272,7 @@ impl Scheduler {
                 warn!(error = %e, calls = claimed.len(), "pacing not reserved; calls put back");
                 server.release(claimed.len());
                 for c in &claimed {
-                    let _ = self.transitions.send(Transition::NotPlaced {
-                        attempt: c.attempt_id,
-                        due: Utc::now(),
-                    });
+                    undo_unsent(&self.registry, &self.transitions, c.attempt_id);
                 }
                 return (back, Some(rate_per_round));
             }
